@@ -1,0 +1,114 @@
+"""Voice activity detection: audio chunks in, one SpeechSegment per user turn out.
+
+Silero VAD is loaded from the `silero-vad` wheel (its weights ship inside it;
+`torch.hub` is never used).  Incoming chunks of any size are re-cut into the
+512-sample windows Silero expects, scored, and fed to the end-of-turn state
+machine in `vad_iterator.py`.
+
+Half duplex: the VAD clears `should_listen` when it hands a turn on, and the
+output stage sets it again once the reply is out.  While it is clear, the
+audio sources hold back (file mode) or drop (microphone, socket) their input,
+so the assistant never answers its own voice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from baseHandler import BaseHandler
+from utils.audio import int16_to_float, resample
+from utils.messages import AudioChunk, SpeechSegment, Turn
+from VAD.vad_iterator import VADIterator
+
+logger = logging.getLogger(__name__)
+
+
+def load_silero() -> torch.jit.ScriptModule:
+    from silero_vad import load_silero_vad
+
+    return load_silero_vad()
+
+
+class VADHandler(BaseHandler):
+    accepts = (AudioChunk,)
+
+    def setup(
+        self,
+        should_listen: threading.Event,
+        thresh: float = 0.3,
+        sample_rate: int = 16000,
+        min_silence_ms: int = 300,
+        min_speech_ms: int = 500,
+        max_speech_ms: float = float("inf"),
+        speech_pad_ms: int = 500,
+    ) -> None:
+        self.should_listen = should_listen
+        self.sample_rate = sample_rate
+        self.window = 512 if sample_rate == 16000 else 256
+        self.model = load_silero()
+        self.iterator = VADIterator(
+            threshold=thresh,
+            sample_rate=sample_rate,
+            min_silence_ms=min_silence_ms,
+            min_speech_ms=min_speech_ms,
+            max_speech_ms=max_speech_ms,
+            speech_pad_ms=speech_pad_ms,
+        )
+        self._pending = np.zeros(0, dtype=np.float32)
+        # (stream position after the chunk, arrival time) of recent chunks, to
+        # find when the last voiced sample actually arrived.
+        self._arrivals: deque[tuple[int, float]] = deque(maxlen=2048)
+        self._received = 0
+
+    def speech_probability(self, window: np.ndarray) -> float:
+        with torch.inference_mode():
+            return float(self.model(torch.from_numpy(window), self.sample_rate))
+
+    def on_reset(self) -> None:
+        self.iterator.reset()
+        self.model.reset_states()
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._arrivals.clear()
+        self._received = 0
+
+    def process(self, message: AudioChunk) -> Iterator[SpeechSegment]:
+        samples = message.samples
+        if message.sample_rate != self.sample_rate:
+            samples = resample(samples, message.sample_rate, self.sample_rate)
+        self._received += len(samples)
+        self._arrivals.append((self._received, message.received_at))
+        self._pending = np.concatenate([self._pending, int16_to_float(samples)])
+        usable = len(self._pending) - len(self._pending) % self.window
+        windows, self._pending = self._pending[:usable], self._pending[usable:]
+        for start in range(0, usable, self.window):
+            window = windows[start : start + self.window]
+            utterance = self.iterator(window, self.speech_probability(window))
+            if utterance is not None:
+                yield self._segment(utterance)
+
+    def flush(self) -> Iterator[SpeechSegment]:
+        utterance = self.iterator.flush()
+        if utterance is not None:
+            yield self._segment(utterance)
+
+    def _segment(self, utterance) -> SpeechSegment:
+        turn = Turn(speech_duration_s=utterance.speech_ms / 1000.0)
+        arrived = self._arrival_of(utterance.end_sample)
+        if arrived is not None:
+            turn.mark("speech_end", arrived)
+        turn.mark("end_of_turn")
+        self.should_listen.clear()
+        logger.debug("turn %d: %.0f ms of speech", turn.turn_id, utterance.speech_ms)
+        return SpeechSegment(audio=utterance.audio, sample_rate=self.sample_rate, turn=turn)
+
+    def _arrival_of(self, sample_position: int) -> float | None:
+        for end, received_at in self._arrivals:
+            if end >= sample_position:
+                return received_at
+        return None

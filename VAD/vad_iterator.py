@@ -1,0 +1,134 @@
+"""End-of-turn state machine over per-window speech probabilities.
+
+Kept free of any model so it can be tested with scripted probability
+timelines: feed windows of audio with the probability the model gave each,
+get back a finished utterance when the speaker has been quiet long enough.
+
+States: idle -> speaking (probability >= threshold) -> trailing silence
+(probability < threshold - 0.15, Silero's hysteresis) -> idle again once the
+silence lasts `min_silence_ms`; speech resuming during the trailing silence
+goes back to speaking.  `speech_pad_ms` of audio before the start and after
+the end is kept, so the first and last phonemes are not clipped.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+HYSTERESIS = 0.15
+
+
+@dataclass
+class Utterance:
+    audio: np.ndarray  # float32, pads included
+    speech_ms: float  # voiced span, pads excluded
+    end_sample: int  # stream position of the last voiced sample
+    forced: bool = False  # cut at max_speech_ms rather than by silence
+
+
+class VADIterator:
+    def __init__(
+        self,
+        threshold: float = 0.3,
+        sample_rate: int = 16000,
+        min_silence_ms: int = 300,
+        min_speech_ms: int = 500,
+        max_speech_ms: float = float("inf"),
+        speech_pad_ms: int = 500,
+    ) -> None:
+        self.threshold = threshold
+        self.neg_threshold = max(threshold - HYSTERESIS, 0.01)
+        self.sample_rate = sample_rate
+        per_ms = sample_rate / 1000.0
+        self.min_silence_samples = int(min_silence_ms * per_ms)
+        self.min_speech_samples = int(min_speech_ms * per_ms)
+        self.max_speech_samples = max_speech_ms * per_ms
+        self.pad_samples = int(speech_pad_ms * per_ms)
+        self.reset()
+
+    def reset(self) -> None:
+        self.position = 0  # samples seen so far
+        self.speaking = False
+        self.in_silence = False
+        self.speech_start = 0
+        self.last_voiced_end = 0
+        self._pre_roll: deque[np.ndarray] = deque()
+        self._pre_roll_samples = 0
+        self._windows: list[np.ndarray] = []
+
+    def __call__(self, window: np.ndarray, probability: float) -> Utterance | None:
+        """Feed one window with its speech probability; returns an utterance
+        when this window ends one."""
+        start = self.position
+        self.position += len(window)
+        if not self.speaking:
+            if probability >= self.threshold:
+                self.speaking = True
+                self.in_silence = False
+                self.speech_start = start
+                self.last_voiced_end = self.position
+                self._windows = list(self._pre_roll)
+                self._windows.append(window)
+                self._clear_pre_roll()
+            else:
+                self._keep_pre_roll(window)
+            return None
+
+        self._windows.append(window)
+        if probability >= self.threshold:
+            self.last_voiced_end = self.position
+            self.in_silence = False
+        elif probability < self.neg_threshold:
+            self.in_silence = True
+        elif not self.in_silence:
+            # Hysteresis: a dip between the two thresholds neither starts
+            # the trailing silence nor ends one already running.
+            self.last_voiced_end = self.position
+        if self.position - self.speech_start >= self.max_speech_samples:
+            return self._finish(forced=True)
+        if self.position - self.last_voiced_end >= self.min_silence_samples:
+            return self._finish(forced=False)
+        return None
+
+    def flush(self) -> Utterance | None:
+        """End of input: whatever speech is in progress ends here."""
+        if not self.speaking:
+            return None
+        return self._finish(forced=False)
+
+    def _finish(self, forced: bool) -> Utterance | None:
+        speech_samples = self.last_voiced_end - self.speech_start
+        audio = np.concatenate(self._windows) if self._windows else np.zeros(0, np.float32)
+        # Trim trailing silence beyond the pad; `audio` ends at `self.position`.
+        excess = max(0, (self.position - self.last_voiced_end) - self.pad_samples)
+        if excess:
+            audio = audio[: len(audio) - excess]
+        end_sample = self.last_voiced_end
+        self.speaking = False
+        self._windows = []
+        if forced:
+            # Speech continues: the next segment starts right here.
+            self.speaking = True
+            self.speech_start = self.position
+            self.last_voiced_end = self.position
+        if speech_samples < self.min_speech_samples:
+            return None
+        return Utterance(
+            audio=audio.astype(np.float32, copy=False),
+            speech_ms=speech_samples * 1000.0 / self.sample_rate,
+            end_sample=end_sample,
+            forced=forced,
+        )
+
+    def _keep_pre_roll(self, window: np.ndarray) -> None:
+        self._pre_roll.append(window)
+        self._pre_roll_samples += len(window)
+        while self._pre_roll and self._pre_roll_samples - len(self._pre_roll[0]) >= self.pad_samples:
+            self._pre_roll_samples -= len(self._pre_roll.popleft())
+
+    def _clear_pre_roll(self) -> None:
+        self._pre_roll.clear()
+        self._pre_roll_samples = 0

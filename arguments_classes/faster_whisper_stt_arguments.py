@@ -1,0 +1,34 @@
+from dataclasses import dataclass, field
+
+
+@dataclass
+class FasterWhisperSTTHandlerArguments:
+    """faster-whisper (CTranslate2). Packaged aliases: 'whisper-base', 'tiny.en'."""
+
+    stt_model_name: str = field(
+        default="whisper-base",
+        metadata={
+            "help": "'whisper-base' (multilingual, packaged), 'tiny.en' (English, packaged), "
+            "a local CTranslate2 folder, or a hub id such as 'large-v3' (needs internet)."
+        },
+    )
+    stt_device: str = field(default="cpu", metadata={"help": "'cpu', 'cuda' or 'auto'."})
+    stt_compute_type: str = field(
+        default="int8",
+        metadata={"help": "CTranslate2 compute type: int8, int8_float16, float16, float32, auto."},
+    )
+    stt_cpu_threads: int = field(
+        default=0, metadata={"help": "CPU threads for the encoder/decoder (0: CTranslate2 default)."}
+    )
+    language: str = field(
+        default="en",
+        metadata={
+            "help": "Language code of the speaker, or 'auto' to detect it on every turn "
+            "(the detected code then also steers the LLM's reply language)."
+        },
+    )
+    stt_gen_beam_size: int = field(default=1, metadata={"help": "Beam size (1: greedy, fastest)."})
+    stt_gen_task: str = field(default="transcribe", metadata={"help": "'transcribe' or 'translate'."})
+    stt_gen_condition_on_previous_text: bool = field(
+        default=False, metadata={"help": "Condition on earlier windows (off: each turn stands alone)."}
+    )

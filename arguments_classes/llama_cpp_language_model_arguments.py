@@ -1,0 +1,32 @@
+from dataclasses import dataclass, field
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a helpful and friendly voice assistant. Your answers are spoken aloud, "
+    "so reply in one or two short, plain sentences without lists or formatting."
+)
+
+
+@dataclass
+class LlamaCppLanguageModelHandlerArguments:
+    """llama.cpp on a GGUF. Packaged aliases: smollm2-135m, qwen2.5-0.5b, qwen2.5-1.5b."""
+
+    lm_model_name: str = field(
+        default="qwen2.5-0.5b",
+        metadata={"help": "A packaged alias (smollm2-135m, qwen2.5-0.5b, qwen2.5-1.5b) or a .gguf path."},
+    )
+    lm_n_ctx: int = field(default=2048, metadata={"help": "Context window in tokens."})
+    lm_n_threads: int = field(default=0, metadata={"help": "CPU threads for generation (0: one per physical core)."})
+    lm_n_gpu_layers: int = field(
+        default=0, metadata={"help": "Layers offloaded to the GPU (-1: all; needs a CUDA build)."}
+    )
+    lm_device: str = field(default="cpu", metadata={"help": "'cpu' or 'cuda' (cuda offloads all layers)."})
+    user_role: str = field(default="user", metadata={"help": "Role name of the user's messages."})
+    init_chat_role: str = field(default="system", metadata={"help": "Role of the initial prompt."})
+    init_chat_prompt: str = field(default=DEFAULT_SYSTEM_PROMPT, metadata={"help": "System prompt."})
+    chat_size: int = field(
+        default=2, metadata={"help": "User/assistant exchanges kept in the prompt (system prompt always kept)."}
+    )
+    lm_gen_max_tokens: int = field(default=128, metadata={"help": "Most tokens in one reply."})
+    lm_gen_temperature: float = field(default=0.0, metadata={"help": "Sampling temperature (0: greedy)."})
+    lm_gen_top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling mass."})
+    lm_gen_repeat_penalty: float = field(default=1.1, metadata={"help": "Penalty on repeated tokens."})

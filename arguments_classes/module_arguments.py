@@ -1,0 +1,35 @@
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ModuleArguments:
+    """Which input/output mode and which backend for each stage."""
+
+    mode: str = field(
+        default="socket",
+        metadata={"help": "Where audio comes from and goes to: 'socket', 'local' or 'file'."},
+    )
+    stt: str = field(
+        default="faster-whisper",
+        metadata={"help": "Speech-to-text backend (see README for the list)."},
+    )
+    llm: str = field(
+        default="llama_cpp",
+        metadata={"help": "Language model backend (see README for the list)."},
+    )
+    tts: str = field(
+        default="piper",
+        metadata={"help": "Text-to-speech backend (see README for the list)."},
+    )
+    device: str | None = field(
+        default=None,
+        metadata={"help": "If set, overrides the device of every stage (e.g. 'cpu', 'cuda')."},
+    )
+    local_mac_optimal_settings: bool = field(
+        default=False,
+        metadata={"help": "Use the Apple-silicon backends (whisper-mlx, mlx-lm, melo) on macOS."},
+    )
+    log_level: str = field(
+        default="info",
+        metadata={"help": "Logging level: debug, info, warning or error."},
+    )

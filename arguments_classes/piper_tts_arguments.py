@@ -1,0 +1,18 @@
+from dataclasses import dataclass, field
+
+
+@dataclass
+class PiperTTSHandlerArguments:
+    """Piper (ONNX VITS voices). Packaged voice: 'joe' (en_US-joe-medium)."""
+
+    tts_voice: str = field(
+        default="joe", metadata={"help": "'joe' (packaged en_US-joe-medium) or a path to a voice .onnx."}
+    )
+    tts_speaker_id: int | None = field(default=None, metadata={"help": "Speaker of a multi-speaker voice."})
+    tts_length_scale: float | None = field(
+        default=None, metadata={"help": "Speaking pace: >1 slower, <1 faster (voice default if unset)."}
+    )
+    tts_device: str = field(default="cpu", metadata={"help": "'cpu' or 'cuda' (onnxruntime-gpu)."})
+    tts_output_sample_rate: int = field(
+        default=16000, metadata={"help": "Rate the audio is resampled to for the output stage."}
+    )

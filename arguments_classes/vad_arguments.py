@@ -1,0 +1,31 @@
+from dataclasses import dataclass, field
+
+
+@dataclass
+class VADHandlerArguments:
+    """Silero VAD and the end-of-turn state machine (the seed's parameters)."""
+
+    thresh: float = field(
+        default=0.3,
+        metadata={"help": "Speech probability above which a 32 ms window counts as speech."},
+    )
+    sample_rate: int = field(
+        default=16000,
+        metadata={"help": "Sample rate of the incoming audio; Silero runs at 16000 (or 8000)."},
+    )
+    min_silence_ms: int = field(
+        default=300,
+        metadata={"help": "Silence that ends a turn, in ms. Shorter answers sooner but cuts pauses."},
+    )
+    min_speech_ms: int = field(
+        default=500,
+        metadata={"help": "Utterances shorter than this are ignored as noise, in ms."},
+    )
+    max_speech_ms: float = field(
+        default=float("inf"),
+        metadata={"help": "Force an end of turn after this much continuous speech, in ms."},
+    )
+    speech_pad_ms: int = field(
+        default=500,
+        metadata={"help": "Audio kept before speech starts and after it ends, in ms."},
+    )

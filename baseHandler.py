@@ -1,0 +1,118 @@
+"""The thread body shared by every pipeline stage.
+
+A handler reads typed messages from one queue and writes to the next.  It only
+sees the message types it declares in `accepts`; everything else (end of
+response, reset, ...) is forwarded untouched, so stages can be chained without
+knowing about each other.  One bad input must not take the pipeline down: an
+exception while processing is logged, turned into an `EndOfResponse` for that
+turn so the user is not left waiting, and the thread carries on.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any, ClassVar
+
+from utils.messages import EndOfResponse, EndOfStream, ResetConversation, Turn
+
+logger = logging.getLogger(__name__)
+
+_POLL_S = 0.1
+
+
+class BaseHandler:
+    """Setup at construction, then `run()` in its own thread until stopped.
+
+    Subclasses implement `setup(**kwargs)`, `process(message)` (a generator),
+    and optionally `warmup()`, `flush()`, `on_reset()` and `cleanup()`.
+    """
+
+    accepts: ClassVar[tuple[type, ...]] = ()
+    # A failed STT or LLM call ends the turn; a TTS stage that fails on one
+    # sentence should keep speaking the rest, so it turns this off.
+    end_turn_on_error: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        stop_event: threading.Event,
+        queue_in: queue.Queue,
+        queue_out: queue.Queue,
+        setup_args: Iterable[Any] = (),
+        setup_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        self.stop_event = stop_event
+        self.queue_in = queue_in
+        self.queue_out = queue_out
+        self.last_process_s: list[float] = []
+        self.setup(*setup_args, **(setup_kwargs or {}))
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    # --- life cycle, overridden by stages -------------------------------------------
+    def setup(self, *args: Any, **kwargs: Any) -> None:
+        """Load models and allocate state; runs in the building thread."""
+
+    def warmup(self) -> None:
+        """Run the model once on dummy input so the first turn is not slow."""
+
+    def process(self, message: Any) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def flush(self) -> Iterator[Any]:
+        """Emit what is still buffered when the input ends."""
+        return iter(())
+
+    def on_reset(self) -> None:
+        """Drop per-conversation state (a new client connected)."""
+
+    def cleanup(self) -> None:
+        """Release resources; called once when the thread ends."""
+
+    # --- thread body ------------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    message = self.queue_in.get(timeout=_POLL_S)
+                except queue.Empty:
+                    continue
+                if isinstance(message, EndOfStream):
+                    self._emit_all(self.flush())
+                    break
+                if isinstance(message, ResetConversation):
+                    self.on_reset()
+                    self.queue_out.put(message)
+                    continue
+                if not isinstance(message, self.accepts):
+                    self.queue_out.put(message)
+                    continue
+                self._emit_all(self.process(message), getattr(message, "turn", None))
+        finally:
+            try:
+                self.cleanup()
+            except Exception:
+                logger.exception("%s: cleanup failed", self.name)
+            self.queue_out.put(EndOfStream())
+
+    def _emit_all(self, outputs: Iterator[Any], turn: Turn | None = None) -> None:
+        """Drain one process()/flush() generator into the output queue."""
+        start = time.perf_counter()
+        try:
+            for output in outputs:
+                self.queue_out.put(output)
+                if self.stop_event.is_set():
+                    return
+        except Exception as error:
+            logger.exception("%s failed on turn %s", self.name, getattr(turn, "turn_id", "-"))
+            if turn is not None and self.end_turn_on_error:
+                turn.error = f"{self.name}: {error}"
+                self.queue_out.put(EndOfResponse(turn=turn))
+        finally:
+            self.last_process_s.append(time.perf_counter() - start)
+            del self.last_process_s[:-100]

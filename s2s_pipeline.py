@@ -1,0 +1,142 @@
+"""s2s: a cascaded speech-to-speech voice assistant (VAD -> STT -> LLM -> TTS).
+
+    python s2s_pipeline.py --mode file --input_file question.wav --output_file answer.wav
+    python s2s_pipeline.py                      # socket server (listen_and_play.py is the client)
+    python s2s_pipeline.py --mode local         # microphone and speakers of this machine
+    python s2s_pipeline.py config.json          # every flag from one JSON object
+
+Exit status: 0 on success, 1 when the input or a model cannot be used, 2 for
+a malformed configuration.  Errors are one line on stderr, not a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from utils.audio import AudioInputError, load_audio
+from utils.config import ConfigError, PipelineConfig, parse_config
+from utils.packaged_models import ModelNotInstalledError
+from utils.pipeline import BackendUnavailableError, Channels, build_model_stages
+from utils.thread_manager import ThreadManager
+
+logger = logging.getLogger("s2s")
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # Quiet the chattiest libraries unless debugging.
+    if level.lower() != "debug":
+        for noisy in ("faster_whisper", "httpx", "urllib3", "numba"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def run_file_mode(config: PipelineConfig) -> int:
+    from connections.file_io import FileAudioSink, FileAudioSource
+
+    samples = load_audio(config.file_mode.input_file)  # bad input fails before models load
+    channels = Channels()
+    stages = build_model_stages(config, channels)
+    sink = FileAudioSink(
+        channels.stop_event,
+        channels.audio_out,
+        queue_out=_Discard(),
+        setup_kwargs={
+            "should_listen": channels.should_listen,
+            "output_file": config.file_mode.output_file,
+            "metrics_file": config.file_mode.metrics_file,
+        },
+    )
+    source = FileAudioSource(samples, channels.audio_in, channels.should_listen, channels.stop_event)
+    manager = ThreadManager([source, *stages, sink], channels.stop_event)
+    manager.start()
+    _wait_or_interrupt(manager)
+    print(f"{len(sink.turns)} turn(s) answered; audio written to {config.file_mode.output_file}")
+    return 0 if sink.turns else 1
+
+
+def run_socket_mode(config: PipelineConfig) -> int:
+    from connections.socket_receiver import SocketReceiver
+    from connections.socket_sender import SocketSender
+
+    channels = Channels()
+    stages = build_model_stages(config, channels)
+    receiver = SocketReceiver(
+        channels.stop_event,
+        channels.audio_in,
+        channels.should_listen,
+        host=config.socket_receiver.recv_host,
+        port=config.socket_receiver.recv_port,
+        chunk_size=config.socket_receiver.chunk_size,
+        sample_rate=config.vad.sample_rate,
+    )
+    sender = SocketSender(
+        channels.stop_event,
+        channels.audio_out,
+        _Discard(),
+        setup_kwargs={
+            "should_listen": channels.should_listen,
+            "host": config.socket_sender.send_host,
+            "port": config.socket_sender.send_port,
+        },
+    )
+    manager = ThreadManager([receiver, *stages, sender], channels.stop_event)
+    manager.start()
+    logger.info("ready: send audio to port %d, replies come from port %d", receiver.port, sender.port)
+    _wait_or_interrupt(manager)
+    return 0
+
+
+def run_local_mode(config: PipelineConfig) -> int:
+    from connections.local_audio_streamer import run_local
+
+    return run_local(config)
+
+
+class _Discard:
+    """The queue after the last stage: nobody reads it."""
+
+    def put(self, item: object) -> None:
+        pass
+
+
+def _wait_or_interrupt(manager: ThreadManager) -> None:
+    """Block until the stages drain; Ctrl-C (or SIGTERM) stops them all."""
+    signal.signal(signal.SIGTERM, lambda *_: manager.stop_event.set())
+    try:
+        while manager.alive() and not manager.stop_event.is_set():
+            manager.wait(timeout=0.2)
+    except KeyboardInterrupt:
+        logger.info("interrupted: stopping")
+    finally:
+        manager.stop()
+
+
+MODES = {"file": run_file_mode, "socket": run_socket_mode, "local": run_local_mode}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        config = parse_config(argv)
+    except ConfigError as error:
+        print(f"s2s: configuration error: {error}", file=sys.stderr)
+        return 2
+    configure_logging(config.module.log_level)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        return MODES[config.module.mode](config)
+    except (AudioInputError, ModelNotInstalledError, BackendUnavailableError, OSError) as error:
+        print(f"s2s: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

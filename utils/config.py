@@ -1,0 +1,155 @@
+"""Turn CLI flags or one JSON file into the pipeline's configuration.
+
+Parsing is in two passes: the first reads only `--stt/--llm/--tts` (and the
+mode), the second builds an `HfArgumentParser` over the chosen backends'
+dataclasses alone.  That lets every STT backend use the plain `stt_` prefix
+(`--stt_model_name` means the model of whichever STT you picked) without
+their flag names colliding, and a flag that belongs to no chosen backend is an
+error instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from transformers import HfArgumentParser
+
+from arguments_classes.file_mode_arguments import FileModeArguments
+from arguments_classes.module_arguments import ModuleArguments
+from arguments_classes.socket_arguments import SocketReceiverArguments, SocketSenderArguments
+from arguments_classes.vad_arguments import VADHandlerArguments
+from utils.registry import Backend, lookup
+
+MODES = ("socket", "local", "file")
+COMMON_ARGUMENTS: tuple[type, ...] = (
+    ModuleArguments,
+    VADHandlerArguments,
+    SocketReceiverArguments,
+    SocketSenderArguments,
+    FileModeArguments,
+)
+
+
+class ConfigError(ValueError):
+    """A configuration the pipeline cannot run; the message names the culprit."""
+
+
+@dataclass
+class PipelineConfig:
+    module: ModuleArguments
+    vad: VADHandlerArguments
+    socket_receiver: SocketReceiverArguments
+    socket_sender: SocketSenderArguments
+    file_mode: FileModeArguments
+    stt_backend: Backend
+    llm_backend: Backend
+    tts_backend: Backend
+    stt: Any
+    llm: Any
+    tts: Any
+
+    def stage_kwargs(self, stage: str) -> dict[str, Any]:
+        backend = getattr(self, f"{stage}_backend")
+        return handler_kwargs(getattr(self, stage), backend.prefix)
+
+
+def handler_kwargs(arguments: Any, prefix: str) -> dict[str, Any]:
+    """Arguments dataclass -> setup() kwargs: `<prefix>_` stripped from names,
+    `<prefix>_gen_*` collected into `gen_kwargs` for the model's generate call."""
+    kwargs: dict[str, Any] = {}
+    gen_kwargs: dict[str, Any] = {}
+    for item in dataclasses.fields(arguments):
+        value = getattr(arguments, item.name)
+        name = item.name.removeprefix(f"{prefix}_")
+        if name.startswith("gen_"):
+            gen_kwargs[name.removeprefix("gen_")] = value
+        else:
+            kwargs[name] = value
+    kwargs["gen_kwargs"] = gen_kwargs
+    return kwargs
+
+
+def _first_pass(argv: list[str]) -> tuple[ModuleArguments, dict[str, Any] | None]:
+    """Find the chosen backends; returns the JSON document when one was given."""
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        path = Path(argv[0])
+        try:
+            document = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"config file {path} is not valid JSON: {error}") from None
+        if not isinstance(document, dict):
+            raise ConfigError(f"config file {path} must hold one JSON object")
+        (module,) = HfArgumentParser(ModuleArguments).parse_dict(document, allow_extra_keys=True)
+        return module, document
+    module, _ = HfArgumentParser(ModuleArguments).parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+    return module, None
+
+
+def _apply_mac_preset(module: ModuleArguments) -> None:
+    """The seed's `--local_mac_optimal_settings`: MLX backends, local mode."""
+    if not module.local_mac_optimal_settings:
+        return
+    module.mode = "local"
+    module.stt, module.llm, module.tts = "whisper-mlx", "mlx-lm", "melo"
+    module.device = "mps"
+
+
+def parse_config(argv: list[str]) -> PipelineConfig:
+    """Parse CLI flags (or one JSON file path) into a validated PipelineConfig.
+
+    Raises ConfigError for unknown backends, unknown keys, bad values; argparse
+    itself exits with status 2 and a usage line on malformed CLI flags.
+    """
+    module, document = _first_pass(argv)
+    _apply_mac_preset(module)
+    try:
+        backends = [lookup(stage, getattr(module, stage)) for stage in ("stt", "llm", "tts")]
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+    classes = (*COMMON_ARGUMENTS, *(b.arguments_class for b in backends))
+    parser = HfArgumentParser(classes)
+    if document is not None:
+        try:
+            parsed = parser.parse_dict(document, allow_extra_keys=False)
+        except (ValueError, TypeError) as error:
+            raise ConfigError(f"config file: {error}") from None
+    else:
+        parsed = parser.parse_args_into_dataclasses(args=argv)
+    module, vad, receiver, sender, file_mode, stt, llm, tts = parsed
+    _apply_mac_preset(module)
+
+    if module.device:
+        for arguments, backend in ((stt, backends[0]), (llm, backends[1]), (tts, backends[2])):
+            device_field = f"{backend.prefix}_device"
+            if hasattr(arguments, device_field):
+                setattr(arguments, device_field, module.device)
+
+    config = PipelineConfig(module, vad, receiver, sender, file_mode, *backends, stt, llm, tts)
+    validate(config)
+    return config
+
+
+def validate(config: PipelineConfig) -> None:
+    module, vad = config.module, config.vad
+    if module.mode not in MODES:
+        raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not {module.mode!r}")
+    if module.mode == "file" and not (config.file_mode.input_file and config.file_mode.output_file):
+        raise ConfigError("--mode file needs --input_file and --output_file")
+    if vad.sample_rate not in (8000, 16000):
+        raise ConfigError(f"--sample_rate must be 16000 or 8000 (Silero VAD), not {vad.sample_rate}")
+    if not 0.0 < vad.thresh < 1.0:
+        raise ConfigError(f"--thresh must be between 0 and 1, not {vad.thresh}")
+    if vad.min_silence_ms < 0 or vad.min_speech_ms < 0 or vad.speech_pad_ms < 0:
+        raise ConfigError("--min_silence_ms, --min_speech_ms and --speech_pad_ms must be >= 0")
+    if not (vad.max_speech_ms > vad.min_speech_ms or math.isinf(vad.max_speech_ms)):
+        raise ConfigError("--max_speech_ms must be larger than --min_speech_ms")
+    if config.socket_receiver.chunk_size <= 0 or config.socket_receiver.chunk_size % 2:
+        raise ConfigError("--chunk_size must be a positive even number of bytes (int16 samples)")

@@ -1,0 +1,144 @@
+"""Typed messages that travel between the pipeline's stages.
+
+Every queue in the pipeline carries one of these dataclasses, never raw tuples
+or sentinel byte strings, so a stage can tell at a glance what it received and
+pass through what it does not handle.  A `Turn` object rides along with every
+message that belongs to a user turn; stages stamp their timings on it so the
+sink can log the whole turn's latency in one line.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+_turn_ids = itertools.count(1)
+
+
+@dataclass
+class Turn:
+    """One user utterance and the assistant's answer to it.
+
+    Timestamps are `time.perf_counter()` values keyed by event name; each
+    stage writes only its own keys, so sharing the object across threads is
+    safe without a lock.
+    """
+
+    turn_id: int = field(default_factory=lambda: next(_turn_ids))
+    speech_duration_s: float = 0.0
+    transcript: str = ""
+    language: str | None = None
+    reply_sentences: list[str] = field(default_factory=list)
+    marks: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+    def mark(self, event: str, when: float | None = None) -> None:
+        """Record the first time `event` happened (later calls are ignored)."""
+        self.marks.setdefault(event, time.perf_counter() if when is None else when)
+
+    def elapsed_ms(self, start: str, end: str) -> float | None:
+        if start not in self.marks or end not in self.marks:
+            return None
+        return round((self.marks[end] - self.marks[start]) * 1000.0, 1)
+
+    @property
+    def reply(self) -> str:
+        return " ".join(self.reply_sentences)
+
+    def metrics(self) -> dict[str, object]:
+        """The per-turn latency record that the sinks log as one JSON line.
+
+        `speech_end` is when the chunk holding the last voiced sample arrived,
+        `end_of_turn` when the VAD decided the user had finished (that gap is
+        the silence the VAD waits for).
+        """
+        span = self.elapsed_ms
+        return {
+            "turn": self.turn_id,
+            "speech_s": round(self.speech_duration_s, 2),
+            "language": self.language,
+            "vad_wait_ms": span("speech_end", "end_of_turn"),
+            "stt_ms": span("stt_start", "stt_end"),
+            "llm_first_sentence_ms": span("llm_start", "llm_first_sentence"),
+            "llm_total_ms": span("llm_start", "llm_end"),
+            "tts_first_audio_ms": span("tts_start", "tts_first_audio"),
+            "end_of_turn_to_transcript_ms": span("end_of_turn", "stt_end"),
+            "end_of_turn_to_first_sentence_ms": span("end_of_turn", "llm_first_sentence"),
+            "end_of_turn_to_first_audio_ms": span("end_of_turn", "first_audio_out"),
+            "speech_end_to_first_audio_ms": span("speech_end", "first_audio_out"),
+            "end_of_turn_to_last_audio_ms": span("end_of_turn", "last_audio_out"),
+            "error": self.error,
+        }
+
+    def metrics_json(self) -> str:
+        return json.dumps({"event": "turn_metrics", **self.metrics()})
+
+
+@dataclass
+class AudioChunk:
+    """Raw microphone (or file, or socket) audio: int16 mono samples."""
+
+    samples: np.ndarray
+    sample_rate: int = 16000
+    received_at: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class SpeechSegment:
+    """One complete user utterance cut out by the VAD, float32 in [-1, 1]."""
+
+    audio: np.ndarray
+    sample_rate: int
+    turn: Turn
+
+
+@dataclass
+class Transcript:
+    text: str
+    language: str | None
+    turn: Turn
+
+
+@dataclass
+class LLMSentence:
+    """One complete sentence of the reply, sent to TTS as soon as it exists."""
+
+    text: str
+    language: str | None
+    turn: Turn
+
+
+@dataclass
+class TTSAudio:
+    """Synthesised speech for one sentence: int16 mono at the output rate."""
+
+    samples: np.ndarray
+    sample_rate: int
+    text: str
+    turn: Turn
+
+
+@dataclass
+class EndOfResponse:
+    """The assistant has finished answering `turn` (also sent after a failure)."""
+
+    turn: Turn
+
+
+@dataclass
+class ResetConversation:
+    """Control message: forget chat history and partial audio (new client)."""
+
+
+@dataclass
+class EndOfStream:
+    """No more input: each stage flushes what it holds, forwards this, and exits."""
+
+
+PipelineMessage = (
+    AudioChunk | SpeechSegment | Transcript | LLMSentence | TTSAudio | EndOfResponse | ResetConversation | EndOfStream
+)

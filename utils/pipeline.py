@@ -1,0 +1,67 @@
+"""Wire VAD -> STT -> LLM -> TTS between an audio source and an audio sink.
+
+Each mode (file, socket, local) brings its own source and sink; the four
+model stages in between are the same for all of them and are built here from
+the parsed configuration and the backend registry.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+from baseHandler import BaseHandler
+from utils.config import PipelineConfig
+from VAD.vad_handler import VADHandler
+
+logger = logging.getLogger(__name__)
+
+
+class BackendUnavailableError(RuntimeError):
+    """A chosen backend's optional package is missing."""
+
+
+@dataclass
+class Channels:
+    """The events and queues shared by the stages of one pipeline."""
+
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    should_listen: threading.Event = field(default_factory=threading.Event)
+    audio_in: queue.Queue = field(default_factory=queue.Queue)
+    audio_out: queue.Queue = field(default_factory=queue.Queue)
+
+    def __post_init__(self) -> None:
+        self.should_listen.set()
+
+
+def build_model_stages(config: PipelineConfig, channels: Channels) -> list[BaseHandler]:
+    """Load the four model stages (in this thread, so failures surface before
+    any audio flows) and chain them with queues."""
+    spoken, transcripts, sentences = queue.Queue(), queue.Queue(), queue.Queue()
+    stop = channels.stop_event
+    stages: list[BaseHandler] = []
+
+    started = time.perf_counter()
+    vad_kwargs = vars(config.vad).copy()
+    vad_kwargs["should_listen"] = channels.should_listen
+    stages.append(VADHandler(stop, channels.audio_in, spoken, setup_kwargs=vad_kwargs))
+    for stage, queue_in, queue_out in (
+        ("stt", spoken, transcripts),
+        ("llm", transcripts, sentences),
+        ("tts", sentences, channels.audio_out),
+    ):
+        backend = getattr(config, f"{stage}_backend")
+        try:
+            handler_class = backend.handler_class()
+        except ImportError as error:
+            raise BackendUnavailableError(
+                f"--{stage} {backend.name} cannot be imported ({error}); install it: {backend.extra}"
+            ) from None
+        began = time.perf_counter()
+        stages.append(handler_class(stop, queue_in, queue_out, setup_kwargs=config.stage_kwargs(stage)))
+        logger.info("%s %r ready in %.1f s", stage.upper(), backend.name, time.perf_counter() - began)
+    logger.info("models loaded and warmed up in %.1f s", time.perf_counter() - started)
+    return stages

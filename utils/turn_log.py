@@ -1,0 +1,28 @@
+"""What every output stage does when a turn is over: log it, once, in one line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from utils.messages import Turn
+
+logger = logging.getLogger("s2s.turns")
+
+
+def report_turn(turn: Turn, metrics_file: Path | None = None, echo: bool = False) -> None:
+    """Log the turn's latency record as one JSON line, append it to
+    `metrics_file` if given, and with `echo` print the exchange for a person."""
+    line = turn.metrics_json()
+    logger.info(line)
+    if metrics_file is not None:
+        metrics_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(metrics_file, "a") as out:
+            out.write(line + "\n")
+    if echo:
+        print(f"[turn {turn.turn_id}] you: {turn.transcript}", file=sys.stdout)
+        print(f"[turn {turn.turn_id}] assistant: {turn.reply}", file=sys.stdout)
+        if turn.error:
+            print(f"[turn {turn.turn_id}] error: {turn.error}", file=sys.stdout)
+        sys.stdout.flush()
