@@ -53,6 +53,7 @@ class VADIterator:
         self.position = 0  # samples seen so far
         self.speaking = False
         self.in_silence = False
+        self._continuation = False
         self.speech_start = 0
         self.last_voiced_end = 0
         self._pre_roll: deque[np.ndarray] = deque()
@@ -107,14 +108,18 @@ class VADIterator:
         if excess:
             audio = audio[: len(audio) - excess]
         end_sample = self.last_voiced_end
+        is_continuation = self._continuation
         self.speaking = False
+        self._continuation = False
         self._windows = []
         if forced:
-            # Speech continues: the next segment starts right here.
+            # Speech goes on: the next segment starts right here, and however
+            # short its tail turns out, it is speech, not noise.
             self.speaking = True
+            self._continuation = True
             self.speech_start = self.position
             self.last_voiced_end = self.position
-        if speech_samples < self.min_speech_samples:
+        if speech_samples <= 0 or (speech_samples < self.min_speech_samples and not is_continuation):
             return None
         return Utterance(
             audio=audio.astype(np.float32, copy=False),

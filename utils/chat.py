@@ -14,8 +14,12 @@ LANGUAGE_NAMES = {
 
 
 def language_instruction(language: str | None) -> str:
-    """A prefix asking for a reply in the speaker's language, when it is known."""
-    name = LANGUAGE_NAMES.get((language or "").removesuffix("-auto"))
+    """A prefix asking for a reply in the speaker's language, when it is known
+    and not English (the default prompt already gets English replies)."""
+    code = (language or "").removesuffix("-auto")
+    if code in ("", "en"):
+        return ""
+    name = LANGUAGE_NAMES.get(code)
     return f"Please reply to my message in {name}. " if name else ""
 
 

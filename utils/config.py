@@ -122,7 +122,10 @@ def parse_config(argv: list[str]) -> PipelineConfig:
         except (ValueError, TypeError) as error:
             raise ConfigError(f"config file: {error}") from None
     else:
-        parsed = parser.parse_args_into_dataclasses(args=argv)
+        try:
+            parsed = parser.parse_args_into_dataclasses(args=argv)
+        except ValueError as error:  # flags that belong to no chosen backend
+            raise ConfigError(str(error)) from None
     module, vad, receiver, sender, file_mode, stt, llm, tts = parsed
     _apply_mac_preset(module)
 

@@ -24,6 +24,9 @@ _ABBREVIATIONS = {
 }  # fmt: skip
 
 
+_LIST_MARKER = re.compile(r"^\s*(?:\d+[.)]|[-•*])\s*$")
+
+
 def _tokenizer() -> PunktSentenceTokenizer:
     params = PunktParameters()
     params.abbrev_types = set(_ABBREVIATIONS)
@@ -51,21 +54,31 @@ class SentenceAggregator:
 
     def push(self, text: str) -> Iterator[str]:
         self._buffer += text
-        spans = list(self._tokenizer.span_tokenize(self._buffer))
+        spans = self._spans(self._buffer)
         if len(spans) < 2:
             return
         # Everything before the start of the last sentence is complete.
         cut = spans[-1][0]
         complete, self._buffer = self._buffer[:cut], self._buffer[cut:]
-        for start, end in self._tokenizer.span_tokenize(complete):
-            sentence = _clean(complete[start:end])
-            if len(sentence) >= self.min_chars:
-                yield sentence
+        yield from self._release(complete)
 
     def flush(self) -> Iterator[str]:
         """Release whatever is left at the end of the reply."""
         rest, self._buffer = self._buffer, ""
-        for start, end in self._tokenizer.span_tokenize(rest):
-            sentence = _clean(rest[start:end])
+        yield from self._release(rest)
+
+    def _spans(self, text: str) -> list[tuple[int, int]]:
+        """Punkt's sentence spans, with a bare list marker ("1.") joined to the
+        sentence after it instead of standing alone."""
+        spans: list[tuple[int, int]] = []
+        for start, end in self._tokenizer.span_tokenize(text):
+            if spans and _LIST_MARKER.match(text[spans[-1][0] : spans[-1][1]]):
+                start = spans.pop()[0]
+            spans.append((start, end))
+        return spans
+
+    def _release(self, text: str) -> Iterator[str]:
+        for start, end in self._spans(text):
+            sentence = _clean(text[start:end])
             if len(sentence) >= self.min_chars:
                 yield sentence

@@ -1,0 +1,71 @@
+"""Shared fixtures: real models, loaded once per test session, and the shared audio."""
+
+from __future__ import annotations
+
+import csv
+import os
+import queue
+import threading
+from pathlib import Path
+
+import pytest
+
+# Fail fast instead of hanging on a hub that is not reachable.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_AUDIO = Path(os.environ.get("S2S_SHARED_AUDIO", REPO.parent / "shared" / "audio"))
+QUESTIONS = SHARED_AUDIO / "questions"
+HUMAN = SHARED_AUDIO / "human"
+
+
+def read_transcripts(folder: Path) -> list[dict[str, str]]:
+    with open(folder / "transcripts.tsv", newline="") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
+def make_handler(handler_class, **setup_kwargs):
+    """A handler built through its real setup(), with private queues."""
+    return handler_class(threading.Event(), queue.Queue(), queue.Queue(), setup_kwargs=setup_kwargs)
+
+
+def drain(q: queue.Queue) -> list:
+    items = []
+    while True:
+        try:
+            items.append(q.get_nowait())
+        except queue.Empty:
+            return items
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_audio_present():
+    if not QUESTIONS.is_dir():
+        pytest.exit(f"shared test audio not found at {SHARED_AUDIO} (set S2S_SHARED_AUDIO)", returncode=1)
+
+
+@pytest.fixture(scope="session")
+def stt_handler():
+    from STT.faster_whisper_handler import FasterWhisperSTTHandler
+
+    return make_handler(FasterWhisperSTTHandler, model_name="whisper-base", language="en")
+
+
+@pytest.fixture(scope="session")
+def llm_handler():
+    from LLM.llama_cpp_language_model import LlamaCppLanguageModelHandler
+
+    return make_handler(
+        LlamaCppLanguageModelHandler,
+        model_name="qwen2.5-0.5b",
+        chat_size=2,
+        init_chat_prompt="You are a helpful assistant. Answer in one short sentence.",
+    )
+
+
+@pytest.fixture(scope="session")
+def tts_handler():
+    from TTS.piper_handler import PiperTTSHandler
+
+    return make_handler(PiperTTSHandler, voice="joe", output_sample_rate=16000)

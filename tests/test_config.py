@@ -1,0 +1,117 @@
+"""CLI flags and JSON files parse to the same configuration."""
+
+import json
+
+import pytest
+
+from s2s_pipeline import main
+from utils.config import ConfigError, handler_kwargs, parse_config
+
+FLAGS = {
+    "mode": "file",
+    "input_file": "in.wav",
+    "output_file": "out.wav",
+    "stt_model_name": "tiny.en",
+    "stt_gen_beam_size": 3,
+    "lm_model_name": "smollm2-135m",
+    "lm_gen_temperature": 0.7,
+    "chat_size": 4,
+    "tts_length_scale": 0.9,
+    "min_silence_ms": 200,
+    "device": "cpu",
+}
+
+
+def as_cli(flags: dict) -> list[str]:
+    argv = []
+    for key, value in flags.items():
+        argv += [f"--{key}", str(value)]
+    return argv
+
+
+def test_json_and_cli_give_the_same_config(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(FLAGS))
+    from_json = parse_config([str(path)])
+    from_cli = parse_config(as_cli(FLAGS))
+    for part in ("module", "vad", "file_mode", "stt", "llm", "tts"):
+        assert getattr(from_json, part) == getattr(from_cli, part), part
+    assert from_cli.vad.min_silence_ms == 200
+
+
+def test_prefixes_are_stripped_and_gen_flags_collected():
+    config = parse_config(as_cli(FLAGS))
+    stt = config.stage_kwargs("stt")
+    assert stt["model_name"] == "tiny.en" and "stt_model_name" not in stt
+    assert stt["gen_kwargs"]["beam_size"] == 3 and "gen_beam_size" not in stt
+    llm = config.stage_kwargs("llm")
+    assert llm["model_name"] == "smollm2-135m"
+    assert llm["chat_size"] == 4  # unprefixed fields pass as they are
+    assert llm["gen_kwargs"]["temperature"] == 0.7
+    assert config.stage_kwargs("tts")["length_scale"] == 0.9
+
+
+def test_global_device_overrides_every_stage():
+    config = parse_config(["--device", "cuda", "--stt_device", "cpu"])
+    assert config.stt.stt_device == "cuda"
+    assert config.llm.lm_device == "cuda"
+    assert config.tts.tts_device == "cuda"
+
+
+def test_defaults_are_the_offline_stack():
+    config = parse_config([])
+    assert (config.module.stt, config.module.llm, config.module.tts) == ("faster-whisper", "llama_cpp", "piper")
+    assert config.socket_receiver.recv_host == "127.0.0.1"
+    assert config.socket_receiver.recv_port == 12345 and config.socket_sender.send_port == 12346
+
+
+def test_handler_kwargs_collects_only_its_own_gen_flags():
+    from dataclasses import make_dataclass
+
+    args = make_dataclass("A", [("lm_x", int, 1), ("lm_gen_y", int, 2), ("language", str, "en")])()
+    assert handler_kwargs(args, "lm") == {"x": 1, "language": "en", "gen_kwargs": {"y": 2}}
+
+
+@pytest.mark.parametrize(
+    "document,message",
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "one JSON object"),
+        ('{"stt_modle_name": "x"}', "stt_modle_name"),
+        ('{"stt": "nope"}', "unknown --stt 'nope'"),
+        ('{"mode": "carrier-pigeon"}', "--mode must be one of"),
+        ('{"thresh": 1.5}', "--thresh"),
+        ('{"mode": "file"}', "needs --input_file"),
+    ],
+)
+def test_malformed_json_config_is_one_clear_error(tmp_path, document, message):
+    path = tmp_path / "bad.json"
+    path.write_text(document)
+    with pytest.raises(ConfigError, match=message):
+        parse_config([str(path)])
+
+
+def test_missing_config_file():
+    with pytest.raises(ConfigError, match="not found"):
+        parse_config(["/nonexistent/config.json"])
+
+
+def test_main_reports_config_errors_with_exit_2(tmp_path, capsys):
+    path = tmp_path / "bad.json"
+    path.write_text('{"llm": "nope"}')
+    assert main([str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("s2s: configuration error:") and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_unknown_cli_flag_is_a_config_error():
+    with pytest.raises(ConfigError, match="stt_modle_name"):
+        parse_config(["--stt_modle_name", "x"])
+
+
+def test_malformed_cli_value_exits_2_with_usage(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_config(["--min_silence_ms", "soon"])
+    assert exit_info.value.code == 2
+    assert "min_silence_ms" in capsys.readouterr().err

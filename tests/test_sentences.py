@@ -1,0 +1,49 @@
+"""The sentence aggregator alone: text pieces in, sentences out."""
+
+from utils.sentences import SentenceAggregator
+
+
+def feed(pieces: list[str]) -> tuple[list[list[str]], list[str]]:
+    aggregator = SentenceAggregator()
+    released = [list(aggregator.push(piece)) for piece in pieces]
+    return released, list(aggregator.flush())
+
+
+def test_a_sentence_is_released_when_the_next_one_starts():
+    released, rest = feed(["The capital", " of France is Paris", ".", " It is", " big."])
+    assert released == [[], [], [], ["The capital of France is Paris."], []]
+    assert rest == ["It is big."]
+
+
+def test_abbreviations_and_decimals_do_not_split():
+    released, rest = feed(["Dr. Smith lives 3.5 km away. ", "He is nice."])
+    assert [s for batch in released for s in batch] + rest == ["Dr. Smith lives 3.5 km away.", "He is nice."]
+
+
+def test_question_and_exclamation_marks_end_sentences():
+    released, rest = feed(["Really? ", "Yes! ", "Fine"])
+    assert [s for batch in released for s in batch] == ["Really?", "Yes!"]
+    assert rest == ["Fine"]
+
+
+def test_markdown_is_not_read_aloud():
+    _, rest = feed(["**Paris** is the _capital_."])
+    assert rest == ["Paris is the capital."]
+
+
+def test_list_markers_are_dropped():
+    released, rest = feed(["1. Sleep early. ", "2. Drink water."])
+    assert [s for batch in released for s in batch] + rest == ["Sleep early.", "Drink water."]
+
+
+def test_empty_and_whitespace_give_nothing():
+    released, rest = feed(["", "   ", "\n"])
+    assert released == [[], [], []] and rest == []
+
+
+def test_token_by_token_gives_the_same_sentences_as_one_piece():
+    text = "Octopuses have three hearts. They also have blue blood! Isn't that amazing?"
+    by_char, rest_char = feed(list(text))
+    whole, rest_whole = feed([text])
+    assert [s for b in by_char for s in b] + rest_char == [s for b in whole for s in b] + rest_whole
+    assert len([s for b in by_char for s in b] + rest_char) == 3

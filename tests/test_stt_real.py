@@ -1,0 +1,75 @@
+"""The real faster-whisper STT on the packaged Whisper base, through its handler."""
+
+import numpy as np
+import pytest
+
+from tests.conftest import HUMAN, QUESTIONS, make_handler, read_transcripts
+from utils.audio import int16_to_float, load_audio
+from utils.messages import EndOfResponse, SpeechSegment, Transcript, Turn
+from utils.wer import corpus_wer
+
+# Measured 8.0% over these 164 English clips (greedy, int8, 2 cores); most
+# errors are on the 8 kHz telephone prompts (asterisk_en, ~8.4%). Whisper base
+# is reported at ~5% on clean read speech, so 12% leaves room for int8 kernels
+# differing between CPUs while still failing a broken decoder or wrong
+# resampling, which push the rate past 30%.
+WER_BOUND = 0.12
+
+
+def test_word_error_rate_on_english_human_speech(stt_handler):
+    rows = [row for row in read_transcripts(HUMAN) if row["language"] == "en"]
+    assert len(rows) >= 150
+    pairs = []
+    for row in rows:
+        text, language = stt_handler.transcribe(int16_to_float(load_audio(HUMAN / row["file"])))
+        assert language == "en"
+        pairs.append((row["transcript"], text))
+    wer = corpus_wer(pairs)
+    print(f"WER over {len(rows)} English human clips: {wer:.3f}")
+    assert wer <= WER_BOUND
+
+
+def test_process_emits_a_transcript_with_language_and_timings(stt_handler):
+    turn = Turn()
+    audio = int16_to_float(load_audio(QUESTIONS / "q01.wav"))
+    (out,) = list(stt_handler.process(SpeechSegment(audio=audio, sample_rate=16000, turn=turn)))
+    assert isinstance(out, Transcript)
+    assert "france" in out.text.lower()
+    assert out.language == "en" and turn.language == "en"
+    assert turn.elapsed_ms("stt_start", "stt_end") > 0
+
+
+def test_audio_at_another_rate_is_resampled(stt_handler):
+    audio = int16_to_float(load_audio(QUESTIONS / "q01.wav", target_rate=8000))
+    (out,) = list(stt_handler.process(SpeechSegment(audio=audio, sample_rate=8000, turn=Turn())))
+    assert "france" in out.text.lower()
+
+
+def test_silence_ends_the_turn_without_a_transcript(stt_handler):
+    turn = Turn()
+    out = list(stt_handler.process(SpeechSegment(np.zeros(16000, np.float32), 16000, turn)))
+    assert len(out) == 1 and isinstance(out[0], EndOfResponse)
+
+
+@pytest.mark.parametrize("folder,code", [("fillets_nl", "nl"), ("fillets_cs", "cs")])
+def test_language_detection_in_auto_mode(folder, code):
+    """Detection on real Dutch and Czech game lines.  Whisper base confuses
+    Czech with Polish and Slovak on some lines (measured 9/12 for Czech,
+    more for Dutch), so the bound is two thirds: a detector that always says
+    English, or a broken one, gets none."""
+    from STT.faster_whisper_handler import FasterWhisperSTTHandler
+
+    handler = make_handler(FasterWhisperSTTHandler, model_name="whisper-base", language="auto")
+    rows = [row for row in read_transcripts(HUMAN) if row["file"].startswith(folder)]
+    rows = sorted(rows, key=lambda r: -len(r["transcript"]))[:12]  # the longest lines
+    detected = [handler.transcribe(int16_to_float(load_audio(HUMAN / r["file"])))[1] for r in rows]
+    assert detected.count(code) >= 8, detected
+
+
+def test_tiny_en_alias_loads_and_transcribes():
+    from STT.faster_whisper_handler import FasterWhisperSTTHandler
+
+    handler = make_handler(FasterWhisperSTTHandler, model_name="tiny.en", language="auto")
+    text, language = handler.transcribe(int16_to_float(load_audio(QUESTIONS / "q01.wav")))
+    assert language == "en"  # English-only model: detection switched off
+    assert "france" in text.lower()

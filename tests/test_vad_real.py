@@ -1,0 +1,83 @@
+"""The real Silero VAD, through VADHandler's loading path, on real audio."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from tests.conftest import HUMAN, QUESTIONS, drain, make_handler, read_transcripts
+from utils.audio import load_audio, split_chunks
+from utils.messages import AudioChunk, EndOfStream, SpeechSegment
+from VAD.vad_handler import VADHandler
+
+
+@pytest.fixture
+def vad():
+    return make_handler(VADHandler, should_listen=threading.Event())
+
+
+def segments_of(vad: VADHandler, samples: np.ndarray, chunk: int = 512) -> list[SpeechSegment]:
+    vad.on_reset()
+    out = []
+    for piece in split_chunks(samples, chunk):
+        out.extend(vad.process(AudioChunk(samples=piece)))
+    out.extend(vad.flush())
+    return out
+
+
+def test_three_questions_make_three_turns(vad):
+    samples = load_audio(QUESTIONS / "conversation_3turns.wav")
+    segments = segments_of(vad, samples)
+    assert len(segments) == 3
+    durations = [s.audio.size / 16000 for s in segments]
+    assert all(1.0 < d < 5.0 for d in durations), durations
+    # Turns come out in order and each carries its own Turn record.
+    assert len({s.turn.turn_id for s in segments}) == 3
+    assert all("end_of_turn" in s.turn.marks for s in segments)
+
+
+def test_odd_chunk_sizes_give_the_same_turns(vad):
+    samples = load_audio(QUESTIONS / "conversation_3turns.wav")
+    assert len(segments_of(vad, samples, chunk=333)) == 3
+
+
+def test_the_vad_clears_should_listen_when_it_hands_a_turn_on(vad):
+    vad.should_listen.set()
+    segments_of(vad, load_audio(QUESTIONS / "q01.wav"))
+    assert not vad.should_listen.is_set()
+
+
+def test_silence_and_noise_are_not_speech(vad):
+    rng = np.random.default_rng(1)
+    silence = np.zeros(16000 * 3, dtype=np.int16)
+    hiss = (rng.normal(0, 300, 16000 * 3)).astype(np.int16)
+    assert segments_of(vad, silence) == []
+    assert segments_of(vad, hiss) == []
+
+
+def test_speech_is_found_in_the_human_recordings(vad):
+    """Every language, every speaker set: at least 95% of the clips have a turn
+    (a few game lines are a grunt or a whisper shorter than min_speech_ms)."""
+    rows = read_transcripts(HUMAN)
+    found = {}
+    for row in rows:
+        folder = row["file"].split("/")[0]
+        segments = segments_of(vad, load_audio(HUMAN / row["file"]))
+        found.setdefault(folder, []).append(bool(segments))
+    rates = {folder: sum(hits) / len(hits) for folder, hits in found.items()}
+    assert set(rates) == {"alsa", "pocketsphinx", "asterisk_en", "fillets_nl", "fillets_cs"}
+    assert all(rate >= 0.9 for rate in rates.values()), rates
+    overall = sum(sum(h) for h in found.values()) / sum(len(h) for h in found.values())
+    assert overall >= 0.95, rates
+
+
+def test_end_of_stream_flushes_then_forwards(vad):
+    samples = load_audio(QUESTIONS / "q01.wav")[: 16000 * 2]  # cut mid-speech: no trailing silence
+    vad.on_reset()
+    for piece in split_chunks(samples, 512):
+        vad.queue_in.put(AudioChunk(samples=piece))
+    vad.queue_in.put(EndOfStream())
+    vad.run()
+    out = drain(vad.queue_out)
+    assert isinstance(out[-1], EndOfStream)
+    assert sum(isinstance(m, SpeechSegment) for m in out) == 1
