@@ -89,10 +89,13 @@ class BaseHandler:
                     self.on_reset()
                     self.queue_out.put(message)
                     continue
+                turn = getattr(message, "turn", None)
+                if turn is not None and turn.stale:
+                    continue  # its client is gone: neither process nor forward
                 if not isinstance(message, self.accepts):
                     self.queue_out.put(message)
                     continue
-                self._emit_all(self.process(message), getattr(message, "turn", None))
+                self._emit_all(self.process(message), turn)
         finally:
             try:
                 self.cleanup()
@@ -106,7 +109,7 @@ class BaseHandler:
         try:
             for output in outputs:
                 self.queue_out.put(output)
-                if self.stop_event.is_set():
+                if self.stop_event.is_set() or (turn is not None and turn.stale):
                     return
         except Exception as error:
             logger.exception("%s failed on turn %s", self.name, getattr(turn, "turn_id", "-"))
@@ -114,5 +117,8 @@ class BaseHandler:
                 turn.error = f"{self.name}: {error}"
                 self.queue_out.put(EndOfResponse(turn=turn))
         finally:
+            close = getattr(outputs, "close", None)
+            if close is not None:
+                close()  # a generator left early releases its resources now
             self.last_process_s.append(time.perf_counter() - start)
             del self.last_process_s[:-100]

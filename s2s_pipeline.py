@@ -51,7 +51,7 @@ def run_file_mode(config: PipelineConfig) -> int:
         setup_kwargs={
             "should_listen": channels.should_listen,
             "output_file": config.file_mode.output_file,
-            "metrics_file": config.file_mode.metrics_file,
+            "metrics_file": config.module.metrics_file,
         },
     )
     source = FileAudioSource(samples, channels.audio_in, channels.should_listen, channels.stop_event)
@@ -72,6 +72,7 @@ def run_socket_mode(config: PipelineConfig) -> int:
         channels.stop_event,
         channels.audio_in,
         channels.should_listen,
+        channels.session,
         host=config.socket_receiver.recv_host,
         port=config.socket_receiver.recv_port,
         chunk_size=config.socket_receiver.chunk_size,
@@ -85,6 +86,7 @@ def run_socket_mode(config: PipelineConfig) -> int:
             "should_listen": channels.should_listen,
             "host": config.socket_sender.send_host,
             "port": config.socket_sender.send_port,
+            "metrics_file": config.module.metrics_file,
         },
     )
     manager = ThreadManager([receiver, *stages, sender], channels.stop_event)
@@ -133,6 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         return MODES[config.module.mode](config)
+    except KeyboardInterrupt:  # Ctrl-C while the models were still loading
+        print("s2s: interrupted", file=sys.stderr)
+        return 130
     except (AudioInputError, ModelNotInstalledError, BackendUnavailableError, OSError) as error:
         print(f"s2s: error: {error}", file=sys.stderr)
         return 1

@@ -23,7 +23,7 @@ import torch
 
 from baseHandler import BaseHandler
 from utils.audio import int16_to_float, resample
-from utils.messages import AudioChunk, SpeechSegment, Turn
+from utils.messages import AudioChunk, Session, SpeechSegment, Turn
 from VAD.vad_iterator import VADIterator
 
 logger = logging.getLogger(__name__)
@@ -47,8 +47,10 @@ class VADHandler(BaseHandler):
         min_speech_ms: int = 500,
         max_speech_ms: float = float("inf"),
         speech_pad_ms: int = 500,
+        session: Session | None = None,
     ) -> None:
         self.should_listen = should_listen
+        self.session = session
         self.sample_rate = sample_rate
         self.window = 512 if sample_rate == 16000 else 256
         self.model = load_silero()
@@ -98,7 +100,7 @@ class VADHandler(BaseHandler):
             yield self._segment(utterance)
 
     def _segment(self, utterance) -> SpeechSegment:
-        turn = Turn(speech_duration_s=utterance.speech_ms / 1000.0)
+        turn = Turn(speech_duration_s=utterance.speech_ms / 1000.0, session=self.session)
         arrived = self._arrival_of(utterance.end_sample)
         if arrived is not None:
             turn.mark("speech_end", arrived)

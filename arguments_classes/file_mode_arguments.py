@@ -3,8 +3,7 @@ from dataclasses import dataclass, field
 
 @dataclass
 class FileModeArguments:
-    """Headless mode: answer every turn in a WAV file and write the answers."""
+    """Headless mode: answer every turn in an audio file and write the answers."""
 
     input_file: str | None = field(default=None, metadata={"help": "Audio file to answer (any rate, mono or stereo)."})
     output_file: str | None = field(default=None, metadata={"help": "WAV file the spoken answers are written to."})
-    metrics_file: str | None = field(default=None, metadata={"help": "Optional JSON-lines file of per-turn metrics."})

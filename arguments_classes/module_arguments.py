@@ -29,6 +29,10 @@ class ModuleArguments:
         default=False,
         metadata={"help": "Use the Apple-silicon backends (whisper-mlx, mlx-lm, melo) on macOS."},
     )
+    metrics_file: str | None = field(
+        default=None,
+        metadata={"help": "Append each turn's metrics (JSON lines, with transcript and reply) to this file."},
+    )
     log_level: str = field(
         default="info",
         metadata={"help": "Logging level: debug, info, warning or error."},

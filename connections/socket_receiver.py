@@ -1,25 +1,29 @@
 """Receives the client's microphone over TCP: raw int16 mono 16 kHz PCM, no header.
 
-One client at a time; when it goes away (cleanly or mid-chunk) the partial
-chunk is discarded, the conversation is reset, and the next client is
-accepted.  The server never exits because of a client.
+One client at a time, and the newest wins: a client that reconnects after a
+network hiccup, or a second client, takes over from one that went quiet.
+Whenever a client leaves or is replaced (cleanly or mid-chunk), its partial
+chunk is discarded, a new conversation session starts (stale answers for the
+old client are dropped along the pipeline) and the VAD and chat history are
+reset.  The server never exits because of a client.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import selectors
 import socket
 import threading
 
 import numpy as np
 
 from connections.tcp import listen
-from utils.messages import AudioChunk, EndOfStream, ResetConversation
+from utils.messages import AudioChunk, EndOfStream, ResetConversation, Session
 
 logger = logging.getLogger(__name__)
 
-RECV_POLL_S = 0.2
+POLL_S = 0.1
 
 
 class SocketReceiver:
@@ -30,6 +34,7 @@ class SocketReceiver:
         stop_event: threading.Event,
         queue_out: queue.Queue,
         should_listen: threading.Event,
+        session: Session,
         host: str = "127.0.0.1",
         port: int = 12345,
         chunk_size: int = 1024,
@@ -38,49 +43,75 @@ class SocketReceiver:
         self.stop_event = stop_event
         self.queue_out = queue_out
         self.should_listen = should_listen
+        self.session = session
         self.chunk_size = chunk_size
         self.sample_rate = sample_rate
         self.server = listen(host, port, "audio receiver")
         self.port = self.server.getsockname()[1]
         self.clients_served = 0
+        self._conn: socket.socket | None = None
+        self._peer = ""
+        self._buffer = bytearray()
 
     def run(self) -> None:
+        selector = selectors.DefaultSelector()
+        selector.register(self.server, selectors.EVENT_READ)
         try:
             while not self.stop_event.is_set():
-                try:
-                    conn, address = self.server.accept()
-                except TimeoutError:
-                    continue
-                logger.info("audio client connected from %s:%d", *address[:2])
-                try:
-                    self._serve(conn)
-                finally:
-                    conn.close()
-                    self.clients_served += 1
-                    logger.info("audio client %s:%d gone; conversation reset", *address[:2])
-                    self.queue_out.put(ResetConversation())
-                    self.should_listen.set()
+                for key, _ in selector.select(timeout=POLL_S):
+                    if key.fileobj is self.server:
+                        self._accept(selector)
+                    else:
+                        self._read(selector)
         finally:
+            self._drop_client(selector, "server stopping")
+            selector.close()
             self.server.close()
             self.queue_out.put(EndOfStream())
 
-    def _serve(self, conn: socket.socket) -> None:
-        conn.settimeout(RECV_POLL_S)
-        buffer = bytearray()
-        while not self.stop_event.is_set():
-            try:
-                data = conn.recv(self.chunk_size * 4)
-            except TimeoutError:
-                continue
-            except OSError as error:
-                logger.info("audio client connection error: %s", error)
-                return
-            if not data:
-                return
-            buffer.extend(data)
-            while len(buffer) >= self.chunk_size:
-                chunk = bytes(buffer[: self.chunk_size])
-                del buffer[: self.chunk_size]
-                if self.should_listen.is_set():
-                    samples = np.frombuffer(chunk, dtype="<i2").astype(np.int16)
-                    self.queue_out.put(AudioChunk(samples=samples, sample_rate=self.sample_rate))
+    def _accept(self, selector: selectors.BaseSelector) -> None:
+        try:
+            conn, address = self.server.accept()
+        except OSError:
+            return
+        if self._conn is not None:
+            self._drop_client(selector, "replaced by a new client")
+        conn.setblocking(False)
+        self._conn, self._peer = conn, f"{address[0]}:{address[1]}"
+        selector.register(conn, selectors.EVENT_READ)
+        logger.info("audio client connected from %s", self._peer)
+
+    def _read(self, selector: selectors.BaseSelector) -> None:
+        assert self._conn is not None
+        try:
+            data = self._conn.recv(self.chunk_size * 8)
+        except BlockingIOError:
+            return
+        except OSError as error:
+            self._drop_client(selector, f"connection error: {error}")
+            return
+        if not data:
+            self._drop_client(selector, "disconnected")
+            return
+        self._buffer.extend(data)
+        while len(self._buffer) >= self.chunk_size:
+            chunk = bytes(self._buffer[: self.chunk_size])
+            del self._buffer[: self.chunk_size]
+            if self.should_listen.is_set():
+                samples = np.frombuffer(chunk, dtype="<i2").astype(np.int16)
+                self.queue_out.put(AudioChunk(samples=samples, sample_rate=self.sample_rate))
+
+    def _drop_client(self, selector: selectors.BaseSelector, why: str) -> None:
+        if self._conn is None:
+            return
+        selector.unregister(self._conn)
+        self._conn.close()
+        self._conn = None
+        self.clients_served += 1
+        if self._buffer:
+            logger.info("discarding %d bytes of a partial chunk", len(self._buffer))
+        self._buffer.clear()
+        self.session.renew()
+        self.queue_out.put(ResetConversation())
+        self.should_listen.set()
+        logger.info("audio client %s %s; conversation reset", self._peer, why)

@@ -10,6 +10,7 @@ import logging
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 from baseHandler import BaseHandler
 from connections.tcp import listen
@@ -22,8 +23,15 @@ logger = logging.getLogger(__name__)
 class SocketSender(BaseHandler):
     accepts = (TTSAudio, EndOfResponse)
 
-    def setup(self, should_listen: threading.Event, host: str = "127.0.0.1", port: int = 12346) -> None:
+    def setup(
+        self,
+        should_listen: threading.Event,
+        host: str = "127.0.0.1",
+        port: int = 12346,
+        metrics_file: str | Path | None = None,
+    ) -> None:
         self.should_listen = should_listen
+        self.metrics_file = Path(metrics_file) if metrics_file else None
         self.server = listen(host, port, "reply sender")
         self.port = self.server.getsockname()[1]
         self._conn: socket.socket | None = None
@@ -52,7 +60,7 @@ class SocketSender(BaseHandler):
             self._send(message.samples.astype("<i2").tobytes())
             return
         turn.mark("last_audio_out")
-        report_turn(turn)
+        report_turn(turn, self.metrics_file)
         self.should_listen.set()
         yield from ()
 

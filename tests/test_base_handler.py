@@ -93,3 +93,19 @@ def test_end_of_stream_drains_a_chain_and_ends_all_threads():
     assert manager.wait(timeout=5)
     texts = [m.text for m in drain(q2) if isinstance(m, Transcript)]
     assert texts == ["a!", "bye"]
+
+
+def test_turns_of_a_departed_client_are_dropped_not_forwarded():
+    from utils.messages import Session
+
+    session = Session()
+    handler = make()
+    old = Turn(session=session)
+    session.renew()  # the client left; a new conversation began
+    new = Turn(session=session)
+    for message in (Transcript("old", "en", old), EndOfResponse(old), Transcript("new", "en", new), EndOfStream()):
+        handler.queue_in.put(message)
+    handler.run()
+    out = drain(handler.queue_out)
+    assert [getattr(m, "text", None) for m in out[:-2]] == ["NEW!"]
+    assert old.stale and not new.stale

@@ -19,6 +19,23 @@ import numpy as np
 _turn_ids = itertools.count(1)
 
 
+class Session:
+    """Which client conversation is current.
+
+    The socket receiver starts a new session when a client leaves or another
+    takes its place; turns stamped with an older session are stale, and the
+    stages skip them, so one client's late answer never reaches the next.
+    """
+
+    def __init__(self) -> None:
+        self._ids = itertools.count(1)
+        self.id = next(self._ids)
+
+    def renew(self) -> int:
+        self.id = next(self._ids)
+        return self.id
+
+
 @dataclass
 class Turn:
     """One user utterance and the assistant's answer to it.
@@ -35,6 +52,17 @@ class Turn:
     reply_sentences: list[str] = field(default_factory=list)
     marks: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    session: Session | None = field(default=None, repr=False)
+    session_id: int = 0
+
+    def __post_init__(self) -> None:
+        if self.session is not None:
+            self.session_id = self.session.id
+
+    @property
+    def stale(self) -> bool:
+        """True when the conversation this turn belongs to has ended."""
+        return self.session is not None and self.session.id != self.session_id
 
     def mark(self, event: str, when: float | None = None) -> None:
         """Record the first time `event` happened (later calls are ignored)."""
@@ -72,6 +100,8 @@ class Turn:
             "speech_end_to_first_audio_ms": span("speech_end", "first_audio_out"),
             "end_of_turn_to_last_audio_ms": span("end_of_turn", "last_audio_out"),
             "error": self.error,
+            "transcript": self.transcript,
+            "reply": self.reply,
         }
 
     def metrics_json(self) -> str:

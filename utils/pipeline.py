@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from baseHandler import BaseHandler
 from utils.config import PipelineConfig
+from utils.messages import Session
 from VAD.vad_handler import VADHandler
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class Channels:
     should_listen: threading.Event = field(default_factory=threading.Event)
     audio_in: queue.Queue = field(default_factory=queue.Queue)
     audio_out: queue.Queue = field(default_factory=queue.Queue)
+    session: Session = field(default_factory=Session)
 
     def __post_init__(self) -> None:
         self.should_listen.set()
@@ -47,6 +49,7 @@ def build_model_stages(config: PipelineConfig, channels: Channels) -> list[BaseH
     started = time.perf_counter()
     vad_kwargs = vars(config.vad).copy()
     vad_kwargs["should_listen"] = channels.should_listen
+    vad_kwargs["session"] = channels.session
     stages.append(VADHandler(stop, channels.audio_in, spoken, setup_kwargs=vad_kwargs))
     for stage, queue_in, queue_out in (
         ("stt", spoken, transcripts),

@@ -1,0 +1,264 @@
+"""Thin client for `s2s_pipeline.py --mode socket`: stream a microphone, play the replies.
+
+    python listen_and_play.py --host 127.0.0.1
+    python listen_and_play.py --input_file q.wav --output_file reply.wav   # headless
+
+Wire format (see README): raw int16 mono PCM both ways, no header.  The mic is
+not sent while a reply is playing, so the assistant does not hear itself.
+
+Headless mode streams the file at real-time pace (then silence, so the server
+sees the end of the turn), records what comes back, and exits once the reply
+has finished: no reply audio for `--reply_idle_s` after the last of it played.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import queue
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+logger = logging.getLogger("listen_and_play")
+
+BYTES_PER_SAMPLE = 2
+
+
+@dataclass
+class ClientOptions:
+    host: str = "127.0.0.1"
+    send_port: int = 12345
+    recv_port: int = 12346
+    send_rate: int = 16000
+    recv_rate: int = 16000
+    chunk_size: int = 1024
+    list_play_chunk_size: int = 1024
+    input_file: str | None = None
+    output_file: str | None = None
+    reply_idle_s: float = 2.0
+    timeout_s: float = 120.0
+    connect_attempts: int = 8
+
+
+def connect_with_retry(host: str, port: int, attempts: int, what: str) -> socket.socket:
+    """Connect, retrying with exponential back-off; a clear message, no traceback."""
+    delay = 0.25
+    for attempt in range(1, attempts + 1):
+        try:
+            return socket.create_connection((host, port), timeout=5)
+        except OSError as error:
+            if attempt == attempts:
+                raise ConnectionError(f"cannot reach the s2s server's {what} port at {host}:{port}: {error}") from None
+            logger.warning("%s port %s:%d not reachable (%s); retrying in %.1f s", what, host, port, error, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+    raise AssertionError("unreachable")
+
+
+class ReplyReceiver(threading.Thread):
+    """Reads reply audio; tracks until when it will be playing, for muting."""
+
+    def __init__(self, conn: socket.socket, rate: int) -> None:
+        super().__init__(name="ReplyReceiver", daemon=True)
+        self.conn = conn
+        self.rate = rate
+        self.chunks: queue.Queue[bytes] = queue.Queue()
+        self.recorded = bytearray()
+        self.play_until = 0.0  # perf_counter time the received audio finishes playing
+        self.last_data_at = 0.0
+        self.closed = threading.Event()
+        self._odd = b""
+
+    def run(self) -> None:
+        self.conn.settimeout(0.2)
+        while not self.closed.is_set():
+            try:
+                data = self.conn.recv(8192)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            if not data:
+                break
+            data, self._odd = self._align(self._odd + data)
+            now = time.perf_counter()
+            self.last_data_at = now
+            self.play_until = max(self.play_until, now) + len(data) / BYTES_PER_SAMPLE / self.rate
+            self.recorded.extend(data)
+            self.chunks.put(data)
+        self.closed.set()
+
+    @staticmethod
+    def _align(data: bytes) -> tuple[bytes, bytes]:
+        cut = len(data) - len(data) % BYTES_PER_SAMPLE
+        return data[:cut], data[cut:]
+
+    @property
+    def playing(self) -> bool:
+        return time.perf_counter() < self.play_until
+
+
+def run_headless(options: ClientOptions) -> int:
+    import soundfile
+
+    from utils.audio import AudioInputError, load_audio
+
+    try:
+        samples = load_audio(options.input_file, target_rate=options.send_rate)
+    except AudioInputError as error:
+        print(f"listen_and_play: error: {error}", file=sys.stderr)
+        return 1
+    try:
+        send = connect_with_retry(options.host, options.send_port, options.connect_attempts, "audio")
+        recv = connect_with_retry(options.host, options.recv_port, options.connect_attempts, "reply")
+    except ConnectionError as error:
+        print(f"listen_and_play: error: {error}", file=sys.stderr)
+        return 1
+    replies = ReplyReceiver(recv, options.recv_rate)
+    replies.start()
+    payload = samples.astype("<i2").tobytes()
+    chunk_s = options.chunk_size / BYTES_PER_SAMPLE / options.send_rate
+    silence = bytes(options.chunk_size)
+    position, began = 0, time.perf_counter()
+    next_tick = began
+    try:
+        while time.perf_counter() - began < options.timeout_s:
+            if replies.closed.is_set():
+                print("listen_and_play: the server closed the reply connection", file=sys.stderr)
+                break
+            file_done = position >= len(payload)
+            reply_over = (
+                replies.recorded
+                and not replies.playing
+                and time.perf_counter() - replies.play_until > options.reply_idle_s
+            )
+            if file_done and reply_over:
+                break
+            if not replies.playing:  # half duplex: the mic is muted while a reply plays
+                if file_done:
+                    chunk = silence
+                else:
+                    chunk = payload[position : position + options.chunk_size].ljust(options.chunk_size, b"\0")
+                    position += options.chunk_size
+                send.sendall(chunk)
+            next_tick += chunk_s
+            time.sleep(max(0.0, next_tick - time.perf_counter()))
+    except OSError as error:
+        print(f"listen_and_play: connection lost: {error}", file=sys.stderr)
+    finally:
+        send.close()
+        replies.closed.set()
+        recv.close()
+    audio = np.frombuffer(bytes(replies.recorded), dtype="<i2")
+    if options.output_file:
+        soundfile.write(options.output_file, audio, options.recv_rate, subtype="PCM_16")
+    print(f"received {audio.size / options.recv_rate:.1f} s of reply audio")
+    return 0 if audio.size else 1
+
+
+def run_live(options: ClientOptions) -> int:
+    try:
+        import sounddevice as sd
+    except OSError as error:  # PortAudio library missing
+        print(f"listen_and_play: no audio system: {error}", file=sys.stderr)
+        return 1
+    while True:
+        try:
+            send = connect_with_retry(options.host, options.send_port, options.connect_attempts, "audio")
+            recv = connect_with_retry(options.host, options.recv_port, options.connect_attempts, "reply")
+        except ConnectionError as error:
+            print(f"listen_and_play: error: {error}", file=sys.stderr)
+            return 1
+        try:
+            status = _live_session(sd, options, send, recv)
+        finally:
+            send.close()
+            recv.close()
+        if status is not None:
+            return status
+        logger.warning("connection to the server lost; reconnecting")
+
+
+def _live_session(sd, options: ClientOptions, send: socket.socket, recv: socket.socket) -> int | None:
+    """Stream the mic and play replies until Ctrl-C (0), an audio error (1),
+    or a lost connection (None: the caller reconnects)."""
+    replies = ReplyReceiver(recv, options.recv_rate)
+    replies.start()
+    pending = bytearray()
+    lost = threading.Event()
+
+    def on_mic(indata, frames, time_info, status) -> None:
+        if replies.playing or lost.is_set():
+            return
+        try:
+            send.sendall(bytes(indata))
+        except OSError:
+            lost.set()
+
+    def on_play(outdata, frames, time_info, status) -> None:
+        while len(pending) < len(outdata):
+            try:
+                pending.extend(replies.chunks.get_nowait())
+            except queue.Empty:
+                break
+        size = min(len(pending), len(outdata))
+        outdata[:size] = pending[:size]
+        outdata[size:] = b"\0" * (len(outdata) - size)
+        del pending[:size]
+
+    mic_block = options.chunk_size // BYTES_PER_SAMPLE
+    play_block = options.list_play_chunk_size // BYTES_PER_SAMPLE
+    try:
+        with sd.RawInputStream(samplerate=options.send_rate, channels=1, dtype="int16",
+                               blocksize=mic_block, callback=on_mic), \
+             sd.RawOutputStream(samplerate=options.recv_rate, channels=1, dtype="int16",
+                                blocksize=play_block, callback=on_play):  # fmt: skip
+            print("listening; Ctrl-C to quit")
+            while not (lost.is_set() or replies.closed.is_set()):
+                time.sleep(0.1)
+    except KeyboardInterrupt:
+        return 0
+    except sd.PortAudioError as error:
+        print(f"listen_and_play: audio device error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        replies.closed.set()
+    return None
+
+
+def parse_args(argv: list[str] | None = None) -> ClientOptions:
+    defaults = ClientOptions()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default=defaults.host, help="Server address.")
+    parser.add_argument("--send_port", type=int, default=defaults.send_port, help="Server port for the mic.")
+    parser.add_argument("--recv_port", type=int, default=defaults.recv_port, help="Server port for replies.")
+    parser.add_argument("--send_rate", type=int, default=defaults.send_rate, help="Mic sample rate (server: 16000).")
+    parser.add_argument("--recv_rate", type=int, default=defaults.recv_rate, help="Reply sample rate.")
+    parser.add_argument("--chunk_size", type=int, default=defaults.chunk_size, help="Bytes per mic chunk.")
+    parser.add_argument("--list_play_chunk_size", type=int, default=defaults.list_play_chunk_size,
+                        help="Bytes per playback block.")  # fmt: skip
+    parser.add_argument("--input_file", help="Headless: stream this audio file instead of the mic.")
+    parser.add_argument("--output_file", help="Headless: write the reply audio here (WAV).")
+    parser.add_argument("--reply_idle_s", type=float, default=defaults.reply_idle_s,
+                        help="Headless: the reply is over after this long without new audio.")  # fmt: skip
+    parser.add_argument("--timeout_s", type=float, default=defaults.timeout_s, help="Headless: give up after this.")
+    parser.add_argument("--connect_attempts", type=int, default=defaults.connect_attempts,
+                        help="Connection attempts (exponential back-off) before giving up.")  # fmt: skip
+    return ClientOptions(**vars(parser.parse_args(argv)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    options = parse_args(argv)
+    if options.input_file:
+        return run_headless(options)
+    return run_live(options)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""Socket mode over real TCP on loopback, with the real models behind it.
+
+One server process (started as README shows, on free ports) serves every test
+in this module in turn; each test also checks it is still up afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from connections.tcp import listen
+from tests.conftest import HUMAN, QUESTIONS, REPO
+from utils.audio import int16_to_float, load_audio
+
+READY = re.compile(r"ready: send audio to port (\d+), replies come from port (\d+)")
+
+
+class Server:
+    def __init__(self, tmp: Path) -> None:
+        self.metrics = tmp / "metrics.jsonl"
+        self.log = tmp / "server.log"
+        self._log_handle = open(self.log, "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "s2s_pipeline.py", "--mode", "socket", "--recv_port", "0", "--send_port", "0",
+             "--metrics_file", str(self.metrics)],
+            cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+            stdout=self._log_handle, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            match = READY.search(self.log.read_text())
+            if match:
+                self.recv_port, self.send_port = int(match.group(1)), int(match.group(2))
+                return
+            if self.process.poll() is not None:
+                raise RuntimeError("server died:\n" + self.log.read_text()[-3000:])
+            time.sleep(0.2)
+        raise RuntimeError("server did not start:\n" + self.log.read_text()[-3000:])
+
+    def turns(self) -> list[dict]:
+        if not self.metrics.exists():
+            return []
+        return [json.loads(line) for line in self.metrics.read_text().splitlines()]
+
+    def wait_for_turns(self, count: int, timeout: float = 60) -> list[dict]:
+        deadline = time.time() + timeout
+        while time.time() < deadline and len(self.turns()) < count:
+            time.sleep(0.2)
+        return self.turns()
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> int:
+        self.process.send_signal(2)  # Ctrl-C
+        try:
+            return self.process.wait(timeout=10)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+            self._log_handle.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    running = Server(tmp_path_factory.mktemp("socket_server"))
+    yield running
+    assert running.alive(), "the server died during the tests:\n" + running.log.read_text()[-3000:]
+    assert running.stop() == 0
+    assert "Traceback" not in running.log.read_text()
+
+
+def client(server: Server, input_file: Path, output_file: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "listen_and_play.py", "--host", "127.0.0.1",
+         "--send_port", str(server.recv_port), "--recv_port", str(server.send_port),
+         "--input_file", str(input_file), "--output_file", str(output_file), "--timeout_s", "90", *extra],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def transcribe(stt_handler, path: Path) -> str:
+    return stt_handler.transcribe(int16_to_float(load_audio(path)))[0].lower()
+
+
+def send_raw(server: Server, payload: bytes, pace_chunks: bool = False) -> None:
+    with socket.create_connection(("127.0.0.1", server.recv_port)) as conn:
+        if pace_chunks:
+            for start in range(0, len(payload), 1024):
+                conn.sendall(payload[start : start + 1024])
+                time.sleep(0.032)
+        else:
+            conn.sendall(payload)
+        time.sleep(0.3)
+
+
+def test_headless_client_round_trip_as_readme_shows(server, tmp_path, stt_handler):
+    before = len(server.turns())
+    reply = tmp_path / "reply.wav"
+    result = client(server, QUESTIONS / "q01.wav", reply)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "received" in result.stdout
+    assert "paris" in transcribe(stt_handler, reply)
+    turn = server.wait_for_turns(before + 1)[-1]
+    assert "france" in turn["transcript"].lower()
+    assert turn["speech_end_to_first_audio_ms"] > turn["end_of_turn_to_first_audio_ms"]  # real-time pace
+
+
+def test_human_speech_gets_an_answer_about_what_was_said(server, tmp_path, stt_handler):
+    """A real recorded voice (LibriVox reader); the server hears it and the
+    audio that comes back is the reply it logged."""
+    clip = HUMAN / "pocketsphinx" / "goforward.wav"
+    before = len(server.turns())
+    reply = tmp_path / "reply.wav"
+    result = client(server, clip, reply)
+    assert result.returncode == 0, result.stderr[-2000:]
+    turn = server.wait_for_turns(before + 1)[-1]
+    assert "forward" in turn["transcript"].lower() and "meters" in turn["transcript"].lower()
+    heard_reply = transcribe(stt_handler, reply)
+    reply_words = set(re.findall(r"[a-z']+", turn["reply"].lower()))
+    heard_words = set(re.findall(r"[a-z']+", heard_reply))
+    assert len(reply_words & heard_words) >= 0.6 * len(reply_words), (turn["reply"], heard_reply)
+
+
+def test_disconnect_mid_utterance_then_next_client_gets_a_full_answer(server, tmp_path, stt_handler):
+    speech = load_audio(QUESTIONS / "q02.wav")
+    half = speech[: speech.size // 2].astype("<i2").tobytes() + b"\x01"  # and half a sample
+    send_raw(server, half, pace_chunks=True)
+    reply = tmp_path / "reply.wav"
+    result = client(server, QUESTIONS / "q01.wav", reply)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "paris" in transcribe(stt_handler, reply)
+    partial = len(half) % 1024
+    assert partial and f"discarding {partial} bytes of a partial chunk" in server.log.read_text()
+
+
+def test_garbage_truncated_and_silent_clients_do_not_stop_the_server(server, tmp_path, stt_handler):
+    rng = np.random.default_rng(7)
+    send_raw(server, rng.integers(0, 256, 3001, dtype=np.uint8).tobytes())  # odd length noise
+    send_raw(server, b"\x00" * 1023)  # one byte short of a chunk
+    silent = socket.create_connection(("127.0.0.1", server.recv_port))  # connects, says nothing
+    try:
+        reply = tmp_path / "reply.wav"
+        result = client(server, QUESTIONS / "q01.wav", reply)  # takes over from the silent one
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "paris" in transcribe(stt_handler, reply)
+    finally:
+        silent.close()
+    assert server.alive()
+
+
+def test_a_client_faster_than_real_time_is_answered(server, tmp_path, stt_handler):
+    before = len(server.turns())
+    speech = load_audio(QUESTIONS / "q05.wav")
+    payload = np.concatenate([np.zeros(8000, np.int16), speech, np.zeros(16000, np.int16)])
+    received = bytearray()
+    with (
+        socket.create_connection(("127.0.0.1", server.send_port)) as replies,
+        socket.create_connection(("127.0.0.1", server.recv_port)) as audio,
+    ):
+        replies.settimeout(0.5)
+        audio.sendall(payload.astype("<i2").tobytes())  # all at once; stays connected for the answer
+        deadline = time.time() + 60
+        while time.time() < deadline and len(server.turns()) <= before:
+            try:
+                received.extend(replies.recv(65536))
+            except TimeoutError:
+                pass
+        time.sleep(0.5)
+        try:
+            received.extend(replies.recv(1 << 20))
+        except TimeoutError:
+            pass
+    turn = server.turns()[-1]
+    assert "boiling" in turn["transcript"].lower()
+    assert len(received) > 16000 * 2  # over half a second of reply audio came back
+
+
+def test_client_without_a_server_gives_a_clear_error():
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = subprocess.run(
+        [sys.executable, "listen_and_play.py", "--send_port", str(port), "--recv_port", str(port),
+         "--input_file", str(QUESTIONS / "q01.wav"), "--connect_attempts", "2"],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "cannot reach the s2s server's audio port" in result.stderr
+    assert "retrying" in result.stderr
+
+
+def test_binding_beyond_loopback_warns(caplog):
+    caplog.set_level(logging.WARNING)
+    server = listen("0.0.0.0", 0, "test receiver")
+    server.close()
+    assert any("open to other machines" in record.message for record in caplog.records)
+    caplog.clear()
+    listen("127.0.0.1", 0, "test receiver").close()
+    assert not caplog.records
+
+
+def test_server_stops_on_ctrl_c_within_two_seconds(tmp_path):
+    """A second server, only to time its shutdown."""
+    other = Server(tmp_path)
+    began = time.perf_counter()
+    assert other.stop() == 0
+    assert time.perf_counter() - began < 2.0
+    assert "Traceback" not in other.log.read_text()
