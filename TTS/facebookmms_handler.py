@@ -1,0 +1,288 @@
+"""Text to speech with Facebook MMS-TTS (VITS through transformers).
+
+MMS ships one small VITS checkpoint per language (`facebook/mms-tts-<iso3>`,
+ISO 639-3 codes), so speaking the user's language means loading that
+language's model.  The default language's model is loaded at setup; any other
+is loaded the first time a sentence arrives in it and kept (up to
+`max_loaded_models`, least recently used dropped first, the default never).
+A language without an MMS code, or whose model cannot be loaded (not in the
+cache while offline, a typo in the template), falls back to the default
+language's voice, with one warning per language, instead of failing the turn.
+
+Whisper reports ISO 639-1 codes ("fr"); `WHISPER_TO_MMS` translates them.
+`model_name_template` is where the checkpoints come from: the hub by default,
+or a local folder pattern such as `/models/mms-tts-{lang}`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from baseHandler import BaseHandler
+from utils.audio import float_to_int16, resample
+from utils.messages import LLMSentence, TTSAudio
+
+logger = logging.getLogger(__name__)
+
+# Whisper (ISO 639-1) -> MMS-TTS (ISO 639-3, the code MMS names its checkpoint
+# with; for macrolanguages MMS picked one member, e.g. Malay -> zlm, Swahili -> swh,
+# and a script suffix where it has several).
+WHISPER_TO_MMS: dict[str, str] = {
+    "af": "afr",  # Afrikaans
+    "am": "amh",  # Amharic
+    "ar": "ara",  # Arabic
+    "as": "asm",  # Assamese
+    "az": "azj-script_latin",  # Azerbaijani (North, Latin script)
+    "be": "bel",  # Belarusian
+    "bg": "bul",  # Bulgarian
+    "bn": "ben",  # Bengali
+    "ca": "cat",  # Catalan
+    "cs": "ces",  # Czech
+    "cy": "cym",  # Welsh
+    "da": "dan",  # Danish
+    "de": "deu",  # German
+    "el": "ell",  # Greek
+    "en": "eng",  # English
+    "es": "spa",  # Spanish
+    "et": "est",  # Estonian
+    "eu": "eus",  # Basque
+    "fa": "fas",  # Persian
+    "fi": "fin",  # Finnish
+    "fr": "fra",  # French
+    "gl": "glg",  # Galician
+    "gu": "guj",  # Gujarati
+    "ha": "hau",  # Hausa
+    "he": "heb",  # Hebrew
+    "hi": "hin",  # Hindi
+    "hu": "hun",  # Hungarian
+    "hy": "hyw",  # Armenian (Western)
+    "id": "ind",  # Indonesian
+    "is": "isl",  # Icelandic
+    "it": "ita",  # Italian
+    "ja": "jpn",  # Japanese
+    "jw": "jav",  # Javanese (Whisper's code)
+    "ka": "kat",  # Georgian
+    "kk": "kaz",  # Kazakh
+    "km": "khm",  # Khmer
+    "kn": "kan",  # Kannada
+    "ko": "kor",  # Korean
+    "ky": "kir",  # Kyrgyz
+    "lo": "lao",  # Lao
+    "lt": "lit",  # Lithuanian
+    "lv": "lav",  # Latvian
+    "mg": "mlg",  # Malagasy
+    "mk": "mkd",  # Macedonian
+    "ml": "mal",  # Malayalam
+    "mn": "mon",  # Mongolian
+    "mr": "mar",  # Marathi
+    "ms": "zlm",  # Malay
+    "my": "mya",  # Burmese
+    "ne": "npi",  # Nepali
+    "nl": "nld",  # Dutch
+    "pa": "pan",  # Punjabi
+    "pl": "pol",  # Polish
+    "ps": "pus",  # Pashto
+    "pt": "por",  # Portuguese
+    "ro": "ron",  # Romanian
+    "ru": "rus",  # Russian
+    "sk": "slk",  # Slovak
+    "sl": "slv",  # Slovenian
+    "so": "som",  # Somali
+    "sq": "sqi",  # Albanian
+    "sr": "srp",  # Serbian
+    "su": "sun",  # Sundanese
+    "sv": "swe",  # Swedish
+    "sw": "swh",  # Swahili
+    "ta": "tam",  # Tamil
+    "te": "tel",  # Telugu
+    "tg": "tgk",  # Tajik
+    "th": "tha",  # Thai
+    "tk": "tuk-script_latin",  # Turkmen
+    "tl": "tgl",  # Tagalog
+    "tr": "tur",  # Turkish
+    "uk": "ukr",  # Ukrainian
+    "ur": "urd",  # Urdu
+    "uz": "uzb-script_cyrillic",  # Uzbek
+    "vi": "vie",  # Vietnamese
+    "yo": "yor",  # Yoruba
+}
+
+
+def mms_code(language: str | None) -> str | None:
+    """The MMS checkpoint code for a Whisper language ('fr' or 'fr-auto'),
+    None when MMS has no voice for it.  An ISO 639-3 code passes through, so
+    `--tts_language fra` works as well as `--tts_language fr`."""
+    if not language:
+        return None
+    language = language.removesuffix("-auto").lower()
+    if language in WHISPER_TO_MMS:
+        return WHISPER_TO_MMS[language]
+    if language in WHISPER_TO_MMS.values():
+        return language
+    return None
+
+
+class _Voice:
+    """One language's checkpoint: the VITS model and its character tokenizer."""
+
+    def __init__(self, code: str, name: str, model: Any, tokenizer: Any) -> None:
+        self.code = code
+        self.name = name
+        self.model = model
+        self.tokenizer = tokenizer
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.model.config.sampling_rate)
+
+
+class FacebookMMSTTSHandler(BaseHandler):
+    accepts = (LLMSentence,)
+    end_turn_on_error = False
+
+    def setup(
+        self,
+        model_name_template: str = "facebook/mms-tts-{lang}",
+        language: str = "en",
+        device: str = "cpu",
+        torch_dtype: str = "float32",
+        max_loaded_models: int = 4,
+        speaking_rate: float | None = None,
+        noise_scale: float | None = None,
+        noise_scale_duration: float | None = None,
+        seed: int = 0,
+        output_sample_rate: int = 16000,
+        gen_kwargs: dict | None = None,
+    ) -> None:
+        try:
+            import torch
+            from transformers import AutoTokenizer, VitsModel
+        except ImportError:
+            raise ImportError("the facebookMMS TTS needs: pip install torch transformers") from None
+        if "{lang}" not in model_name_template:
+            raise ValueError(f"--tts_model_name_template must contain '{{lang}}', got {model_name_template!r}")
+        default_code = mms_code(language)
+        if default_code is None:
+            raise ValueError(
+                f"--tts_language {language!r} has no MMS-TTS voice; use one of: {', '.join(WHISPER_TO_MMS)}"
+            )
+        self._torch = torch
+        self._model_class = VitsModel
+        self._tokenizer_class = AutoTokenizer
+        self.template = model_name_template
+        self.device = device
+        self.dtype = getattr(torch, torch_dtype)
+        self.max_loaded_models = max(2, max_loaded_models)  # the default and the current one
+        # None keeps each checkpoint's own value (its config.json).
+        self.voice_settings = {
+            "speaking_rate": speaking_rate,
+            "noise_scale": noise_scale,
+            "noise_scale_duration": noise_scale_duration,
+        }
+        self.seed = seed
+        self.output_sample_rate = output_sample_rate
+        self.default_code = default_code
+        self.voices: OrderedDict[str, _Voice] = OrderedDict()
+        self.unavailable: set[str] = set()  # codes that failed once: not retried every sentence
+        self._uroman: Any = None
+        # The default voice must load: without it there is nothing to fall back to.
+        self.voices[default_code] = self._load(default_code)
+        self.warmup()
+
+    def _load(self, code: str) -> _Voice:
+        name = self.template.format(lang=code)
+        logger.info("loading MMS-TTS voice %s", name)
+        model = self._model_class.from_pretrained(name, dtype=self.dtype).to(self.device).eval()
+        for attribute, value in self.voice_settings.items():
+            if value is not None:
+                setattr(model, attribute, value)
+        tokenizer = self._tokenizer_class.from_pretrained(name)
+        return _Voice(code, name, model, tokenizer)
+
+    def voice_for(self, language: str | None) -> _Voice:
+        """The voice for a sentence's language, loading it on first use; the
+        default voice when the language is unknown, has no MMS voice, or its
+        checkpoint cannot be loaded."""
+        code = mms_code(language) if language else self.default_code
+        if code is None:
+            if language not in self.unavailable:
+                self.unavailable.add(language)
+                logger.warning("MMS-TTS has no voice for language %r: speaking with %r", language, self.default_code)
+            code = self.default_code
+        if code in self.voices:
+            self.voices.move_to_end(code)
+            return self.voices[code]
+        if code in self.unavailable:
+            return self.voices[self.default_code]
+        try:
+            voice = self._load(code)
+        except Exception as error:  # missing offline, bad template, corrupt files
+            self.unavailable.add(code)
+            logger.warning(
+                "cannot load MMS-TTS voice %s (%s): speaking with %r",
+                self.template.format(lang=code),
+                error,
+                self.default_code,
+            )
+            return self.voices[self.default_code]
+        self.voices[code] = voice
+        self._evict()
+        return voice
+
+    def _evict(self) -> None:
+        while len(self.voices) > self.max_loaded_models:
+            oldest = next(code for code in self.voices if code != self.default_code)
+            logger.info("unloading MMS-TTS voice %s", self.voices[oldest].name)
+            del self.voices[oldest]
+
+    def _romanize(self, text: str, voice: _Voice) -> str:
+        """Checkpoints trained on romanized text (non-Latin scripts) flag it with
+        `is_uroman`; feed them romanized text when the `uroman` package is there."""
+        if not getattr(voice.tokenizer, "is_uroman", False):
+            return text
+        if self._uroman is None:
+            try:
+                import uroman
+
+                self._uroman = uroman.Uroman()
+            except ImportError:
+                self._uroman = False
+                logger.warning("MMS voice %s expects romanized text: pip install uroman", voice.name)
+        if not self._uroman:
+            return text
+        return self._uroman.romanize_string(text, lcode=voice.code.split("-")[0])
+
+    def synthesize(self, text: str, language: str | None = None) -> np.ndarray:
+        """int16 mono at the output rate (empty when the voice's alphabet has
+        none of the text's characters)."""
+        voice = self.voice_for(language)
+        inputs = voice.tokenizer(self._romanize(text, voice), return_tensors="pt")
+        input_ids = inputs["input_ids"].to(self.device)
+        if input_ids.shape[-1] == 0:
+            return np.zeros(0, dtype=np.int16)
+        if self.seed >= 0:
+            self._torch.manual_seed(self.seed)  # VITS samples noise: same sentence, same audio
+        with self._torch.inference_mode():
+            waveform = voice.model(
+                input_ids=input_ids, attention_mask=inputs["attention_mask"].to(self.device)
+            ).waveform
+        samples = waveform[0].float().cpu().numpy()
+        return float_to_int16(resample(samples, voice.sample_rate, self.output_sample_rate))
+
+    def warmup(self) -> None:
+        self.synthesize("Hello.")
+
+    def process(self, message: LLMSentence) -> Iterator[TTSAudio]:
+        turn = message.turn
+        turn.mark("tts_start")
+        samples = self.synthesize(message.text, message.language)
+        if samples.size == 0:
+            logger.warning("MMS-TTS produced no audio for %r", message.text)
+            return
+        turn.mark("tts_first_audio")
+        yield TTSAudio(samples=samples, sample_rate=self.output_sample_rate, text=message.text, turn=turn)

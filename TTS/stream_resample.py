@@ -1,0 +1,42 @@
+"""Resampling for TTS backends that stream audio in pieces.
+
+`utils.audio.resample` treats each call as a whole signal, so resampling
+consecutive pieces of one utterance separately puts a small edge transient
+(a click) at every piece boundary.  This keeps soxr's filter state across the
+pieces of one utterance instead, so the joined output equals resampling the
+whole utterance at once; `flush()` returns the filter's tail at the end.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import soxr
+
+from utils.audio import float_to_int16, resample
+
+
+class StreamResampler:
+    """float32 pieces at `from_rate` in, int16 pieces at `to_rate` out."""
+
+    def __init__(self, from_rate: int, to_rate: int) -> None:
+        self.from_rate = from_rate
+        self.to_rate = to_rate
+        self._stream = (
+            None if from_rate == to_rate else soxr.ResampleStream(from_rate, to_rate, 1, dtype="float32", quality="HQ")
+        )
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        if self._stream is None:
+            return float_to_int16(samples)
+        return float_to_int16(self._stream.resample_chunk(samples, last=False))
+
+    def flush(self) -> np.ndarray:
+        if self._stream is None:
+            return np.zeros(0, dtype=np.int16)
+        return float_to_int16(self._stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+
+
+def resample_to_int16(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """One whole utterance: float in [-1, 1] at `from_rate` -> int16 at `to_rate`."""
+    return float_to_int16(resample(np.asarray(samples, dtype=np.float32).reshape(-1), from_rate, to_rate))
