@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from baseHandler import BaseHandler
-from utils.chat import Chat, language_instruction
+from utils.chat import Chat
+from utils.llm_stream import answer_transcript
 from utils.messages import EndOfResponse, LLMSentence, Transcript
 from utils.packaged_models import resolve_gguf
-from utils.sentences import SentenceAggregator
 
 logger = logging.getLogger(__name__)
 
@@ -82,28 +82,4 @@ class LlamaCppLanguageModelHandler(BaseHandler):
         self.chat.reset()
 
     def process(self, message: Transcript) -> Iterator[LLMSentence | EndOfResponse]:
-        turn = message.turn
-        turn.mark("llm_start")
-        self.chat.add_user(language_instruction(message.language) + message.text, role=self.user_role)
-        sentences = SentenceAggregator()
-        reply: list[str] = []
-        try:
-            for piece in self.generate(self.chat.messages()):
-                for sentence in sentences.push(piece):
-                    turn.mark("llm_first_sentence")
-                    reply.append(sentence)
-                    yield LLMSentence(text=sentence, language=message.language, turn=turn)
-                if self.stop_event.is_set():
-                    break
-            for sentence in sentences.flush():
-                turn.mark("llm_first_sentence")
-                reply.append(sentence)
-                yield LLMSentence(text=sentence, language=message.language, turn=turn)
-        except Exception:
-            self.chat.discard_pending()
-            raise
-        turn.mark("llm_end")
-        turn.reply_sentences = reply
-        self.chat.add_assistant(" ".join(reply))
-        logger.info("turn %d reply: %s", turn.turn_id, " ".join(reply) or "<empty>")
-        yield EndOfResponse(turn=turn)
+        yield from answer_transcript(message, self.chat, self.generate, self.stop_event, self.user_role)

@@ -17,8 +17,11 @@ from arguments_classes.llama_cpp_language_model_arguments import (
     LlamaCppLanguageModelHandlerArguments,
 )
 from arguments_classes.melo_tts_arguments import MeloTTSHandlerArguments
+from arguments_classes.mlx_language_model_arguments import MLXLanguageModelHandlerArguments
+from arguments_classes.openai_api_language_model_arguments import OpenApiLanguageModelHandlerArguments
 from arguments_classes.parler_tts_arguments import ParlerTTSHandlerArguments
 from arguments_classes.piper_tts_arguments import PiperTTSHandlerArguments
+from arguments_classes.transformers_language_model_arguments import TransformersLanguageModelHandlerArguments
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,12 @@ LLM_BACKENDS: dict[str, Backend] = {
     for b in [
         Backend("llama_cpp", "LLM.llama_cpp_language_model:LlamaCppLanguageModelHandler",
                 LlamaCppLanguageModelHandlerArguments, "lm", "pip install llama-cpp-python"),
+        Backend("transformers", "LLM.transformers_language_model:TransformersLanguageModelHandler",
+                TransformersLanguageModelHandlerArguments, "lm", "pip install torch transformers gguf accelerate"),
+        Backend("open_api", "LLM.openai_api_language_model:OpenApiLanguageModelHandler",
+                OpenApiLanguageModelHandlerArguments, "lm", "pip install openai"),
+        Backend("mlx-lm", "LLM.mlx_language_model:MLXLanguageModelHandler",
+                MLXLanguageModelHandlerArguments, "lm", "pip install mlx-lm"),
     ]
 }  # fmt: skip
 

@@ -1,0 +1,70 @@
+"""Language model on Apple's MLX (`mlx-lm`), for Apple silicon Macs.
+
+MLX runs on the Mac's unified memory and GPU, so it is the fast choice there
+(`--local_mac_optimal_settings` picks it).  `stream_generate` yields text as
+tokens are decoded; the shared answer loop cuts it into sentences, so the TTS
+starts on the first sentence while the rest is generated.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from baseHandler import BaseHandler
+from utils.chat import Chat
+from utils.llm_stream import answer_transcript
+from utils.messages import EndOfResponse, LLMSentence, Transcript
+
+logger = logging.getLogger(__name__)
+
+
+class MLXLanguageModelHandler(BaseHandler):
+    accepts = (Transcript,)
+
+    def setup(
+        self,
+        model_name: str = "mlx-community/Qwen2.5-0.5B-Instruct-4bit",
+        user_role: str = "user",
+        init_chat_role: str = "system",
+        init_chat_prompt: str | None = None,
+        chat_size: int = 2,
+        gen_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        try:
+            from mlx_lm import load, stream_generate
+            from mlx_lm.sample_utils import make_sampler
+        except ImportError:
+            raise ImportError("the mlx-lm LLM needs (Apple silicon only): pip install mlx-lm") from None
+        self._stream_generate = stream_generate
+        self._make_sampler = make_sampler
+        self.model, self.tokenizer = load(model_name)
+        self.model_name = model_name
+        self.user_role = user_role
+        self.chat = Chat(size=chat_size, system_prompt=init_chat_prompt, system_role=init_chat_role)
+        self.gen_kwargs = {"max_tokens": 128, "temperature": 0.0, "top_p": 1.0, **(gen_kwargs or {})}
+        self.warmup()
+
+    def warmup(self) -> None:
+        """One short generation: MLX compiles its kernels on first use."""
+        for _ in self.generate([*self.chat.messages(), {"role": self.user_role, "content": "Hi"}], max_tokens=2):
+            pass
+
+    def generate(self, messages: list[dict[str, str]], max_tokens: int | None = None) -> Iterator[str]:
+        kwargs = dict(self.gen_kwargs)
+        temperature = float(kwargs.pop("temperature"))
+        top_p = float(kwargs.pop("top_p"))
+        if max_tokens is not None:
+            kwargs["max_tokens"] = max_tokens
+        prompt = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        sampler = self._make_sampler(temp=temperature, top_p=top_p)
+        for response in self._stream_generate(self.model, self.tokenizer, prompt, sampler=sampler, **kwargs):
+            if response.text:
+                yield response.text
+
+    def on_reset(self) -> None:
+        self.chat.reset()
+
+    def process(self, message: Transcript) -> Iterator[LLMSentence | EndOfResponse]:
+        yield from answer_transcript(message, self.chat, self.generate, self.stop_event, self.user_role)

@@ -1,0 +1,72 @@
+"""The answer loop every LLM backend shares: text pieces in, sentences out.
+
+Backends differ only in how they turn a list of chat messages into a stream
+of text pieces (llama.cpp tokens, a transformers streamer, an HTTP stream, a
+whole non-streamed reply).  Everything after that is the same and lives here,
+once: record the user's message in the bounded chat (with the "reply in
+<language>" hint), cut the pieces into sentences and emit each one the moment
+it is complete, stop between pieces when the pipeline is stopping, keep the
+history paired when generation fails, and end the turn with `EndOfResponse`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator
+
+from utils.chat import Chat, language_instruction
+from utils.messages import EndOfResponse, LLMSentence, Transcript
+from utils.sentences import SentenceAggregator
+
+logger = logging.getLogger(__name__)
+
+Generate = Callable[[list[dict[str, str]]], Iterable[str]]
+
+
+def answer_transcript(
+    message: Transcript,
+    chat: Chat,
+    generate: Generate,
+    stop_event: threading.Event,
+    user_role: str = "user",
+) -> Iterator[LLMSentence | EndOfResponse]:
+    """Answer one transcript: the body of an LLM handler's `process()`.
+
+    `generate(messages)` yields text pieces of any size.  An exception from it
+    propagates (BaseHandler turns it into an `EndOfResponse` carrying
+    `turn.error`) after the unanswered user message is dropped from the chat,
+    so the next prompt does not hold a question without its answer.
+    """
+    turn = message.turn
+    turn.mark("llm_start")
+    chat.add_user(language_instruction(message.language) + message.text, role=user_role)
+    sentences = SentenceAggregator()
+    reply: list[str] = []
+
+    def release(found: Iterable[str]) -> Iterator[LLMSentence]:
+        for sentence in found:
+            turn.mark("llm_first_sentence")
+            reply.append(sentence)
+            yield LLMSentence(text=sentence, language=message.language, turn=turn)
+
+    pieces: Iterator[str] | None = None
+    try:
+        pieces = iter(generate(chat.messages()))
+        for piece in pieces:
+            yield from release(sentences.push(piece))
+            if stop_event.is_set():
+                break
+        yield from release(sentences.flush())
+    except Exception:
+        chat.discard_pending()
+        raise
+    finally:
+        close = getattr(pieces, "close", None)  # None when generate() itself raised
+        if close is not None:
+            close()  # stops a background generation or an HTTP stream left early
+    turn.mark("llm_end")
+    turn.reply_sentences = reply
+    chat.add_assistant(" ".join(reply))
+    logger.info("turn %d reply: %s", turn.turn_id, " ".join(reply) or "<empty>")
+    yield EndOfResponse(turn=turn)
