@@ -13,15 +13,19 @@ from dataclasses import dataclass
 from arguments_classes.chattts_tts_arguments import ChatTTSHandlerArguments
 from arguments_classes.facebookmms_tts_arguments import FacebookMMSTTSHandlerArguments
 from arguments_classes.faster_whisper_stt_arguments import FasterWhisperSTTHandlerArguments
+from arguments_classes.lightning_whisper_mlx_stt_arguments import LightningWhisperSTTHandlerArguments
 from arguments_classes.llama_cpp_language_model_arguments import (
     LlamaCppLanguageModelHandlerArguments,
 )
 from arguments_classes.melo_tts_arguments import MeloTTSHandlerArguments
 from arguments_classes.mlx_language_model_arguments import MLXLanguageModelHandlerArguments
+from arguments_classes.moonshine_stt_arguments import MoonshineSTTHandlerArguments
 from arguments_classes.openai_api_language_model_arguments import OpenApiLanguageModelHandlerArguments
+from arguments_classes.paraformer_stt_arguments import ParaformerSTTHandlerArguments
 from arguments_classes.parler_tts_arguments import ParlerTTSHandlerArguments
 from arguments_classes.piper_tts_arguments import PiperTTSHandlerArguments
 from arguments_classes.transformers_language_model_arguments import TransformersLanguageModelHandlerArguments
+from arguments_classes.whisper_stt_arguments import WhisperSTTHandlerArguments
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,14 @@ STT_BACKENDS: dict[str, Backend] = {
     for b in [
         Backend("faster-whisper", "STT.faster_whisper_handler:FasterWhisperSTTHandler",
                 FasterWhisperSTTHandlerArguments, "stt", "pip install faster-whisper"),
+        Backend("whisper", "STT.whisper_stt_handler:WhisperSTTHandler",
+                WhisperSTTHandlerArguments, "stt", "pip install torch transformers"),
+        Backend("whisper-mlx", "STT.lightning_whisper_mlx_handler:LightningWhisperSTTHandler",
+                LightningWhisperSTTHandlerArguments, "stt", "pip install lightning-whisper-mlx"),
+        Backend("paraformer", "STT.paraformer_handler:ParaformerSTTHandler",
+                ParaformerSTTHandlerArguments, "stt", "pip install funasr"),
+        Backend("moonshine", "STT.moonshine_handler:MoonshineSTTHandler",
+                MoonshineSTTHandlerArguments, "stt", "pip install torch 'transformers>=4.48'"),
     ]
 }  # fmt: skip
 
