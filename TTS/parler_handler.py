@@ -104,6 +104,17 @@ def _stop_when(event: threading.Event) -> Any:
     return _StopOnEvent()
 
 
+def _static_cache_batch_size_alias() -> None:
+    """parler-tts 0.2.3 reuses its static cache only after reading the cache's
+    `max_batch_size`, which its own pinned transformers (4.46) renamed to
+    `batch_size`; without the old name every generate after the first fails.
+    Give StaticCache the old name back (read-only) when it lacks it."""
+    from transformers.cache_utils import StaticCache
+
+    if not hasattr(StaticCache, "max_batch_size") and hasattr(StaticCache, "__init__"):
+        StaticCache.max_batch_size = property(lambda cache: cache.batch_size)
+
+
 class ParlerTTSHandler(BaseHandler):
     accepts = (LLMSentence,)
     end_turn_on_error = False
@@ -172,6 +183,15 @@ class ParlerTTSHandler(BaseHandler):
             torch._dynamo.config.cache_size_limit = max(
                 torch._dynamo.config.cache_size_limit, 2 * len(pad_lengths(max_prompt_pad_length)) + 4
             )
+            # transformers logs deprecation notices (warning_once) inside the forward pass;
+            # with fullgraph=True a logging call is an error, so compiled code skips them.
+            ignored = getattr(torch._dynamo.config, "ignore_logging_functions", None)
+            if ignored is None:
+                ignored = getattr(torch._dynamo.config, "ignore_logger_methods", set())
+            ignored.update(
+                getattr(logging.Logger, name) for name in ("warning_once", "warning") if hasattr(logging.Logger, name)
+            )
+            _static_cache_batch_size_alias()
             self.model.generation_config.cache_implementation = "static"
             self.model.forward = torch.compile(self.model.forward, mode=self.compile_mode, fullgraph=True)
         self.warmup()
