@@ -127,6 +127,14 @@ def mms_code(language: str | None) -> str | None:
     return None
 
 
+def _has_uroman() -> bool:
+    try:
+        import uroman  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 class _Voice:
     """One language's checkpoint: the VITS model and its character tokenizer."""
 
@@ -189,7 +197,6 @@ class FacebookMMSTTSHandler(BaseHandler):
         self.default_code = default_code
         self.voices: OrderedDict[str, _Voice] = OrderedDict()
         self.unavailable: set[str] = set()  # codes that failed once: not retried every sentence
-        self._uroman: Any = None
         # The default voice must load: without it there is nothing to fall back to.
         self.voices[default_code] = self._load(default_code)
         self.warmup()
@@ -202,6 +209,10 @@ class FacebookMMSTTSHandler(BaseHandler):
             if value is not None:
                 setattr(model, attribute, value)
         tokenizer = self._tokenizer_class.from_pretrained(name)
+        if getattr(tokenizer, "is_uroman", False) and not _has_uroman():
+            # Voices of non-Latin scripts were trained on romanized text; the tokenizer
+            # romanizes with `uroman` when it is installed and drops the text otherwise.
+            logger.warning("MMS voice %s needs romanized text and will be silent: pip install uroman", name)
         return _Voice(code, name, model, tokenizer)
 
     def voice_for(self, language: str | None) -> _Voice:
@@ -240,28 +251,11 @@ class FacebookMMSTTSHandler(BaseHandler):
             logger.info("unloading MMS-TTS voice %s", self.voices[oldest].name)
             del self.voices[oldest]
 
-    def _romanize(self, text: str, voice: _Voice) -> str:
-        """Checkpoints trained on romanized text (non-Latin scripts) flag it with
-        `is_uroman`; feed them romanized text when the `uroman` package is there."""
-        if not getattr(voice.tokenizer, "is_uroman", False):
-            return text
-        if self._uroman is None:
-            try:
-                import uroman
-
-                self._uroman = uroman.Uroman()
-            except ImportError:
-                self._uroman = False
-                logger.warning("MMS voice %s expects romanized text: pip install uroman", voice.name)
-        if not self._uroman:
-            return text
-        return self._uroman.romanize_string(text, lcode=voice.code.split("-")[0])
-
     def synthesize(self, text: str, language: str | None = None) -> np.ndarray:
         """int16 mono at the output rate (empty when the voice's alphabet has
         none of the text's characters)."""
         voice = self.voice_for(language)
-        inputs = voice.tokenizer(self._romanize(text, voice), return_tensors="pt")
+        inputs = voice.tokenizer(text, return_tensors="pt")
         input_ids = inputs["input_ids"].to(self.device)
         if input_ids.shape[-1] == 0:
             return np.zeros(0, dtype=np.int16)

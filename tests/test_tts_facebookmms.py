@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,12 +30,14 @@ LETTERS = "abcdefghijklmnopqrstuvwxyz '.,!?-"
 ACCENTS = "àâçéèêëîïôûùüÿœ"
 
 
-def build_voice(folder: Path, alphabet: str, sampling_rate: int, seed: int) -> None:
+def build_voice(folder: Path, alphabet: str, sampling_rate: int, seed: int, is_uroman: bool = False) -> None:
     """A ~20k-parameter VITS with MMS's layout: character vocab, blank between characters."""
     folder.mkdir(parents=True)
     vocab = {symbol: index for index, symbol in enumerate(["<pad>", "<unk>", *alphabet])}
     (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
-    tokenizer = transformers.VitsTokenizer(str(folder / "vocab.json"), phonemize=False, add_blank=True)
+    tokenizer = transformers.VitsTokenizer(
+        str(folder / "vocab.json"), phonemize=False, add_blank=True, is_uroman=is_uroman
+    )
     config = transformers.VitsConfig(
         vocab_size=len(vocab),
         hidden_size=16,
@@ -63,11 +66,13 @@ def build_voice(folder: Path, alphabet: str, sampling_rate: int, seed: int) -> N
 
 @pytest.fixture(scope="module")
 def voices(tmp_path_factory) -> Path:
-    """English at 16 kHz (like MMS), French at 22.05 kHz (so resampling is exercised), Spanish."""
+    """English at 16 kHz (like MMS), French at 22.05 kHz (so resampling is exercised), Spanish,
+    and Korean, which like MMS's non-Latin-script voices was "trained" on romanized text."""
     root = tmp_path_factory.mktemp("mms")
     build_voice(root / "mms-tts-eng", LETTERS, 16000, seed=1)
     build_voice(root / "mms-tts-fra", LETTERS + ACCENTS, 22050, seed=2)
     build_voice(root / "mms-tts-spa", LETTERS + "ñáíóú", 16000, seed=3)
+    build_voice(root / "mms-tts-kor", LETTERS, 16000, seed=4, is_uroman=True)
     return root
 
 
@@ -156,6 +161,20 @@ def test_no_language_uses_default(handler):
     eng_calls = count_calls(handler.voices["eng"].model)
     (audio,) = handler.process(LLMSentence("No language given.", None, Turn()))
     assert audio.samples.size > 0 and eng_calls == [1]
+
+
+def test_non_latin_script_is_romanized_for_uroman_voices(handler):
+    hangul = handler.synthesize("안녕하세요", "ko")
+    assert handler.voices["kor"].tokenizer.is_uroman
+    assert hangul.size > 0
+    assert np.array_equal(hangul, handler.synthesize("annyeonghaseyo", "ko"))  # seeded: the same text
+
+
+def test_uroman_voice_without_uroman_is_reported(voices, monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "uroman", None)
+    with caplog.at_level(logging.WARNING, logger="TTS.facebookmms_handler"):
+        make_handler(FacebookMMSTTSHandler, model_name_template=str(voices / "mms-tts-{lang}"), language="ko")
+    assert "pip install uroman" in caplog.text and "mms-tts-kor" in caplog.text
 
 
 def test_least_recently_used_voice_is_dropped_default_kept(voices):
