@@ -37,7 +37,7 @@ def chattts_mono(wav: Any) -> np.ndarray:
     array = np.asarray(wav, dtype=np.float32)
     if array.ndim > 1:
         array = array.reshape(array.shape[0], -1)[0]
-    return np.nan_to_num(array, copy=False)
+    return np.nan_to_num(array)
 
 
 def to_output_rate(wav: Any, output_sample_rate: int = 16000) -> np.ndarray:

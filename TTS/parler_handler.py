@@ -111,7 +111,7 @@ def _static_cache_batch_size_alias() -> None:
     Give StaticCache the old name back (read-only) when it lacks it."""
     from transformers.cache_utils import StaticCache
 
-    if not hasattr(StaticCache, "max_batch_size") and hasattr(StaticCache, "__init__"):
+    if not hasattr(StaticCache, "max_batch_size"):
         StaticCache.max_batch_size = property(lambda cache: cache.batch_size)
 
 

@@ -201,6 +201,25 @@ def test_pieces_arrive_while_generating(handler):
     assert seen[0] < seen[-1] and seen == sorted(seen)
 
 
+def test_leaving_the_stream_early_stops_generation(handler, monkeypatch):
+    """A dropped turn closes the generator: generation stops at the next step
+    instead of running to max_new_tokens in the background."""
+    monkeypatch.setitem(handler.gen_kwargs, "min_new_tokens", 380)
+    monkeypatch.setitem(handler.gen_kwargs, "max_new_tokens", 390)
+    steps = [0]
+    decoder_forward = handler.model.decoder.forward
+
+    def counting_forward(*args, **kwargs):
+        steps[0] += 1
+        return decoder_forward(*args, **kwargs)
+
+    monkeypatch.setattr(handler.model.decoder, "forward", counting_forward)
+    pieces = handler.stream("Hello there, how are you today?", "en")
+    next(pieces)
+    pieces.close()  # joins the worker
+    assert steps[0] < 200  # one piece is 37 steps; 390 were asked for
+
+
 def test_streamed_audio_is_resampled_from_the_codec_rate(handler):
     pieces = list(handler.stream("The capital of France is Paris.", "en"))
     raw = sum(p.size for p in pieces)
