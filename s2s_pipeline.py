@@ -17,6 +17,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from connections.local_audio_streamer import AudioDeviceError
 from utils.audio import AudioInputError, load_audio
 from utils.config import ConfigError, PipelineConfig, parse_config
 from utils.packaged_models import ModelNotInstalledError
@@ -97,9 +98,52 @@ def run_socket_mode(config: PipelineConfig) -> int:
 
 
 def run_local_mode(config: PipelineConfig) -> int:
-    from connections.local_audio_streamer import run_local
+    from connections.local_audio_streamer import (
+        LocalAudioSink,
+        LocalAudioStreamer,
+        PlaybackBuffer,
+        describe_devices,
+        import_sounddevice,
+    )
 
-    return run_local(config)
+    options = config.local_audio
+    if options.list_devices:
+        print(describe_devices(import_sounddevice()))
+        return 0
+    channels = Channels()
+    playback = PlaybackBuffer()
+    # Open the devices before loading models: a missing microphone fails in a second.
+    streamer = LocalAudioStreamer(
+        channels.stop_event,
+        channels.audio_in,
+        channels.should_listen,
+        playback,
+        input_device=options.input_device,
+        output_device=options.output_device,
+        list_play_chunk_size=options.list_play_chunk_size,
+        latency_s=options.audio_latency_s,
+    )
+    stages = build_model_stages(config, channels)
+    sink = LocalAudioSink(
+        channels.stop_event,
+        channels.audio_out,
+        _Discard(),
+        setup_kwargs={
+            "should_listen": channels.should_listen,
+            "playback": playback,
+            "streamer": streamer,
+            "metrics_file": config.module.metrics_file,
+        },
+    )
+    manager = ThreadManager([streamer, *stages, sink], channels.stop_event)
+    manager.start()
+    streamer.started.wait(5)
+    if channels.stop_event.is_set():  # the stream could not be opened
+        manager.stop()
+        return 1
+    logger.info("ready: speak into the microphone")
+    _wait_or_interrupt(manager)
+    return 0
 
 
 class _Discard:
@@ -110,13 +154,22 @@ class _Discard:
 
 
 def _wait_or_interrupt(manager: ThreadManager) -> None:
-    """Block until the stages drain; Ctrl-C (or SIGTERM) stops them all."""
-    signal.signal(signal.SIGTERM, lambda *_: manager.stop_event.set())
+    """Block until the stages drain; Ctrl-C (SIGINT) or SIGTERM stops them all.
+
+    SIGINT is handled explicitly, not left to KeyboardInterrupt: a shell
+    starts background jobs with SIGINT ignored, and a server started that way
+    must still stop on `kill -INT`.
+    """
+
+    def request_stop(signum: int, _frame: object) -> None:
+        logger.info("%s received: stopping", signal.Signals(signum).name)
+        manager.stop_event.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
     try:
         while manager.alive() and not manager.stop_event.is_set():
-            manager.wait(timeout=0.2)
-    except KeyboardInterrupt:
-        logger.info("interrupted: stopping")
+            manager.stop_event.wait(0.2)
     finally:
         manager.stop()
 
@@ -138,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C while the models were still loading
         print("s2s: interrupted", file=sys.stderr)
         return 130
-    except (AudioInputError, ModelNotInstalledError, BackendUnavailableError, OSError) as error:
+    except (AudioInputError, AudioDeviceError, ModelNotInstalledError, BackendUnavailableError, OSError) as error:
         print(f"s2s: error: {error}", file=sys.stderr)
         return 1
 

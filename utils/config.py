@@ -20,6 +20,7 @@ from typing import Any
 from transformers import HfArgumentParser
 
 from arguments_classes.file_mode_arguments import FileModeArguments
+from arguments_classes.local_audio_arguments import LocalAudioArguments
 from arguments_classes.module_arguments import ModuleArguments
 from arguments_classes.socket_arguments import SocketReceiverArguments, SocketSenderArguments
 from arguments_classes.vad_arguments import VADHandlerArguments
@@ -32,6 +33,7 @@ COMMON_ARGUMENTS: tuple[type, ...] = (
     SocketReceiverArguments,
     SocketSenderArguments,
     FileModeArguments,
+    LocalAudioArguments,
 )
 
 
@@ -46,6 +48,7 @@ class PipelineConfig:
     socket_receiver: SocketReceiverArguments
     socket_sender: SocketSenderArguments
     file_mode: FileModeArguments
+    local_audio: LocalAudioArguments
     stt_backend: Backend
     llm_backend: Backend
     tts_backend: Backend
@@ -126,7 +129,7 @@ def parse_config(argv: list[str]) -> PipelineConfig:
             parsed = parser.parse_args_into_dataclasses(args=argv)
         except ValueError as error:  # flags that belong to no chosen backend
             raise ConfigError(str(error)) from None
-    module, vad, receiver, sender, file_mode, stt, llm, tts = parsed
+    module, vad, receiver, sender, file_mode, local_audio, stt, llm, tts = parsed
     _apply_mac_preset(module)
 
     if module.device:
@@ -135,7 +138,7 @@ def parse_config(argv: list[str]) -> PipelineConfig:
             if hasattr(arguments, device_field):
                 setattr(arguments, device_field, module.device)
 
-    config = PipelineConfig(module, vad, receiver, sender, file_mode, *backends, stt, llm, tts)
+    config = PipelineConfig(module, vad, receiver, sender, file_mode, local_audio, *backends, stt, llm, tts)
     validate(config)
     return config
 
@@ -154,5 +157,7 @@ def validate(config: PipelineConfig) -> None:
         raise ConfigError("--min_silence_ms, --min_speech_ms and --speech_pad_ms must be >= 0")
     if not (vad.max_speech_ms > vad.min_speech_ms or math.isinf(vad.max_speech_ms)):
         raise ConfigError("--max_speech_ms must be larger than --min_speech_ms")
+    if config.local_audio.list_play_chunk_size <= 0:
+        raise ConfigError("--list_play_chunk_size must be a positive number of frames")
     if config.socket_receiver.chunk_size <= 0 or config.socket_receiver.chunk_size % 2:
         raise ConfigError("--chunk_size must be a positive even number of bytes (int16 samples)")

@@ -1,0 +1,21 @@
+from dataclasses import dataclass, field
+
+
+@dataclass
+class LocalAudioArguments:
+    """`--mode local`: this machine's microphone and speakers."""
+
+    input_device: str | None = field(
+        default=None, metadata={"help": "Microphone: device index or part of its name (default: system default)."}
+    )
+    output_device: str | None = field(
+        default=None, metadata={"help": "Speaker: device index or part of its name (default: system default)."}
+    )
+    list_devices: bool = field(default=False, metadata={"help": "Print the audio devices and exit."})
+    list_play_chunk_size: int = field(
+        default=512, metadata={"help": "Frames per audio block of the full-duplex stream (512 = 32 ms at 16 kHz)."}
+    )
+    audio_latency_s: float = field(
+        default=0.2,
+        metadata={"help": "Device latency asked of PortAudio, in seconds; lower answers sooner, may crackle."},
+    )
