@@ -115,3 +115,12 @@ def test_malformed_cli_value_exits_2_with_usage(capsys):
         parse_config(["--min_silence_ms", "soon"])
     assert exit_info.value.code == 2
     assert "min_silence_ms" in capsys.readouterr().err
+
+
+def test_help_lists_the_chosen_backends_flags(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_config(["--llm", "open_api", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert "--lm_base_url" in text and "--stt_model_name" in text and "--min_silence_ms" in text
+    assert "--lm_n_ctx" not in text  # llama_cpp's flag: not the chosen backend

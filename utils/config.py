@@ -91,7 +91,11 @@ def _first_pass(argv: list[str]) -> tuple[ModuleArguments, dict[str, Any] | None
             raise ConfigError(f"config file {path} must hold one JSON object")
         (module,) = HfArgumentParser(ModuleArguments).parse_dict(document, allow_extra_keys=True)
         return module, document
-    module, _ = HfArgumentParser(ModuleArguments).parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+    # --help is left for the second pass, whose parser knows the chosen backends' flags.
+    without_help = [arg for arg in argv if arg not in ("-h", "--help")]
+    module, _ = HfArgumentParser(ModuleArguments).parse_args_into_dataclasses(
+        args=without_help, return_remaining_strings=True
+    )
     return module, None
 
 
