@@ -26,6 +26,8 @@ WHISPER_RATE = 16000
 
 class FasterWhisperSTTHandler(BaseHandler):
     accepts = (SpeechSegment,)
+    # Transcribes provisional segments ahead of the end of turn (--speculative_stt_ms).
+    accepts_provisional = True
 
     def setup(
         self,
@@ -49,6 +51,7 @@ class FasterWhisperSTTHandler(BaseHandler):
             logger.info("%s is English-only: language detection off", model_name)
             self.detect_language, self.language, self.last_language = False, "en", "en"
         self.gen_kwargs = {"beam_size": 1, "condition_on_previous_text": False, **(gen_kwargs or {})}
+        self._speculation: tuple[tuple[int, int], str, str | None] | None = None
         self.warmup()
 
     def warmup(self) -> None:
@@ -62,12 +65,21 @@ class FasterWhisperSTTHandler(BaseHandler):
         return text, info.language if self.detect_language else self.language
 
     def process(self, message: SpeechSegment) -> Iterator[Transcript | EndOfResponse]:
-        turn = message.turn
-        turn.mark("stt_start")
         audio = message.audio
         if message.sample_rate != WHISPER_RATE:
             audio = resample(audio, message.sample_rate, WHISPER_RATE)
-        text, language = self.transcribe(audio)
+        if message.provisional:
+            # The speaker paused: transcribe now, in case the pause ends the turn.
+            self._speculation = (message.speech_key, *self.transcribe(audio))
+            return
+        turn = message.turn
+        turn.mark("stt_start")
+        speculation, self._speculation = self._speculation, None
+        if speculation is not None and speculation[0] == message.speech_key:
+            _, text, language = speculation  # nothing was said after the pause: reuse it
+            logger.debug("turn %d: speculative transcript reused", turn.turn_id)
+        else:
+            text, language = self.transcribe(audio)
         turn.mark("stt_end")
         if language:
             self.last_language = language
@@ -78,3 +90,6 @@ class FasterWhisperSTTHandler(BaseHandler):
             yield EndOfResponse(turn=turn)
             return
         yield Transcript(text=text, language=turn.language, turn=turn)
+
+    def on_reset(self) -> None:
+        self._speculation = None

@@ -48,6 +48,7 @@ class VADHandler(BaseHandler):
         max_speech_ms: float = float("inf"),
         speech_pad_ms: int = 500,
         session: Session | None = None,
+        speculative_stt_ms: int = 0,
     ) -> None:
         self.should_listen = should_listen
         self.session = session
@@ -67,6 +68,10 @@ class VADHandler(BaseHandler):
         # find when the last voiced sample actually arrived.
         self._arrivals: deque[tuple[int, float]] = deque(maxlen=2048)
         self._received = 0
+        # Send a provisional segment this long into the end-of-turn silence
+        # (0: never), so the STT can start before the turn is over.
+        self.speculate_after = int(speculative_stt_ms * sample_rate / 1000) if speculative_stt_ms > 0 else None
+        self._speculated: tuple[int, int] | None = None
 
     def speech_probability(self, window: np.ndarray) -> float:
         with torch.inference_mode():
@@ -78,6 +83,7 @@ class VADHandler(BaseHandler):
         self._pending = np.zeros(0, dtype=np.float32)
         self._arrivals.clear()
         self._received = 0
+        self._speculated = None
 
     def process(self, message: AudioChunk) -> Iterator[SpeechSegment]:
         samples = message.samples
@@ -93,11 +99,28 @@ class VADHandler(BaseHandler):
             utterance = self.iterator(window, self.speech_probability(window))
             if utterance is not None:
                 yield self._segment(utterance)
+            elif self._should_speculate():
+                yield from self._provisional_segment()
 
     def flush(self) -> Iterator[SpeechSegment]:
         utterance = self.iterator.flush()
         if utterance is not None:
             yield self._segment(utterance)
+
+    def _should_speculate(self) -> bool:
+        return self.speculate_after is not None and self.iterator.trailing_silence_samples >= self.speculate_after
+
+    def _provisional_segment(self) -> Iterator[SpeechSegment]:
+        utterance = self.iterator.peek()
+        if utterance is None:
+            return
+        key = (utterance.start_sample, utterance.end_sample)
+        if key == self._speculated:
+            return  # already sent for this pause
+        self._speculated = key
+        yield SpeechSegment(
+            audio=utterance.audio, sample_rate=self.sample_rate, turn=None, provisional=True, speech_key=key
+        )
 
     def _segment(self, utterance) -> SpeechSegment:
         turn = Turn(speech_duration_s=utterance.speech_ms / 1000.0, session=self.session)
@@ -107,7 +130,12 @@ class VADHandler(BaseHandler):
         turn.mark("end_of_turn")
         self.should_listen.clear()
         logger.debug("turn %d: %.0f ms of speech", turn.turn_id, utterance.speech_ms)
-        return SpeechSegment(audio=utterance.audio, sample_rate=self.sample_rate, turn=turn)
+        return SpeechSegment(
+            audio=utterance.audio,
+            sample_rate=self.sample_rate,
+            turn=turn,
+            speech_key=(utterance.start_sample, utterance.end_sample),
+        )
 
     def _arrival_of(self, sample_position: int) -> float | None:
         for end, received_at in self._arrivals:

@@ -27,6 +27,7 @@ class Utterance:
     speech_ms: float  # voiced span, pads excluded
     end_sample: int  # stream position of the last voiced sample
     forced: bool = False  # cut at max_speech_ms rather than by silence
+    start_sample: int = 0  # stream position where the speech began
 
 
 class VADIterator:
@@ -94,6 +95,32 @@ class VADIterator:
             return self._finish(forced=False)
         return None
 
+    @property
+    def trailing_silence_samples(self) -> int:
+        """How long the speaker has been quiet, while a turn is in progress."""
+        if not self.speaking or not self.in_silence:
+            return 0
+        return self.position - self.last_voiced_end
+
+    def peek(self) -> Utterance | None:
+        """The utterance as it would end now, without ending it: what a
+        speculative transcription works on while the VAD still waits."""
+        if not self.speaking or not self._windows:
+            return None
+        speech_samples = self.last_voiced_end - self.speech_start
+        if speech_samples < self.min_speech_samples and not self._continuation:
+            return None
+        audio = np.concatenate(self._windows)
+        excess = max(0, (self.position - self.last_voiced_end) - self.pad_samples)
+        if excess:
+            audio = audio[: len(audio) - excess]
+        return Utterance(
+            audio=audio.astype(np.float32, copy=False),
+            speech_ms=speech_samples * 1000.0 / self.sample_rate,
+            end_sample=self.last_voiced_end,
+            start_sample=self.speech_start,
+        )
+
     def flush(self) -> Utterance | None:
         """End of input: whatever speech is in progress ends here."""
         if not self.speaking:
@@ -108,6 +135,7 @@ class VADIterator:
         if excess:
             audio = audio[: len(audio) - excess]
         end_sample = self.last_voiced_end
+        start_sample = self.speech_start
         is_continuation = self._continuation
         self.speaking = False
         self._continuation = False
@@ -126,6 +154,7 @@ class VADIterator:
             speech_ms=speech_samples * 1000.0 / self.sample_rate,
             end_sample=end_sample,
             forced=forced,
+            start_sample=start_sample,
         )
 
     def _keep_pre_roll(self, window: np.ndarray) -> None:

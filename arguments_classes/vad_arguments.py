@@ -29,3 +29,11 @@ class VADHandlerArguments:
         default=500,
         metadata={"help": "Audio kept before speech starts and after it ends, in ms."},
     )
+    speculative_stt_ms: int = field(
+        default=0,
+        metadata={
+            "help": "Start transcribing this many ms into a pause, while still waiting for --min_silence_ms "
+            "(0: off). If the pause does end the turn, the transcript is ready sooner; if speech resumes, "
+            "the work is dropped. Only STT backends that support it (faster-whisper) use it."
+        },
+    )

@@ -73,3 +73,18 @@ def test_tiny_en_alias_loads_and_transcribes():
     text, language = handler.transcribe(int16_to_float(load_audio(QUESTIONS / "q01.wav")))
     assert language == "en"  # English-only model: detection switched off
     assert "france" in text.lower()
+
+
+def test_a_provisional_transcript_is_reused_when_nothing_followed_the_pause(stt_handler, monkeypatch):
+    audio = int16_to_float(load_audio(QUESTIONS / "q01.wav"))
+    calls = []
+    real = stt_handler.transcribe
+    monkeypatch.setattr(stt_handler, "transcribe", lambda a: calls.append(a.size) or real(a))
+    key = (100, 200)
+    assert list(stt_handler.process(SpeechSegment(audio[:-4000], 16000, None, provisional=True, speech_key=key))) == []
+    (out,) = stt_handler.process(SpeechSegment(audio, 16000, Turn(), speech_key=key))
+    assert len(calls) == 1 and "france" in out.text.lower()
+    # Speech went on after the pause: a different key, so a fresh transcription.
+    list(stt_handler.process(SpeechSegment(audio[:8000], 16000, None, provisional=True, speech_key=(1, 2))))
+    (out,) = stt_handler.process(SpeechSegment(audio, 16000, Turn(), speech_key=(1, 3)))
+    assert len(calls) == 3 and "france" in out.text.lower()

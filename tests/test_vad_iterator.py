@@ -83,3 +83,17 @@ def test_reset_forgets_partial_speech():
     vad, _ = run([(0.9, 20)])
     vad.reset()
     assert vad.flush() is None
+
+
+def test_peek_shows_the_utterance_so_far_without_ending_it():
+    vad, out = run([(0.0, 5), (0.9, 20), (0.0, 4)])
+    assert out == [] and vad.trailing_silence_samples == 4 * WINDOW
+    early = vad.peek()
+    assert early is not None and early.speech_ms == pytest.approx(20 * MS)
+    late = vad.flush()
+    assert (early.start_sample, early.end_sample) == (late.start_sample, late.end_sample)
+
+
+def test_no_peek_before_min_speech():
+    vad, _ = run([(0.9, 3), (0.0, 2)])
+    assert vad.peek() is None

@@ -81,3 +81,14 @@ def test_end_of_stream_flushes_then_forwards(vad):
     out = drain(vad.queue_out)
     assert isinstance(out[-1], EndOfStream)
     assert sum(isinstance(m, SpeechSegment) for m in out) == 1
+
+
+def test_speculation_sends_one_provisional_segment_per_pause_with_the_final_key():
+    vad = make_handler(VADHandler, should_listen=threading.Event(), speculative_stt_ms=96)
+    out = segments_of(vad, load_audio(QUESTIONS / "q01.wav"))
+    provisional = [s for s in out if s.provisional]
+    final = [s for s in out if not s.provisional]
+    assert len(final) == 1 and provisional
+    assert all(s.turn is None for s in provisional)
+    # The last pause is the one that ended the turn: same speech, same key.
+    assert provisional[-1].speech_key == final[0].speech_key

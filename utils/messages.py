@@ -119,11 +119,19 @@ class AudioChunk:
 
 @dataclass
 class SpeechSegment:
-    """One complete user utterance cut out by the VAD, float32 in [-1, 1]."""
+    """One complete user utterance cut out by the VAD, float32 in [-1, 1].
+
+    A `provisional` segment is sent while the VAD is still waiting for the
+    end-of-turn silence: the STT may transcribe it ahead of time, and reuse
+    that work when the final segment (same `speech_key`) ends at the same
+    sample.  It belongs to no turn yet and is never answered by itself.
+    """
 
     audio: np.ndarray
     sample_rate: int
-    turn: Turn
+    turn: Turn | None
+    provisional: bool = False
+    speech_key: tuple[int, int] = (0, 0)  # (speech start, last voiced sample) in the stream
 
 
 @dataclass

@@ -39,6 +39,16 @@ class Channels:
         self.should_listen.set()
 
 
+def _handler_class(config: PipelineConfig, stage: str) -> type[BaseHandler]:
+    backend = getattr(config, f"{stage}_backend")
+    try:
+        return backend.handler_class()
+    except ImportError as error:
+        raise BackendUnavailableError(
+            f"--{stage} {backend.name} cannot be imported ({error}); install it: {backend.extra}"
+        ) from None
+
+
 def build_model_stages(config: PipelineConfig, channels: Channels) -> list[BaseHandler]:
     """Load the four model stages (in this thread, so failures surface before
     any audio flows) and chain them with queues."""
@@ -50,6 +60,12 @@ def build_model_stages(config: PipelineConfig, channels: Channels) -> list[BaseH
     vad_kwargs = vars(config.vad).copy()
     vad_kwargs["should_listen"] = channels.should_listen
     vad_kwargs["session"] = channels.session
+    stt_class = _handler_class(config, "stt")
+    if vad_kwargs["speculative_stt_ms"] and not getattr(stt_class, "accepts_provisional", False):
+        logger.warning(
+            "--stt %s cannot transcribe ahead of the turn: --speculative_stt_ms ignored", config.stt_backend.name
+        )
+        vad_kwargs["speculative_stt_ms"] = 0
     stages.append(VADHandler(stop, channels.audio_in, spoken, setup_kwargs=vad_kwargs))
     for stage, queue_in, queue_out in (
         ("stt", spoken, transcripts),
@@ -57,12 +73,7 @@ def build_model_stages(config: PipelineConfig, channels: Channels) -> list[BaseH
         ("tts", sentences, channels.audio_out),
     ):
         backend = getattr(config, f"{stage}_backend")
-        try:
-            handler_class = backend.handler_class()
-        except ImportError as error:
-            raise BackendUnavailableError(
-                f"--{stage} {backend.name} cannot be imported ({error}); install it: {backend.extra}"
-            ) from None
+        handler_class = _handler_class(config, stage)
         began = time.perf_counter()
         stages.append(handler_class(stop, queue_in, queue_out, setup_kwargs=config.stage_kwargs(stage)))
         logger.info("%s %r ready in %.1f s", stage.upper(), backend.name, time.perf_counter() - began)
