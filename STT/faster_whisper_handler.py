@@ -9,15 +9,16 @@ users with internet).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from baseHandler import BaseHandler
-from utils.audio import resample
 from utils.messages import EndOfResponse, SpeechSegment, Transcript
 from utils.packaged_models import resolve_whisper_model
+from utils.stt_result import segment_audio, transcript_messages
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class FasterWhisperSTTHandler(BaseHandler):
             logger.info("%s is English-only: language detection off", model_name)
             self.detect_language, self.language, self.last_language = False, "en", "en"
         self.gen_kwargs = {"beam_size": 1, "condition_on_previous_text": False, **(gen_kwargs or {})}
-        self._speculation: tuple[tuple[int, int], str, str | None] | None = None
+        self._speculation: tuple[tuple[int, int], str, str | None, float, float] | None = None
         self.warmup()
 
     def warmup(self) -> None:
@@ -65,31 +66,28 @@ class FasterWhisperSTTHandler(BaseHandler):
         return text, info.language if self.detect_language else self.language
 
     def process(self, message: SpeechSegment) -> Iterator[Transcript | EndOfResponse]:
-        audio = message.audio
-        if message.sample_rate != WHISPER_RATE:
-            audio = resample(audio, message.sample_rate, WHISPER_RATE)
+        audio = segment_audio(message, WHISPER_RATE)
         if message.provisional:
             # The speaker paused: transcribe now, in case the pause ends the turn.
-            self._speculation = (message.speech_key, *self.transcribe(audio))
+            began = time.perf_counter()
+            text, language = self.transcribe(audio)
+            self._speculation = (message.speech_key, text, language, began, time.perf_counter())
             return
         turn = message.turn
-        turn.mark("stt_start")
         speculation, self._speculation = self._speculation, None
         if speculation is not None and speculation[0] == message.speech_key:
-            _, text, language = speculation  # nothing was said after the pause: reuse it
+            # Nothing was said after the pause: reuse it; the turn's STT time is
+            # the speculative transcription's, started before the end of turn.
+            _, text, language, began, ended = speculation
+            turn.mark("stt_start", began)
+            turn.mark("stt_end", ended)
             logger.debug("turn %d: speculative transcript reused", turn.turn_id)
         else:
+            turn.mark("stt_start")
             text, language = self.transcribe(audio)
-        turn.mark("stt_end")
         if language:
             self.last_language = language
-        turn.transcript, turn.language = text, language or self.last_language
-        logger.info("turn %d heard (%s): %s", turn.turn_id, turn.language, text or "<nothing>")
-        if not text:
-            # Noise the VAD took for speech: nothing to answer, listen again.
-            yield EndOfResponse(turn=turn)
-            return
-        yield Transcript(text=text, language=turn.language, turn=turn)
+        yield from transcript_messages(turn, text, language or self.last_language)
 
     def on_reset(self) -> None:
         self._speculation = None

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from baseHandler import BaseHandler
-from STT.whisper_stt_handler import AUTO_SUFFIX, choose_language
-from utils.audio import resample
+from STT.whisper_stt_handler import choose_language
 from utils.messages import EndOfResponse, SpeechSegment, Transcript
+from utils.stt_result import AUTO_SUFFIX, segment_audio, transcript_messages
 
 logger = logging.getLogger(__name__)
 
@@ -70,17 +70,6 @@ class LightningWhisperSTTHandler(BaseHandler):
         return result["text"].strip(), language + AUTO_SUFFIX
 
     def process(self, message: SpeechSegment) -> Iterator[Transcript | EndOfResponse]:
-        turn = message.turn
-        turn.mark("stt_start")
-        audio = message.audio.astype(np.float32, copy=False)
-        if message.sample_rate != WHISPER_RATE:
-            audio = resample(audio, message.sample_rate, WHISPER_RATE)
-        text, language = self.transcribe(audio)
-        turn.mark("stt_end")
-        turn.transcript = text
-        turn.language = (language or "").removesuffix(AUTO_SUFFIX) or None
-        logger.info("turn %d heard (%s): %s", turn.turn_id, language, text or "<nothing>")
-        if not text:
-            yield EndOfResponse(turn=turn)
-            return
-        yield Transcript(text=text, language=language, turn=turn)
+        message.turn.mark("stt_start")
+        text, language = self.transcribe(segment_audio(message, WHISPER_RATE))
+        yield from transcript_messages(message.turn, text, language)

@@ -23,8 +23,8 @@ import numpy as np
 
 from baseHandler import BaseHandler
 from STT.whisper_stt_handler import resolve_device, resolve_dtype
-from utils.audio import resample
 from utils.messages import EndOfResponse, SpeechSegment, Transcript
+from utils.stt_result import segment_audio, transcript_messages
 
 logger = logging.getLogger(__name__)
 
@@ -82,19 +82,9 @@ class MoonshineSTTHandler(BaseHandler):
         return self.processor.batch_decode(ids, skip_special_tokens=True)[0].strip()
 
     def process(self, message: SpeechSegment) -> Iterator[Transcript | EndOfResponse]:
-        turn = message.turn
-        turn.mark("stt_start")
-        audio = message.audio.astype(np.float32, copy=False)
-        if message.sample_rate != MOONSHINE_RATE:
-            audio = resample(audio, message.sample_rate, MOONSHINE_RATE)
-        text = self.transcribe(audio)
-        turn.mark("stt_end")
-        turn.transcript, turn.language = text, self.language
-        logger.info("turn %d heard (%s): %s", turn.turn_id, self.language, text or "<nothing>")
-        if not text:
-            yield EndOfResponse(turn=turn)
-            return
-        yield Transcript(text=text, language=self.language, turn=turn)
+        message.turn.mark("stt_start")
+        text = self.transcribe(segment_audio(message, MOONSHINE_RATE))
+        yield from transcript_messages(message.turn, text, self.language)
 
     def cleanup(self) -> None:
         if self.device == "cuda":

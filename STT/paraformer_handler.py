@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from baseHandler import BaseHandler
-from utils.audio import resample
 from utils.messages import EndOfResponse, SpeechSegment, Transcript
+from utils.stt_result import segment_audio, transcript_messages
 
 logger = logging.getLogger(__name__)
 
@@ -63,16 +63,6 @@ class ParaformerSTTHandler(BaseHandler):
         return join_cjk(results[0].get("text", "")) if results else ""
 
     def process(self, message: SpeechSegment) -> Iterator[Transcript | EndOfResponse]:
-        turn = message.turn
-        turn.mark("stt_start")
-        audio = message.audio.astype(np.float32, copy=False)
-        if message.sample_rate != PARAFORMER_RATE:
-            audio = resample(audio, message.sample_rate, PARAFORMER_RATE)
-        text = self.transcribe(audio)
-        turn.mark("stt_end")
-        turn.transcript, turn.language = text, self.language
-        logger.info("turn %d heard (%s): %s", turn.turn_id, self.language, text or "<nothing>")
-        if not text:
-            yield EndOfResponse(turn=turn)
-            return
-        yield Transcript(text=text, language=self.language, turn=turn)
+        message.turn.mark("stt_start")
+        text = self.transcribe(segment_audio(message, PARAFORMER_RATE))
+        yield from transcript_messages(message.turn, text, self.language)

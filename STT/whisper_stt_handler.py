@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from baseHandler import BaseHandler
-from utils.audio import resample
 from utils.messages import EndOfResponse, SpeechSegment, Transcript
+from utils.stt_result import AUTO_SUFFIX, segment_audio, transcript_messages
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,6 @@ WHISPER_RATE = 16000
 WINDOW_S = 30  # Whisper's receptive field; longer input needs long-form decoding
 SUPPORTED_LANGUAGES = ("en", "fr", "es", "zh", "ja", "ko", "hi", "de", "pt", "pl", "it", "nl")
 DEFAULT_FALLBACK_LANGUAGE = "en"  # auto mode, before any supported language was heard
-AUTO_SUFFIX = "-auto"
 
 
 def resolve_device(device: str) -> str:
@@ -210,21 +209,9 @@ class WhisperSTTHandler(BaseHandler):
                 self.generate(features, None, self.language or DEFAULT_FALLBACK_LANGUAGE, **overrides)
 
     def process(self, message: SpeechSegment) -> Iterator[Transcript | EndOfResponse]:
-        turn = message.turn
-        turn.mark("stt_start")
-        audio = message.audio
-        if message.sample_rate != WHISPER_RATE:
-            audio = resample(audio, message.sample_rate, WHISPER_RATE)
-        text, language = self.transcribe(audio)
-        turn.mark("stt_end")
-        turn.transcript = text
-        turn.language = (language or "").removesuffix(AUTO_SUFFIX) or None
-        logger.info("turn %d heard (%s): %s", turn.turn_id, language, text or "<nothing>")
-        if not text:
-            # Noise the VAD took for speech: nothing to answer, listen again.
-            yield EndOfResponse(turn=turn)
-            return
-        yield Transcript(text=text, language=language, turn=turn)
+        message.turn.mark("stt_start")
+        text, language = self.transcribe(segment_audio(message, WHISPER_RATE))
+        yield from transcript_messages(message.turn, text, language)
 
     def cleanup(self) -> None:
         if self.device == "cuda":

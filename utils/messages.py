@@ -82,7 +82,10 @@ class Turn:
 
         `speech_end` is when the chunk holding the last voiced sample arrived,
         `end_of_turn` when the VAD decided the user had finished (that gap is
-        the silence the VAD waits for).
+        the silence the VAD waits for).  `stt_ms` is the transcription's own
+        time; with speculative STT it may have started before the end of turn,
+        so `end_of_turn_to_transcript_ms` (when the STT handed the transcript
+        on) can be shorter than `stt_ms`.
         """
         span = self.elapsed_ms
         return {
@@ -94,7 +97,7 @@ class Turn:
             "llm_first_sentence_ms": span("llm_start", "llm_first_sentence"),
             "llm_total_ms": span("llm_start", "llm_end"),
             "tts_first_audio_ms": span("tts_start", "tts_first_audio"),
-            "end_of_turn_to_transcript_ms": span("end_of_turn", "stt_end"),
+            "end_of_turn_to_transcript_ms": span("end_of_turn", "transcript_ready"),
             "end_of_turn_to_first_sentence_ms": span("end_of_turn", "llm_first_sentence"),
             "end_of_turn_to_first_audio_ms": span("end_of_turn", "first_audio_out"),
             "speech_end_to_first_audio_ms": span("speech_end", "first_audio_out"),

@@ -1,0 +1,42 @@
+"""What every STT stage does with a segment's audio before, and its text after, transcription."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import numpy as np
+
+from utils.audio import resample
+from utils.messages import EndOfResponse, SpeechSegment, Transcript, Turn
+
+logger = logging.getLogger("STT")
+
+AUTO_SUFFIX = "-auto"
+
+
+def segment_audio(message: SpeechSegment, model_rate: int) -> np.ndarray:
+    """The segment as float32 at the model's rate."""
+    audio = message.audio.astype(np.float32, copy=False)
+    if message.sample_rate != model_rate:
+        audio = resample(audio, message.sample_rate, model_rate)
+    return audio
+
+
+def transcript_messages(turn: Turn, text: str, language: str | None) -> Iterator[Transcript | EndOfResponse]:
+    """Record the result on the turn and hand it on.
+
+    `language` may carry the seed's "-auto" suffix (detected, not forced); the
+    Transcript keeps it for the LLM, the turn's metrics get the bare code.  An
+    empty text is noise the VAD took for speech: the turn ends unanswered, so
+    the pipeline listens again.
+    """
+    turn.mark("stt_end")  # kept if the STT stamped it itself (a speculative transcript)
+    turn.mark("transcript_ready")
+    turn.transcript = text
+    turn.language = (language or "").removesuffix(AUTO_SUFFIX) or None
+    logger.info("turn %d heard (%s): %s", turn.turn_id, language, text or "<nothing>")
+    if not text:
+        yield EndOfResponse(turn=turn)
+        return
+    yield Transcript(text=text, language=language, turn=turn)
