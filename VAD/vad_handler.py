@@ -118,9 +118,16 @@ class VADHandler(BaseHandler):
         if key == self._speculated:
             return  # already sent for this pause
         self._speculated = key
-        yield SpeechSegment(
-            audio=utterance.audio, sample_rate=self.sample_rate, turn=None, provisional=True, speech_key=key
-        )
+        # Whisper drops or mangles the last word when the audio stops 100 ms
+        # after it; the final segment has up to speech_pad_ms of real silence
+        # there, so the provisional one gets the same length of digital silence
+        # (measured on the benchmark files: WER 10.1% unpadded, 8.6% padded,
+        # 8.1% on the final segments).
+        missing = self.iterator.pad_samples - self.iterator.trailing_silence_samples
+        audio = utterance.audio
+        if missing > 0:
+            audio = np.concatenate([audio, np.zeros(missing, dtype=np.float32)])
+        yield SpeechSegment(audio=audio, sample_rate=self.sample_rate, turn=None, provisional=True, speech_key=key)
 
     def _segment(self, utterance) -> SpeechSegment:
         turn = Turn(speech_duration_s=utterance.speech_ms / 1000.0, session=self.session)
