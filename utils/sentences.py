@@ -7,7 +7,7 @@ released when the Punkt tokenizer sees a later sentence start behind it, i.e.
 decides, so "Dr. Smith" or "3.5" do not split a sentence.
 
 nltk's Punkt tokenizer is instantiated directly (default parameters plus a
-few common English abbreviations); `nltk.download` is never called because it
+few common English abbreviations); nltk's data downloader is never called: it
 fails offline.
 """
 
