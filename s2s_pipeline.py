@@ -59,8 +59,8 @@ def run_file_mode(config: PipelineConfig) -> int:
     manager = ThreadManager([source, *stages, sink], channels.stop_event)
     manager.start()
     _wait_or_interrupt(manager)
-    print(f"{len(sink.turns)} turn(s) answered; audio written to {config.file_mode.output_file}")
-    return 0 if sink.turns else 1
+    print(f"{sink.answered} turn(s) answered; audio written to {config.file_mode.output_file}")
+    return 0 if sink.answered else 1
 
 
 def run_socket_mode(config: PipelineConfig) -> int:

@@ -11,15 +11,13 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from baseHandler import BaseHandler
+from connections.audio_sink import AudioSink
 from utils.audio import PIPELINE_SAMPLE_RATE, split_chunks, write_wav
-from utils.messages import AudioChunk, EndOfResponse, EndOfStream, TTSAudio, Turn
-from utils.turn_log import report_turn
+from utils.messages import AudioChunk, EndOfStream, TTSAudio, Turn
 
 logger = logging.getLogger(__name__)
 
@@ -58,10 +56,8 @@ class FileAudioSource:
         self.queue_out.put(EndOfStream())
 
 
-class FileAudioSink(BaseHandler):
+class FileAudioSink(AudioSink):
     """Collects the spoken answers, logs each turn, and writes one WAV at the end."""
-
-    accepts = (TTSAudio, EndOfResponse)
 
     def setup(
         self,
@@ -71,30 +67,20 @@ class FileAudioSink(BaseHandler):
         metrics_file: str | Path | None = None,
         echo: bool = True,
     ) -> None:
-        self.should_listen = should_listen
+        self.setup_sink(should_listen, metrics_file, echo)
         self.output_file = Path(output_file)
         self.sample_rate = sample_rate
-        self.metrics_file = Path(metrics_file) if metrics_file else None
-        self.echo = echo
         self.pieces: list[np.ndarray] = []
-        self.turns: list[Turn] = []
+        self.answered = 0
 
-    def process(self, message: TTSAudio | EndOfResponse) -> Iterator[None]:
-        turn = message.turn
-        if isinstance(message, TTSAudio):
-            turn.mark("first_audio_out")
-            if message.sample_rate != self.sample_rate:
-                raise ValueError(f"TTS audio at {message.sample_rate} Hz, sink expects {self.sample_rate}")
-            self.pieces.append(message.samples)
-            return
-        if turn in self.turns:
-            return  # a second end for a turn that already failed and ended
-        turn.mark("last_audio_out")
-        self.turns.append(turn)
+    def output(self, audio: TTSAudio) -> None:
+        if audio.sample_rate != self.sample_rate:
+            raise ValueError(f"TTS audio at {audio.sample_rate} Hz, sink expects {self.sample_rate}")
+        self.pieces.append(audio.samples)
+
+    def finish_turn(self, turn: Turn) -> None:
+        self.answered += 1
         self.pieces.append(np.zeros(int(GAP_BETWEEN_ANSWERS_S * self.sample_rate), np.int16))
-        report_turn(turn, self.metrics_file, self.echo)
-        self.should_listen.set()
-        yield from ()
 
     def cleanup(self) -> None:
         audio = np.concatenate(self.pieces) if self.pieces else np.zeros(0, np.int16)

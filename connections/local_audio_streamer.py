@@ -19,16 +19,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from baseHandler import BaseHandler
+from connections.audio_sink import AudioSink
 from utils.audio import PIPELINE_SAMPLE_RATE, resample
-from utils.messages import AudioChunk, EndOfResponse, EndOfStream, TTSAudio
-from utils.turn_log import report_turn
+from utils.messages import AudioChunk, EndOfStream, TTSAudio, Turn
 
 logger = logging.getLogger(__name__)
 
@@ -204,10 +202,8 @@ class LocalAudioStreamer:
             self.queue_out.put(EndOfStream())
 
 
-class LocalAudioSink(BaseHandler):
+class LocalAudioSink(AudioSink):
     """Queues replies for playback and hands the turn back once they have played."""
-
-    accepts = (TTSAudio, EndOfResponse)
 
     def setup(
         self,
@@ -216,26 +212,19 @@ class LocalAudioSink(BaseHandler):
         streamer: LocalAudioStreamer,
         metrics_file: str | Path | None = None,
     ) -> None:
-        self.should_listen = should_listen
+        self.setup_sink(should_listen, metrics_file)
         self.playback = playback
         self.streamer = streamer
-        self.metrics_file = Path(metrics_file) if metrics_file else None
 
-    def process(self, message: TTSAudio | EndOfResponse) -> Iterator[None]:
-        turn = message.turn
-        if isinstance(message, TTSAudio):
-            turn.mark("first_audio_out")
-            samples = message.samples
-            if message.sample_rate != self.streamer.rate:
-                samples = resample(samples, message.sample_rate, self.streamer.rate)
-            self.playback.push(samples)
-            return
+    def output(self, audio: TTSAudio) -> None:
+        samples = audio.samples
+        if audio.sample_rate != self.streamer.rate:
+            samples = resample(samples, audio.sample_rate, self.streamer.rate)
+        self.playback.push(samples)
+
+    def finish_turn(self, turn: Turn) -> None:
         while self.playback.pending and not self.stop_event.is_set():
             time.sleep(0.02)
-        turn.mark("last_audio_out")
-        report_turn(turn, self.metrics_file)
-        self.should_listen.set()
-        yield from ()
 
     def cleanup(self) -> None:
         self.playback.clear()

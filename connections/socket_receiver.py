@@ -48,7 +48,6 @@ class SocketReceiver:
         self.sample_rate = sample_rate
         self.server = listen(host, port, "audio receiver")
         self.port = self.server.getsockname()[1]
-        self.clients_served = 0
         self._conn: socket.socket | None = None
         self._peer = ""
         self._buffer = bytearray()
@@ -107,7 +106,6 @@ class SocketReceiver:
         selector.unregister(self._conn)
         self._conn.close()
         self._conn = None
-        self.clients_served += 1
         if self._buffer:
             logger.info("discarding %d bytes of a partial chunk", len(self._buffer))
         self._buffer.clear()

@@ -9,20 +9,16 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
-from baseHandler import BaseHandler
+from connections.audio_sink import AudioSink
 from connections.tcp import listen
-from utils.messages import EndOfResponse, TTSAudio
-from utils.turn_log import report_turn
+from utils.messages import TTSAudio
 
 logger = logging.getLogger(__name__)
 
 
-class SocketSender(BaseHandler):
-    accepts = (TTSAudio, EndOfResponse)
-
+class SocketSender(AudioSink):
     def setup(
         self,
         should_listen: threading.Event,
@@ -30,8 +26,7 @@ class SocketSender(BaseHandler):
         port: int = 12346,
         metrics_file: str | Path | None = None,
     ) -> None:
-        self.should_listen = should_listen
-        self.metrics_file = Path(metrics_file) if metrics_file else None
+        self.setup_sink(should_listen, metrics_file)
         self.server = listen(host, port, "reply sender")
         self.port = self.server.getsockname()[1]
         self._conn: socket.socket | None = None
@@ -53,16 +48,8 @@ class SocketSender(BaseHandler):
                     self._conn.close()
                 self._conn = conn
 
-    def process(self, message: TTSAudio | EndOfResponse) -> Iterator[None]:
-        turn = message.turn
-        if isinstance(message, TTSAudio):
-            turn.mark("first_audio_out")
-            self._send(message.samples.astype("<i2").tobytes())
-            return
-        turn.mark("last_audio_out")
-        report_turn(turn, self.metrics_file)
-        self.should_listen.set()
-        yield from ()
+    def output(self, audio: TTSAudio) -> None:
+        self._send(audio.samples.astype("<i2").tobytes())
 
     def _send(self, payload: bytes) -> None:
         with self._lock:
