@@ -30,6 +30,7 @@ class MLXLanguageModelHandler(BaseHandler):
         init_chat_role: str = "system",
         init_chat_prompt: str | None = None,
         chat_size: int = 2,
+        first_clause_words: int = 0,
         gen_kwargs: dict[str, Any] | None = None,
     ) -> None:
         try:
@@ -42,6 +43,7 @@ class MLXLanguageModelHandler(BaseHandler):
         self.model, self.tokenizer = load(model_name)
         self.model_name = model_name
         self.user_role = user_role
+        self.first_clause_words = first_clause_words
         self.chat = Chat(size=chat_size, system_prompt=init_chat_prompt, system_role=init_chat_role)
         self.gen_kwargs = {"max_tokens": 128, "temperature": 0.0, "top_p": 1.0, **(gen_kwargs or {})}
         self.warmup()
@@ -67,4 +69,6 @@ class MLXLanguageModelHandler(BaseHandler):
         self.chat.reset()
 
     def process(self, message: Transcript) -> Iterator[LLMSentence | EndOfResponse]:
-        yield from answer_transcript(message, self.chat, self.generate, self.stop_event, self.user_role)
+        yield from answer_transcript(
+            message, self.chat, self.generate, self.stop_event, self.user_role, self.first_clause_words
+        )

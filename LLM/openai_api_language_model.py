@@ -54,6 +54,7 @@ class OpenApiLanguageModelHandler(BaseHandler):
         init_chat_role: str = "system",
         init_chat_prompt: str | None = None,
         chat_size: int = 2,
+        first_clause_words: int = 0,
         gen_kwargs: dict[str, Any] | None = None,
     ) -> None:
         try:
@@ -73,6 +74,7 @@ class OpenApiLanguageModelHandler(BaseHandler):
         self.max_retries = max(0, max_retries)
         self.retry_backoff_s = retry_backoff_s
         self.user_role = user_role
+        self.first_clause_words = first_clause_words
         self.chat = Chat(size=chat_size, system_prompt=init_chat_prompt, system_role=init_chat_role)
         self.gen_kwargs = {"max_tokens": 128, "temperature": 0.0, **(gen_kwargs or {})}
 
@@ -138,4 +140,6 @@ class OpenApiLanguageModelHandler(BaseHandler):
         self.chat.reset()
 
     def process(self, message: Transcript) -> Iterator[LLMSentence | EndOfResponse]:
-        yield from answer_transcript(message, self.chat, self.generate, self.stop_event, self.user_role)
+        yield from answer_transcript(
+            message, self.chat, self.generate, self.stop_event, self.user_role, self.first_clause_words
+        )

@@ -78,6 +78,7 @@ class TransformersLanguageModelHandler(BaseHandler):
         init_chat_role: str = "system",
         init_chat_prompt: str | None = None,
         chat_size: int = 2,
+        first_clause_words: int = 0,
         gen_kwargs: dict[str, Any] | None = None,
     ) -> None:
         try:
@@ -108,6 +109,7 @@ class TransformersLanguageModelHandler(BaseHandler):
         self.device = device
         self.model_name = model_name
         self.user_role = user_role
+        self.first_clause_words = first_clause_words
         self.chat = Chat(size=chat_size, system_prompt=init_chat_prompt, system_role=init_chat_role)
         self.gen_kwargs = generation_kwargs(gen_kwargs)
         if self.tokenizer.pad_token_id is None:
@@ -179,4 +181,6 @@ class TransformersLanguageModelHandler(BaseHandler):
         self.chat.reset()
 
     def process(self, message: Transcript) -> Iterator[LLMSentence | EndOfResponse]:
-        yield from answer_transcript(message, self.chat, self.generate, self.stop_event, self.user_role)
+        yield from answer_transcript(
+            message, self.chat, self.generate, self.stop_event, self.user_role, self.first_clause_words
+        )

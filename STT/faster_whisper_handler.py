@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +24,76 @@ from utils.stt_result import segment_audio, transcript_messages
 logger = logging.getLogger(__name__)
 
 WHISPER_RATE = 16000
+FULL_WINDOW_S = 30.0
+# Options the short-window decoder passes to CTranslate2; any other generation
+# option (temperature fallback, prompts, ...) needs faster-whisper's own loop.
+SHORT_WINDOW_OPTIONS = {"beam_size", "task", "condition_on_previous_text", "patience", "length_penalty",
+                        "repetition_penalty", "no_repeat_ngram_size"}  # fmt: skip
+
+
+def looks_like_a_loop(text: str) -> bool:
+    """Whisper's own test for a decoder stuck repeating itself: text that
+    compresses too well (gzip ratio above 2.4)."""
+    data = text.encode()
+    return len(data) > 24 and len(data) / len(zlib.compress(data)) > 2.4
+
+
+class ShortWindowDecoder:
+    """Greedy (or beam) decoding of one short turn on an encoder window that
+    fits it, instead of faster-whisper's fixed 30 s one."""
+
+    def __init__(self, model: Any, window_s: float, task: str = "transcribe", **options: Any) -> None:
+        from faster_whisper.tokenizer import Tokenizer
+
+        self.model = model
+        self.window_s = window_s
+        self.options = {key: value for key, value in options.items() if key != "condition_on_previous_text"}
+        self._tokenizer = lambda language: Tokenizer(
+            model.hf_tokenizer, model.model.is_multilingual, task=task, language=language
+        )
+        self._tokenizers: dict[str | None, Any] = {}
+
+    def fits(self, audio: np.ndarray) -> bool:
+        return len(audio) / WHISPER_RATE + 1.0 <= FULL_WINDOW_S
+
+    def features(self, audio: np.ndarray) -> Any:
+        """Log-mel of the audio zero-padded to the window (one second of it at
+        least, so the last word is not cut), as a CTranslate2 batch of one."""
+        import ctranslate2
+
+        seconds = min(FULL_WINDOW_S, max(self.window_s, len(audio) / WHISPER_RATE + 1.0))
+        samples = int(seconds * WHISPER_RATE)
+        padded = np.zeros(samples, dtype=np.float32)
+        padded[: len(audio)] = audio[:samples]
+        mel = self.model.feature_extractor(padded, padding=0)[:, : int(seconds * 100)]
+        return ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None]))
+
+    def detect_language(self, features: Any) -> str:
+        scores = self.model.model.detect_language(features)[0]
+        return scores[0][0].strip("<|>")
+
+    def decode(self, audio: np.ndarray, language: str | None) -> tuple[str, str]:
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        features = self.features(audio)
+        if language is None:
+            language = self.detect_language(features) if self.model.model.is_multilingual else "en"
+        if language not in self._tokenizers:
+            self._tokenizers[language] = self._tokenizer(language)
+        tokenizer = self._tokenizers[language]
+        prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+        # ~3 words a second of speech is ~5 tokens; 12 a second leaves room
+        # for digits and names while capping a runaway loop.
+        max_length = min(448, len(prompt) + 16 + int(12 * len(audio) / WHISPER_RATE))
+        result = self.model.model.generate(
+            features,
+            [prompt],
+            max_length=max_length,
+            suppress_blank=True,
+            suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+            **self.options,
+        )[0]
+        return tokenizer.decode(result.sequences_ids[0]).strip(), language
 
 
 class FasterWhisperSTTHandler(BaseHandler):
@@ -37,6 +108,7 @@ class FasterWhisperSTTHandler(BaseHandler):
         compute_type: str = "int8",
         cpu_threads: int = 0,
         language: str = "en",
+        window_s: float = 10.0,
         gen_kwargs: dict[str, Any] | None = None,
     ) -> None:
         try:
@@ -52,6 +124,14 @@ class FasterWhisperSTTHandler(BaseHandler):
             logger.info("%s is English-only: language detection off", model_name)
             self.detect_language, self.language, self.last_language = False, "en", "en"
         self.gen_kwargs = {"beam_size": 1, "condition_on_previous_text": False, **(gen_kwargs or {})}
+        self.short_window: ShortWindowDecoder | None = None
+        unsupported = set(self.gen_kwargs) - SHORT_WINDOW_OPTIONS
+        if window_s >= FULL_WINDOW_S:
+            pass
+        elif unsupported:
+            logger.warning("short STT window off: it does not support %s", ", ".join(sorted(unsupported)))
+        else:
+            self.short_window = ShortWindowDecoder(self.model, window_s, **self.gen_kwargs)
         self._speculation: tuple[tuple[int, int], str, str | None, float, float] | None = None
         self.warmup()
 
@@ -61,6 +141,11 @@ class FasterWhisperSTTHandler(BaseHandler):
         self.transcribe(noise)
 
     def transcribe(self, audio: np.ndarray) -> tuple[str, str | None]:
+        if self.short_window is not None and self.short_window.fits(audio):
+            text, language = self.short_window.decode(audio, self.language)
+            if not looks_like_a_loop(text):
+                return text, language if self.detect_language else self.language
+            logger.debug("short window looped (%r): decoding on the full window", text[:60])
         segments, info = self.model.transcribe(audio, language=self.language, vad_filter=False, **self.gen_kwargs)
         text = " ".join(segment.text.strip() for segment in segments).strip()
         return text, info.language if self.detect_language else self.language

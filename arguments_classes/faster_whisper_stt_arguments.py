@@ -27,6 +27,14 @@ class FasterWhisperSTTHandlerArguments:
             "(the detected code then also steers the LLM's reply language)."
         },
     )
+    stt_window_s: float = field(
+        default=10.0,
+        metadata={
+            "help": "Shortest encoder window in seconds: a turn is decoded on max(this, its length + 1 s) "
+            "instead of Whisper's fixed 30 s (4x faster at the same WER on Whisper base; below 10 s "
+            "base starts to loop). 30: faster-whisper's own decoding, always on 30 s."
+        },
+    )
     stt_gen_beam_size: int = field(default=1, metadata={"help": "Beam size (1: greedy, fastest)."})
     stt_gen_task: str = field(default="transcribe", metadata={"help": "'transcribe' or 'translate'."})
     stt_gen_condition_on_previous_text: bool = field(

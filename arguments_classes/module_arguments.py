@@ -25,6 +25,13 @@ class ModuleArguments:
         default=None,
         metadata={"help": "If set, overrides the device of every stage (e.g. 'cpu', 'cuda')."},
     )
+    first_clause_words: int = field(
+        default=4,
+        metadata={
+            "help": "Speak the reply's first clause as soon as it has this many words and a clause mark "
+            "(',', ';', ':', a dash) instead of waiting for the first full sentence. 0: whole sentences only."
+        },
+    )
     local_mac_optimal_settings: bool = field(
         default=False,
         metadata={"help": "Use the Apple-silicon backends (whisper-mlx, mlx-lm, melo) on macOS."},

@@ -60,3 +60,49 @@ def test_other_packaged_aliases_load_and_answer(alias):
     handler = make_handler(LlamaCppLanguageModelHandler, model_name=alias)
     sentences, out = ask(handler, "Say hello.")
     assert sentences and isinstance(out[-1], EndOfResponse)
+
+
+def evaluated_tokens(handler, monkeypatch) -> list[int]:
+    """Count the tokens llama.cpp decodes per call (prompt and reply)."""
+    counts: list[int] = []
+    real_eval = handler.model.eval
+    monkeypatch.setattr(handler.model, "eval", lambda tokens: counts.append(len(tokens)) or real_eval(tokens))
+    return counts
+
+
+def test_a_dropped_exchange_is_cut_from_the_cache_not_re_evaluated(llm_handler, monkeypatch):
+    """Once the chat is full, each turn drops its oldest exchange.  The prompt
+    then differs from the cache right after the system prompt; without the cut
+    llama.cpp re-evaluates the whole kept history every turn."""
+    from LLM import llama_cpp_language_model as module
+
+    llm_handler.on_reset()
+    for question in ["My name is Anna.", "Name a color.", "Name a fruit."]:
+        ask(llm_handler, question)  # fills the chat (size 2) and drops the first exchange
+    history = llm_handler.prompt_tokens(llm_handler.chat.messages())
+    counts = evaluated_tokens(llm_handler, monkeypatch)
+    sentences, _ = ask(llm_handler, "What is the capital of France?")
+    assert "paris" in " ".join(s.text for s in sentences).lower()
+    prompt_evaluated = counts[0]
+    assert prompt_evaluated < 40, counts  # the new message and its template tokens only
+
+    monkeypatch.setattr(module, "drop_evicted_tokens", lambda model, prompt, min_run=8: 0)
+    counts.clear()
+    ask(llm_handler, "What is the capital of Italy?")
+    assert counts[0] > len(history) // 2, (counts, len(history))  # the history again
+
+
+def test_cutting_the_cache_keeps_positions_consistent(llm_handler):
+    """After a cut, the cache holds exactly the prompt's tokens it claims to."""
+    from LLM.llama_cpp_language_model import drop_evicted_tokens
+
+    llm_handler.on_reset()
+    for question in ["Name a color.", "Name a fruit.", "Name an animal."]:
+        ask(llm_handler, question)
+    llm_handler.chat.add_user("Name a planet.")
+    prompt = llm_handler.prompt_tokens(llm_handler.chat.messages())
+    llm_handler.chat.discard_pending()
+    drop_evicted_tokens(llm_handler.model, prompt)
+    cached = list(llm_handler.model._input_ids)
+    assert cached == prompt[: len(cached)]
+    assert len(cached) > len(prompt) // 2

@@ -3,8 +3,8 @@
 from utils.sentences import SentenceAggregator
 
 
-def feed(pieces: list[str]) -> tuple[list[list[str]], list[str]]:
-    aggregator = SentenceAggregator()
+def feed(pieces: list[str], first_clause_words: int = 0) -> tuple[list[list[str]], list[str]]:
+    aggregator = SentenceAggregator(first_clause_words=first_clause_words)
     released = [list(aggregator.push(piece)) for piece in pieces]
     return released, list(aggregator.flush())
 
@@ -47,3 +47,24 @@ def test_token_by_token_gives_the_same_sentences_as_one_piece():
     whole, rest_whole = feed([text])
     assert [s for b in by_char for s in b] + rest_char == [s for b in whole for s in b] + rest_whole
     assert len([s for b in by_char for s in b] + rest_char) == 3
+
+
+def test_the_first_clause_goes_out_once_the_next_word_has_started():
+    released, rest = feed(["For a long", " train ride", ",", " a", " good book. ", "It is long, and fun. ", "Yes"], 4)
+    assert released == [[], [], [], ["For a long train ride,"], [], ["a good book."], ["It is long, and fun."]]
+    assert rest == ["Yes"]
+
+
+def test_a_first_clause_shorter_than_the_minimum_waits_for_the_sentence():
+    released, _ = feed(["Octopuses are tiny,", " flying creatures.", " They"], 4)
+    assert released == [[], [], ["Octopuses are tiny, flying creatures."]]
+
+
+def test_numbers_and_times_are_not_clause_marks():
+    _, rest = feed(["It costs 3,000 dollars at 10:30 today"], 2)
+    assert rest == ["It costs 3,000 dollars at 10:30 today"]
+
+
+def test_without_first_clause_words_commas_never_split():
+    released, rest = feed(["For a long train ride, a good book"])
+    assert released == [[]] and rest == ["For a long train ride, a good book"]

@@ -30,6 +30,7 @@ def answer_transcript(
     generate: Generate,
     stop_event: threading.Event,
     user_role: str = "user",
+    first_clause_words: int = 0,
 ) -> Iterator[LLMSentence | EndOfResponse]:
     """Answer one transcript: the body of an LLM handler's `process()`.
 
@@ -37,11 +38,13 @@ def answer_transcript(
     propagates (BaseHandler turns it into an `EndOfResponse` carrying
     `turn.error`) after the unanswered user message is dropped from the chat,
     so the next prompt does not hold a question without its answer.
+    `first_clause_words` lets the reply's first clause go to the TTS early
+    (see `SentenceAggregator`).
     """
     turn = message.turn
     turn.mark("llm_start")
     chat.add_user(language_instruction(message.language) + message.text, role=user_role)
-    sentences = SentenceAggregator()
+    sentences = SentenceAggregator(first_clause_words=first_clause_words)
     reply: list[str] = []
 
     def release(found: Iterable[str]) -> Iterator[LLMSentence]:

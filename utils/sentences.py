@@ -6,6 +6,12 @@ released when the Punkt tokenizer sees a later sentence start behind it, i.e.
 "Paris. It" releases "Paris." — the tokenizer, not a bare full-stop test,
 decides, so "Dr. Smith" or "3.5" do not split a sentence.
 
+The reply's first sentence may go out earlier still: with `first_clause_words`
+set, its first clause ("For a long train ride,") is released as soon as the
+clause mark and the next word have arrived, so the TTS starts speaking while
+the LLM finishes the sentence.  Only the first: later sentences are spoken
+whole, for their intonation, while the first one plays.
+
 nltk's Punkt tokenizer is instantiated directly (default parameters plus a
 few common English abbreviations); nltk's data downloader is never called: it
 fails offline.
@@ -25,6 +31,10 @@ _ABBREVIATIONS = {
 
 
 _LIST_MARKER = re.compile(r"^\s*(?:\d+[.)]|[-•*])\s*$")
+# A clause mark followed by a space and the start of the next word: "ride, a".
+# The space rules out "3,000" and "10:30"; the next word rules out a mark that
+# ends the sentence's last clause.
+_CLAUSE_END = re.compile(r"[,;:](?=\s+\w)|\s[-–—](?=\s+\w)")
 
 
 def _tokenizer() -> PunktSentenceTokenizer:
@@ -44,23 +54,38 @@ class SentenceAggregator:
     """Feed text pieces with `push`; complete sentences come out in order.
 
     Pieces shorter than `min_chars` after cleaning (a stray "-" or "**")
-    are dropped rather than sent to the TTS as noise.
+    are dropped rather than sent to the TTS as noise.  `first_clause_words`
+    (0: off) releases the first clause of the first sentence once it has at
+    least that many words.
     """
 
-    def __init__(self, min_chars: int = 2) -> None:
+    def __init__(self, min_chars: int = 2, first_clause_words: int = 0) -> None:
         self._tokenizer = _tokenizer()
         self._buffer = ""
         self.min_chars = min_chars
+        self.first_clause_words = first_clause_words
+        self._released_any = False
 
     def push(self, text: str) -> Iterator[str]:
         self._buffer += text
         spans = self._spans(self._buffer)
         if len(spans) < 2:
+            yield from self._first_clause()
             return
         # Everything before the start of the last sentence is complete.
         cut = spans[-1][0]
         complete, self._buffer = self._buffer[:cut], self._buffer[cut:]
         yield from self._release(complete)
+
+    def _first_clause(self) -> Iterator[str]:
+        if self._released_any or self.first_clause_words <= 0:
+            return
+        for mark in _CLAUSE_END.finditer(self._buffer):
+            clause = self._buffer[: mark.end()]
+            if len(_clean(clause).split()) >= self.first_clause_words:
+                self._buffer = self._buffer[mark.end() :].lstrip()
+                yield from self._release(clause)
+                return
 
     def flush(self) -> Iterator[str]:
         """Release whatever is left at the end of the reply."""
@@ -81,4 +106,5 @@ class SentenceAggregator:
         for start, end in self._spans(text):
             sentence = _clean(text[start:end])
             if len(sentence) >= self.min_chars:
+                self._released_any = True
                 yield sentence
