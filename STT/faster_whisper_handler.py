@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from baseHandler import BaseHandler
-from utils.messages import EndOfResponse, SpeechSegment, Transcript
+from utils.messages import EndOfResponse, SpeechSegment, Transcript, Turn
 from utils.packaged_models import resolve_whisper_model
 from utils.stt_result import segment_audio, transcript_messages
 
@@ -152,13 +152,21 @@ class FasterWhisperSTTHandler(BaseHandler):
 
     def process(self, message: SpeechSegment) -> Iterator[Transcript | EndOfResponse]:
         audio = segment_audio(message, WHISPER_RATE)
+        turn = message.turn
         if message.provisional:
             # The speaker paused: transcribe now, in case the pause ends the turn.
             began = time.perf_counter()
             text, language = self.transcribe(audio)
-            self._speculation = (message.speech_key, text, language, began, time.perf_counter())
+            if turn is None:
+                # Keep it for the final segment, if it ends at the same sample.
+                self._speculation = (message.speech_key, text, language, began, time.perf_counter())
+                return
+            # A speculative turn: answer it now; the VAD confirms or cancels it.
+            turn.mark("stt_start", began)
+            yield from self._hand_on(turn, text, language)
             return
-        turn = message.turn
+        if "transcript_ready" in turn.marks:
+            return  # the final segment of a speculative turn already answered
         speculation, self._speculation = self._speculation, None
         if speculation is not None and speculation[0] == message.speech_key:
             # Nothing was said after the pause: reuse it; the turn's STT time is
@@ -170,6 +178,9 @@ class FasterWhisperSTTHandler(BaseHandler):
         else:
             turn.mark("stt_start")
             text, language = self.transcribe(audio)
+        yield from self._hand_on(turn, text, language)
+
+    def _hand_on(self, turn: Turn, text: str, language: str | None) -> Iterator[Transcript | EndOfResponse]:
         if language:
             self.last_language = language
         yield from transcript_messages(turn, text, language or self.last_language)

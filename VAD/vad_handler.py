@@ -49,6 +49,7 @@ class VADHandler(BaseHandler):
         speech_pad_ms: int = 500,
         session: Session | None = None,
         speculative_stt_ms: int = 0,
+        speculative_reply: bool = False,
     ) -> None:
         self.should_listen = should_listen
         self.session = session
@@ -71,7 +72,10 @@ class VADHandler(BaseHandler):
         # Send a provisional segment this long into the end-of-turn silence
         # (0: never), so the STT can start before the turn is over.
         self.speculate_after = int(speculative_stt_ms * sample_rate / 1000) if speculative_stt_ms > 0 else None
+        # ...and open a speculative turn with it, so the LLM and TTS start too.
+        self.speculative_reply = speculative_reply
         self._speculated: tuple[int, int] | None = None
+        self._speculative_turn: Turn | None = None
 
     def speech_probability(self, window: np.ndarray) -> float:
         with torch.inference_mode():
@@ -84,6 +88,7 @@ class VADHandler(BaseHandler):
         self._arrivals.clear()
         self._received = 0
         self._speculated = None
+        self._cancel_speculation()
 
     def process(self, message: AudioChunk) -> Iterator[SpeechSegment]:
         samples = message.samples
@@ -99,13 +104,28 @@ class VADHandler(BaseHandler):
             utterance = self.iterator(window, self.speech_probability(window))
             if utterance is not None:
                 yield self._segment(utterance)
-            elif self._should_speculate():
+                continue
+            if self._speculative_turn is not None and self._current_key() != self._speculated:
+                self._cancel_speculation()  # speech resumed: the pause did not end the turn
+            if self._should_speculate():
                 yield from self._provisional_segment()
 
     def flush(self) -> Iterator[SpeechSegment]:
         utterance = self.iterator.flush()
         if utterance is not None:
             yield self._segment(utterance)
+        self._cancel_speculation()
+
+    def _current_key(self) -> tuple[int, int] | None:
+        if not self.iterator.speaking:
+            return None
+        return (self.iterator.speech_start, self.iterator.last_voiced_end)
+
+    def _cancel_speculation(self) -> None:
+        if self._speculative_turn is not None:
+            logger.debug("turn %d: speech resumed, speculative reply dropped", self._speculative_turn.turn_id)
+            self._speculative_turn.cancel()
+            self._speculative_turn = None
 
     def _should_speculate(self) -> bool:
         return self.speculate_after is not None and self.iterator.trailing_silence_samples >= self.speculate_after
@@ -127,21 +147,31 @@ class VADHandler(BaseHandler):
         audio = utterance.audio
         if missing > 0:
             audio = np.concatenate([audio, np.zeros(missing, dtype=np.float32)])
-        yield SpeechSegment(audio=audio, sample_rate=self.sample_rate, turn=None, provisional=True, speech_key=key)
+        turn = None
+        if self.speculative_reply:
+            turn = Turn(speech_duration_s=utterance.speech_ms / 1000.0, session=self.session, speculative=True)
+            self._speculative_turn = turn
+        yield SpeechSegment(audio=audio, sample_rate=self.sample_rate, turn=turn, provisional=True, speech_key=key)
 
     def _segment(self, utterance) -> SpeechSegment:
-        turn = Turn(speech_duration_s=utterance.speech_ms / 1000.0, session=self.session)
+        key = (utterance.start_sample, utterance.end_sample)
+        turn, self._speculative_turn = self._speculative_turn, None
+        if turn is not None and key != self._speculated:
+            turn.cancel()
+            turn = None
+        if turn is None:
+            turn = Turn(speech_duration_s=utterance.speech_ms / 1000.0, session=self.session)
         arrived = self._arrival_of(utterance.end_sample)
         if arrived is not None:
             turn.mark("speech_end", arrived)
-        turn.mark("end_of_turn")
+        turn.confirm()  # marks end_of_turn
         self.should_listen.clear()
         logger.debug("turn %d: %.0f ms of speech", turn.turn_id, utterance.speech_ms)
         return SpeechSegment(
             audio=utterance.audio,
             sample_rate=self.sample_rate,
             turn=turn,
-            speech_key=(utterance.start_sample, utterance.end_sample),
+            speech_key=key,
         )
 
     def _arrival_of(self, sample_position: int) -> float | None:

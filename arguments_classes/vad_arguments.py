@@ -37,3 +37,11 @@ class VADHandlerArguments:
             "the work is dropped. Only STT backends that support it (faster-whisper) use it."
         },
     )
+    speculative_reply: bool = field(
+        default=True,
+        metadata={
+            "help": "With --speculative_stt_ms: answer the early transcript too (LLM and TTS start before the "
+            "end of turn); the reply's audio is held until the VAD confirms the turn, and dropped if speech "
+            "resumes. False: only the transcript is prepared early."
+        },
+    )

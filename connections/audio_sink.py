@@ -4,6 +4,7 @@ Every mode's sink does the same bookkeeping around its own way of putting
 audio out: stamp when the first reply audio left, end each turn exactly once
 (a failed stage can send a second `EndOfResponse` for a turn already ended),
 log its metrics, and give the floor back to the user (`should_listen`).
+A speculative turn's audio is held here until the VAD confirms the turn.
 Subclasses only say how audio goes out and what "finished" means for them.
 """
 
@@ -38,6 +39,8 @@ class AudioSink(BaseHandler):
 
     def process(self, message: TTSAudio | EndOfResponse) -> Iterator[None]:
         turn = message.turn
+        if not turn.wait_until_decided(self.stop_event):
+            return  # a speculative reply to a pause that did not end the turn
         if isinstance(message, TTSAudio):
             turn.mark("first_audio_out")
             self.output(message)

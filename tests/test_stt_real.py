@@ -142,3 +142,14 @@ def test_generation_options_the_short_window_cannot_honour_turn_it_off():
     assert handler.short_window is None
     text, _ = handler.transcribe(int16_to_float(load_audio(QUESTIONS / "q01.wav")))
     assert "france" in text.lower()
+
+
+def test_a_speculative_turn_is_answered_at_the_pause_and_not_again_at_its_end(stt_handler):
+    audio = int16_to_float(load_audio(QUESTIONS / "q01.wav"))
+    turn = Turn(speculative=True)
+    key = (0, len(audio) - 5600)
+    (early,) = stt_handler.process(SpeechSegment(audio, 16000, turn, provisional=True, speech_key=key))
+    assert isinstance(early, Transcript) and early.turn is turn and "france" in early.text.lower()
+    assert "end_of_turn" not in turn.marks  # transcribed before the VAD decided
+    turn.confirm()
+    assert list(stt_handler.process(SpeechSegment(audio, 16000, turn, speech_key=key))) == []

@@ -92,3 +92,35 @@ def test_speculation_sends_one_provisional_segment_per_pause_with_the_final_key(
     assert all(s.turn is None for s in provisional)
     # The last pause is the one that ended the turn: same speech, same key.
     assert provisional[-1].speech_key == final[0].speech_key
+
+
+def speculative_vad() -> VADHandler:
+    return make_handler(VADHandler, should_listen=threading.Event(), speculative_stt_ms=96, speculative_reply=True)
+
+
+def test_the_pause_that_ends_the_turn_confirms_its_speculative_turn():
+    out = segments_of(speculative_vad(), load_audio(QUESTIONS / "q01.wav"))
+    provisional = [s for s in out if s.provisional]
+    (final,) = [s for s in out if not s.provisional]
+    assert provisional and all(s.turn is not None and s.turn.speculative for s in provisional)
+    # The last pause became the end of turn: its turn, confirmed, rides on the final segment.
+    assert final.turn is provisional[-1].turn
+    assert final.turn.decided and not final.turn.stale and "end_of_turn" in final.turn.marks
+    # Any earlier pause inside the question was followed by speech: dropped.
+    assert all(s.turn.cancelled for s in provisional[:-1])
+
+
+def test_speech_after_a_pause_cancels_the_speculative_turn():
+    """A 200 ms pause between two questions is long enough to speculate on
+    (96 ms) but not to end the turn (300 ms): the speculation is cancelled
+    and the final segment, holding both questions, is a new turn."""
+    gap = np.zeros(3200, np.int16)
+    first = load_audio(QUESTIONS / "q01.wav")[:-5000]  # the file ends in 350 ms of silence
+    second = load_audio(QUESTIONS / "q03.wav")
+    out = segments_of(speculative_vad(), np.concatenate([first, gap, second, np.zeros(16000, np.int16)]))
+    provisional = [s for s in out if s.provisional]
+    (final,) = [s for s in out if not s.provisional]
+    assert len(final.audio) > len(first) + len(second) - 16000  # both questions in one turn
+    cancelled = [s.turn for s in provisional if s.turn.cancelled]
+    assert cancelled and final.turn not in cancelled
+    assert all(turn.stale for turn in cancelled) and not final.turn.stale

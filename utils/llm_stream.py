@@ -58,7 +58,7 @@ def answer_transcript(
         pieces = iter(generate(chat.messages()))
         for piece in pieces:
             yield from release(sentences.push(piece))
-            if stop_event.is_set():
+            if stop_event.is_set() or turn.stale:
                 break
         yield from release(sentences.flush())
     except Exception:
@@ -68,6 +68,12 @@ def answer_transcript(
         close = getattr(pieces, "close", None)  # None when generate() itself raised
         if close is not None:
             close()  # stops a background generation or an HTTP stream left early
+    if not turn.wait_until_decided(stop_event):
+        # A speculative turn that speech proved wrong: its question and answer
+        # never happened, as far as the conversation goes.
+        chat.discard_pending()
+        logger.debug("turn %d: speculative reply dropped", turn.turn_id)
+        return
     turn.mark("llm_end")
     turn.reply_sentences = reply
     chat.add_assistant(" ".join(reply))

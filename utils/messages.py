@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -54,15 +55,46 @@ class Turn:
     error: str | None = None
     session: Session | None = field(default=None, repr=False)
     session_id: int = 0
+    # A speculative turn is opened during a pause, before the VAD has decided
+    # that the user finished: the stages answer it at once, and the sink holds
+    # its audio until the VAD confirms it (or drops it if speech resumed).
+    speculative: bool = False
+    cancelled: bool = False
+    _decided: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.session is not None:
             self.session_id = self.session.id
+        if not self.speculative:
+            self._decided.set()
 
     @property
     def stale(self) -> bool:
-        """True when the conversation this turn belongs to has ended."""
-        return self.session is not None and self.session.id != self.session_id
+        """True when nothing of this turn should be played: its conversation
+        has ended, or it was a speculation that speech proved wrong."""
+        return self.cancelled or (self.session is not None and self.session.id != self.session_id)
+
+    @property
+    def decided(self) -> bool:
+        return self._decided.is_set()
+
+    def confirm(self) -> None:
+        """The VAD saw the end of the turn: a speculative turn becomes real."""
+        self.mark("end_of_turn")
+        self._decided.set()
+
+    def cancel(self) -> None:
+        """Speech resumed after the pause: drop everything done for this turn."""
+        self.cancelled = True
+        self._decided.set()
+
+    def wait_until_decided(self, stop_event: threading.Event, poll_s: float = 0.02) -> bool:
+        """Block until the VAD confirms or cancels the turn; True if it is to
+        be answered.  Gives up when the pipeline stops or the client leaves."""
+        while not self._decided.wait(poll_s):
+            if stop_event.is_set() or self.stale:
+                return False
+        return not self.stale
 
     def mark(self, event: str, when: float | None = None) -> None:
         """Record the first time `event` happened (later calls are ignored)."""
@@ -125,9 +157,11 @@ class SpeechSegment:
     """One complete user utterance cut out by the VAD, float32 in [-1, 1].
 
     A `provisional` segment is sent while the VAD is still waiting for the
-    end-of-turn silence: the STT may transcribe it ahead of time, and reuse
-    that work when the final segment (same `speech_key`) ends at the same
-    sample.  It belongs to no turn yet and is never answered by itself.
+    end-of-turn silence, so the STT can start early.  With `turn=None` the
+    STT only transcribes it, and reuses that work when the final segment
+    (same `speech_key`) ends at the same sample.  With a speculative turn
+    the whole reply starts on it; the final segment then carries the same,
+    now confirmed, turn and needs no second transcription.
     """
 
     audio: np.ndarray

@@ -1,0 +1,97 @@
+"""Speculative turns, stage by stage: the LLM answer loop and the sink hold a
+reply until the VAD decides, then keep or drop it."""
+
+import queue
+import threading
+import time
+
+import numpy as np
+
+from tests.test_audio_sink import ListSink
+from utils.chat import Chat
+from utils.llm_stream import answer_transcript
+from utils.messages import EndOfResponse, LLMSentence, Session, TTSAudio, Transcript, Turn
+
+
+def decide_later(action, delay_s: float = 0.1) -> threading.Thread:
+    thread = threading.Thread(target=lambda: (time.sleep(delay_s), action()))
+    thread.start()
+    return thread
+
+
+def make_sink():
+    should_listen = threading.Event()
+    sink = ListSink(threading.Event(), queue.Queue(), queue.Queue(), setup_kwargs={"should_listen": should_listen})
+    return sink, should_listen
+
+
+def test_a_plain_turn_is_decided_and_a_speculative_one_is_not():
+    assert Turn().decided and not Turn().stale
+    turn = Turn(speculative=True)
+    assert not turn.decided
+    turn.confirm()
+    assert turn.decided and not turn.stale and "end_of_turn" in turn.marks
+
+
+def test_the_sink_holds_speculative_audio_until_the_turn_is_confirmed():
+    sink, should_listen = make_sink()
+    turn = Turn(speculative=True)
+    thread = decide_later(turn.confirm)
+    began = time.perf_counter()
+    list(sink.process(TTSAudio(np.ones(160, np.int16), 16000, "Paris.", turn)))
+    assert time.perf_counter() - began >= 0.09  # it waited for the VAD
+    assert len(sink.played) == 1 and turn.marks["first_audio_out"] >= turn.marks["end_of_turn"]
+    list(sink.process(EndOfResponse(turn)))
+    assert should_listen.is_set()
+    thread.join()
+
+
+def test_the_sink_drops_audio_of_a_cancelled_turn_and_keeps_the_floor_closed():
+    sink, should_listen = make_sink()
+    turn = Turn(speculative=True)
+    thread = decide_later(turn.cancel)
+    list(sink.process(TTSAudio(np.ones(160, np.int16), 16000, "Paris.", turn)))
+    list(sink.process(EndOfResponse(turn)))
+    assert sink.played == [] and sink.finished == [] and not should_listen.is_set()
+    thread.join()
+
+
+def test_the_sink_stops_waiting_when_the_client_leaves():
+    sink, _ = make_sink()
+    session = Session()
+    turn = Turn(speculative=True, session=session)
+    thread = decide_later(session.renew)
+    list(sink.process(TTSAudio(np.ones(160, np.int16), 16000, "Paris.", turn)))
+    assert sink.played == []
+    thread.join()
+
+
+def answer(turn: Turn, chat: Chat, pieces: list[str], on_piece=None) -> list:
+    def generate(messages):
+        for index, piece in enumerate(pieces):
+            if on_piece:
+                on_piece(index)
+            yield piece
+
+    return list(answer_transcript(Transcript("Capital of France?", "en", turn), chat, generate, threading.Event()))
+
+
+def test_a_confirmed_speculative_reply_enters_the_conversation():
+    chat = Chat(size=2)
+    turn = Turn(speculative=True)
+    thread = decide_later(turn.confirm)
+    out = answer(turn, chat, ["Paris is", " the capital.", " It is big."])
+    assert [m.text for m in out if isinstance(m, LLMSentence)] == ["Paris is the capital.", "It is big."]
+    assert isinstance(out[-1], EndOfResponse)
+    assert [m["role"] for m in chat.messages()] == ["user", "assistant"]
+    thread.join()
+
+
+def test_a_cancelled_speculative_reply_stops_and_leaves_no_trace_in_the_chat():
+    chat = Chat(size=2)
+    turn = Turn(speculative=True)
+    seen = []
+    out = answer(turn, chat, ["Paris", " is", " the", " capital."], lambda i: seen.append(i) or (i == 1 and turn.cancel()))
+    assert not any(isinstance(m, EndOfResponse) for m in out)
+    assert seen == [0, 1]  # generation stopped at the next piece
+    assert chat.messages() == []
