@@ -19,6 +19,7 @@ FLAGS = {
     "tts_length_scale": 0.9,
     "min_silence_ms": 200,
     "device": "cpu",
+    "first_clause_words": 3,
 }
 
 
@@ -47,6 +48,7 @@ def test_prefixes_are_stripped_and_gen_flags_collected():
     llm = config.stage_kwargs("llm")
     assert llm["model_name"] == "smollm2-135m"
     assert llm["chat_size"] == 4  # unprefixed fields pass as they are
+    assert llm["first_clause_words"] == 3  # a global flag the shared answer loop reads
     assert llm["gen_kwargs"]["temperature"] == 0.7
     assert config.stage_kwargs("tts")["length_scale"] == 0.9
 

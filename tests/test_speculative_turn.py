@@ -10,7 +10,7 @@ import numpy as np
 from tests.test_audio_sink import ListSink
 from utils.chat import Chat
 from utils.llm_stream import answer_transcript
-from utils.messages import EndOfResponse, LLMSentence, Session, TTSAudio, Transcript, Turn
+from utils.messages import EndOfResponse, LLMSentence, Session, Transcript, TTSAudio, Turn
 
 
 def decide_later(action, delay_s: float = 0.1) -> threading.Thread:
@@ -91,7 +91,9 @@ def test_a_cancelled_speculative_reply_stops_and_leaves_no_trace_in_the_chat():
     chat = Chat(size=2)
     turn = Turn(speculative=True)
     seen = []
-    out = answer(turn, chat, ["Paris", " is", " the", " capital."], lambda i: seen.append(i) or (i == 1 and turn.cancel()))
+    out = answer(
+        turn, chat, ["Paris", " is", " the", " capital."], lambda i: seen.append(i) or (i == 1 and turn.cancel())
+    )
     assert not any(isinstance(m, EndOfResponse) for m in out)
     assert seen == [0, 1]  # generation stopped at the next piece
     assert chat.messages() == []

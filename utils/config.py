@@ -58,7 +58,11 @@ class PipelineConfig:
 
     def stage_kwargs(self, stage: str) -> dict[str, Any]:
         backend = getattr(self, f"{stage}_backend")
-        return handler_kwargs(getattr(self, stage), backend.prefix)
+        kwargs = handler_kwargs(getattr(self, stage), backend.prefix)
+        if stage == "llm":
+            # Sentence cutting lives in the answer loop every LLM backend shares.
+            kwargs["first_clause_words"] = self.module.first_clause_words
+        return kwargs
 
 
 def handler_kwargs(arguments: Any, prefix: str) -> dict[str, Any]:

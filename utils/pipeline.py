@@ -74,11 +74,8 @@ def build_model_stages(config: PipelineConfig, channels: Channels) -> list[BaseH
     ):
         backend = getattr(config, f"{stage}_backend")
         handler_class = _handler_class(config, stage)
-        kwargs = config.stage_kwargs(stage)
-        if stage == "llm":
-            kwargs["first_clause_words"] = config.module.first_clause_words
         began = time.perf_counter()
-        stages.append(handler_class(stop, queue_in, queue_out, setup_kwargs=kwargs))
+        stages.append(handler_class(stop, queue_in, queue_out, setup_kwargs=config.stage_kwargs(stage)))
         logger.info("%s %r ready in %.1f s", stage.upper(), backend.name, time.perf_counter() - began)
     logger.info("models loaded and warmed up in %.1f s", time.perf_counter() - started)
     return stages
