@@ -126,11 +126,9 @@ class FasterWhisperSTTHandler(BaseHandler):
         self.gen_kwargs = {"beam_size": 1, "condition_on_previous_text": False, **(gen_kwargs or {})}
         self.short_window: ShortWindowDecoder | None = None
         unsupported = set(self.gen_kwargs) - SHORT_WINDOW_OPTIONS
-        if window_s >= FULL_WINDOW_S:
-            pass
-        elif unsupported:
+        if window_s < FULL_WINDOW_S and unsupported:
             logger.warning("short STT window off: it does not support %s", ", ".join(sorted(unsupported)))
-        else:
+        elif window_s < FULL_WINDOW_S:
             self.short_window = ShortWindowDecoder(self.model, window_s, **self.gen_kwargs)
         self._speculation: tuple[tuple[int, int], str, str | None, float, float] | None = None
         self.warmup()
@@ -165,8 +163,8 @@ class FasterWhisperSTTHandler(BaseHandler):
             turn.mark("stt_start", began)
             yield from self._hand_on(turn, text, language)
             return
-        if "transcript_ready" in turn.marks:
-            return  # the final segment of a speculative turn already answered
+        if "transcript_ready" in turn.marks or turn.error:
+            return  # a speculative turn, already answered (or failed) at the pause
         speculation, self._speculation = self._speculation, None
         if speculation is not None and speculation[0] == message.speech_key:
             # Nothing was said after the pause: reuse it; the turn's STT time is
