@@ -30,7 +30,7 @@ class VADHandlerArguments:
         metadata={"help": "Audio kept before speech starts and after it ends, in ms."},
     )
     speculative_stt_ms: int = field(
-        default=100,
+        default=50,
         metadata={
             "help": "Start transcribing this many ms into a pause, while still waiting for --min_silence_ms "
             "(0: off). If the pause does end the turn, the transcript is ready sooner; if speech resumes, "

@@ -125,12 +125,13 @@ def test_a_turn_longer_than_the_window_goes_to_faster_whisper(stt_handler, monke
 
 
 def test_a_looping_short_window_decode_is_redone_on_the_full_window(stt_handler, monkeypatch):
-    from STT.faster_whisper_handler import looks_like_a_loop
+    from STT.faster_whisper_handler import WindowResult, looks_like_a_loop
 
     loop = "Thank you. " * 12
     assert looks_like_a_loop(loop)
     assert not looks_like_a_loop("What is the capital of France?")
-    monkeypatch.setattr(stt_handler.short_window, "decode", lambda audio, language: (loop, "en"))
+    looping = WindowResult(loop, "en", average_log_probability=-0.2, no_speech_probability=0.0)
+    monkeypatch.setattr(stt_handler.short_window, "decode", lambda audio, language: looping)
     text, _ = stt_handler.transcribe(int16_to_float(load_audio(QUESTIONS / "q01.wav")))
     assert "france" in text.lower() and not looks_like_a_loop(text)
 
