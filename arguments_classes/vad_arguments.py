@@ -32,9 +32,10 @@ class VADHandlerArguments:
     speculative_stt_ms: int = field(
         default=50,
         metadata={
-            "help": "Start transcribing this many ms into a pause, while still waiting for --min_silence_ms "
-            "(0: off). If the pause does end the turn, the transcript is ready sooner; if speech resumes, "
-            "the work is dropped. Only STT backends that support it (faster-whisper) use it."
+            "help": "Start answering this many ms into a pause, while still waiting for --min_silence_ms "
+            "(0: off). If the pause does end the turn, the transcript (and with --speculative_reply the "
+            "reply) is ready sooner; if speech resumes, the work is dropped. Only STT backends that "
+            "support it (faster-whisper) use it."
         },
     )
     speculative_reply: bool = field(

@@ -133,6 +133,34 @@ def test_human_speech_gets_an_answer_about_what_was_said(server, tmp_path, stt_h
     assert len(reply_words & heard_words) >= 0.6 * len(reply_words), (turn["reply"], heard_reply)
 
 
+def test_a_pause_inside_a_turn_gets_no_reply_of_its_own(server, tmp_path, stt_handler):
+    """Two questions with a 200 ms pause between them, at real-time pace: the
+    server speculates on the pause (50 ms) and starts answering the first
+    question, but the pause is shorter than the end of turn (300 ms), so that
+    reply is cancelled: one turn, holding both questions, and only its reply
+    comes back."""
+    import soundfile
+
+    first = load_audio(QUESTIONS / "q01.wav")[:-5000]  # the file ends in 350 ms of silence
+    second = load_audio(QUESTIONS / "q03.wav")
+    speech = tmp_path / "two_questions.wav"
+    soundfile.write(speech, np.concatenate([first, np.zeros(3200, np.int16), second]), 16000, subtype="PCM_16")
+    before = len(server.turns())
+    last_id = server.turns()[-1]["turn"] if before else 0
+    reply = tmp_path / "reply.wav"
+    result = client(server, speech, reply)
+    assert result.returncode == 0, result.stderr[-2000:]
+    time.sleep(1.0)
+    turns = server.wait_for_turns(before + 1)[before:]
+    assert len(turns) == 1, [t["transcript"] for t in turns]
+    assert turns[0]["turn"] >= last_id + 2  # a speculative turn was opened, and cancelled
+    transcript = turns[0]["transcript"].lower()
+    assert "france" in transcript and "leap" in transcript
+    heard = set(re.findall(r"[a-z']+", transcribe(stt_handler, reply)))
+    logged = set(re.findall(r"[a-z']+", turns[0]["reply"].lower()))
+    assert len(heard & logged) >= 0.6 * len(heard), (turns[0]["reply"], heard)  # nothing else was played
+
+
 def test_disconnect_mid_utterance_then_next_client_gets_a_full_answer(server, tmp_path, stt_handler):
     speech = load_audio(QUESTIONS / "q02.wav")
     half = speech[: speech.size // 2].astype("<i2").tobytes() + b"\x01"  # and half a sample
