@@ -40,6 +40,7 @@ SHORT_WINDOW_OPTIONS = {"beam_size", "task", "condition_on_previous_text", "pati
 # likely and the text unlikely; text this unlikely is worth a second decoding.
 NO_SPEECH_PROBABILITY = 0.6
 LOW_AVERAGE_LOG_PROBABILITY = -1.0
+UNSURE_LANGUAGE_PROBABILITY = 0.5
 
 
 class WindowResult(NamedTuple):
@@ -93,28 +94,34 @@ class ShortWindowDecoder:
     def fits(self, audio: np.ndarray) -> bool:
         return len(audio) / WHISPER_RATE + 1.0 <= FULL_WINDOW_S
 
-    def features(self, audio: np.ndarray) -> Any:
+    def features(self, audio: np.ndarray, window_s: float | None = None) -> Any:
         """Log-mel of the audio zero-padded to the window (one second of it at
         least, so the last word is not cut), as a CTranslate2 batch of one."""
         import ctranslate2
 
-        seconds = min(FULL_WINDOW_S, max(self.window_s, len(audio) / WHISPER_RATE + 1.0))
+        shortest = self.window_s if window_s is None else window_s
+        seconds = min(FULL_WINDOW_S, max(shortest, len(audio) / WHISPER_RATE + 1.0))
         samples = int(seconds * WHISPER_RATE)
         padded = np.zeros(samples, dtype=np.float32)
         padded[: len(audio)] = audio[:samples]
         mel = self.model.feature_extractor(padded, padding=0)[:, : int(seconds * 100)]
         return ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None]))
 
-    def detect_language(self, features: Any) -> str:
-        scores = self.model.model.detect_language(features)[0]
-        return scores[0][0].strip("<|>")
+    def detect_language(self, audio: np.ndarray, features: Any) -> str:
+        """The most likely language; when the short window is unsure (below
+        even odds), the full window is asked instead, which is more often
+        right on short English clips."""
+        best, probability = self.model.model.detect_language(features)[0][0]
+        if probability < UNSURE_LANGUAGE_PROBABILITY:
+            best, _ = self.model.model.detect_language(self.features(audio, FULL_WINDOW_S))[0][0]
+        return best.strip("<|>")
 
     def decode(self, audio: np.ndarray, language: str | None) -> WindowResult:
         from faster_whisper.transcribe import get_suppressed_tokens
 
         features = self.features(audio)
         if language is None:
-            language = self.detect_language(features) if self.model.model.is_multilingual else "en"
+            language = self.detect_language(audio, features) if self.model.model.is_multilingual else "en"
         if language not in self._tokenizers:
             self._tokenizers[language] = self._tokenizer(language)
         tokenizer = self._tokenizers[language]

@@ -67,6 +67,20 @@ def test_language_detection_in_auto_mode(folder, code):
     assert detected.count(code) >= 8, detected
 
 
+def test_english_clips_are_detected_as_english_in_auto_mode():
+    """On a short window Whisper base is less sure of the language of short
+    clips (155 of 164 English clips right, against 163 on the full window);
+    when it is unsure it asks the full window (161 of 164).  The bound, 97%,
+    fails the short window alone (94.5%)."""
+    from STT.faster_whisper_handler import FasterWhisperSTTHandler
+
+    handler = make_handler(FasterWhisperSTTHandler, model_name="whisper-base", language="auto")
+    assert handler.short_window is not None
+    rows = [row for row in read_transcripts(HUMAN) if row["language"] == "en"]
+    detected = [handler.transcribe(int16_to_float(load_audio(HUMAN / r["file"])))[1] for r in rows]
+    assert detected.count("en") >= 0.97 * len(rows), detected
+
+
 def test_tiny_en_alias_loads_and_transcribes():
     from STT.faster_whisper_handler import FasterWhisperSTTHandler
 
