@@ -81,15 +81,24 @@ class ShortWindowDecoder:
     fits it, instead of faster-whisper's fixed 30 s one."""
 
     def __init__(self, model: Any, window_s: float, task: str = "transcribe", **options: Any) -> None:
-        from faster_whisper.tokenizer import Tokenizer
-
         self.model = model
         self.window_s = window_s
+        self.task = task
         self.options = {key: value for key, value in options.items() if key != "condition_on_previous_text"}
-        self._tokenizer = lambda language: Tokenizer(
-            model.hf_tokenizer, model.model.is_multilingual, task=task, language=language
-        )
-        self._tokenizers: dict[str | None, Any] = {}
+        self._decoding: dict[str, tuple[Any, list[int], list[int]]] = {}
+
+    def decoding(self, language: str) -> tuple[Any, list[int], list[int]]:
+        """Tokenizer, prompt and suppressed tokens for a language, built once."""
+        if language not in self._decoding:
+            from faster_whisper.tokenizer import Tokenizer
+            from faster_whisper.transcribe import get_suppressed_tokens
+
+            tokenizer = Tokenizer(
+                self.model.hf_tokenizer, self.model.model.is_multilingual, task=self.task, language=language
+            )
+            prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+            self._decoding[language] = (tokenizer, prompt, get_suppressed_tokens(tokenizer, [-1]))
+        return self._decoding[language]
 
     def fits(self, audio: np.ndarray) -> bool:
         return len(audio) / WHISPER_RATE + 1.0 <= FULL_WINDOW_S
@@ -117,15 +126,10 @@ class ShortWindowDecoder:
         return best.strip("<|>")
 
     def decode(self, audio: np.ndarray, language: str | None) -> WindowResult:
-        from faster_whisper.transcribe import get_suppressed_tokens
-
         features = self.features(audio)
         if language is None:
             language = self.detect_language(audio, features) if self.model.model.is_multilingual else "en"
-        if language not in self._tokenizers:
-            self._tokenizers[language] = self._tokenizer(language)
-        tokenizer = self._tokenizers[language]
-        prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+        tokenizer, prompt, suppressed = self.decoding(language)
         # ~3 words a second of speech is ~5 tokens; 12 a second leaves room
         # for digits and names while capping a runaway loop.
         max_length = min(448, len(prompt) + 16 + int(12 * len(audio) / WHISPER_RATE))
@@ -134,7 +138,7 @@ class ShortWindowDecoder:
             [prompt],
             max_length=max_length,
             suppress_blank=True,
-            suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+            suppress_tokens=suppressed,
             return_scores=True,
             return_no_speech_prob=True,
             **self.options,
@@ -197,12 +201,11 @@ class FasterWhisperSTTHandler(BaseHandler):
 
     def transcribe(self, audio: np.ndarray) -> tuple[str, str | None]:
         if self.short_window is not None and self.short_window.fits(audio):
-            result = self.short_window.decode(audio, self.language)
-            language = result.language if self.detect_language else self.language
+            result = self.short_window.decode(audio, self.language)  # its language: self.language, if set
             if result.silence:
-                return "", language
+                return "", result.language
             if not result.doubtful:
-                return result.text, language
+                return result.text, result.language
             logger.debug("short window doubtful (%r): decoding on the full window", result.text[:60])
         segments, info = self.model.transcribe(audio, language=self.language, vad_filter=False, **self.gen_kwargs)
         text = " ".join(segment.text.strip() for segment in segments).strip()

@@ -155,10 +155,9 @@ class VADHandler(BaseHandler):
 
     def _segment(self, utterance) -> SpeechSegment:
         key = (utterance.start_sample, utterance.end_sample)
+        if key != self._speculated:
+            self._cancel_speculation()  # speculated on an earlier pause, not on this end
         turn, self._speculative_turn = self._speculative_turn, None
-        if turn is not None and key != self._speculated:
-            turn.cancel()
-            turn = None
         if turn is None:
             turn = Turn(speech_duration_s=utterance.speech_ms / 1000.0, session=self.session)
         arrived = self._arrival_of(utterance.end_sample)
