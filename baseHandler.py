@@ -64,6 +64,11 @@ class BaseHandler:
     def process(self, message: Any) -> Iterator[Any]:
         raise NotImplementedError
 
+    def handles(self, message: Any) -> bool:
+        """Whether to process a message of an accepted type; False passes it
+        on untouched (e.g. the TTS for a session that wants text only)."""
+        return True
+
     def flush(self) -> Iterator[Any]:
         """Emit what is still buffered when the input ends."""
         return iter(())
@@ -90,9 +95,9 @@ class BaseHandler:
                     self.queue_out.put(message)
                     continue
                 turn = getattr(message, "turn", None)
-                if turn is not None and turn.stale:
-                    continue  # its client is gone: neither process nor forward
-                if not isinstance(message, self.accepts):
+                if turn is not None and turn.stale and not getattr(message, "survives_cancel", False):
+                    continue  # cancelled, or its client is gone: neither process nor forward
+                if not (isinstance(message, self.accepts) and self.handles(message)):
                     self.queue_out.put(message)
                     continue
                 self._emit_all(self.process(message), turn)

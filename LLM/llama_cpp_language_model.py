@@ -19,10 +19,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from baseHandler import BaseHandler
-from utils.chat import Chat
-from utils.llm_stream import answer_transcript
-from utils.messages import EndOfResponse, LLMSentence, Transcript
+from LLM.language_model import LanguageModelHandler
 from utils.packaged_models import resolve_gguf
 
 logger = logging.getLogger(__name__)
@@ -73,9 +70,7 @@ def drop_evicted_tokens(model: Any, prompt: list[int], min_run: int = 8) -> int:
     return run
 
 
-class LlamaCppLanguageModelHandler(BaseHandler):
-    accepts = (Transcript,)
-
+class LlamaCppLanguageModelHandler(LanguageModelHandler):
     def setup(
         self,
         model_name: str = "qwen2.5-0.5b",
@@ -105,9 +100,7 @@ class LlamaCppLanguageModelHandler(BaseHandler):
             verbose=False,
         )
         self.model_name = model_name
-        self.user_role = user_role
-        self.first_clause_words = first_clause_words
-        self.chat = Chat(size=chat_size, system_prompt=init_chat_prompt, system_role=init_chat_role)
+        self.setup_chat(user_role, init_chat_role, init_chat_prompt, chat_size, first_clause_words)
         self.gen_kwargs = {"max_tokens": 128, "temperature": 0.0, **(gen_kwargs or {})}
         self.formatter = self._chat_formatter()
         self.warmup()
@@ -139,7 +132,7 @@ class LlamaCppLanguageModelHandler(BaseHandler):
     def warmup(self) -> None:
         """Evaluate the system prompt once; llama.cpp keeps its KV cache, so
         every later turn starts from the cached prefix."""
-        for _ in self.generate([*self.chat.messages(), {"role": self.user_role, "content": "Hi"}], 1):
+        for _ in self.generate(self.warmup_messages(), 1):
             pass
 
     def generate(self, messages: list[dict[str, str]], max_tokens: int | None = None) -> Iterator[str]:
@@ -153,11 +146,3 @@ class LlamaCppLanguageModelHandler(BaseHandler):
             delta = chunk["choices"][0]["delta"].get("content")
             if delta:
                 yield delta
-
-    def on_reset(self) -> None:
-        self.chat.reset()
-
-    def process(self, message: Transcript) -> Iterator[LLMSentence | EndOfResponse]:
-        yield from answer_transcript(
-            message, self.chat, self.generate, self.stop_event, self.user_role, self.first_clause_words
-        )

@@ -12,17 +12,12 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from baseHandler import BaseHandler
-from utils.chat import Chat
-from utils.llm_stream import answer_transcript
-from utils.messages import EndOfResponse, LLMSentence, Transcript
+from LLM.language_model import LanguageModelHandler
 
 logger = logging.getLogger(__name__)
 
 
-class MLXLanguageModelHandler(BaseHandler):
-    accepts = (Transcript,)
-
+class MLXLanguageModelHandler(LanguageModelHandler):
     def setup(
         self,
         model_name: str = "mlx-community/Qwen2.5-0.5B-Instruct-4bit",
@@ -42,15 +37,13 @@ class MLXLanguageModelHandler(BaseHandler):
         self._make_sampler = make_sampler
         self.model, self.tokenizer = load(model_name)
         self.model_name = model_name
-        self.user_role = user_role
-        self.first_clause_words = first_clause_words
-        self.chat = Chat(size=chat_size, system_prompt=init_chat_prompt, system_role=init_chat_role)
+        self.setup_chat(user_role, init_chat_role, init_chat_prompt, chat_size, first_clause_words)
         self.gen_kwargs = {"max_tokens": 128, "temperature": 0.0, "top_p": 1.0, **(gen_kwargs or {})}
         self.warmup()
 
     def warmup(self) -> None:
         """One short generation: MLX compiles its kernels on first use."""
-        for _ in self.generate([*self.chat.messages(), {"role": self.user_role, "content": "Hi"}], max_tokens=2):
+        for _ in self.generate(self.warmup_messages(), max_tokens=2):
             pass
 
     def generate(self, messages: list[dict[str, str]], max_tokens: int | None = None) -> Iterator[str]:
@@ -64,11 +57,3 @@ class MLXLanguageModelHandler(BaseHandler):
         for response in self._stream_generate(self.model, self.tokenizer, prompt, sampler=sampler, **kwargs):
             if response.text:
                 yield response.text
-
-    def on_reset(self) -> None:
-        self.chat.reset()
-
-    def process(self, message: Transcript) -> Iterator[LLMSentence | EndOfResponse]:
-        yield from answer_transcript(
-            message, self.chat, self.generate, self.stop_event, self.user_role, self.first_clause_words
-        )

@@ -21,10 +21,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from baseHandler import BaseHandler
-from utils.chat import Chat
-from utils.llm_stream import answer_transcript
-from utils.messages import EndOfResponse, LLMSentence, Transcript
+from LLM.language_model import LanguageModelHandler
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +35,7 @@ class LLMServerError(RuntimeError):
     """The chat completions server could not give an answer; one line, naming the URL."""
 
 
-class OpenApiLanguageModelHandler(BaseHandler):
-    accepts = (Transcript,)
-
+class OpenApiLanguageModelHandler(LanguageModelHandler):
     def setup(
         self,
         model_name: str = "gpt-4o-mini",
@@ -73,9 +68,7 @@ class OpenApiLanguageModelHandler(BaseHandler):
         self.stream = stream
         self.max_retries = max(0, max_retries)
         self.retry_backoff_s = retry_backoff_s
-        self.user_role = user_role
-        self.first_clause_words = first_clause_words
-        self.chat = Chat(size=chat_size, system_prompt=init_chat_prompt, system_role=init_chat_role)
+        self.setup_chat(user_role, init_chat_role, init_chat_prompt, chat_size, first_clause_words)
         self.gen_kwargs = {"max_tokens": 128, "temperature": 0.0, **(gen_kwargs or {})}
 
     def _is_transient(self, error: Exception) -> bool:
@@ -135,11 +128,3 @@ class OpenApiLanguageModelHandler(BaseHandler):
                 logger.warning("%s (attempt %d), retrying in %.2f s", self._describe(error, 1), attempt, delay)
                 if self.stop_event.wait(delay):
                     return
-
-    def on_reset(self) -> None:
-        self.chat.reset()
-
-    def process(self, message: Transcript) -> Iterator[LLMSentence | EndOfResponse]:
-        yield from answer_transcript(
-            message, self.chat, self.generate, self.stop_event, self.user_role, self.first_clause_words
-        )

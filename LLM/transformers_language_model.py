@@ -19,10 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from baseHandler import BaseHandler
-from utils.chat import Chat
-from utils.llm_stream import answer_transcript
-from utils.messages import EndOfResponse, LLMSentence, Transcript
+from LLM.language_model import LanguageModelHandler
 from utils.packaged_models import GGUF_MODELS
 
 logger = logging.getLogger(__name__)
@@ -64,9 +61,7 @@ def generation_kwargs(gen_kwargs: dict[str, Any] | None) -> dict[str, Any]:
     return kwargs
 
 
-class TransformersLanguageModelHandler(BaseHandler):
-    accepts = (Transcript,)
-
+class TransformersLanguageModelHandler(LanguageModelHandler):
     def setup(
         self,
         model_name: str = "HuggingFaceTB/SmolLM2-360M-Instruct",
@@ -108,9 +103,7 @@ class TransformersLanguageModelHandler(BaseHandler):
         self.model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **extra).to(device).eval()
         self.device = device
         self.model_name = model_name
-        self.user_role = user_role
-        self.first_clause_words = first_clause_words
-        self.chat = Chat(size=chat_size, system_prompt=init_chat_prompt, system_role=init_chat_role)
+        self.setup_chat(user_role, init_chat_role, init_chat_prompt, chat_size, first_clause_words)
         self.gen_kwargs = generation_kwargs(gen_kwargs)
         if self.tokenizer.pad_token_id is None:
             self.gen_kwargs.setdefault("pad_token_id", self.tokenizer.eos_token_id)
@@ -119,7 +112,7 @@ class TransformersLanguageModelHandler(BaseHandler):
     def warmup(self) -> None:
         """One short generation, so the first real turn does not pay for
         PyTorch's first-call allocations."""
-        for _ in self.generate([*self.chat.messages(), {"role": self.user_role, "content": "Hi"}], max_new_tokens=2):
+        for _ in self.generate(self.warmup_messages(), max_new_tokens=2):
             pass
 
     def prompt_ids(self, messages: list[dict[str, str]]) -> dict[str, Any]:
@@ -176,11 +169,3 @@ class TransformersLanguageModelHandler(BaseHandler):
             thread.join()
         if errors:
             raise errors[0]
-
-    def on_reset(self) -> None:
-        self.chat.reset()
-
-    def process(self, message: Transcript) -> Iterator[LLMSentence | EndOfResponse]:
-        yield from answer_transcript(
-            message, self.chat, self.generate, self.stop_event, self.user_role, self.first_clause_words
-        )

@@ -191,7 +191,7 @@ class FasterWhisperSTTHandler(BaseHandler):
             logger.warning("short STT window off: it does not support %s", ", ".join(sorted(unsupported)))
         elif window_s < FULL_WINDOW_S:
             self.short_window = ShortWindowDecoder(self.model, window_s, **self.gen_kwargs)
-        self._speculation: tuple[tuple[int, int], str, str | None, float, float] | None = None
+        self._default_speculation: dict[str, Any] = {}
         self.warmup()
 
     def warmup(self) -> None:
@@ -220,7 +220,7 @@ class FasterWhisperSTTHandler(BaseHandler):
             text, language = self.transcribe(audio)
             if turn is None:
                 # Keep it for the final segment, if it ends at the same sample.
-                self._speculation = (message.speech_key, text, language, began, time.perf_counter())
+                self._speculations(message)["last"] = (message.speech_key, text, language, began, time.perf_counter())
                 return
             # A speculative turn: answer it now; the VAD confirms or cancels it.
             turn.mark("stt_start", began)
@@ -228,7 +228,7 @@ class FasterWhisperSTTHandler(BaseHandler):
             return
         if "transcript_ready" in turn.marks or turn.error:
             return  # a speculative turn, already answered (or failed) at the pause
-        speculation, self._speculation = self._speculation, None
+        speculation = self._speculations(message).pop("last", None)
         if speculation is not None and speculation[0] == message.speech_key:
             # Nothing was said after the pause: reuse it; the turn's STT time is
             # the speculative transcription's, started before the end of turn.
@@ -246,5 +246,11 @@ class FasterWhisperSTTHandler(BaseHandler):
             self.last_language = language
         yield from transcript_messages(turn, text, language or self.last_language)
 
+    def _speculations(self, message: SpeechSegment) -> dict[str, Any]:
+        """Early transcripts kept for the segment's conversation (its own
+        session's state, so two clients' pauses never mix)."""
+        session = message.session or (message.turn.session if message.turn is not None else None)
+        return session.state("stt", dict) if session is not None else self._default_speculation
+
     def on_reset(self) -> None:
-        self._speculation = None
+        self._default_speculation.clear()

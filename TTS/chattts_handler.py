@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from baseHandler import BaseHandler
+from TTS.speech_handler import SpeechHandler
 from TTS.stream_resample import StreamResampler, resample_to_int16
 from utils.messages import LLMSentence, TTSAudio
 
@@ -45,10 +45,7 @@ def to_output_rate(wav: Any, output_sample_rate: int = 16000) -> np.ndarray:
     return resample_to_int16(chattts_mono(wav), CHATTTS_SAMPLE_RATE, output_sample_rate)
 
 
-class ChatTTSHandler(BaseHandler):
-    accepts = (LLMSentence,)
-    end_turn_on_error = False
-
+class ChatTTSHandler(SpeechHandler):
     def setup(
         self,
         source: str = "huggingface",

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from baseHandler import BaseHandler
+from TTS.speech_handler import SpeechHandler
 from utils.audio import float_to_int16, resample
 from utils.messages import LLMSentence, TTSAudio
 
@@ -149,10 +149,7 @@ class _Voice:
         return int(self.model.config.sampling_rate)
 
 
-class FacebookMMSTTSHandler(BaseHandler):
-    accepts = (LLMSentence,)
-    end_turn_on_error = False
-
+class FacebookMMSTTSHandler(SpeechHandler):
     def setup(
         self,
         model_name_template: str = "facebook/mms-tts-{lang}",

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from baseHandler import BaseHandler
+from TTS.speech_handler import SpeechHandler
 from TTS.stream_resample import resample_to_int16
 from utils.messages import LLMSentence, TTSAudio
 
@@ -48,10 +48,7 @@ def melo_language(language: str | None) -> str | None:
     return WHISPER_TO_MELO.get(code.lower())
 
 
-class MeloTTSHandler(BaseHandler):
-    accepts = (LLMSentence,)
-    end_turn_on_error = False
-
+class MeloTTSHandler(SpeechHandler):
     def setup(
         self,
         language: str = "en",

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from baseHandler import BaseHandler
+from TTS.speech_handler import SpeechHandler
 from TTS.stream_resample import StreamResampler
 from utils.messages import LLMSentence, TTSAudio
 
@@ -115,10 +115,7 @@ def _static_cache_batch_size_alias() -> None:
         StaticCache.max_batch_size = property(lambda cache: cache.batch_size)
 
 
-class ParlerTTSHandler(BaseHandler):
-    accepts = (LLMSentence,)
-    end_turn_on_error = False
-
+class ParlerTTSHandler(SpeechHandler):
     def setup(
         self,
         model_name: str = "ylacombe/parler-tts-mini-jenny-30H",

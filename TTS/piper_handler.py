@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from baseHandler import BaseHandler
+from TTS.speech_handler import SpeechHandler
 from utils.audio import resample
 from utils.messages import LLMSentence, TTSAudio
 from utils.packaged_models import ModelNotInstalledError, PackagedFile
@@ -37,10 +37,7 @@ def resolve_voice(name: str) -> Path:
     )
 
 
-class PiperTTSHandler(BaseHandler):
-    accepts = (LLMSentence,)
-    end_turn_on_error = False
-
+class PiperTTSHandler(SpeechHandler):
     def setup(
         self,
         voice: str = "joe",

@@ -1,42 +1,74 @@
 """Voice activity detection: audio chunks in, one SpeechSegment per user turn out.
 
-Silero VAD is loaded from the `silero-vad` wheel (its weights ship inside it;
-`torch.hub` is never used).  Incoming chunks of any size are re-cut into the
-512-sample windows Silero expects, scored, and fed to the end-of-turn state
-machine in `vad_iterator.py`.
+Silero VAD is loaded once from the `silero-vad` wheel (its weights ship inside
+it; `torch.hub` is never used) and shared by every conversation; each
+session's stream state (Silero's memory, the end-of-turn state machine in
+`vad_iterator.py`, audio not yet scored, the turn in flight) lives in the
+session (`Session.state`), so many clients can talk at once through this one
+thread.  Incoming chunks of any size are re-cut into the 512-sample windows
+Silero expects.
 
-Half duplex: the VAD clears `should_listen` when it hands a turn on, and the
-output stage sets it again once the reply is out.  While it is clear, the
-audio sources hold back (file mode) or drop (microphone, socket) their input,
-so the assistant never answers its own voice.
+Turn-taking decided here, per session:
+- End of turn after `--min_silence_ms` of silence (or the client's
+  `input_audio_buffer.commit` when it turned server turn detection off).
+- A pause that turns out not to be the end: speech that resumes after the
+  turn was handed on, but before any of its reply was heard, joins that turn
+  (its reply is withdrawn and the whole utterance answered once).
+- Barge-in (where the session listens while the assistant speaks): speech
+  over an audible reply, once it lasts `interrupt_min_speech_ms`, interrupts
+  it; the chat keeps only what the user heard.
+
+Half duplex (file mode): the VAD clears `should_listen` when it hands a turn
+on, and the sink sets it again once the reply is out; the sources hold back
+their input meanwhile, so the assistant never answers its own voice.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from baseHandler import BaseHandler
 from utils.audio import int16_to_float, resample
-from utils.messages import AudioChunk, Session, SpeechSegment, Turn
-from VAD.vad_iterator import VADIterator
+from utils.messages import AudioChunk, ClearInput, CommitInput, SpeechSegment, Turn
+from utils.session import Session
+from VAD.silero import SileroModel, SileroStream
+from VAD.vad_iterator import Utterance, VADIterator
 
 logger = logging.getLogger(__name__)
 
+# A committed buffer shorter than this is no turn (the realtime API says 100 ms).
+MIN_COMMIT_MS = 100
 
-def load_silero() -> torch.jit.ScriptModule:
-    from silero_vad import load_silero_vad
 
-    return load_silero_vad()
+@dataclass
+class VADStream:
+    """One session's audio stream as the VAD follows it."""
+
+    silero: SileroStream
+    iterator: VADIterator
+    pending: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    # (stream position after the chunk, arrival time) of recent chunks, to
+    # find when the last voiced sample actually arrived.
+    arrivals: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=2048))
+    received: int = 0
+    speculated: tuple[int, int] | None = None
+    speculative_turn: Turn | None = None
+    # The last turn handed on, with its audio: speech resuming before its
+    # reply is heard joins it.
+    last_turn: tuple[Turn, Utterance] | None = None
+    interrupted: bool = False  # the speech in progress already interrupted a reply
+    manual_audio: list[np.ndarray] = field(default_factory=list)  # client-committed turns
 
 
 class VADHandler(BaseHandler):
-    accepts = (AudioChunk,)
+    accepts = (AudioChunk, CommitInput, ClearInput)
 
     def setup(
         self,
@@ -50,131 +82,266 @@ class VADHandler(BaseHandler):
         session: Session | None = None,
         speculative_stt_ms: int = 0,
         speculative_reply: bool = False,
+        yield_floor_at_end_of_turn: bool = True,
     ) -> None:
         self.should_listen = should_listen
-        self.session = session
+        # Audio that names no session (file mode, tests) belongs to this one.
+        self.default_session = session or Session()
         self.sample_rate = sample_rate
+        self.thresh = thresh
+        self.min_silence_ms = min_silence_ms
+        self.min_speech_ms = min_speech_ms
+        self.max_speech_ms = max_speech_ms
+        self.speech_pad_ms = speech_pad_ms
+        self.model = SileroModel()
         self.window = 512 if sample_rate == 16000 else 256
-        self.model = load_silero()
-        self.iterator = VADIterator(
-            threshold=thresh,
-            sample_rate=sample_rate,
-            min_silence_ms=min_silence_ms,
-            min_speech_ms=min_speech_ms,
-            max_speech_ms=max_speech_ms,
-            speech_pad_ms=speech_pad_ms,
-        )
-        self._pending = np.zeros(0, dtype=np.float32)
-        # (stream position after the chunk, arrival time) of recent chunks, to
-        # find when the last voiced sample actually arrived.
-        self._arrivals: deque[tuple[int, float]] = deque(maxlen=2048)
-        self._received = 0
         # Send a provisional segment this long into the end-of-turn silence
         # (0: never), so the STT can start before the turn is over.
         self.speculate_after = int(speculative_stt_ms * sample_rate / 1000) if speculative_stt_ms > 0 else None
         # ...and open a speculative turn with it, so the LLM and TTS start too.
         self.speculative_reply = speculative_reply
-        self._speculated: tuple[int, int] | None = None
-        self._speculative_turn: Turn | None = None
+        # Half duplex where the input is not live (file mode): stop the input
+        # at the end of a turn.  Live modes keep hearing the user until the
+        # reply is audible, so a resumed sentence joins its turn.
+        self.yield_floor_at_end_of_turn = yield_floor_at_end_of_turn
+        self._sessions: weakref.WeakSet[Session] = weakref.WeakSet()
 
-    def speech_probability(self, window: np.ndarray) -> float:
-        with torch.inference_mode():
-            return float(self.model(torch.from_numpy(window), self.sample_rate))
+    # --- per-session state --------------------------------------------------------
+    def stream_for(self, session: Session) -> VADStream:
+        return session.state("vad", lambda: self._new_stream(session))
+
+    def _new_stream(self, session: Session) -> VADStream:
+        detection = session.settings.turn_detection
+        threshold = detection.threshold if detection and detection.threshold is not None else self.thresh
+        silence = detection.silence_duration_ms if detection and detection.silence_duration_ms is not None else None
+        pad = detection.prefix_padding_ms if detection and detection.prefix_padding_ms is not None else None
+        self._sessions.add(session)
+        return VADStream(
+            silero=self.model.stream(self.sample_rate),
+            iterator=VADIterator(
+                threshold=threshold,
+                sample_rate=self.sample_rate,
+                min_silence_ms=self.min_silence_ms if silence is None else silence,
+                min_speech_ms=self.min_speech_ms,
+                max_speech_ms=self.max_speech_ms,
+                speech_pad_ms=self.speech_pad_ms if pad is None else pad,
+            ),
+        )
+
+    @property
+    def iterator(self) -> VADIterator:
+        """The default session's end-of-turn state machine."""
+        return self.stream_for(self.default_session).iterator
+
+    def speech_probability(self, window: np.ndarray, session: Session | None = None) -> float:
+        return self.stream_for(session or self.default_session).silero.probability(window)
 
     def on_reset(self) -> None:
-        self.iterator.reset()
-        self.model.reset_states()
-        self._pending = np.zeros(0, dtype=np.float32)
-        self._arrivals.clear()
-        self._received = 0
-        self._speculated = None
-        self._cancel_speculation()
+        self._cancel_speculation(self.stream_for(self.default_session))
+        self.default_session.drop_state("vad")
 
-    def process(self, message: AudioChunk) -> Iterator[SpeechSegment]:
+    # --- messages ---------------------------------------------------------------------
+    def process(self, message: AudioChunk | CommitInput | ClearInput) -> Iterator[SpeechSegment]:
+        session = message.session or self.default_session
+        if session.closed:
+            return  # audio of a client that has left: never a turn of anyone
+        stream = self.stream_for(session)
+        if isinstance(message, ClearInput):
+            self._clear(session, stream)
+            return
+        if isinstance(message, CommitInput):
+            yield from self._commit(session, stream, message.turn)
+            return
         samples = message.samples
         if message.sample_rate != self.sample_rate:
             samples = resample(samples, message.sample_rate, self.sample_rate)
-        self._received += len(samples)
-        self._arrivals.append((self._received, message.received_at))
-        self._pending = np.concatenate([self._pending, int16_to_float(samples)])
-        usable = len(self._pending) - len(self._pending) % self.window
-        windows, self._pending = self._pending[:usable], self._pending[usable:]
+        audio = int16_to_float(samples) if samples.dtype == np.int16 else samples.astype(np.float32, copy=False)
+        if session.settings.turn_detection is None:
+            stream.manual_audio.append(audio)
+            return
+        stream.received += len(audio)
+        stream.arrivals.append((stream.received, message.received_at))
+        stream.pending = np.concatenate([stream.pending, audio])
+        usable = len(stream.pending) - len(stream.pending) % self.window
+        windows, stream.pending = stream.pending[:usable], stream.pending[usable:]
+        iterator = stream.iterator
         for start in range(0, usable, self.window):
             window = windows[start : start + self.window]
-            utterance = self.iterator(window, self.speech_probability(window))
+            was_speaking = iterator.speaking
+            utterance = iterator(window, stream.silero.probability(window))
+            if iterator.speaking and not was_speaking:
+                self._speech_started(session, stream)
             if utterance is not None:
-                yield self._segment(utterance)
+                yield from self._segment(session, stream, utterance)
                 continue
-            if self._speculative_turn is not None and self._current_key() != self._speculated:
-                self._cancel_speculation()  # speech resumed: the pause did not end the turn
-            if self._should_speculate():
-                yield from self._provisional_segment()
+            if not iterator.speaking and was_speaking:
+                session.observer.speech_stopped(session, self._ms(iterator.position))  # noise, not a turn
+            if iterator.speaking and not stream.interrupted:
+                self._maybe_interrupt(session, stream)
+            if stream.speculative_turn is not None and self._current_key(stream) != stream.speculated:
+                self._cancel_speculation(stream)  # speech resumed: the pause did not end the turn
+            if self._should_speculate(stream):
+                yield from self._provisional_segment(session, stream)
 
     def flush(self) -> Iterator[SpeechSegment]:
-        utterance = self.iterator.flush()
-        if utterance is not None:
-            yield self._segment(utterance)
-        self._cancel_speculation()
+        for session in list(self._sessions):
+            if session.closed:
+                continue
+            stream = self.stream_for(session)
+            utterance = stream.iterator.flush()
+            if utterance is not None:
+                yield from self._segment(session, stream, utterance)
+            self._cancel_speculation(stream)
 
-    def _current_key(self) -> tuple[int, int] | None:
-        if not self.iterator.speaking:
+    # --- turn-taking ------------------------------------------------------------------
+    def _ms(self, position: int) -> int:
+        return int(position * 1000 / self.sample_rate)
+
+    def _speech_started(self, session: Session, stream: VADStream) -> None:
+        stream.interrupted = False
+        session.observer.speech_started(session, self._ms(stream.iterator.speech_start))
+        if stream.last_turn is None:
+            return
+        turn, utterance = stream.last_turn
+        if turn.withdraw_unheard():
+            # The pause was not the end: its reply is withdrawn before a word of
+            # it was heard, and what the user says now continues that turn.
+            logger.info("turn %d: speech resumed before the reply was heard; joining it", turn.number)
+            stream.iterator.join_previous(utterance)
+            session.observer.turn_withdrawn(turn)
+            if session.active_turn is turn:
+                session.active_turn = None
+        stream.last_turn = None
+
+    def _maybe_interrupt(self, session: Session, stream: VADStream) -> None:
+        """Barge-in: speech over an audible reply, past the guard, stops it."""
+        settings = session.settings
+        detection = settings.turn_detection
+        if not settings.barge_in or (detection is not None and not detection.interrupt_response):
+            return
+        if stream.iterator.voiced_samples * 1000 < settings.interrupt_min_speech_ms * self.sample_rate:
+            return
+        stream.interrupted = True
+        turn = session.interrupt_reply()
+        if turn is not None:
+            logger.info("turn %d interrupted by the user after: %s", turn.number, turn.heard_reply or "<nothing>")
+
+    def _current_key(self, stream: VADStream) -> tuple[int, int] | None:
+        if not stream.iterator.speaking:
             return None
-        return (self.iterator.speech_start, self.iterator.last_voiced_end)
+        return (stream.iterator.speech_start, stream.iterator.last_voiced_end)
 
-    def _cancel_speculation(self) -> None:
-        if self._speculative_turn is not None:
-            logger.debug("turn %d: speech resumed, speculative reply dropped", self._speculative_turn.turn_id)
-            self._speculative_turn.cancel()
-            self._speculative_turn = None
+    def _cancel_speculation(self, stream: VADStream) -> None:
+        if stream.speculative_turn is not None:
+            logger.debug("turn %d: speech resumed, speculative reply dropped", stream.speculative_turn.turn_id)
+            stream.speculative_turn.cancel()
+            stream.speculative_turn = None
 
-    def _should_speculate(self) -> bool:
-        return self.speculate_after is not None and self.iterator.trailing_silence_samples >= self.speculate_after
+    def _should_speculate(self, stream: VADStream) -> bool:
+        return self.speculate_after is not None and stream.iterator.trailing_silence_samples >= self.speculate_after
 
-    def _provisional_segment(self) -> Iterator[SpeechSegment]:
-        utterance = self.iterator.peek()
+    def _new_turn(self, session: Session, speech_ms: float, speculative: bool = False) -> Turn:
+        detection = session.settings.turn_detection
+        return Turn(
+            speech_duration_s=speech_ms / 1000.0,
+            session=session,
+            speculative=speculative,
+            respond=detection is not None and detection.create_response,
+        )
+
+    def _provisional_segment(self, session: Session, stream: VADStream) -> Iterator[SpeechSegment]:
+        iterator = stream.iterator
+        utterance = iterator.peek()
         if utterance is None:
             return
         key = (utterance.start_sample, utterance.end_sample)
-        if key == self._speculated:
+        if key == stream.speculated:
             return  # already sent for this pause
-        self._speculated = key
+        stream.speculated = key
         # Whisper drops or mangles the last word when the audio stops 100 ms
         # after it; the final segment has up to speech_pad_ms of real silence
         # there, so the provisional one gets the same length of digital silence
         # (measured on the benchmark files: WER 10.1% unpadded, 8.6% padded,
         # 8.1% on the final segments).
-        missing = self.iterator.pad_samples - self.iterator.trailing_silence_samples
+        missing = iterator.pad_samples - iterator.trailing_silence_samples
         audio = utterance.audio
         if missing > 0:
             audio = np.concatenate([audio, np.zeros(missing, dtype=np.float32)])
         turn = None
         if self.speculative_reply:
-            turn = Turn(speech_duration_s=utterance.speech_ms / 1000.0, session=self.session, speculative=True)
-            self._speculative_turn = turn
-        yield SpeechSegment(audio=audio, sample_rate=self.sample_rate, turn=turn, provisional=True, speech_key=key)
-
-    def _segment(self, utterance) -> SpeechSegment:
-        key = (utterance.start_sample, utterance.end_sample)
-        if key != self._speculated:
-            self._cancel_speculation()  # speculated on an earlier pause, not on this end
-        turn, self._speculative_turn = self._speculative_turn, None
-        if turn is None:
-            turn = Turn(speech_duration_s=utterance.speech_ms / 1000.0, session=self.session)
-        arrived = self._arrival_of(utterance.end_sample)
-        if arrived is not None:
-            turn.mark("speech_end", arrived)
-        turn.confirm()  # marks end_of_turn
-        self.should_listen.clear()
-        logger.debug("turn %d: %.0f ms of speech", turn.turn_id, utterance.speech_ms)
-        return SpeechSegment(
-            audio=utterance.audio,
+            turn = self._new_turn(session, utterance.speech_ms, speculative=True)
+            stream.speculative_turn = turn
+        yield SpeechSegment(
+            audio=audio,
             sample_rate=self.sample_rate,
             turn=turn,
+            provisional=True,
             speech_key=key,
+            session=session,
         )
 
-    def _arrival_of(self, sample_position: int) -> float | None:
-        for end, received_at in self._arrivals:
+    def _segment(self, session: Session, stream: VADStream, utterance: Utterance) -> Iterator[SpeechSegment]:
+        key = (utterance.start_sample, utterance.end_sample)
+        if key != stream.speculated:
+            self._cancel_speculation(stream)  # speculated on an earlier pause, not on this end
+        turn, stream.speculative_turn = stream.speculative_turn, None
+        if turn is None:
+            turn = self._new_turn(session, utterance.speech_ms)
+        arrived = self._arrival_of(stream, utterance.end_sample)
+        if arrived is not None:
+            turn.mark("speech_end", arrived)
+        session.observer.speech_stopped(session, self._ms(utterance.end_sample))
+        yield from self._hand_on(session, stream, turn, utterance, key)
+
+    def _hand_on(
+        self, session: Session, stream: VADStream, turn: Turn, utterance: Utterance, key: tuple[int, int]
+    ) -> Iterator[SpeechSegment]:
+        # The floor goes to the assistant before the turn is confirmed: a sink
+        # woken by the confirmation gives it back, and must be the last to act.
+        if self.yield_floor_at_end_of_turn:
+            self.should_listen.clear()
+        turn.confirm()  # marks end_of_turn
+        stream.last_turn = (turn, utterance)
+        session.active_turn = turn
+        session.observer.input_committed(turn)
+        logger.debug("turn %d: %.0f ms of speech", turn.turn_id, utterance.speech_ms)
+        yield SpeechSegment(
+            audio=utterance.audio, sample_rate=self.sample_rate, turn=turn, speech_key=key, session=session
+        )
+
+    def _commit(self, session: Session, stream: VADStream, turn: Turn | None) -> Iterator[SpeechSegment]:
+        """The client ends the turn itself (input_audio_buffer.commit)."""
+        if session.settings.turn_detection is None:
+            audio = np.concatenate(stream.manual_audio) if stream.manual_audio else np.zeros(0, np.float32)
+            stream.manual_audio.clear()
+            utterance = Utterance(audio=audio, speech_ms=len(audio) * 1000.0 / self.sample_rate, end_sample=0)
+        else:
+            self._cancel_speculation(stream)
+            utterance = stream.iterator.flush()
+            if utterance is None:
+                utterance = Utterance(audio=np.zeros(0, np.float32), speech_ms=0.0, end_sample=0)
+        if len(utterance.audio) * 1000 < MIN_COMMIT_MS * self.sample_rate:
+            seconds = len(utterance.audio) / self.sample_rate
+            session.observer.error(
+                session,
+                "input_audio_buffer_commit_empty",
+                f"buffer too small to commit: {seconds * 1000:.0f} ms of audio, at least {MIN_COMMIT_MS} ms needed",
+            )
+            return
+        if turn is None:
+            turn = self._new_turn(session, utterance.speech_ms)
+        turn.mark("speech_end")
+        yield from self._hand_on(session, stream, turn, utterance, (utterance.start_sample, utterance.end_sample))
+
+    def _clear(self, session: Session, stream: VADStream) -> None:
+        stream.manual_audio.clear()
+        stream.pending = np.zeros(0, dtype=np.float32)
+        stream.iterator.discard()
+        self._cancel_speculation(stream)
+        session.observer.input_cleared(session)
+
+    def _arrival_of(self, stream: VADStream, sample_position: int) -> float | None:
+        for end, received_at in stream.arrivals:
             if end >= sample_position:
                 return received_at
         return None

@@ -28,6 +28,7 @@ class Utterance:
     end_sample: int  # stream position of the last voiced sample
     forced: bool = False  # cut at max_speech_ms rather than by silence
     start_sample: int = 0  # stream position where the speech began
+    end_position: int = 0  # stream position where `audio` ends
 
 
 class VADIterator:
@@ -60,6 +61,28 @@ class VADIterator:
         self._pre_roll: deque[np.ndarray] = deque()
         self._pre_roll_samples = 0
         self._windows: list[np.ndarray] = []
+        self._prefix: Utterance | None = None
+
+    def join_previous(self, previous: Utterance) -> None:
+        """The speech just begun continues `previous` (an utterance already
+        handed on, whose reply the user has not heard yet): the utterance in
+        progress will hold both, as one turn.  Pre-roll audio that `previous`
+        already holds is not repeated."""
+        overlap = previous.end_position - (self.speech_start - self._windows_samples_before_start())
+        if overlap > 0 and self._windows:
+            audio = np.concatenate(self._windows)
+            self._windows = [audio[min(overlap, len(audio)) :]]
+        self._prefix = previous
+        self.speech_start = previous.start_sample
+
+    def _windows_samples_before_start(self) -> int:
+        """Pre-roll samples in front of the speech start, in `_windows`."""
+        return sum(len(window) for window in self._windows) - (self.position - self.speech_start)
+
+    def _with_prefix(self, audio: np.ndarray) -> np.ndarray:
+        if self._prefix is None:
+            return audio
+        return np.concatenate([self._prefix.audio, audio])
 
     def __call__(self, window: np.ndarray, probability: float) -> Utterance | None:
         """Feed one window with its speech probability; returns an utterance
@@ -108,18 +131,32 @@ class VADIterator:
         if not self.speaking or not self._windows:
             return None
         speech_samples = self.last_voiced_end - self.speech_start
-        if speech_samples < self.min_speech_samples and not self._continuation:
+        if speech_samples < self.min_speech_samples and not (self._continuation or self._prefix):
             return None
         audio = np.concatenate(self._windows)
         excess = max(0, (self.position - self.last_voiced_end) - self.pad_samples)
         if excess:
             audio = audio[: len(audio) - excess]
         return Utterance(
-            audio=audio.astype(np.float32, copy=False),
+            audio=self._with_prefix(audio).astype(np.float32, copy=False),
             speech_ms=speech_samples * 1000.0 / self.sample_rate,
             end_sample=self.last_voiced_end,
             start_sample=self.speech_start,
+            end_position=self.position - excess,
         )
+
+    @property
+    def voiced_samples(self) -> int:
+        """Voiced span of the speech in progress (0 when not speaking)."""
+        return self.last_voiced_end - self.speech_start if self.speaking else 0
+
+    def discard(self) -> None:
+        """Forget the speech in progress (the client cleared its input)."""
+        self.speaking = False
+        self.in_silence = False
+        self._continuation = False
+        self._windows = []
+        self._prefix = None
 
     def flush(self) -> Utterance | None:
         """End of input: whatever speech is in progress ends here."""
@@ -136,7 +173,10 @@ class VADIterator:
             audio = audio[: len(audio) - excess]
         end_sample = self.last_voiced_end
         start_sample = self.speech_start
-        is_continuation = self._continuation
+        end_position = self.position - excess
+        is_continuation = self._continuation or self._prefix is not None
+        audio = self._with_prefix(audio)
+        self._prefix = None
         self.speaking = False
         self._continuation = False
         self._windows = []
@@ -155,6 +195,7 @@ class VADIterator:
             end_sample=end_sample,
             forced=forced,
             start_sample=start_sample,
+            end_position=end_position,
         )
 
     def _keep_pre_roll(self, window: np.ndarray) -> None:

@@ -18,3 +18,11 @@ class SocketSenderArguments:
         metadata={"help": "Address the reply sender binds; anything but loopback opens the port."},
     )
     send_port: int = field(default=12346, metadata={"help": "Port of the reply sender."})
+    playback_lead_ms: int = field(
+        default=150,
+        metadata={
+            "help": "Reply audio is sent at real-time pace, at most this far ahead of playback, so that when "
+            "the server stops sending (an interruption) the client falls silent within this lead. 0: send "
+            "as fast as it is made."
+        },
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 # Whisper language codes the LLM is told to answer in (anything else: no hint).
@@ -24,45 +25,96 @@ def language_instruction(language: str | None) -> str:
 
 
 @dataclass
+class ChatItem:
+    role: str
+    content: str
+    turn_id: int | None = None
+    interrupted: bool = False
+
+    def message(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+def interrupted_content(heard: str) -> str:
+    """What the model is told it said when the user cut it off: only the part
+    the user heard, marked, so the next reply does not assume the rest."""
+    if not heard.strip():
+        return "[interrupted: the user heard none of this reply]"
+    return f"{heard.strip()} [interrupted: the user heard only this much]"
+
+
+@dataclass
 class Chat:
     """System prompt plus the last `size` user/assistant exchanges.
 
     Older exchanges are dropped whole (never half a pair), and the system
     prompt is never dropped, so the model keeps its instructions however long
-    the conversation runs.
+    the conversation runs.  Messages carry the turn they belong to, so an
+    interrupted reply can be cut to what the user heard (`record_heard`),
+    whether the LLM stored it already or is still generating it.  Several
+    threads touch one conversation (LLM, sink, the realtime front door), so
+    every change takes the lock.
     """
 
     size: int = 2
     system_prompt: str | None = None
     system_role: str = "system"
-    _exchanges: list[tuple[dict[str, str], dict[str, str]]] = field(default_factory=list)
-    _pending_user: dict[str, str] | None = None
+    _items: list[ChatItem] = field(default_factory=list)
+    _heard: dict[int, str] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def add_user(self, text: str, role: str = "user") -> None:
-        self._pending_user = {"role": role, "content": text}
+    def add_user(self, text: str, role: str = "user", turn_id: int | None = None) -> None:
+        """A user message waiting for its answer (several may wait: typed items)."""
+        with self._lock:
+            self._items.append(ChatItem(role, text, turn_id))
 
-    def add_assistant(self, text: str) -> None:
-        if self._pending_user is None:
-            return
-        self._exchanges.append((self._pending_user, {"role": "assistant", "content": text}))
-        self._pending_user = None
-        if self.size >= 0:
-            del self._exchanges[: max(0, len(self._exchanges) - self.size)]
+    def add_assistant(self, text: str, turn_id: int | None = None) -> None:
+        """The answer to the waiting user message(s); cut to what was heard if
+        the reply was interrupted before it was stored."""
+        with self._lock:
+            if not self._items or self._items[-1].role == "assistant":
+                return  # nothing asked (the question failed or was withdrawn)
+            heard = self._heard.pop(turn_id, None) if turn_id is not None else None
+            item = ChatItem("assistant", text, turn_id)
+            if heard is not None:
+                item.content, item.interrupted = interrupted_content(heard), True
+            self._items.append(item)
+            self._trim()
+
+    def record_heard(self, turn_id: int, heard: str) -> None:
+        """The user interrupted this turn's reply after hearing `heard`."""
+        with self._lock:
+            for item in reversed(self._items):
+                if item.role == "assistant" and item.turn_id == turn_id:
+                    item.content, item.interrupted = interrupted_content(heard), True
+                    return
+            self._heard[turn_id] = heard
+            while len(self._heard) > 8:
+                self._heard.pop(next(iter(self._heard)))
 
     def discard_pending(self) -> None:
-        """Forget a user message whose answer failed, so history stays paired."""
-        self._pending_user = None
+        """Forget the user messages whose answer failed, so history stays paired."""
+        with self._lock:
+            while self._items and self._items[-1].role != "assistant":
+                self._items.pop()
 
     def messages(self) -> list[dict[str, str]]:
-        out: list[dict[str, str]] = []
+        with self._lock:
+            out = [item.message() for item in self._items]
         if self.system_prompt:
-            out.append({"role": self.system_role, "content": self.system_prompt})
-        for user, assistant in self._exchanges:
-            out.extend((user, assistant))
-        if self._pending_user is not None:
-            out.append(self._pending_user)
+            out.insert(0, {"role": self.system_role, "content": self.system_prompt})
         return out
 
     def reset(self) -> None:
-        self._exchanges.clear()
-        self._pending_user = None
+        with self._lock:
+            self._items.clear()
+            self._heard.clear()
+
+    def _trim(self) -> None:
+        if self.size < 0:
+            return
+        answers = sum(item.role == "assistant" for item in self._items)
+        while answers > self.size:
+            first_answer = next(i for i, item in enumerate(self._items) if item.role == "assistant")
+            del self._items[: first_answer + 1]
+            answers -= 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,13 @@ from transformers import HfArgumentParser
 from arguments_classes.file_mode_arguments import FileModeArguments
 from arguments_classes.local_audio_arguments import LocalAudioArguments
 from arguments_classes.module_arguments import ModuleArguments
+from arguments_classes.realtime_arguments import RealtimeArguments, TurnTakingArguments
 from arguments_classes.socket_arguments import SocketReceiverArguments, SocketSenderArguments
 from arguments_classes.vad_arguments import VADHandlerArguments
+from connections.tcp import is_loopback
 from utils.registry import Backend, lookup
 
-MODES = ("socket", "local", "file")
+MODES = ("socket", "local", "file", "realtime")
 COMMON_ARGUMENTS: tuple[type, ...] = (
     ModuleArguments,
     VADHandlerArguments,
@@ -34,6 +37,8 @@ COMMON_ARGUMENTS: tuple[type, ...] = (
     SocketSenderArguments,
     FileModeArguments,
     LocalAudioArguments,
+    RealtimeArguments,
+    TurnTakingArguments,
 )
 
 
@@ -49,6 +54,8 @@ class PipelineConfig:
     socket_sender: SocketSenderArguments
     file_mode: FileModeArguments
     local_audio: LocalAudioArguments
+    realtime: RealtimeArguments
+    turn_taking: TurnTakingArguments
     stt_backend: Backend
     llm_backend: Backend
     tts_backend: Backend
@@ -137,7 +144,7 @@ def parse_config(argv: list[str]) -> PipelineConfig:
             parsed = parser.parse_args_into_dataclasses(args=argv)
         except ValueError as error:  # flags that belong to no chosen backend
             raise ConfigError(str(error)) from None
-    module, vad, receiver, sender, file_mode, local_audio, stt, llm, tts = parsed
+    module, vad, receiver, sender, file_mode, local_audio, realtime, turn_taking, stt, llm, tts = parsed
     _apply_mac_preset(module)
 
     if module.device:
@@ -146,7 +153,11 @@ def parse_config(argv: list[str]) -> PipelineConfig:
             if hasattr(arguments, device_field):
                 setattr(arguments, device_field, module.device)
 
-    config = PipelineConfig(module, vad, receiver, sender, file_mode, local_audio, *backends, stt, llm, tts)
+    if realtime.api_key is None:
+        realtime.api_key = os.environ.get("S2S_API_KEY") or None
+    config = PipelineConfig(
+        module, vad, receiver, sender, file_mode, local_audio, realtime, turn_taking, *backends, stt, llm, tts
+    )
     validate(config)
     return config
 
@@ -167,5 +178,18 @@ def validate(config: PipelineConfig) -> None:
         raise ConfigError("--max_speech_ms must be larger than --min_speech_ms")
     if config.local_audio.list_play_chunk_size <= 0:
         raise ConfigError("--list_play_chunk_size must be a positive number of frames")
+    realtime = config.realtime
+    if module.mode == "realtime" and not is_loopback(realtime.realtime_host):
+        if not realtime.api_key and not realtime.allow_unauthenticated:
+            raise ConfigError(
+                f"--realtime_host {realtime.realtime_host} is reachable from other machines: set S2S_API_KEY "
+                "(or --api_key), or pass --allow_unauthenticated to let anyone talk to the assistant"
+            )
+    if realtime.max_sessions < 1:
+        raise ConfigError("--max_sessions must be at least 1")
+    if bool(realtime.ssl_certfile) != bool(realtime.ssl_keyfile):
+        raise ConfigError("--ssl_certfile and --ssl_keyfile go together")
+    if config.turn_taking.interrupt_min_speech_ms < 0 or config.socket_sender.playback_lead_ms < 0:
+        raise ConfigError("--interrupt_min_speech_ms and --playback_lead_ms must be >= 0")
     if config.socket_receiver.chunk_size <= 0 or config.socket_receiver.chunk_size % 2:
         raise ConfigError("--chunk_size must be a positive even number of bytes (int16 samples)")

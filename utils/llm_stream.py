@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 
 from utils.chat import Chat, language_instruction
-from utils.messages import EndOfResponse, LLMSentence, Transcript
+from utils.messages import EndOfResponse, LLMSentence, Transcript, Turn
 from utils.sentences import SentenceAggregator
 
 logger = logging.getLogger(__name__)
@@ -32,18 +32,35 @@ def answer_transcript(
     user_role: str = "user",
     first_clause_words: int = 0,
 ) -> Iterator[LLMSentence | EndOfResponse]:
-    """Answer one transcript: the body of an LLM handler's `process()`.
+    """Record the user's words in the chat (with the "reply in <language>"
+    hint), then answer them (`answer_chat`)."""
+    turn = message.turn
+    chat.add_user(language_instruction(message.language) + message.text, role=user_role, turn_id=turn.turn_id)
+    yield from answer_chat(turn, chat, generate, stop_event, message.language, first_clause_words)
+
+
+def answer_chat(
+    turn: Turn,
+    chat: Chat,
+    generate: Generate,
+    stop_event: threading.Event,
+    language: str | None = None,
+    first_clause_words: int = 0,
+) -> Iterator[LLMSentence | EndOfResponse]:
+    """Answer the conversation as it stands: the body of an LLM handler's `process()`.
 
     `generate(messages)` yields text pieces of any size.  An exception from it
     propagates (BaseHandler turns it into an `EndOfResponse` carrying
     `turn.error`) after the unanswered user message is dropped from the chat,
     so the next prompt does not hold a question without its answer.
+    Generation stops at the next piece once the turn is cancelled: a
+    withdrawn speculation leaves no trace in the chat; an interrupted reply
+    is remembered as far as the user heard it, and still ends with an
+    `EndOfResponse`, so the sink can close it.
     `first_clause_words` lets the reply's first clause go to the TTS early
     (see `SentenceAggregator`).
     """
-    turn = message.turn
     turn.mark("llm_start")
-    chat.add_user(language_instruction(message.language) + message.text, role=user_role)
     sentences = SentenceAggregator(first_clause_words=first_clause_words)
     reply: list[str] = []
 
@@ -51,7 +68,7 @@ def answer_transcript(
         for sentence in found:
             turn.mark("llm_first_sentence")
             reply.append(sentence)
-            yield LLMSentence(text=sentence, language=message.language, turn=turn)
+            yield LLMSentence(text=sentence, language=language, turn=turn)
 
     pieces: Iterator[str] | None = None
     try:
@@ -60,7 +77,8 @@ def answer_transcript(
             yield from release(sentences.push(piece))
             if stop_event.is_set() or turn.stale:
                 break
-        yield from release(sentences.flush())
+        if not turn.stale:
+            yield from release(sentences.flush())
     except Exception:
         chat.discard_pending()
         raise
@@ -68,14 +86,21 @@ def answer_transcript(
         close = getattr(pieces, "close", None)  # None when generate() itself raised
         if close is not None:
             close()  # stops a background generation or an HTTP stream left early
-    if not turn.wait_until_decided(stop_event):
-        # A speculative turn that speech proved wrong: its question and answer
-        # never happened, as far as the conversation goes.
+    turn.wait_until_decided(stop_event)
+    turn.reply_sentences = reply
+    if turn.interrupted:
+        turn.mark("llm_end")
+        chat.add_assistant(" ".join(reply), turn_id=turn.turn_id)  # cut to what was heard
+        logger.info("turn %d reply interrupted after: %s", turn.number, turn.heard_reply or "<nothing>")
+        yield EndOfResponse(turn=turn)
+        return
+    if turn.stale or not turn.decided:
+        # A speculative turn that speech proved wrong, or a client that left:
+        # its question and answer never happened, as far as the conversation goes.
         chat.discard_pending()
-        logger.debug("turn %d: speculative reply dropped", turn.turn_id)
+        logger.debug("turn %d: reply dropped", turn.turn_id)
         return
     turn.mark("llm_end")
-    turn.reply_sentences = reply
-    chat.add_assistant(" ".join(reply))
-    logger.info("turn %d reply: %s", turn.turn_id, " ".join(reply) or "<empty>")
+    chat.add_assistant(" ".join(reply), turn_id=turn.turn_id)
+    logger.info("turn %d reply: %s", turn.number, " ".join(reply) or "<empty>")
     yield EndOfResponse(turn=turn)

@@ -14,27 +14,16 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
+from utils.playback import PlaybackLog
+from utils.session import Session
+
+__all__ = ["Session"]  # re-exported: every message names its conversation
+
 _turn_ids = itertools.count(1)
-
-
-class Session:
-    """Which client conversation is current.
-
-    The socket receiver starts a new session when a client leaves or another
-    takes its place; turns stamped with an older session are stale, and the
-    stages skip them, so one client's late answer never reaches the next.
-    """
-
-    def __init__(self) -> None:
-        self._ids = itertools.count(1)
-        self.id = next(self._ids)
-
-    def renew(self) -> int:
-        self.id = next(self._ids)
-        return self.id
 
 
 @dataclass
@@ -44,6 +33,12 @@ class Turn:
     Timestamps are `time.perf_counter()` values keyed by event name; each
     stage writes only its own keys, so sharing the object across threads is
     safe without a lock.
+
+    Cancellation is one flag that every stage checks between steps
+    (`stale`): a speculative turn that speech proved wrong, a reply the user
+    interrupted, or a session that closed.  The few decisions that race
+    between threads (the sink starting playback against the VAD withdrawing
+    the turn) take the turn's lock.
     """
 
     turn_id: int = field(default_factory=lambda: next(_turn_ids))
@@ -54,25 +49,38 @@ class Turn:
     marks: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     session: Session | None = field(default=None, repr=False)
-    session_id: int = 0
     # A speculative turn is opened during a pause, before the VAD has decided
     # that the user finished: the stages answer it at once, and the sink holds
     # its audio until the VAD confirms it (or drops it if speech resumed).
     speculative: bool = False
     cancelled: bool = False
+    # Answer the user's words at once (the realtime API's create_response);
+    # False: they only join the conversation, a later response.create answers.
+    respond: bool = True
+    # The user spoke over the reply: only `heard_reply` of it reached them.
+    interrupted: bool = False
+    heard_reply: str | None = None
+    cancel_reason: str = "turn_detected"  # or "client_cancelled" (the realtime API's reasons)
+    number: int = 0  # the turn number users see (confirmed turns of the session)
+    playback: PlaybackLog = field(default_factory=PlaybackLog, repr=False, compare=False)
     _decided: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.session is not None:
-            self.session_id = self.session.id
         if not self.speculative:
             self._decided.set()
 
     @property
     def stale(self) -> bool:
-        """True when nothing of this turn should be played: its conversation
-        has ended, or it was a speculation that speech proved wrong."""
-        return self.cancelled or (self.session is not None and self.session.id != self.session_id)
+        """True when nothing more of this turn should be played: its
+        conversation has ended, it was a speculation that speech proved wrong,
+        or the user interrupted it."""
+        return self.cancelled or (self.session is not None and self.session.closed)
+
+    @property
+    def withdrawn(self) -> bool:
+        """Cancelled before the user heard anything: it leaves no trace."""
+        return self.stale and not self.interrupted
 
     @property
     def decided(self) -> bool:
@@ -81,12 +89,44 @@ class Turn:
     def confirm(self) -> None:
         """The VAD saw the end of the turn: a speculative turn becomes real."""
         self.mark("end_of_turn")
+        if not self.number:
+            self.number = self.session.next_turn_number() if self.session is not None else self.turn_id
         self._decided.set()
 
     def cancel(self) -> None:
         """Speech resumed after the pause: drop everything done for this turn."""
         self.cancelled = True
         self._decided.set()
+
+    def begin_playback(self) -> bool:
+        """The sink is about to put this turn's audio out; False if the turn
+        was withdrawn first (then none of it may be played)."""
+        with self._lock:
+            if self.stale:
+                return False
+            self.mark("first_audio_out")
+            return True
+
+    def withdraw_unheard(self) -> bool:
+        """Cancel the turn if the user has heard none of its reply yet (the
+        speaker went on after the pause); False once playback has begun."""
+        with self._lock:
+            if "first_audio_out" in self.marks or "last_audio_out" in self.marks or self.stale:
+                return False
+            self.cancel()
+            return True
+
+    def interrupt(self, heard: str, when: float | None = None) -> bool:
+        """The user spoke over the reply after hearing `heard` of it; False
+        when the turn was already over or cancelled."""
+        with self._lock:
+            if self.stale or "last_audio_out" in self.marks:
+                return False
+            self.interrupted = True
+            self.heard_reply = heard
+            self.mark("interrupt", when)
+            self.cancel()
+            return True
 
     def wait_until_decided(self, stop_event: threading.Event, poll_s: float = 0.02) -> bool:
         """Block until the VAD confirms or cancels the turn; True if it is to
@@ -121,7 +161,8 @@ class Turn:
         """
         span = self.elapsed_ms
         return {
-            "turn": self.turn_id,
+            "turn": self.number or self.turn_id,
+            "session": self.session.id if self.session is not None else None,
             "speech_s": round(self.speech_duration_s, 2),
             "language": self.language,
             "vad_wait_ms": span("speech_end", "end_of_turn"),
@@ -134,6 +175,9 @@ class Turn:
             "end_of_turn_to_first_audio_ms": span("end_of_turn", "first_audio_out"),
             "speech_end_to_first_audio_ms": span("speech_end", "first_audio_out"),
             "end_of_turn_to_last_audio_ms": span("end_of_turn", "last_audio_out"),
+            "interrupted": self.interrupted,
+            "heard_reply": self.heard_reply,
+            "interrupt_to_silence_ms": span("interrupt", "audio_stopped"),
             "error": self.error,
             "transcript": self.transcript,
             "reply": self.reply,
@@ -150,6 +194,9 @@ class AudioChunk:
     samples: np.ndarray
     sample_rate: int = 16000
     received_at: float = field(default_factory=time.perf_counter)
+    # Stamped when the audio arrives, so audio still queued when its client
+    # leaves can never become a turn of the next client.
+    session: Session | None = None
 
 
 @dataclass
@@ -169,6 +216,7 @@ class SpeechSegment:
     turn: Turn | None
     provisional: bool = False
     speech_key: tuple[int, int] = (0, 0)  # (speech start, last voiced sample) in the stream
+    session: Session | None = None
 
 
 @dataclass
@@ -199,14 +247,50 @@ class TTSAudio:
 
 @dataclass
 class EndOfResponse:
-    """The assistant has finished answering `turn` (also sent after a failure)."""
+    """The assistant has finished answering `turn` (also sent after a failure).
+
+    It still travels when the turn is cancelled (`survives_cancel`): the sink
+    closes an interrupted turn with it (metrics, response.done cancelled)."""
 
     turn: Turn
+    survives_cancel: ClassVar[bool] = True
 
 
 @dataclass
 class ResetConversation:
     """Control message: forget chat history and partial audio (new client)."""
+
+    session: Session | None = None
+
+
+@dataclass
+class CommitInput:
+    """The client says its audio so far is one turn (no server turn detection)."""
+
+    session: Session
+    turn: Turn | None = None
+
+
+@dataclass
+class ClearInput:
+    """The client drops the audio it sent since the last turn."""
+
+    session: Session
+
+
+@dataclass
+class UserText:
+    """A typed user message: joins the conversation; answered when `turn.respond`."""
+
+    text: str
+    turn: Turn
+
+
+@dataclass
+class CreateResponse:
+    """Answer the conversation as it stands (the client asked for a response)."""
+
+    turn: Turn
 
 
 @dataclass
@@ -215,5 +299,16 @@ class EndOfStream:
 
 
 PipelineMessage = (
-    AudioChunk | SpeechSegment | Transcript | LLMSentence | TTSAudio | EndOfResponse | ResetConversation | EndOfStream
+    AudioChunk
+    | SpeechSegment
+    | Transcript
+    | LLMSentence
+    | TTSAudio
+    | EndOfResponse
+    | ResetConversation
+    | EndOfStream
+    | CommitInput
+    | ClearInput
+    | UserText
+    | CreateResponse
 )

@@ -35,7 +35,10 @@ def transcript_messages(turn: Turn, text: str, language: str | None) -> Iterator
     turn.mark("transcript_ready")
     turn.transcript = text
     turn.language = (language or "").removesuffix(AUTO_SUFFIX) or None
-    logger.info("turn %d heard (%s): %s", turn.turn_id, language, text or "<nothing>")
+    if turn.decided and not turn.stale:  # a speculation is logged once confirmed, not before
+        logger.info("turn %d heard (%s): %s", turn.number or turn.turn_id, language, text or "<nothing>")
+    if turn.session is not None:
+        turn.session.observer.transcript_ready(turn)
     if not text:
         yield EndOfResponse(turn=turn)
         return

@@ -1,0 +1,58 @@
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RealtimeArguments:
+    """--mode realtime: the OpenAI Realtime API over WebSocket."""
+
+    realtime_host: str = field(
+        default="127.0.0.1",
+        metadata={
+            "help": "Address the realtime server binds. Anything but loopback needs an API key "
+            "(S2S_API_KEY or --api_key) unless --allow_unauthenticated."
+        },
+    )
+    realtime_port: int = field(default=8765, metadata={"help": "Port of the realtime server (0: any free port)."})
+    api_key: str | None = field(
+        default=None,
+        metadata={"help": "Clients must send 'Authorization: Bearer <key>' (default: $S2S_API_KEY; none: no auth)."},
+    )
+    allow_unauthenticated: bool = field(
+        default=False, metadata={"help": "Serve a non-loopback address without an API key (anyone may talk)."}
+    )
+    max_sessions: int = field(
+        default=4,
+        metadata={
+            "help": "Conversations served at once; one more gets an error event and is closed. "
+            "4 answer within 1.5 s p50 on 2 cores (benchmarks/RESULTS_sessions.md)."
+        },
+    )
+    realtime_model_name: str = field(
+        default="s2s", metadata={"help": "The model name the server reports in session.created."}
+    )
+    ssl_certfile: str | None = field(
+        default=None,
+        metadata={
+            "help": "TLS certificate (PEM): serve wss:// and https://, needed for a browser's "
+            "microphone on another machine."
+        },
+    )
+    ssl_keyfile: str | None = field(default=None, metadata={"help": "TLS private key (PEM) for --ssl_certfile."})
+
+
+@dataclass
+class TurnTakingArguments:
+    """Barge-in: the user may interrupt the assistant."""
+
+    barge_in: bool = field(
+        default=False,
+        metadata={
+            "help": "Socket mode: keep listening while the reply plays; user speech over it interrupts it "
+            "(the client must cancel its own echo, e.g. listen_and_play.py --barge_in). Realtime mode "
+            "always listens (turn_detection.interrupt_response)."
+        },
+    )
+    interrupt_min_speech_ms: int = field(
+        default=200,
+        metadata={"help": "False-interruption guard: this much speech over the reply before it is interrupted."},
+    )

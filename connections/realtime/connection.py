@@ -1,0 +1,496 @@
+"""One realtime WebSocket: one conversation, translated to and from the pipeline.
+
+Client events become pipeline messages stamped with this connection's
+`Session` (audio, commits, typed messages, response requests) and go into
+the shared VAD queue, in order.  What the stages report about the session
+(speech started, transcript ready, reply audio and text, reply done) comes
+back through the `SessionObserver` methods, from the stage threads, and
+leaves as the API's server events, in order, through one writer task.
+
+A client that reads too slowly has its outgoing events queue up to a bound,
+then it is disconnected: it never holds up the stage threads, which serve
+every other conversation too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import queue
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from connections.realtime import events as ev
+from connections.realtime.audio import FORMAT_RATES, AudioFormatError, InputAudio, OutputAudio, decode_base64
+from utils.messages import AudioChunk, ClearInput, CommitInput, CreateResponse, TTSAudio, Turn, UserText
+from utils.session import Session, SessionObserver, SessionSettings, TurnDetection
+
+logger = logging.getLogger(__name__)
+
+MAX_OUTBOX_EVENTS = 4000  # ~ minutes of audio deltas: a client this far behind is not reading
+DELTA_SECONDS = 0.2  # reply audio goes out in deltas of at most this long
+
+
+@dataclass
+class RealtimeOptions:
+    """Server-wide settings every connection starts from."""
+
+    model: str
+    pipeline_rate: int
+    defaults: TurnDetection  # the pipeline's VAD settings, as the API shows them
+    barge_in: bool = True
+    interrupt_min_speech_ms: int = 200
+    max_message_bytes: int = 4 * 1024 * 1024
+
+
+@dataclass
+class ResponseState:
+    """The API's view of one turn's reply while it goes out."""
+
+    response_id: str
+    item_id: str
+    audio: bool
+    encoder: OutputAudio | None
+    text: list[str] = field(default_factory=list)
+    last_sentence: str | None = None
+
+
+class RealtimeConnection(SessionObserver):
+    def __init__(
+        self,
+        send_text: Any,
+        loop: asyncio.AbstractEventLoop,
+        pipeline_in: queue.Queue,
+        options: RealtimeOptions,
+    ) -> None:
+        self._send_text = send_text
+        self.loop = loop
+        self.pipeline_in = pipeline_in
+        self.options = options
+        settings = SessionSettings(barge_in=options.barge_in, interrupt_min_speech_ms=options.interrupt_min_speech_ms)
+        self.session = Session(settings=settings, observer=self)
+        self.input_format = "audio/pcm"
+        self.output_format = "audio/pcm"
+        self.input = InputAudio(self.input_format, options.pipeline_rate)
+        self.outbox: asyncio.Queue[str | None] = asyncio.Queue()
+        self.closed = False
+        self._lock = threading.Lock()
+        self._items: list[str] = []  # conversation order, for previous_item_id
+        self._speech_item: str | None = None
+        self._user_items: dict[int, str] = {}
+        self._early_transcripts: OrderedDict[int, Turn] = OrderedDict()
+        self._responses: dict[int, ResponseState] = {}
+        self._assistant_turns: OrderedDict[str, Turn] = OrderedDict()
+        self._requested: set[int] = set()  # turns answering a response.create
+
+    # --- sending (any thread) ----------------------------------------------------------
+    def emit(self, event: BaseModel) -> None:
+        text = ev.dump(event)
+        try:
+            self.loop.call_soon_threadsafe(self._enqueue, text)
+        except RuntimeError:  # the loop is closed: the client is gone
+            pass
+
+    def _enqueue(self, text: str | None) -> None:
+        if self.closed:
+            return
+        if self.outbox.qsize() >= MAX_OUTBOX_EVENTS:
+            logger.warning(
+                "realtime %s: client not reading (%d events queued); disconnecting",
+                self.session.id,
+                self.outbox.qsize(),
+            )
+            self.closed = True
+            self.outbox.put_nowait(None)
+            return
+        self.outbox.put_nowait(text)
+
+    async def writer(self) -> None:
+        """Send queued events in order until the connection ends."""
+        while True:
+            text = await self.outbox.get()
+            if text is None:
+                return
+            await self._send_text(text)
+
+    def start(self) -> None:
+        self.emit(ev.session_created(self._session_model()))
+
+    def close(self) -> None:
+        """The client left: its work in flight is dropped at once."""
+        self.closed = True
+        self.session.close()
+        self.outbox.put_nowait(None)
+
+    def _previous_item(self) -> str | None:
+        return self._items[-1] if self._items else None
+
+    def _session_model(self) -> Any:
+        return ev.session_model(
+            self.session.settings, self.options.model, self.input_format, self.output_format, self.options.defaults
+        )
+
+    # --- client events (event loop thread) ---------------------------------------------
+    def receive(self, message: str | bytes) -> None:
+        """One WebSocket message; a bad one gets an `error` event, never a close."""
+        if len(message) > self.options.max_message_bytes:
+            self.emit(
+                ev.error(
+                    "message_too_large",
+                    f"message of {len(message)} bytes; the limit is {self.options.max_message_bytes}",
+                )
+            )
+            return
+        try:
+            event = ev.parse_client_event(message)
+            handler = getattr(self, "on_" + event.type.replace(".", "_"))
+            handler(event)
+        except ev.ClientEventError as error:
+            self.emit(ev.error(error.code, str(error), error.event_id, error.param))
+
+    def _fail(self, event: Any, code: str, message: str, param: str | None = None) -> None:
+        raise ev.ClientEventError(code, message, getattr(event, "event_id", None), param)
+
+    def on_session_update(self, event: Any) -> None:
+        request = event.session
+        if getattr(request, "type", None) != "realtime":
+            self._fail(event, "unsupported", "only 'realtime' sessions are served (no transcription sessions)")
+        if request.tools:
+            self._fail(event, "unsupported", "tools (function calling) are not supported by this server", "tools")
+        settings = self.session.settings
+        if request.output_modalities is not None:
+            if request.output_modalities not in (["audio"], ["text"]):
+                self._fail(
+                    event,
+                    "invalid_value",
+                    "output_modalities must be ['audio'] or ['text']",
+                    "session.output_modalities",
+                )
+            settings.audio_output = request.output_modalities == ["audio"]
+        if "instructions" in request.model_fields_set:
+            settings.instructions = request.instructions or None
+        audio = request.audio
+        if audio is not None and audio.input is not None:
+            self._update_input(event, audio.input)
+        if audio is not None and audio.output is not None and audio.output.format is not None:
+            self.output_format = self._format_name(event, audio.output.format, "session.audio.output.format")
+        self.emit(ev.session_updated(self._session_model()))
+
+    def _update_input(self, event: Any, audio_input: Any) -> None:
+        settings = self.session.settings
+        if audio_input.format is not None:
+            name = self._format_name(event, audio_input.format, "session.audio.input.format")
+            if name != self.input_format:
+                self.input_format, self.input = name, InputAudio(name, self.options.pipeline_rate)
+        if "turn_detection" not in audio_input.model_fields_set:
+            return
+        wanted = audio_input.turn_detection
+        if wanted is None:
+            settings.turn_detection = None
+        elif wanted.type != "server_vad":
+            self._fail(
+                event,
+                "unsupported",
+                f"turn_detection {wanted.type!r} is not supported; use 'server_vad'",
+                "session.audio.input.turn_detection.type",
+            )
+        else:
+            if wanted.threshold is not None and not 0.0 < wanted.threshold < 1.0:
+                self._fail(
+                    event,
+                    "invalid_value",
+                    "threshold must be between 0 and 1",
+                    "session.audio.input.turn_detection.threshold",
+                )
+            settings.turn_detection = TurnDetection(
+                threshold=wanted.threshold,
+                silence_duration_ms=wanted.silence_duration_ms,
+                prefix_padding_ms=wanted.prefix_padding_ms,
+                create_response=True if wanted.create_response is None else wanted.create_response,
+                interrupt_response=True if wanted.interrupt_response is None else wanted.interrupt_response,
+            )
+        self.session.drop_state("vad")  # the VAD follows the new settings from the next chunk on
+
+    def _format_name(self, event: Any, audio_format: Any, param: str) -> str:
+        name = getattr(audio_format, "type", None) or "audio/pcm"
+        if name not in FORMAT_RATES:
+            self._fail(event, "invalid_value", f"unsupported audio format {name!r}", param)
+        rate = getattr(audio_format, "rate", None)
+        if name == "audio/pcm" and rate not in (None, 24000):
+            self._fail(event, "invalid_value", "audio/pcm is 24000 Hz only", param)
+        return name
+
+    def on_input_audio_buffer_append(self, event: Any) -> None:
+        try:
+            samples = self.input.decode(decode_base64(event.audio))
+        except AudioFormatError as error:
+            self._fail(event, "invalid_audio", str(error), "audio")
+        if samples.size:
+            self.pipeline_in.put(
+                AudioChunk(samples=samples, sample_rate=self.options.pipeline_rate, session=self.session)
+            )
+
+    def on_input_audio_buffer_commit(self, event: Any) -> None:
+        self.pipeline_in.put(CommitInput(session=self.session))
+
+    def on_input_audio_buffer_clear(self, event: Any) -> None:
+        self.pipeline_in.put(ClearInput(session=self.session))
+
+    def on_conversation_item_create(self, event: Any) -> None:
+        item = event.item
+        if getattr(item, "type", None) != "message" or getattr(item, "role", None) != "user":
+            self._fail(
+                event,
+                "unsupported",
+                "only user messages can be added (no function calls, system or assistant items)",
+                "item",
+            )
+        texts = [part.text for part in item.content if part.type == "input_text" and part.text]
+        if len(texts) != len(item.content) or not texts:
+            self._fail(
+                event, "unsupported", "user messages must hold input_text parts (no audio or images)", "item.content"
+            )
+        item_id = item.id or ev.new_id("item")
+        turn = Turn(session=self.session, respond=False)
+        self.pipeline_in.put(UserText(text=" ".join(texts), turn=turn))
+        message = ev.user_item(item_id, text=" ".join(texts))
+        with self._lock:
+            previous = self._previous_item()
+            self._items.append(item_id)
+        self.emit(ev.item_added(message, previous))
+        self.emit(ev.item_done(message, previous))
+
+    def _active_turn(self) -> Turn | None:
+        turn = self.session.active_turn
+        if turn is None or turn.stale or "last_audio_out" in turn.marks:
+            return None
+        return turn
+
+    def on_response_create(self, event: Any) -> None:
+        if event.response is not None and event.response.tools:
+            self._fail(
+                event, "unsupported", "tools (function calling) are not supported by this server", "response.tools"
+            )
+        if self._active_turn() is not None:
+            self._fail(
+                event,
+                "conversation_already_has_active_response",
+                "a response is in progress; cancel it first (response.cancel)",
+            )
+        turn = Turn(session=self.session)
+        turn.confirm()
+        with self._lock:
+            self._requested.add(turn.turn_id)
+        self.session.active_turn = turn
+        self.pipeline_in.put(CreateResponse(turn=turn))
+
+    def on_response_cancel(self, event: Any) -> None:
+        turn = self._active_turn()
+        if turn is None:
+            self._fail(event, "response_cancel_not_active", "there is no response in progress to cancel")
+        turn.cancel_reason = "client_cancelled"
+        if self.session.interrupt_reply() is None and turn.withdraw_unheard():
+            # Nothing of it went out yet: the API still owes the client its
+            # response.created and response.done.
+            with self._lock:
+                requested = turn.turn_id in self._requested
+            if requested:
+                state = self._response(turn)
+                self._finish_response(turn, state, "cancelled", "client_cancelled")
+
+    def on_conversation_item_truncate(self, event: Any) -> None:
+        with self._lock:
+            turn = self._assistant_turns.get(event.item_id)
+        if turn is None:
+            self._fail(event, "item_not_found", f"no assistant audio item {event.item_id!r}", "item_id")
+        if event.content_index != 0:
+            self._fail(event, "invalid_value", "assistant messages have one content part (index 0)", "content_index")
+        playback = turn.playback
+        samples = int(event.audio_end_ms * playback.sample_rate / 1000)
+        if event.audio_end_ms < 0 or samples > playback.sent_samples + playback.sample_rate // 100:
+            self._fail(
+                event,
+                "invalid_value",
+                f"audio_end_ms {event.audio_end_ms} is beyond the item's {playback.sent_s * 1000:.0f} ms of audio",
+                "audio_end_ms",
+            )
+        heard = playback.heard_text(samples)
+        if self._active_turn() is turn:
+            turn.interrupt(heard)
+        turn.interrupted, turn.heard_reply = True, heard
+        self.session.chat.record_heard(turn.turn_id, heard)
+        self.emit(ev.truncated(event.item_id, 0, event.audio_end_ms))
+
+    def on_conversation_item_delete(self, event: Any) -> None:
+        self._fail(event, "unsupported", "deleting conversation items is not supported by this server")
+
+    def on_conversation_item_retrieve(self, event: Any) -> None:
+        self._fail(event, "unsupported", "retrieving conversation items is not supported by this server")
+
+    def on_output_audio_buffer_clear(self, event: Any) -> None:
+        self._fail(
+            event,
+            "unsupported",
+            "output_audio_buffer.clear is for WebRTC and SIP clients; over WebSocket "
+            "stop playback on the client and send conversation.item.truncate",
+        )
+
+    # --- pipeline events (stage threads) -------------------------------------------------
+    def speech_started(self, session: Session, audio_ms: int) -> None:
+        item_id = ev.new_id("item")
+        with self._lock:
+            self._speech_item = item_id
+        self.emit(ev.speech_started(item_id, audio_ms))
+
+    def speech_stopped(self, session: Session, audio_ms: int) -> None:
+        with self._lock:
+            item_id = self._speech_item or ev.new_id("item")
+        self.emit(ev.speech_stopped(item_id, audio_ms))
+
+    def input_committed(self, turn: Turn) -> None:
+        with self._lock:
+            item_id, self._speech_item = self._speech_item or ev.new_id("item"), None
+            self._user_items[turn.turn_id] = item_id
+            previous = self._previous_item()
+            self._items.append(item_id)
+            early = self._early_transcripts.pop(turn.turn_id, None)
+        self.emit(ev.committed(item_id, previous))
+        self.emit(ev.item_added(ev.user_item(item_id, transcript=None), previous))
+        if early is not None:
+            self._transcribed(early, item_id, previous)
+
+    def transcript_ready(self, turn: Turn) -> None:
+        with self._lock:
+            item_id = self._user_items.get(turn.turn_id)
+            if item_id is None:  # a speculative turn, not committed (yet)
+                self._early_transcripts[turn.turn_id] = turn
+                while len(self._early_transcripts) > 16:
+                    self._early_transcripts.popitem(last=False)
+                return
+            index = self._items.index(item_id) if item_id in self._items else 0
+            previous = self._items[index - 1] if index > 0 else None
+        self._transcribed(turn, item_id, previous)
+
+    def _transcribed(self, turn: Turn, item_id: str, previous: str | None) -> None:
+        self.emit(ev.transcription_completed(item_id, turn.transcript, turn.speech_duration_s))
+        self.emit(ev.item_done(ev.user_item(item_id, transcript=turn.transcript), previous))
+
+    def turn_withdrawn(self, turn: Turn) -> None:
+        with self._lock:
+            item_id = self._user_items.pop(turn.turn_id, None)
+            if item_id in self._items:
+                self._items.remove(item_id)
+        if item_id is not None:
+            self.emit(ev.item_deleted(item_id))
+
+    def input_cleared(self, session: Session) -> None:
+        self.emit(ev.cleared())
+
+    def error(self, session: Session, code: str, message: str) -> None:
+        self.emit(ev.error(code, message))
+
+    def _response(self, turn: Turn) -> ResponseState:
+        """The turn's response, announced to the client on its first output."""
+        with self._lock:
+            state = self._responses.get(turn.turn_id)
+            if state is not None:
+                return state
+            audio = self.session.settings.audio_output
+            state = ResponseState(ev.new_id("resp"), ev.new_id("item"), audio, None)
+            self._responses[turn.turn_id] = state
+            previous = self._previous_item()
+            self._items.append(state.item_id)
+            self._assistant_turns[state.item_id] = turn
+            while len(self._assistant_turns) > 32:
+                self._assistant_turns.popitem(last=False)
+        item = ev.assistant_item(state.item_id, audio)
+        self.emit(
+            ev.response_created(ev.response_model(state.response_id, "in_progress", audio, [], self.output_format))
+        )
+        self.emit(ev.output_item_added(state.response_id, item))
+        self.emit(ev.item_added(item, previous))
+        self.emit(ev.content_part_added(state.response_id, state.item_id, audio))
+        return state
+
+    def response_audio(self, audio: TTSAudio) -> None:
+        state = self._response(audio.turn)
+        if state.encoder is None:
+            state.encoder = OutputAudio(self.output_format, audio.sample_rate)
+        if audio.text != state.last_sentence:
+            state.last_sentence = audio.text
+            delta = (" " if state.text else "") + audio.text
+            state.text.append(audio.text)
+            self.emit(ev.transcript_delta(state.response_id, state.item_id, delta))
+        step = max(1, int(DELTA_SECONDS * audio.sample_rate))
+        for start in range(0, len(audio.samples), step):
+            payload = state.encoder.encode(audio.samples[start : start + step])
+            if payload:
+                self.emit(ev.audio_delta(state.response_id, state.item_id, base64.b64encode(payload).decode()))
+
+    def response_text(self, turn: Turn, text: str) -> None:
+        state = self._response(turn)
+        delta = (" " if state.text else "") + text
+        state.text.append(text)
+        self.emit(ev.text_delta(state.response_id, state.item_id, delta))
+
+    def response_done(self, turn: Turn) -> None:
+        with self._lock:
+            state = self._responses.pop(turn.turn_id, None)
+            requested = turn.turn_id in self._requested
+            self._requested.discard(turn.turn_id)
+        if turn.error:
+            self.emit(ev.error("server_error", f"the reply failed: {turn.error}"))
+        if state is None and not (requested or turn.transcript):
+            return  # noise the VAD took for speech: nothing was said, nothing to answer
+        if state is None:
+            state = self._response(turn)
+            with self._lock:
+                self._responses.pop(turn.turn_id, None)
+        if turn.error:
+            self._finish_response(turn, state, "failed", None, turn.error)
+        elif turn.interrupted:
+            self._finish_response(turn, state, "cancelled", turn.cancel_reason)
+        else:
+            self._finish_response(turn, state, "completed", None)
+
+    def _finish_response(
+        self, turn: Turn, state: ResponseState, status: str, reason: str | None, error: str | None = None
+    ) -> None:
+        rid, iid, audio = state.response_id, state.item_id, state.audio
+        text = " ".join(state.text)
+        if audio:
+            tail = state.encoder.flush() if state.encoder is not None and not turn.interrupted else b""
+            if tail:
+                self.emit(ev.audio_delta(rid, iid, base64.b64encode(tail).decode()))
+            self.emit(ev.audio_done(rid, iid))
+            self.emit(ev.transcript_done(rid, iid, text))
+        else:
+            self.emit(ev.text_done(rid, iid, text))
+        self.emit(ev.content_part_done(rid, iid, audio, text))
+        item = ev.assistant_item(iid, audio, text, "completed" if status == "completed" else "incomplete")
+        self.emit(ev.output_item_done(rid, item))
+        with self._lock:
+            index = self._items.index(iid) if iid in self._items else 0
+            previous = self._items[index - 1] if index > 0 else None
+        self.emit(ev.item_done(item, previous))
+        words = len(text.split())
+        self.emit(
+            ev.response_done(
+                ev.response_model(
+                    rid,
+                    status,
+                    audio,
+                    [item],
+                    self.output_format,
+                    reason,
+                    error,
+                    output_tokens=round(words * 1.3),
+                    input_tokens=round(len(turn.transcript.split()) * 1.3),
+                )
+            )
+        )

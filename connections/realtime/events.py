@@ -1,0 +1,397 @@
+"""The realtime API's events, typed by the `openai` SDK's own models.
+
+Client events are parsed with the SDK's `RealtimeClientEvent` union, so what
+the server accepts is exactly what the SDK sends.  Server events are built
+from the SDK's server-event models and serialised with every declared field,
+so a client that reads any field the SDK declares finds it (the SDK does not
+validate what it receives: a missing field would break a client only when
+read).
+"""
+
+from __future__ import annotations
+
+import json
+import typing
+import uuid
+from typing import Any
+
+from openai.types.realtime import (
+    ConversationItemAdded,
+    ConversationItemDeletedEvent,
+    ConversationItemDone,
+    ConversationItemInputAudioTranscriptionCompletedEvent,
+    ConversationItemTruncatedEvent,
+    InputAudioBufferClearedEvent,
+    InputAudioBufferCommittedEvent,
+    InputAudioBufferSpeechStartedEvent,
+    InputAudioBufferSpeechStoppedEvent,
+    RealtimeAudioConfig,
+    RealtimeAudioConfigInput,
+    RealtimeAudioConfigOutput,
+    RealtimeClientEvent,
+    RealtimeConversationItemAssistantMessage,
+    RealtimeConversationItemUserMessage,
+    RealtimeError,
+    RealtimeErrorEvent,
+    RealtimeResponse,
+    RealtimeResponseStatus,
+    RealtimeResponseUsage,
+    RealtimeSessionCreateRequest,
+    ResponseAudioDeltaEvent,
+    ResponseAudioDoneEvent,
+    ResponseAudioTranscriptDeltaEvent,
+    ResponseAudioTranscriptDoneEvent,
+    ResponseContentPartAddedEvent,
+    ResponseContentPartDoneEvent,
+    ResponseCreatedEvent,
+    ResponseDoneEvent,
+    ResponseOutputItemAddedEvent,
+    ResponseOutputItemDoneEvent,
+    ResponseTextDeltaEvent,
+    ResponseTextDoneEvent,
+    SessionCreatedEvent,
+    SessionUpdatedEvent,
+)
+from openai.types.realtime.realtime_audio_formats import AudioPCM, AudioPCMA, AudioPCMU
+from openai.types.realtime.realtime_audio_input_turn_detection import ServerVad
+from pydantic import BaseModel, ValidationError
+
+from utils.session import SessionSettings, TurnDetection
+
+# Each client event type -> the SDK model that types it.
+CLIENT_EVENTS: dict[str, type[BaseModel]] = {
+    model.model_fields["type"].annotation.__args__[0]: model
+    for model in typing.get_args(typing.get_args(RealtimeClientEvent)[0])
+}
+
+
+class ClientEventError(ValueError):
+    """A client event the server cannot take: answered with an `error` event."""
+
+    def __init__(self, code: str, message: str, event_id: str | None = None, param: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.event_id = event_id
+        self.param = param
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:22]}"
+
+
+def parse_client_event(text: str | bytes) -> Any:
+    """One WebSocket message -> the SDK's typed client event."""
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ClientEventError("invalid_json", f"message is not valid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise ClientEventError("invalid_event", "an event must be a JSON object")
+    event_id = data.get("event_id") if isinstance(data.get("event_id"), str) else None
+    kind = data.get("type")
+    if kind not in CLIENT_EVENTS:
+        raise ClientEventError("unknown_event_type", f"unknown event type {kind!r}", event_id, "type")
+    try:
+        return CLIENT_EVENTS[kind].model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "event"
+        raise ClientEventError("invalid_value", f"{kind}: {where}: {first['msg']}", event_id, where) from None
+
+
+def dump(event: BaseModel) -> str:
+    """Every declared field, also those without a value (as null)."""
+    return json.dumps(event.model_dump(mode="json", exclude_unset=False, warnings=False))
+
+
+# --- session ------------------------------------------------------------------------------
+def audio_format_model(name: str) -> Any:
+    return {
+        "audio/pcm": AudioPCM(type="audio/pcm", rate=24000),
+        "audio/pcmu": AudioPCMU(type="audio/pcmu"),
+        "audio/pcma": AudioPCMA(type="audio/pcma"),
+    }[name]
+
+
+def session_model(
+    settings: SessionSettings, model: str, input_format: str, output_format: str, defaults: TurnDetection
+) -> RealtimeSessionCreateRequest:
+    detection = settings.turn_detection
+    turn_detection = None
+    if detection is not None:
+        turn_detection = ServerVad(
+            type="server_vad",
+            threshold=detection.threshold if detection.threshold is not None else defaults.threshold,
+            silence_duration_ms=detection.silence_duration_ms
+            if detection.silence_duration_ms is not None
+            else defaults.silence_duration_ms,
+            prefix_padding_ms=detection.prefix_padding_ms
+            if detection.prefix_padding_ms is not None
+            else defaults.prefix_padding_ms,
+            create_response=detection.create_response,
+            interrupt_response=detection.interrupt_response,
+            idle_timeout_ms=None,
+        )
+    return RealtimeSessionCreateRequest(
+        type="realtime",
+        model=model,
+        instructions=settings.instructions or "",
+        output_modalities=["audio"] if settings.audio_output else ["text"],
+        max_output_tokens="inf",
+        tool_choice="auto",
+        tools=[],
+        tracing=None,
+        truncation="auto",
+        audio=RealtimeAudioConfig(
+            input=RealtimeAudioConfigInput(
+                format=audio_format_model(input_format),
+                turn_detection=turn_detection,
+                transcription=None,
+                noise_reduction=None,
+            ),
+            output=RealtimeAudioConfigOutput(format=audio_format_model(output_format), voice="alloy", speed=1.0),
+        ),
+    )
+
+
+def session_created(session: RealtimeSessionCreateRequest) -> SessionCreatedEvent:
+    return SessionCreatedEvent(event_id=new_id("event"), type="session.created", session=session)
+
+
+def session_updated(session: RealtimeSessionCreateRequest) -> SessionUpdatedEvent:
+    return SessionUpdatedEvent(event_id=new_id("event"), type="session.updated", session=session)
+
+
+def error(code: str, message: str, event_id: str | None = None, param: str | None = None) -> RealtimeErrorEvent:
+    kind = "server_error" if code == "server_error" else "invalid_request_error"
+    return RealtimeErrorEvent(
+        event_id=new_id("event"),
+        type="error",
+        error=RealtimeError(type=kind, code=code, message=message, param=param, event_id=event_id),
+    )
+
+
+# --- input ----------------------------------------------------------------------------------
+def speech_started(item_id: str, audio_start_ms: int) -> InputAudioBufferSpeechStartedEvent:
+    return InputAudioBufferSpeechStartedEvent(
+        event_id=new_id("event"),
+        type="input_audio_buffer.speech_started",
+        item_id=item_id,
+        audio_start_ms=audio_start_ms,
+    )
+
+
+def speech_stopped(item_id: str, audio_end_ms: int) -> InputAudioBufferSpeechStoppedEvent:
+    return InputAudioBufferSpeechStoppedEvent(
+        event_id=new_id("event"), type="input_audio_buffer.speech_stopped", item_id=item_id, audio_end_ms=audio_end_ms
+    )
+
+
+def committed(item_id: str, previous_item_id: str | None) -> InputAudioBufferCommittedEvent:
+    return InputAudioBufferCommittedEvent(
+        event_id=new_id("event"),
+        type="input_audio_buffer.committed",
+        item_id=item_id,
+        previous_item_id=previous_item_id,
+    )
+
+
+def cleared() -> InputAudioBufferClearedEvent:
+    return InputAudioBufferClearedEvent(event_id=new_id("event"), type="input_audio_buffer.cleared")
+
+
+def user_item(
+    item_id: str, transcript: str | None = None, text: str | None = None
+) -> RealtimeConversationItemUserMessage:
+    content = (
+        {"type": "input_text", "text": text} if text is not None else {"type": "input_audio", "transcript": transcript}
+    )
+    return RealtimeConversationItemUserMessage(
+        id=item_id, object="realtime.item", type="message", role="user", status="completed", content=[content]
+    )
+
+
+def item_added(item: Any, previous_item_id: str | None) -> ConversationItemAdded:
+    return ConversationItemAdded(
+        event_id=new_id("event"), type="conversation.item.added", item=item, previous_item_id=previous_item_id
+    )
+
+
+def item_done(item: Any, previous_item_id: str | None) -> ConversationItemDone:
+    return ConversationItemDone(
+        event_id=new_id("event"), type="conversation.item.done", item=item, previous_item_id=previous_item_id
+    )
+
+
+def item_deleted(item_id: str) -> ConversationItemDeletedEvent:
+    return ConversationItemDeletedEvent(event_id=new_id("event"), type="conversation.item.deleted", item_id=item_id)
+
+
+def transcription_completed(
+    item_id: str, transcript: str, seconds: float
+) -> ConversationItemInputAudioTranscriptionCompletedEvent:
+    return ConversationItemInputAudioTranscriptionCompletedEvent(
+        event_id=new_id("event"),
+        type="conversation.item.input_audio_transcription.completed",
+        item_id=item_id,
+        content_index=0,
+        transcript=transcript,
+        usage={"type": "duration", "seconds": round(seconds, 3)},
+        logprobs=None,
+    )
+
+
+def truncated(item_id: str, content_index: int, audio_end_ms: int) -> ConversationItemTruncatedEvent:
+    return ConversationItemTruncatedEvent(
+        event_id=new_id("event"),
+        type="conversation.item.truncated",
+        item_id=item_id,
+        content_index=content_index,
+        audio_end_ms=audio_end_ms,
+    )
+
+
+# --- response -------------------------------------------------------------------------------
+def assistant_item(
+    item_id: str, audio: bool, transcript: str = "", status: str = "in_progress"
+) -> RealtimeConversationItemAssistantMessage:
+    content = []
+    if transcript or status != "in_progress":
+        part = (
+            {"type": "output_audio", "transcript": transcript} if audio else {"type": "output_text", "text": transcript}
+        )
+        content = [part]
+    return RealtimeConversationItemAssistantMessage(
+        id=item_id, object="realtime.item", type="message", role="assistant", status=status, content=content
+    )
+
+
+def response_model(
+    response_id: str,
+    status: str,
+    audio: bool,
+    output: list[Any],
+    output_format: str,
+    reason: str | None = None,
+    error_message: str | None = None,
+    output_tokens: int = 0,
+    input_tokens: int = 0,
+) -> RealtimeResponse:
+    details = None
+    if status != "in_progress":
+        details = RealtimeResponseStatus(
+            type=status,
+            reason=reason,
+            error={"type": "server_error", "code": "turn_failed", "message": error_message} if error_message else None,
+        )
+    return RealtimeResponse(
+        id=response_id,
+        object="realtime.response",
+        status=status,
+        status_details=details,
+        output=output,
+        output_modalities=["audio"] if audio else ["text"],
+        conversation_id=None,
+        max_output_tokens="inf",
+        metadata=None,
+        audio={"output": {"format": audio_format_model(output_format).model_dump(), "voice": "alloy"}},
+        usage=RealtimeResponseUsage(
+            total_tokens=input_tokens + output_tokens,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            input_token_details={
+                "cached_tokens": 0,
+                "text_tokens": input_tokens,
+                "audio_tokens": 0,
+                "image_tokens": 0,
+                "cached_tokens_details": None,
+            },
+            output_token_details={"text_tokens": output_tokens, "audio_tokens": 0},
+        ),
+    )
+
+
+def response_created(response: RealtimeResponse) -> ResponseCreatedEvent:
+    return ResponseCreatedEvent(event_id=new_id("event"), type="response.created", response=response)
+
+
+def response_done(response: RealtimeResponse) -> ResponseDoneEvent:
+    return ResponseDoneEvent(event_id=new_id("event"), type="response.done", response=response)
+
+
+def output_item_added(response_id: str, item: Any) -> ResponseOutputItemAddedEvent:
+    return ResponseOutputItemAddedEvent(
+        event_id=new_id("event"), type="response.output_item.added", response_id=response_id, output_index=0, item=item
+    )
+
+
+def output_item_done(response_id: str, item: Any) -> ResponseOutputItemDoneEvent:
+    return ResponseOutputItemDoneEvent(
+        event_id=new_id("event"), type="response.output_item.done", response_id=response_id, output_index=0, item=item
+    )
+
+
+def _part(audio: bool, transcript: str) -> dict[str, Any]:
+    return {"type": "audio", "transcript": transcript} if audio else {"type": "text", "text": transcript}
+
+
+def content_part_added(response_id: str, item_id: str, audio: bool) -> ResponseContentPartAddedEvent:
+    return ResponseContentPartAddedEvent(
+        event_id=new_id("event"),
+        type="response.content_part.added",
+        response_id=response_id,
+        item_id=item_id,
+        output_index=0,
+        content_index=0,
+        part=_part(audio, ""),
+    )
+
+
+def content_part_done(response_id: str, item_id: str, audio: bool, transcript: str) -> ResponseContentPartDoneEvent:
+    return ResponseContentPartDoneEvent(
+        event_id=new_id("event"),
+        type="response.content_part.done",
+        response_id=response_id,
+        item_id=item_id,
+        output_index=0,
+        content_index=0,
+        part=_part(audio, transcript),
+    )
+
+
+def _indexed(response_id: str, item_id: str) -> dict[str, Any]:
+    return {
+        "event_id": new_id("event"),
+        "response_id": response_id,
+        "item_id": item_id,
+        "output_index": 0,
+        "content_index": 0,
+    }
+
+
+def audio_delta(response_id: str, item_id: str, delta: str) -> ResponseAudioDeltaEvent:
+    return ResponseAudioDeltaEvent(type="response.output_audio.delta", delta=delta, **_indexed(response_id, item_id))
+
+
+def audio_done(response_id: str, item_id: str) -> ResponseAudioDoneEvent:
+    return ResponseAudioDoneEvent(type="response.output_audio.done", **_indexed(response_id, item_id))
+
+
+def transcript_delta(response_id: str, item_id: str, delta: str) -> ResponseAudioTranscriptDeltaEvent:
+    return ResponseAudioTranscriptDeltaEvent(
+        type="response.output_audio_transcript.delta", delta=delta, **_indexed(response_id, item_id)
+    )
+
+
+def transcript_done(response_id: str, item_id: str, transcript: str) -> ResponseAudioTranscriptDoneEvent:
+    return ResponseAudioTranscriptDoneEvent(
+        type="response.output_audio_transcript.done", transcript=transcript, **_indexed(response_id, item_id)
+    )
+
+
+def text_delta(response_id: str, item_id: str, delta: str) -> ResponseTextDeltaEvent:
+    return ResponseTextDeltaEvent(type="response.output_text.delta", delta=delta, **_indexed(response_id, item_id))
+
+
+def text_done(response_id: str, item_id: str, text: str) -> ResponseTextDoneEvent:
+    return ResponseTextDoneEvent(type="response.output_text.done", text=text, **_indexed(response_id, item_id))

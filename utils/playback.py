@@ -1,0 +1,75 @@
+"""What of a reply the user has heard: audio sent, mapped back onto its words.
+
+The sink records every piece of reply audio it puts out with the sentence it
+speaks.  When the user interrupts, the samples played by then are mapped
+back onto those sentences (whole sentences, then the share of the words of
+the one cut off), so the chat can remember only what the user heard.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class PlaybackLog:
+    """Reply audio of one turn, in the order it went out."""
+
+    sample_rate: int = 16000
+    started_at: float | None = None  # when the first sample went out
+    pieces: list[tuple[str, int]] = field(default_factory=list)  # (sentence, samples)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, text: str, samples: int, sample_rate: int, when: float | None = None) -> None:
+        with self._lock:
+            if self.started_at is None:
+                self.started_at = time.perf_counter() if when is None else when
+                self.sample_rate = sample_rate
+            elif sample_rate != self.sample_rate:
+                samples = round(samples * self.sample_rate / sample_rate)
+            self.pieces.append((text, samples))
+
+    @property
+    def sent_samples(self) -> int:
+        with self._lock:
+            return sum(samples for _, samples in self.pieces)
+
+    @property
+    def sent_s(self) -> float:
+        return self.sent_samples / self.sample_rate
+
+    def played_samples(self, now: float | None = None) -> int:
+        """Samples the listener has heard by `now`, assuming playback began
+        when the first sample went out and runs at real time."""
+        if self.started_at is None:
+            return 0
+        now = time.perf_counter() if now is None else now
+        return max(0, min(self.sent_samples, int((now - self.started_at) * self.sample_rate)))
+
+    def playing(self, now: float | None = None) -> bool:
+        return self.started_at is not None and self.played_samples(now) < self.sent_samples
+
+    def heard_text(self, samples: int) -> str:
+        """The words spoken by the first `samples` samples of the reply."""
+        with self._lock:
+            sentences: list[tuple[str, int]] = []
+            for text, count in self.pieces:  # a sentence may come in several pieces
+                if sentences and sentences[-1][0] == text:
+                    sentences[-1] = (text, sentences[-1][1] + count)
+                else:
+                    sentences.append((text, count))
+        heard: list[str] = []
+        left = samples
+        for text, count in sentences:
+            if left >= count:
+                heard.append(text)
+                left -= count
+                continue
+            words = text.split()
+            spoken = int(len(words) * left / count) if count else 0
+            if spoken:
+                heard.append(" ".join(words[:spoken]))
+            break
+        return " ".join(heard)
