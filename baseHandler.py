@@ -95,7 +95,7 @@ class BaseHandler:
                     self.queue_out.put(message)
                     continue
                 turn = getattr(message, "turn", None)
-                if turn is not None and turn.stale and not getattr(message, "survives_cancel", False):
+                if turn is not None and turn.stale and not self._survives(message, turn):
                     continue  # cancelled, or its client is gone: neither process nor forward
                 if not (isinstance(message, self.accepts) and self.handles(message)):
                     self.queue_out.put(message)
@@ -107,6 +107,12 @@ class BaseHandler:
             except Exception:
                 logger.exception("%s: cleanup failed", self.name)
             self.queue_out.put(EndOfStream())
+
+    @staticmethod
+    def _survives(message: Any, turn: Turn) -> bool:
+        """Messages that declare it still travel for an interrupted turn
+        (the end that lets the sink close it)."""
+        return turn.interrupted and getattr(message, "survives_interruption", False)
 
     def _emit_all(self, outputs: Iterator[Any], turn: Turn | None = None) -> None:
         """Drain one process()/flush() generator into the output queue."""

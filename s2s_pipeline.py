@@ -3,6 +3,7 @@
     python s2s_pipeline.py --mode file --input_file question.wav --output_file answer.wav
     python s2s_pipeline.py                      # socket server (listen_and_play.py is the client)
     python s2s_pipeline.py --mode local         # microphone and speakers of this machine
+    python s2s_pipeline.py --mode realtime      # the OpenAI Realtime API on ws://127.0.0.1:8765/v1/realtime
     python s2s_pipeline.py config.json          # every flag from one JSON object
 
 Exit status: 0 on success, 1 when the input or a model cannot be used, 2 for
@@ -22,6 +23,7 @@ from utils.audio import AudioInputError, load_audio
 from utils.config import ConfigError, PipelineConfig, parse_config
 from utils.packaged_models import ModelNotInstalledError
 from utils.pipeline import BackendUnavailableError, Channels, build_model_stages
+from utils.session import SessionSettings
 from utils.thread_manager import ThreadManager
 
 logger = logging.getLogger("s2s")
@@ -44,7 +46,7 @@ def run_file_mode(config: PipelineConfig) -> int:
 
     samples = load_audio(config.file_mode.input_file)  # bad input fails before models load
     channels = Channels()
-    stages = build_model_stages(config, channels)
+    stages = build_model_stages(config, channels, yield_floor_at_end_of_turn=True)
     sink = FileAudioSink(
         channels.stop_event,
         channels.audio_out,
@@ -73,7 +75,10 @@ def run_socket_mode(config: PipelineConfig) -> int:
         channels.stop_event,
         channels.audio_in,
         channels.should_listen,
-        channels.session,
+        SessionSettings(
+            barge_in=config.turn_taking.barge_in,
+            interrupt_min_speech_ms=config.turn_taking.interrupt_min_speech_ms,
+        ),
         host=config.socket_receiver.recv_host,
         port=config.socket_receiver.recv_port,
         chunk_size=config.socket_receiver.chunk_size,
@@ -88,6 +93,8 @@ def run_socket_mode(config: PipelineConfig) -> int:
             "host": config.socket_sender.send_host,
             "port": config.socket_sender.send_port,
             "metrics_file": config.module.metrics_file,
+            "playback_lead_ms": config.socket_sender.playback_lead_ms,
+            "yield_floor_while_speaking": not config.turn_taking.barge_in,
         },
     )
     manager = ThreadManager([receiver, *stages, sender], channels.stop_event)
@@ -146,6 +153,57 @@ def run_local_mode(config: PipelineConfig) -> int:
     return 0
 
 
+def run_realtime_mode(config: PipelineConfig) -> int:
+    from connections.realtime.connection import RealtimeOptions
+    from connections.realtime.server import RealtimeServer
+    from connections.realtime.sink import RealtimeSink
+    from utils.session import TurnDetection
+
+    options = config.realtime
+    if hasattr(config.tts, "tts_output_sample_rate"):
+        config.tts.tts_output_sample_rate = 24000  # the API's PCM rate: no second resampling
+    channels = Channels()
+    server = RealtimeServer(  # binds its port now, before the models load
+        channels.stop_event,
+        channels.audio_in,
+        RealtimeOptions(
+            model=options.realtime_model_name,
+            pipeline_rate=config.vad.sample_rate,
+            defaults=TurnDetection(
+                threshold=config.vad.thresh,
+                silence_duration_ms=config.vad.min_silence_ms,
+                prefix_padding_ms=config.vad.speech_pad_ms,
+            ),
+            interrupt_min_speech_ms=config.turn_taking.interrupt_min_speech_ms,
+        ),
+        host=options.realtime_host,
+        port=options.realtime_port,
+        api_key=options.api_key,
+        max_sessions=options.max_sessions,
+        ssl_certfile=options.ssl_certfile,
+        ssl_keyfile=options.ssl_keyfile,
+    )
+    stages = build_model_stages(config, channels)
+    sink = RealtimeSink(
+        channels.stop_event,
+        channels.audio_out,
+        _Discard(),
+        setup_kwargs={"should_listen": channels.should_listen, "metrics_file": config.module.metrics_file},
+    )
+    manager = ThreadManager([server, *stages, sink], channels.stop_event)
+    manager.start()
+    server.started.wait(5)
+    logger.info(
+        "ready: realtime API on %s://%s:%d/v1/realtime%s",
+        "wss" if options.ssl_certfile else "ws",
+        options.realtime_host,
+        server.port,
+        "" if options.api_key else " (no API key: anyone who reaches it can talk)",
+    )
+    _wait_or_interrupt(manager)
+    return 0
+
+
 class _Discard:
     """The queue after the last stage: nobody reads it."""
 
@@ -174,7 +232,7 @@ def _wait_or_interrupt(manager: ThreadManager) -> None:
         manager.stop()
 
 
-MODES = {"file": run_file_mode, "socket": run_socket_mode, "local": run_local_mode}
+MODES = {"file": run_file_mode, "socket": run_socket_mode, "local": run_local_mode, "realtime": run_realtime_mode}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

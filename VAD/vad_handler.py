@@ -83,6 +83,7 @@ class VADHandler(BaseHandler):
         speculative_stt_ms: int = 0,
         speculative_reply: bool = False,
         yield_floor_at_end_of_turn: bool = True,
+        join_window_ms: int = 1500,
     ) -> None:
         self.should_listen = should_listen
         # Audio that names no session (file mode, tests) belongs to this one.
@@ -104,6 +105,8 @@ class VADHandler(BaseHandler):
         # at the end of a turn.  Live modes keep hearing the user until the
         # reply is audible, so a resumed sentence joins its turn.
         self.yield_floor_at_end_of_turn = yield_floor_at_end_of_turn
+        # ...but only this soon after the end of the turn: later speech is a new turn.
+        self.join_window = int(join_window_ms * sample_rate / 1000)
         self._sessions: weakref.WeakSet[Session] = weakref.WeakSet()
 
     # --- per-session state --------------------------------------------------------
@@ -203,7 +206,8 @@ class VADHandler(BaseHandler):
         if stream.last_turn is None:
             return
         turn, utterance = stream.last_turn
-        if turn.withdraw_unheard():
+        resumed_after = stream.iterator.speech_start - utterance.end_position
+        if resumed_after <= self.join_window and turn.withdraw_unheard():
             # The pause was not the end: its reply is withdrawn before a word of
             # it was heard, and what the user says now continues that turn.
             logger.info("turn %d: speech resumed before the reply was heard; joining it", turn.number)

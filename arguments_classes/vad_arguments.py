@@ -46,3 +46,10 @@ class VADHandlerArguments:
             "resumes. False: only the transcript is prepared early."
         },
     )
+    join_window_ms: int = field(
+        default=1500,
+        metadata={
+            "help": "Speech resuming this soon after an end of turn, before any of the reply was heard, continues "
+            "that turn: the reply is withdrawn and the whole utterance answered once (live modes)."
+        },
+    )

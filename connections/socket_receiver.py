@@ -19,7 +19,8 @@ import threading
 import numpy as np
 
 from connections.tcp import listen
-from utils.messages import AudioChunk, EndOfStream, ResetConversation, Session
+from utils.messages import AudioChunk, EndOfStream, ResetConversation
+from utils.session import Session, SessionSettings
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ class SocketReceiver:
         stop_event: threading.Event,
         queue_out: queue.Queue,
         should_listen: threading.Event,
-        session: Session,
+        settings: SessionSettings | None = None,
         host: str = "127.0.0.1",
         port: int = 12345,
         chunk_size: int = 1024,
@@ -43,7 +44,11 @@ class SocketReceiver:
         self.stop_event = stop_event
         self.queue_out = queue_out
         self.should_listen = should_listen
-        self.session = session
+        self.settings = settings or SessionSettings()
+        # Each client is its own conversation; audio is stamped with it as it
+        # arrives, so audio still queued when a client leaves never becomes a
+        # turn of the next one.
+        self.session = self._new_session()
         self.chunk_size = chunk_size
         self.sample_rate = sample_rate
         self.server = listen(host, port, "audio receiver")
@@ -98,7 +103,10 @@ class SocketReceiver:
             del self._buffer[: self.chunk_size]
             if self.should_listen.is_set():
                 samples = np.frombuffer(chunk, dtype="<i2").astype(np.int16)
-                self.queue_out.put(AudioChunk(samples=samples, sample_rate=self.sample_rate))
+                self.queue_out.put(AudioChunk(samples=samples, sample_rate=self.sample_rate, session=self.session))
+
+    def _new_session(self) -> Session:
+        return Session(settings=SessionSettings(**vars(self.settings)))
 
     def _drop_client(self, selector: selectors.BaseSelector, why: str) -> None:
         if self._conn is None:
@@ -109,7 +117,8 @@ class SocketReceiver:
         if self._buffer:
             logger.info("discarding %d bytes of a partial chunk", len(self._buffer))
         self._buffer.clear()
-        self.session.renew()
-        self.queue_out.put(ResetConversation())
+        old, self.session = self.session, self._new_session()
+        old.close()  # its turns in flight are dropped at every stage
+        self.queue_out.put(ResetConversation(session=old))
         self.should_listen.set()
         logger.info("audio client %s %s; conversation reset", self._peer, why)

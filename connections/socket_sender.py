@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from pathlib import Path
 
 from connections.audio_sink import AudioSink
 from connections.tcp import listen
-from utils.messages import TTSAudio
+from utils.messages import TTSAudio, Turn
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +26,12 @@ class SocketSender(AudioSink):
         host: str = "127.0.0.1",
         port: int = 12346,
         metrics_file: str | Path | None = None,
+        playback_lead_ms: int = 150,
+        yield_floor_while_speaking: bool = True,
     ) -> None:
-        self.setup_sink(should_listen, metrics_file)
+        self.setup_sink(should_listen, metrics_file, yield_floor_while_speaking=yield_floor_while_speaking)
+        self.lead_s = playback_lead_ms / 1000.0
+        self._played_until = 0.0  # when the client will have played all it was sent
         self.server = listen(host, port, "reply sender")
         self.port = self.server.getsockname()[1]
         self._conn: socket.socket | None = None
@@ -49,7 +54,29 @@ class SocketSender(AudioSink):
                 self._conn = conn
 
     def output(self, audio: TTSAudio) -> None:
-        self._send(audio.samples.astype("<i2").tobytes())
+        """Send at real-time pace, at most `lead_s` ahead of the client's
+        playback, in pieces: once the turn is interrupted, nothing more goes
+        out, and the client falls silent within the lead."""
+        if self.lead_s <= 0:
+            self._send(audio.samples.astype("<i2").tobytes())
+            return
+        step = max(1, audio.sample_rate // 50)  # 20 ms pieces
+        for start in range(0, len(audio.samples), step):
+            piece = audio.samples[start : start + step]
+            while (wait := self._played_until - time.perf_counter() - self.lead_s) > 0:
+                if audio.turn.stale or self.stop_event.wait(min(wait, 0.01)):
+                    return
+            if audio.turn.stale:
+                return
+            self._send(piece.astype("<i2").tobytes())
+            now = time.perf_counter()
+            self._played_until = max(self._played_until, now) + len(piece) / audio.sample_rate
+
+    def finish_turn(self, turn: Turn) -> None:
+        """The turn ends when the client has played it (not when it was sent)."""
+        while (left := self._played_until - time.perf_counter()) > 0 and not turn.stale:
+            if self.stop_event.wait(min(left, 0.02)):
+                return
 
     def _send(self, payload: bytes) -> None:
         with self._lock:

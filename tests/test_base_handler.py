@@ -101,8 +101,8 @@ def test_turns_of_a_departed_client_are_dropped_not_forwarded():
     session = Session()
     handler = make()
     old = Turn(session=session)
-    session.renew()  # the client left; a new conversation began
-    new = Turn(session=session)
+    session.close()  # the client left; a new conversation began
+    new = Turn(session=Session())
     for message in (Transcript("old", "en", old), EndOfResponse(old), Transcript("new", "en", new), EndOfStream()):
         handler.queue_in.put(message)
     handler.run()

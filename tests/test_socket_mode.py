@@ -153,7 +153,7 @@ def test_a_pause_inside_a_turn_gets_no_reply_of_its_own(server, tmp_path, stt_ha
     time.sleep(1.0)
     turns = server.wait_for_turns(before + 1)[before:]
     assert len(turns) == 1, [t["transcript"] for t in turns]
-    assert turns[0]["turn"] >= last_id + 2  # a speculative turn was opened, and cancelled
+    assert turns[0]["turn_id"] >= last_id + 2  # a speculative turn was opened, and cancelled
     transcript = turns[0]["transcript"].lower()
     assert "france" in transcript and "leap" in transcript
     heard = set(re.findall(r"[a-z']+", transcribe(stt_handler, reply)))

@@ -60,7 +60,7 @@ def test_the_sink_stops_waiting_when_the_client_leaves():
     sink, _ = make_sink()
     session = Session()
     turn = Turn(speculative=True, session=session)
-    thread = decide_later(session.renew)
+    thread = decide_later(session.close)
     list(sink.process(TTSAudio(np.ones(160, np.int16), 16000, "Paris.", turn)))
     assert sink.played == []
     thread.join()

@@ -162,6 +162,7 @@ class Turn:
         span = self.elapsed_ms
         return {
             "turn": self.number or self.turn_id,
+            "turn_id": self.turn_id,
             "session": self.session.id if self.session is not None else None,
             "speech_s": round(self.speech_duration_s, 2),
             "language": self.language,
@@ -249,11 +250,11 @@ class TTSAudio:
 class EndOfResponse:
     """The assistant has finished answering `turn` (also sent after a failure).
 
-    It still travels when the turn is cancelled (`survives_cancel`): the sink
+    It still travels when the user interrupted the turn (`survives_interruption`): the sink
     closes an interrupted turn with it (metrics, response.done cancelled)."""
 
     turn: Turn
-    survives_cancel: ClassVar[bool] = True
+    survives_interruption: ClassVar[bool] = True
 
 
 @dataclass

@@ -49,9 +49,15 @@ def _handler_class(config: PipelineConfig, stage: str) -> type[BaseHandler]:
         ) from None
 
 
-def build_model_stages(config: PipelineConfig, channels: Channels) -> list[BaseHandler]:
+def build_model_stages(
+    config: PipelineConfig, channels: Channels, yield_floor_at_end_of_turn: bool = False
+) -> list[BaseHandler]:
     """Load the four model stages (in this thread, so failures surface before
-    any audio flows) and chain them with queues."""
+    any audio flows) and chain them with queues.
+
+    `yield_floor_at_end_of_turn`: the input stops at each end of turn until
+    the reply is out (file mode, whose input is not live); live modes keep
+    listening, so speech resumed before the reply is heard joins its turn."""
     spoken, transcripts, sentences = queue.Queue(), queue.Queue(), queue.Queue()
     stop = channels.stop_event
     stages: list[BaseHandler] = []
@@ -60,6 +66,7 @@ def build_model_stages(config: PipelineConfig, channels: Channels) -> list[BaseH
     vad_kwargs = vars(config.vad).copy()
     vad_kwargs["should_listen"] = channels.should_listen
     vad_kwargs["session"] = channels.session
+    vad_kwargs["yield_floor_at_end_of_turn"] = yield_floor_at_end_of_turn
     stt_class = _handler_class(config, "stt")
     if vad_kwargs["speculative_stt_ms"] and not getattr(stt_class, "accepts_provisional", False):
         logger.warning(
