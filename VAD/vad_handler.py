@@ -306,7 +306,8 @@ class VADHandler(BaseHandler):
             self.should_listen.clear()
         turn.confirm()  # marks end_of_turn
         stream.last_turn = (turn, utterance)
-        session.active_turn = turn
+        if turn.respond:
+            session.active_turn = turn
         session.observer.input_committed(turn)
         logger.debug("turn %d: %.0f ms of speech", turn.turn_id, utterance.speech_ms)
         yield SpeechSegment(

@@ -25,6 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import FileResponse, JSONResponse
+
 from connections.realtime.connection import RealtimeConnection, RealtimeOptions
 from connections.realtime.events import dump, error
 from connections.tcp import is_loopback
@@ -138,9 +141,6 @@ class RealtimeServer:
 
     # --- app ----------------------------------------------------------------------------
     def app(self) -> Any:
-        from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
-        from fastapi.responses import FileResponse, JSONResponse
-
         app = FastAPI(title="s2s realtime", docs_url=None, redoc_url=None)
 
         @app.get("/")
@@ -236,7 +236,7 @@ class RealtimeServer:
         config = uvicorn.Config(
             self.app(),
             log_level="warning",
-            ws="websockets",
+            ws="websockets-sansio",
             ws_max_size=16 * 1024 * 1024,
             ws_ping_interval=20.0,
             ws_ping_timeout=20.0,

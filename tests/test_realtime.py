@@ -1,0 +1,370 @@
+"""Realtime mode through the official `openai` SDK, on the real models and real sockets.
+
+One server process (started as README shows, with an API key and room for
+three conversations) serves every test here; each test talks to it the way
+an application built on the SDK would (`connections/realtime/client.py`).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soxr
+
+from connections.realtime.client import RATE, connect, to_pcm24k
+from tests.conftest import QUESTIONS, REPO
+from utils.audio import int16_to_float, load_audio
+
+KEY = "test-key-" + "x" * 16
+READY = re.compile(r"ready: realtime API on ws://127\.0\.0\.1:(\d+)/v1/realtime")
+
+
+class RealtimeServer:
+    def __init__(self, tmp: Path, *extra: str, api_key: str | None = KEY) -> None:
+        self.metrics = tmp / "metrics.jsonl"
+        self.log = tmp / "server.log"
+        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+        env.pop("S2S_API_KEY", None)
+        if api_key:
+            env["S2S_API_KEY"] = api_key
+        self._log_handle = open(self.log, "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "s2s_pipeline.py", "--mode", "realtime", "--realtime_port", "0",
+             "--metrics_file", str(self.metrics), *extra],
+            cwd=REPO, env=env, stdout=self._log_handle, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            match = READY.search(self.log.read_text())
+            if match:
+                self.port = int(match.group(1))
+                return
+            if self.process.poll() is not None:
+                raise RuntimeError("server died:\n" + self.log.read_text()[-3000:])
+            time.sleep(0.2)
+        raise RuntimeError("server did not start:\n" + self.log.read_text()[-3000:])
+
+    def turns(self) -> list[dict]:
+        if not self.metrics.exists():
+            return []
+        return [json.loads(line) for line in self.metrics.read_text().splitlines()]
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> int:
+        self.process.send_signal(2)
+        try:
+            return self.process.wait(10)
+        finally:
+            self._log_handle.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    running = RealtimeServer(tmp_path_factory.mktemp("realtime"), "--max_sessions", "3")
+    yield running
+    assert running.stop() == 0
+
+
+def question(name: str) -> bytes:
+    return to_pcm24k(load_audio(QUESTIONS / name), 16000)
+
+
+def transcribe(stt_handler, audio24k: np.ndarray) -> str:
+    audio = soxr.resample(int16_to_float(audio24k), RATE, 16000)
+    text, _ = stt_handler.transcribe(audio.astype(np.float32))
+    return text.lower()
+
+
+def ask(server, name: str, **connect_options):
+    """Speak one question; returns the conversation after its response.done."""
+    conversation = connect(server.port, KEY, **connect_options)
+    conversation.wait_for("session.created", timeout=10)
+    conversation.speak(question(name), silence_s=1.5)
+    conversation.wait_for("response.done", timeout=60)
+    return conversation
+
+
+def test_a_spoken_question_gets_a_spoken_answer(server, stt_handler):
+    conversation = ask(server, "q01.wav")
+    try:
+        started = conversation.of("input_audio_buffer.speech_started")
+        assert started and started[0].item_id
+        transcript = conversation.of("conversation.item.input_audio_transcription.completed")[0].transcript
+        assert "capital" in transcript.lower() and "france" in transcript.lower()
+        done = conversation.of("response.done")[0].response
+        assert done.status == "completed" and done.usage.total_tokens > 0
+        assert done.output[0].content[0].transcript
+        audio = conversation.reply_audio()
+        assert audio.size > RATE * 0.5  # at least half a second of speech
+        assert "paris" in transcribe(stt_handler, audio)
+        # The order a client relies on.
+        order = [r.event.type for r in conversation.events]
+        for before, after in [
+            ("input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped"),
+            ("input_audio_buffer.speech_stopped", "input_audio_buffer.committed"),
+            ("input_audio_buffer.committed", "response.created"),
+            ("response.created", "response.output_audio.delta"),
+            ("response.output_audio.delta", "response.output_audio.done"),
+            ("response.output_audio_transcript.done", "response.done"),
+        ]:
+            assert order.index(before) < order.index(after), (before, after, order)
+    finally:
+        conversation.close()
+
+
+def test_three_sessions_at_once_each_get_their_own_answer(server, stt_handler):
+    """Three clients ask three questions at the same moment; each hears its
+    own question transcribed and a reply about it, never another's."""
+    topics = {
+        "q01.wav": ("france", ("paris", "france")),
+        "q03.wav": ("days", ("365", "366", "days", "leap")),
+        "q05.wav": ("boiling", ("100", "boil", "degrees", "celsius")),
+    }
+    results: dict[str, object] = {}
+
+    def run(name: str) -> None:
+        try:
+            results[name] = ask(server, name)
+        except Exception as error:  # reported below
+            results[name] = error
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in topics]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    try:
+        for name, (asked, answer_words) in topics.items():
+            conversation = results[name]
+            assert not isinstance(conversation, Exception), conversation
+            heard = conversation.of("conversation.item.input_audio_transcription.completed")
+            assert len(heard) == 1 and asked in heard[0].transcript.lower(), [e.transcript for e in heard]
+            reply = conversation.of("response.done")[0].response.output[0].content[0].transcript.lower()
+            assert any(word in reply for word in answer_words), (name, reply)
+            for other, (_, other_words) in topics.items():
+                if other != name:
+                    assert not any(word in reply for word in other_words if word not in answer_words), (name, reply)
+            spoken = transcribe(stt_handler, conversation.reply_audio())
+            assert any(word in spoken for word in answer_words), (name, spoken)
+    finally:
+        for conversation in results.values():
+            if not isinstance(conversation, Exception):
+                conversation.close()
+
+
+def test_one_session_over_the_limit_gets_an_error_and_a_clean_close(server):
+    conversations = [connect(server.port, KEY) for _ in range(3)]
+    try:
+        for conversation in conversations:
+            conversation.wait_for("session.created", timeout=10)
+        extra = connect(server.port, KEY)
+        error = extra.wait_for("error", timeout=10)[0].event.error
+        assert error.code == "session_limit_reached"
+        assert extra.closed.wait(5)
+    finally:
+        for conversation in conversations:
+            conversation.close()
+    time.sleep(0.5)
+    again = connect(server.port, KEY)  # a freed place is usable at once
+    again.wait_for("session.created", timeout=10)
+    again.close()
+
+
+def test_a_wrong_or_missing_key_is_refused_before_the_websocket_opens(server):
+    from websockets.exceptions import InvalidStatus
+
+    for key in ("wrong-key", "none"):
+        with pytest.raises(InvalidStatus) as refused:
+            connect(server.port, key)
+        assert refused.value.response.status_code == 401
+    assert server.alive()
+
+
+def test_a_client_secret_lets_a_browser_connect_through_the_subprotocol(server):
+    import urllib.request
+
+    from websockets.sync.client import connect as ws_connect
+
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{server.port}/v1/realtime/client_secrets", data=b"{}", method="POST",
+        headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+    )  # fmt: skip
+    token = json.loads(urllib.request.urlopen(request, timeout=10).read())["value"]
+    assert token.startswith("ek_") and token != KEY
+    with ws_connect(
+        f"ws://127.0.0.1:{server.port}/v1/realtime?model=s2s",
+        subprotocols=["realtime", f"openai-insecure-api-key.{token}"],
+    ) as websocket:
+        assert json.loads(websocket.recv(timeout=10))["type"] == "session.created"
+        assert websocket.subprotocol == "realtime"
+
+
+def test_bad_input_gets_an_error_event_and_the_session_continues(server):
+    conversation = connect(server.port, KEY)
+    try:
+        conversation.wait_for("session.created", timeout=10)
+        cases = {
+            "invalid_json": lambda: conversation.connection.send_raw("{not json"),
+            "unknown_event_type": lambda: conversation.send({"type": "no.such.event"}),
+            "invalid_audio": lambda: conversation.send({"type": "input_audio_buffer.append", "audio": "@@bad@@"}),
+            "message_too_large": lambda: conversation.send(
+                {"type": "input_audio_buffer.append", "audio": base64.b64encode(bytes(6 * 1024 * 1024)).decode()}
+            ),
+            "invalid_value": lambda: conversation.send({"type": "conversation.item.truncate"}),
+            "unsupported": lambda: conversation.send(
+                {"type": "session.update", "session": {"type": "realtime", "tools": [
+                    {"type": "function", "name": "f", "parameters": {}}]}}
+            ),
+        }  # fmt: skip
+        for code, send in cases.items():
+            count = len(conversation.of("error"))
+            send()
+            errors = conversation.wait_for("error", timeout=10, count=count + 1)
+            assert errors[-1].event.error.code == code, (code, errors[-1].event.error)
+            assert errors[-1].event.error.message
+        # odd-length PCM: whole samples only
+        count = len(conversation.of("error"))
+        conversation.append(b"\x01\x02\x03")
+        error = conversation.wait_for("error", timeout=10, count=count + 1)[-1].event.error
+        assert error.code == "invalid_audio" and "16-bit" in error.message
+        # ...and the same session still answers.
+        conversation.send({"type": "session.update", "session": {"type": "realtime", "output_modalities": ["text"]}})
+        conversation.wait_for("session.updated", timeout=10)
+        conversation.send({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
+                           "content": [{"type": "input_text", "text": "What is the capital of France?"}]}})  # fmt: skip
+        conversation.send({"type": "response.create"})
+        done = conversation.wait_for("response.done", timeout=60)[0].event.response
+        assert done.status == "completed" and "paris" in done.output[0].content[0].text.lower()
+    finally:
+        conversation.close()
+
+
+def test_text_output_only(server):
+    conversation = connect(server.port, KEY)
+    try:
+        conversation.wait_for("session.created", timeout=10)
+        conversation.send({"type": "session.update", "session": {"type": "realtime", "output_modalities": ["text"]}})
+        updated = conversation.wait_for("session.updated", timeout=10)[0].event.session
+        assert updated.output_modalities == ["text"]
+        conversation.speak(question("q05.wav"), silence_s=1.5)
+        done = conversation.wait_for("response.done", timeout=60)[0].event.response
+        assert done.output_modalities == ["text"]
+        text = "".join(e.delta for e in conversation.of("response.output_text.delta"))
+        assert "100" in text or "hundred" in text.lower()
+        assert conversation.of("response.output_audio.delta") == []
+    finally:
+        conversation.close()
+
+
+def test_manual_turns_without_server_turn_detection(server, stt_handler):
+    conversation = connect(server.port, KEY)
+    try:
+        conversation.wait_for("session.created", timeout=10)
+        conversation.send({"type": "session.update", "session": {
+            "type": "realtime", "instructions": "You are a helpful assistant. Answer in one short sentence.",
+            "audio": {"input": {"turn_detection": None}}}})  # fmt: skip
+        updated = conversation.wait_for("session.updated", timeout=10)[0].event.session
+        assert updated.audio.input.turn_detection is None
+        conversation.speak(question("q01.wav"), silence_s=0.5)
+        time.sleep(1.0)
+        assert conversation.of("input_audio_buffer.speech_started") == []  # the client decides
+        assert conversation.of("response.created") == []
+        conversation.send({"type": "input_audio_buffer.commit"})
+        conversation.wait_for("conversation.item.input_audio_transcription.completed", timeout=30)
+        assert conversation.of("response.created") == []  # no response until asked
+        conversation.send({"type": "response.create"})
+        conversation.wait_for("response.done", timeout=60)
+        assert "paris" in transcribe(stt_handler, conversation.reply_audio())
+        # an empty commit is an error, not a turn
+        count = len(conversation.of("error"))
+        conversation.send({"type": "input_audio_buffer.commit"})
+        error = conversation.wait_for("error", timeout=10, count=count + 1)[-1].event.error
+        assert error.code == "input_audio_buffer_commit_empty"
+    finally:
+        conversation.close()
+
+
+def test_a_client_that_leaves_mid_response_frees_its_session(server):
+    before = len(server.turns())
+    conversation = connect(server.port, KEY)
+    conversation.wait_for("session.created", timeout=10)
+    conversation.send({"type": "session.update", "session": {
+        "type": "realtime", "instructions": "Always answer at great length, in many sentences."}})  # fmt: skip
+    conversation.speak(question("q04.wav"), silence_s=1.5)
+    conversation.wait_for("response.output_audio.delta", timeout=60)
+    conversation.close()  # mid-response
+    time.sleep(1.0)
+    assert "closed: client closed" in server.log.read_text() or "closed: connection lost" in server.log.read_text()
+    # The server serves the next client at once, and the left one's reply never finished.
+    follow = ask(server, "q01.wav")
+    follow.close()
+    left = [t for t in server.turns()[before:] if "book" in t["transcript"].lower()]
+    assert all(t["end_of_turn_to_last_audio_ms"] is None or not t["reply"] for t in left) or not left
+    assert server.alive()
+
+
+def test_speech_over_the_reply_interrupts_it(server, stt_handler):
+    conversation = connect(server.port, KEY)
+    try:
+        conversation.wait_for("session.created", timeout=10)
+        conversation.send(
+            {
+                "type": "session.update",
+                "session": {
+                    "type": "realtime",
+                    "instructions": "Always answer at great length, in five sentences or more.",
+                },
+            }
+        )
+        conversation.wait_for("session.updated", timeout=10)
+        conversation.speak(question("q04.wav"), silence_s=0.3)
+        first_delta = conversation.wait_for("response.output_audio.delta", timeout=60)[0]
+        mark = len(conversation.events)
+        silence = bytes(int(RATE * 0.02) * 2)
+        while time.perf_counter() - first_delta.at < 1.5:  # let the user hear some of it
+            conversation.append(silence)
+            time.sleep(0.02)
+        conversation.speak(question("q01.wav"), silence_s=2.0)  # talk over it
+        started = conversation.wait_for("input_audio_buffer.speech_started", timeout=10, after=mark)
+        assert started
+        done = conversation.wait_for("response.done", timeout=30, after=mark)[0].event.response
+        assert done.status == "cancelled" and done.status_details.reason == "turn_detected"
+        # The client truncates the item to what it played (1.5 s).
+        item_id = done.output[0].id
+        conversation.send({"type": "conversation.item.truncate", "item_id": item_id, "content_index": 0,
+                           "audio_end_ms": 1500})  # fmt: skip
+        truncated = conversation.wait_for("conversation.item.truncated", timeout=10)[0].event
+        assert truncated.item_id == item_id and truncated.audio_end_ms == 1500
+        # The second question is answered.
+        answers = conversation.wait_for("response.done", timeout=60, after=mark, count=2)
+        assert answers[1].event.response.status == "completed"
+        assert "paris" in answers[1].event.response.output[0].content[0].transcript.lower()
+    finally:
+        conversation.close()
+    interrupted = [t for t in server.turns() if t["interrupted"]]
+    assert interrupted and interrupted[-1]["heard_reply"] is not None
+    assert len(interrupted[-1]["heard_reply"]) < len(interrupted[-1]["reply"])
+
+
+def test_the_server_refuses_an_open_address_without_a_key(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("S2S_API_KEY", None)
+    result = subprocess.run(
+        [sys.executable, "s2s_pipeline.py", "--mode", "realtime", "--realtime_host", "0.0.0.0"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "--allow_unauthenticated" in lines[0], result.stderr
