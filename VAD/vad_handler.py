@@ -38,6 +38,7 @@ from baseHandler import BaseHandler
 from utils.audio import int16_to_float, resample
 from utils.messages import AudioChunk, ClearInput, CommitInput, SpeechSegment, Turn
 from utils.session import Session
+from utils.turn_end import looks_unfinished
 from VAD.silero import SileroModel, SileroStream
 from VAD.vad_iterator import Utterance, VADIterator
 
@@ -64,6 +65,7 @@ class VADStream:
     # reply is heard joins it.
     last_turn: tuple[Turn, Utterance] | None = None
     interrupted: bool = False  # the speech in progress already interrupted a reply
+    base_silence: int | None = None  # the session's end-of-turn silence, in samples
     manual_audio: list[np.ndarray] = field(default_factory=list)  # client-committed turns
 
 
@@ -84,6 +86,7 @@ class VADHandler(BaseHandler):
         speculative_reply: bool = False,
         yield_floor_at_end_of_turn: bool = True,
         join_window_ms: int = 1500,
+        unfinished_silence_ms: int = 900,
     ) -> None:
         self.should_listen = should_listen
         # Audio that names no session (file mode, tests) belongs to this one.
@@ -107,6 +110,8 @@ class VADHandler(BaseHandler):
         self.yield_floor_at_end_of_turn = yield_floor_at_end_of_turn
         # ...but only this soon after the end of the turn: later speech is a new turn.
         self.join_window = int(join_window_ms * sample_rate / 1000)
+        # The silence that ends a turn whose early transcript stops mid-sentence.
+        self.unfinished_silence_ms = unfinished_silence_ms
         self._sessions: weakref.WeakSet[Session] = weakref.WeakSet()
 
     # --- per-session state --------------------------------------------------------
@@ -170,6 +175,7 @@ class VADHandler(BaseHandler):
         iterator = stream.iterator
         for start in range(0, usable, self.window):
             window = windows[start : start + self.window]
+            self._fit_silence_to_words(stream)
             was_speaking = iterator.speaking
             utterance = iterator(window, stream.silero.probability(window))
             if iterator.speaking and not was_speaking:
@@ -229,6 +235,24 @@ class VADHandler(BaseHandler):
         turn = session.interrupt_reply()
         if turn is not None:
             logger.info("turn %d interrupted by the user after: %s", turn.number, turn.heard_reply or "<nothing>")
+
+    def _fit_silence_to_words(self, stream: VADStream) -> None:
+        """Wait longer for the end of a turn whose early transcript stops
+        mid-sentence ("What is the capital city of..."); the usual silence
+        otherwise."""
+        iterator = stream.iterator
+        if stream.base_silence is None:
+            stream.base_silence = iterator.min_silence_samples
+        turn = stream.speculative_turn
+        unfinished = (
+            turn is not None and "transcript_ready" in turn.marks and looks_unfinished(turn.transcript, turn.language)
+        )
+        longer = max(stream.base_silence, int(self.unfinished_silence_ms * self.sample_rate / 1000))
+        wanted = longer if unfinished else stream.base_silence
+        if wanted != iterator.min_silence_samples:
+            if unfinished:
+                logger.debug("turn sounds unfinished (%r): waiting for more", turn.transcript)
+            iterator.min_silence_samples = wanted
 
     def _current_key(self, stream: VADStream) -> tuple[int, int] | None:
         if not stream.iterator.speaking:

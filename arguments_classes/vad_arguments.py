@@ -53,3 +53,11 @@ class VADHandlerArguments:
             "that turn: the reply is withdrawn and the whole utterance answered once (live modes)."
         },
     )
+    unfinished_silence_ms: int = field(
+        default=900,
+        metadata={
+            "help": "End-of-turn silence when the early transcript of the pause stops mid-sentence (on 'of', "
+            "'and', 'the', a comma, '...'): the speaker is probably thinking, not done. Needs "
+            "--speculative_stt_ms with --speculative_reply."
+        },
+    )

@@ -27,13 +27,13 @@ READY = re.compile(r"ready: send audio to port (\d+), replies come from port (\d
 
 
 class Server:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, *extra: str) -> None:
         self.metrics = tmp / "metrics.jsonl"
         self.log = tmp / "server.log"
         self._log_handle = open(self.log, "w")
         self.process = subprocess.Popen(
             [sys.executable, "s2s_pipeline.py", "--mode", "socket", "--recv_port", "0", "--send_port", "0",
-             "--metrics_file", str(self.metrics)],
+             "--metrics_file", str(self.metrics), *extra],
             cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"},
             stdout=self._log_handle, stderr=subprocess.STDOUT,
         )  # fmt: skip

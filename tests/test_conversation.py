@@ -1,0 +1,220 @@
+"""Turn-taking as people talk: pauses mid-sentence, and talking over the reply.
+
+Real servers on loopback with the real models; the speech is real TTS speech
+(Piper) and the recorded questions.  The logic pieces (what was heard of a
+reply, what the chat keeps, when a transcript sounds unfinished) are also
+tested alone, without models.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from tests.conftest import QUESTIONS
+from tests.test_socket_mode import Server
+from utils.audio import load_audio
+from utils.chat import Chat
+from utils.messages import Turn
+from utils.playback import PlaybackLog
+from utils.session import Session
+from utils.turn_end import looks_unfinished
+
+RATE = 16000
+
+
+# --- logic, no models -------------------------------------------------------------------------
+def test_heard_text_maps_played_samples_onto_words():
+    log = PlaybackLog()
+    log.add("The capital of France is Paris.", 16000, 16000, when=100.0)  # 1 s
+    log.add("It is a big city.", 8000, 16000)  # 0.5 s, in two pieces
+    log.add("It is a big city.", 8000, 16000)
+    assert log.heard_text(0) == ""
+    assert log.heard_text(8000) == "The capital of"  # half of six words
+    assert log.heard_text(16000) == "The capital of France is Paris."
+    assert log.heard_text(24000) == "The capital of France is Paris. It is"  # 2 of 5 words
+    assert log.heard_text(10**6) == "The capital of France is Paris. It is a big city."
+    assert log.played_samples(now=100.5) == 8000 and log.played_samples(now=200.0) == 32000
+
+
+def test_chat_keeps_only_what_the_user_heard_whenever_the_cut_arrives():
+    chat = Chat(size=2)
+    chat.add_user("Recommend a book.", turn_id=1)
+    chat.record_heard(1, "You could read")  # interrupted while the LLM still generates
+    chat.add_assistant("You could read Dune. It is long and gripping.", turn_id=1)
+    assert chat.messages()[-1]["content"].startswith("You could read [interrupted")
+    chat.add_user("And a film?", turn_id=2)
+    chat.add_assistant("Watch Alien. It is scary.", turn_id=2)
+    chat.record_heard(2, "Watch Alien.")  # interrupted after the reply was stored
+    assert chat.messages()[-1]["content"] == "Watch Alien. [interrupted: the user heard only this much]"
+    chat.add_user("Hm.", turn_id=3)
+    chat.record_heard(3, "")
+    chat.add_assistant("Anything else?", turn_id=3)
+    assert "heard none" in chat.messages()[-1]["content"]
+
+
+def test_interrupting_a_session_cuts_its_turn_and_its_chat():
+    session = Session()
+    turn = Turn(session=session)
+    session.active_turn = turn
+    assert session.interrupt_reply() is None  # nothing audible yet
+    session.chat.add_user("Recommend a book.", turn_id=turn.turn_id)
+    assert turn.begin_playback()
+    turn.playback.add("You could read Dune, a long novel.", RATE * 2, RATE, when=time.perf_counter() - 1.0)
+    assert session.interrupt_reply() is turn
+    assert turn.stale and turn.interrupted and turn.heard_reply == "You could read"
+    session.chat.add_assistant("You could read Dune, a long novel.", turn_id=turn.turn_id)
+    assert "long novel" not in session.chat.messages()[-1]["content"]
+
+
+def test_a_turn_withdrawn_before_playback_can_never_start_playing():
+    turn = Turn(session=Session())
+    assert turn.withdraw_unheard() and turn.withdrawn
+    assert not turn.begin_playback()
+    playing = Turn(session=Session())
+    assert playing.begin_playback()
+    assert not playing.withdraw_unheard() and not playing.stale
+
+
+@pytest.mark.parametrize(
+    ("text", "unfinished"),
+    [("What is the capital city of...", True), ("Who wrote the play Romeo and", True),
+     ("What is the capital city of.", True), ("What is the capital of France?", False),
+     ("Go forward ten meters.", False), ("", False), ("Wat is de hoofdstad van", False)],
+)  # fmt: skip
+def test_a_transcript_that_stops_mid_sentence_sounds_unfinished(text, unfinished):
+    language = "nl" if text.startswith("Wat") else "en"
+    assert looks_unfinished(text, language) is unfinished
+
+
+# --- real servers ----------------------------------------------------------------------------------
+def speak(tts_handler, text: str) -> np.ndarray:
+    return np.concatenate(list(tts_handler.synthesize(text)))
+
+
+class ReplyRecorder:
+    """Holds the reply connection open and timestamps every byte that arrives."""
+
+    def __init__(self, port: int) -> None:
+        self.conn = socket.create_connection(("127.0.0.1", port))
+        self.conn.settimeout(0.1)
+        self.arrivals: list[tuple[float, int]] = []
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                data = self.conn.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            self.arrivals.append((time.perf_counter(), len(data)))
+
+    def bytes_between(self, start: float, end: float) -> int:
+        return sum(size for at, size in self.arrivals if start <= at < end)
+
+    def last_arrival(self) -> float:
+        return self.arrivals[-1][0] if self.arrivals else 0.0
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.thread.join(2)
+        self.conn.close()
+
+
+def stream(conn: socket.socket, samples: np.ndarray) -> None:
+    """Real-time pace, in the seed's 512-sample chunks."""
+    began = time.perf_counter()
+    for index, start in enumerate(range(0, len(samples), 512)):
+        conn.sendall(samples[start : start + 512].astype("<i2").tobytes())
+        delay = began + (index + 1) * 512 / RATE - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * RATE), np.int16)
+
+
+@pytest.fixture(scope="module")
+def barge_in_server(tmp_path_factory):
+    running = Server(
+        tmp_path_factory.mktemp("barge_in"), "--barge_in", "True",
+        "--init_chat_prompt", "You are a helpful assistant. Always answer in five sentences or more.",
+    )  # fmt: skip
+    yield running
+    assert running.alive(), running.log.read_text()[-3000:]
+    assert running.stop() == 0
+
+
+def test_a_pause_before_the_last_word_gets_one_answer_to_the_whole_question(tmp_path, tts_handler):
+    """'What is the capital city of' ... 600 ms ... 'France?': the silence
+    outlasts the 300 ms end of turn, but the sentence is not over."""
+    server = Server(tmp_path)
+    try:
+        question = np.concatenate([
+            silence(0.3), speak(tts_handler, "What is the capital city of"), silence(0.6),
+            speak(tts_handler, "France?"), silence(2.5),
+        ])  # fmt: skip
+        replies = ReplyRecorder(server.send_port)
+        with socket.create_connection(("127.0.0.1", server.recv_port)) as audio:
+            stream(audio, question)
+            server.wait_for_turns(1, timeout=60)
+            time.sleep(1.0)
+        replies.close()
+        turns = server.turns()
+        assert len(turns) == 1, [t["transcript"] for t in turns]
+        assert "france" in turns[0]["transcript"].lower() and "capital" in turns[0]["transcript"].lower()
+        assert "paris" in turns[0]["reply"].lower()
+    finally:
+        server.stop()
+
+
+def test_speech_over_the_reply_stops_it_and_the_new_question_is_answered(barge_in_server):
+    server = barge_in_server
+    before = len(server.turns())
+    first = load_audio(QUESTIONS / "q04.wav")  # a book for a train ride: a long answer
+    second = load_audio(QUESTIONS / "q01.wav")
+    replies = ReplyRecorder(server.send_port)
+    try:
+        with socket.create_connection(("127.0.0.1", server.recv_port)) as audio:
+            stream(audio, np.concatenate([silence(0.3), first, silence(0.3)]))
+            deadline = time.perf_counter() + 60
+            while not replies.arrivals and time.perf_counter() < deadline:
+                stream(audio, silence(0.1))
+            assert replies.arrivals, "no reply audio came"
+            stream(audio, silence(1.5))  # the user listens for a while...
+            onset = time.perf_counter()
+            stream(audio, second)  # ...then talks over the reply
+            stream(audio, silence(0.3))
+            server.wait_for_turns(before + 2, timeout=60)
+            stream(audio, silence(1.0))
+        turns = server.turns()[before:]
+    finally:
+        replies.close()
+    interrupted, answered = turns[0], turns[1]
+    assert interrupted["interrupted"] and "book" in interrupted["transcript"].lower()
+    assert interrupted["heard_reply"] and len(interrupted["heard_reply"]) < len(interrupted["reply"])
+    assert interrupted["interrupt_to_silence_ms"] is not None
+    # Reply audio for the first question stopped arriving soon after the user
+    # began: the VAD's guard (200 ms of speech) plus pacing lead (150 ms), with
+    # room for a busy 2-core machine.
+    first_reply_end = onset
+    for at, _ in replies.arrivals:
+        if at <= onset:
+            continue
+        if at - first_reply_end > 0.4:
+            break  # a gap: the first reply is over, the second one's audio follows later
+        first_reply_end = at
+    assert first_reply_end - onset < 1.2, first_reply_end - onset
+    assert "france" in answered["transcript"].lower() and not answered["interrupted"]
+    assert "paris" in answered["reply"].lower()
