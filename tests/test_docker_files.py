@@ -466,8 +466,13 @@ def test_hadolint_passes(name: str) -> None:
 # ----------------------------------------------------------------------------- compose
 
 
+def socket_services() -> dict[str, dict]:
+    """The socket servers (the default service and the Jetson one), not the scale profile's."""
+    return {name: service for name, service in compose()["services"].items() if name in ("s2s", "s2s-jetson")}
+
+
 def test_compose_publishes_the_socket_ports_on_loopback_unless_told() -> None:
-    for name, service in compose()["services"].items():
+    for name, service in socket_services().items():
         default = port_mappings(service, {})
         assert {container for _, _, container in default} == PORTS, name
         assert all(host == container for _, host, container in default), name
@@ -492,6 +497,8 @@ def test_compose_reserves_an_nvidia_gpu() -> None:
 def test_compose_mounts_the_model_cache() -> None:
     document = compose()
     for name, service in document["services"].items():
+        if name == "nginx":
+            continue
         targets = {}
         for volume in service.get("volumes", []):
             source, _, rest = volume.partition(":")
@@ -520,8 +527,31 @@ def test_compose_config_validates() -> None:
     if cli is None:
         pytest.skip("no docker-compose or `docker compose` plugin here (apt-get install docker-compose)")
     environment = {key: value for key, value in os.environ.items() if key != "S2S_BIND"}
-    for extra in ([], ["--profile", "jetson"]):
+    for extra in ([], ["--profile", "jetson"], ["--profile", "scale"]):
         result = subprocess.run(
             [*cli, "-f", str(COMPOSE), *extra, "config", "-q"], capture_output=True, text=True, env=environment
         )
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_scale_profile_puts_realtime_replicas_behind_nginx_with_one_llm_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    services = compose()["services"]
+    replica, llm, proxy = services["s2s-realtime"], services["llm"], services["nginx"]
+    assert all(service.get("profiles") == ["scale"] for service in (replica, llm, proxy))
+    command = replica["command"]
+    assert command[command.index("--llm") + 1] == "open_api"
+    assert command[command.index("--lm_base_url") + 1] == "http://llm:8000/v1"
+    assert replica["environment"]["S2S_API_KEY"] == "${S2S_API_KEY:-}", "the key comes from the environment"
+    assert "ports" not in replica, "replicas are reached through nginx only"
+    assert port_mappings(proxy, {}) == [("127.0.0.1", 8765, 8765)]
+    nginx_conf = (REPO / "deploy" / "nginx.conf").read_text()
+    assert "proxy_set_header Upgrade $http_upgrade" in nginx_conf and "s2s-realtime:8765" in nginx_conf
+    assert "llama_cpp.server" in " ".join(llm["entrypoint"])
+    # the replica's command is one the real option parser accepts, and it refuses to run without a key
+    from utils.config import ConfigError, parse_config
+
+    monkeypatch.delenv("S2S_API_KEY", raising=False)
+    with pytest.raises(ConfigError, match="S2S_API_KEY"):
+        parse_config(command)
