@@ -92,13 +92,13 @@ class BaseHandler:
                     break
                 if isinstance(message, ResetConversation):
                     self.on_reset()
-                    self.queue_out.put(message)
+                    self.put(message)
                     continue
                 turn = getattr(message, "turn", None)
                 if turn is not None and turn.stale and not self._survives(message, turn):
                     continue  # cancelled, or its client is gone: neither process nor forward
                 if not (isinstance(message, self.accepts) and self.handles(message)):
-                    self.queue_out.put(message)
+                    self.put(message)
                     continue
                 self._emit_all(self.process(message), turn)
         finally:
@@ -106,7 +106,18 @@ class BaseHandler:
                 self.cleanup()
             except Exception:
                 logger.exception("%s: cleanup failed", self.name)
-            self.queue_out.put(EndOfStream())
+            self.put(EndOfStream())
+
+    def put(self, message: Any) -> None:
+        """Hand a message on, waiting while the next stage's queue is full
+        (back-pressure); gives up only when the pipeline stops."""
+        while True:
+            try:
+                self.queue_out.put(message, timeout=_POLL_S)
+                return
+            except queue.Full:
+                if self.stop_event.is_set():
+                    return
 
     @staticmethod
     def _survives(message: Any, turn: Turn) -> bool:
@@ -119,14 +130,14 @@ class BaseHandler:
         start = time.perf_counter()
         try:
             for output in outputs:
-                self.queue_out.put(output)
+                self.put(output)
                 if self.stop_event.is_set() or (turn is not None and turn.stale):
                     return
         except Exception as error:
             logger.exception("%s failed on turn %s", self.name, getattr(turn, "turn_id", "-"))
             if turn is not None and self.end_turn_on_error:
                 turn.error = f"{self.name}: {error}"
-                self.queue_out.put(EndOfResponse(turn=turn))
+                self.put(EndOfResponse(turn=turn))
         finally:
             close = getattr(outputs, "close", None)
             if close is not None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from baseHandler import BaseHandler
 from utils.config import PipelineConfig
 from utils.messages import Session
+from utils.queues import LiveAudioQueue, StageQueue
 from VAD.vad_handler import VADHandler
 
 logger = logging.getLogger(__name__)
@@ -31,8 +32,8 @@ class Channels:
 
     stop_event: threading.Event = field(default_factory=threading.Event)
     should_listen: threading.Event = field(default_factory=threading.Event)
-    audio_in: queue.Queue = field(default_factory=queue.Queue)
-    audio_out: queue.Queue = field(default_factory=queue.Queue)
+    audio_in: queue.Queue = field(default_factory=LiveAudioQueue)
+    audio_out: queue.Queue = field(default_factory=StageQueue)
     session: Session = field(default_factory=Session)
 
     def __post_init__(self) -> None:
@@ -58,7 +59,7 @@ def build_model_stages(
     `yield_floor_at_end_of_turn`: the input stops at each end of turn until
     the reply is out (file mode, whose input is not live); live modes keep
     listening, so speech resumed before the reply is heard joins its turn."""
-    spoken, transcripts, sentences = queue.Queue(), queue.Queue(), queue.Queue()
+    spoken, transcripts, sentences = StageQueue(), StageQueue(), StageQueue()
     stop = channels.stop_event
     stages: list[BaseHandler] = []
 
