@@ -191,12 +191,9 @@ class LocalAudioStreamer:
                     if self.rate != PIPELINE_SAMPLE_RATE:
                         samples = resample(samples, self.rate, PIPELINE_SAMPLE_RATE)
                     self.queue_out.put(AudioChunk(samples=samples, sample_rate=PIPELINE_SAMPLE_RATE))
-        except AudioDeviceError as error:
-            logger.error("%s", error)
-            self.stop_event.set()
         except self.sd.PortAudioError as error:
-            logger.error("audio device failed: %s", error)
-            self.stop_event.set()
+            # Raised on: the ThreadManager stops the pipeline and reports it.
+            raise AudioDeviceError(f"audio device failed: {error}") from None
         finally:
             self.started.set()
             self.queue_out.put(EndOfStream())
