@@ -87,6 +87,7 @@ def run_socket_mode(config: PipelineConfig) -> int:
             "should_listen": channels.should_listen,
             "host": config.socket_sender.send_host,
             "port": config.socket_sender.send_port,
+            "send_timeout_s": config.socket_sender.send_timeout_s,
             "metrics_file": config.module.metrics_file,
         },
     )

@@ -18,3 +18,10 @@ class SocketSenderArguments:
         metadata={"help": "Address the reply sender binds; anything but loopback opens the port."},
     )
     send_port: int = field(default=12346, metadata={"help": "Port of the reply sender."})
+    send_timeout_s: float = field(
+        default=5.0,
+        metadata={
+            "help": "A reply client that accepts no audio for this long (it stopped reading: a frozen app, a lost "
+            "network) is dropped and logged, so the server goes on serving."
+        },
+    )

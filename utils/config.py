@@ -167,5 +167,7 @@ def validate(config: PipelineConfig) -> None:
         raise ConfigError("--max_speech_ms must be larger than --min_speech_ms")
     if config.local_audio.list_play_chunk_size <= 0:
         raise ConfigError("--list_play_chunk_size must be a positive number of frames")
+    if not config.socket_sender.send_timeout_s > 0:
+        raise ConfigError("--send_timeout_s must be a positive number of seconds")
     if config.socket_receiver.chunk_size <= 0 or config.socket_receiver.chunk_size % 2:
         raise ConfigError("--chunk_size must be a positive even number of bytes (int16 samples)")
