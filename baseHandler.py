@@ -5,7 +5,10 @@ sees the message types it declares in `accepts`; everything else (end of
 response, reset, ...) is forwarded untouched, so stages can be chained without
 knowing about each other.  One bad input must not take the pipeline down: an
 exception while processing is logged, turned into an `EndOfResponse` for that
-turn so the user is not left waiting, and the thread carries on.
+turn so the user is not left waiting, and the thread carries on.  An exception
+anywhere else (on reset, at the end of input, in cleanup, in a helper thread
+started with `start_worker`) is not one turn's problem: it escapes `run()`, and
+the `ThreadManager` stops the whole pipeline and reports it.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar
 
 from utils.messages import EndOfResponse, EndOfStream, ResetConversation, Turn
+from utils.thread_manager import FailureRecord, run_guarded
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +52,7 @@ class BaseHandler:
         self.queue_in = queue_in
         self.queue_out = queue_out
         self.last_process_s: list[float] = []
+        self.worker_failures = FailureRecord(stop_event)
         self.setup(*setup_args, **(setup_kwargs or {}))
 
     @property
@@ -79,34 +84,58 @@ class BaseHandler:
     def cleanup(self) -> None:
         """Release resources; called once when the thread ends."""
 
+    def start_worker(self, target: Callable[[], None], name: str) -> threading.Thread:
+        """Start a helper thread whose death stops the pipeline like the
+        stage's own would (see `ThreadManager.failure`)."""
+        thread = threading.Thread(
+            target=run_guarded(target, f"{self.name} ({name})", self.worker_failures), name=name, daemon=True
+        )
+        thread.start()
+        return thread
+
     # --- thread body ------------------------------------------------------------------
     def run(self) -> None:
+        """Serve until stopped or the input ends; then clean up and pass the
+        end on, whatever happened.  The first exception (serving, then
+        cleanup) is re-raised for the ThreadManager."""
+        failure: BaseException | None = None
         try:
-            while not self.stop_event.is_set():
-                try:
-                    message = self.queue_in.get(timeout=_POLL_S)
-                except queue.Empty:
-                    continue
-                if isinstance(message, EndOfStream):
-                    self._emit_all(self.flush())
-                    break
-                if isinstance(message, ResetConversation):
-                    self.on_reset()
-                    self.put(message)
-                    continue
-                turn = getattr(message, "turn", None)
-                if turn is not None and turn.stale and not self._survives(message, turn):
-                    continue  # cancelled, or its client is gone: neither process nor forward
-                if not (isinstance(message, self.accepts) and self.handles(message)):
-                    self.put(message)
-                    continue
-                self._emit_all(self.process(message), turn)
-        finally:
+            self._serve()
+        except BaseException as error:  # re-raised below, after cleanup
+            failure = error
+        try:
+            self.cleanup()
+        except Exception as error:
+            if failure is None:
+                failure = error
+            else:
+                logger.warning("%s: cleanup failed too: %s", self.name, error)
+        self.put(EndOfStream())
+        if failure is not None:
+            raise failure
+
+    def _serve(self) -> None:
+        while not self.stop_event.is_set():
             try:
-                self.cleanup()
-            except Exception:
-                logger.exception("%s: cleanup failed", self.name)
-            self.put(EndOfStream())
+                message = self.queue_in.get(timeout=_POLL_S)
+            except queue.Empty:
+                continue
+            if isinstance(message, EndOfStream):
+                # Not one turn's failure: an exception here escapes run().
+                for output in self.flush():
+                    self.put(output)
+                break
+            if isinstance(message, ResetConversation):
+                self.on_reset()
+                self.put(message)
+                continue
+            turn = getattr(message, "turn", None)
+            if turn is not None and turn.stale and not self._survives(message, turn):
+                continue  # cancelled, or its client is gone: neither process nor forward
+            if not (isinstance(message, self.accepts) and self.handles(message)):
+                self.put(message)
+                continue
+            self._emit_all(self.process(message), turn)
 
     def put(self, message: Any) -> None:
         """Hand a message on, waiting while the next stage's queue is full
@@ -126,7 +155,7 @@ class BaseHandler:
         return turn.interrupted and getattr(message, "survives_interruption", False)
 
     def _emit_all(self, outputs: Iterator[Any], turn: Turn | None = None) -> None:
-        """Drain one process()/flush() generator into the output queue."""
+        """Drain one process() generator into the output queue; its failure ends that turn only."""
         start = time.perf_counter()
         try:
             for output in outputs:

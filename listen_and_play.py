@@ -37,7 +37,7 @@ class ClientOptions:
     send_rate: int = 16000
     recv_rate: int = 16000
     chunk_size: int = 1024
-    list_play_chunk_size: int = 1024
+    list_play_chunk_size: int = 512  # frames, as the server's local mode counts them
     input_file: str | None = None
     output_file: str | None = None
     reply_idle_s: float = 2.0
@@ -212,7 +212,7 @@ def _live_session(sd, options: ClientOptions, send: socket.socket, recv: socket.
         del pending[:size]
 
     mic_block = options.chunk_size // BYTES_PER_SAMPLE
-    play_block = options.list_play_chunk_size // BYTES_PER_SAMPLE
+    play_block = options.list_play_chunk_size  # frames (mono int16: one sample each)
     try:
         with sd.RawInputStream(samplerate=options.send_rate, channels=1, dtype="int16",
                                blocksize=mic_block, callback=on_mic), \
@@ -241,7 +241,8 @@ def parse_args(argv: list[str] | None = None) -> ClientOptions:
     parser.add_argument("--recv_rate", type=int, default=defaults.recv_rate, help="Reply sample rate.")
     parser.add_argument("--chunk_size", type=int, default=defaults.chunk_size, help="Bytes per mic chunk.")
     parser.add_argument("--list_play_chunk_size", type=int, default=defaults.list_play_chunk_size,
-                        help="Bytes per playback block.")  # fmt: skip
+                        help="Frames (samples, not bytes) per playback block, as in the server's local mode: "
+                             "512 = 32 ms at 16 kHz.")  # fmt: skip
     parser.add_argument("--input_file", help="Headless: stream this audio file instead of the mic.")
     parser.add_argument("--output_file", help="Headless: write the reply audio here (WAV).")
     parser.add_argument("--reply_idle_s", type=float, default=defaults.reply_idle_s,

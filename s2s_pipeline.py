@@ -24,7 +24,7 @@ from utils.config import ConfigError, PipelineConfig, parse_config
 from utils.packaged_models import ModelNotInstalledError
 from utils.pipeline import BackendUnavailableError, Channels, build_model_stages
 from utils.session import SessionSettings
-from utils.thread_manager import ThreadManager
+from utils.thread_manager import StageFailedError, ThreadManager
 
 logger = logging.getLogger("s2s")
 
@@ -92,6 +92,7 @@ def run_socket_mode(config: PipelineConfig) -> int:
             "should_listen": channels.should_listen,
             "host": config.socket_sender.send_host,
             "port": config.socket_sender.send_port,
+            "send_timeout_s": config.socket_sender.send_timeout_s,
             "metrics_file": config.module.metrics_file,
             "playback_lead_ms": config.socket_sender.playback_lead_ms,
             "yield_floor_while_speaking": not config.turn_taking.barge_in,
@@ -145,10 +146,8 @@ def run_local_mode(config: PipelineConfig) -> int:
     manager = ThreadManager([streamer, *stages, sink], channels.stop_event)
     manager.start()
     streamer.started.wait(5)
-    if channels.stop_event.is_set():  # the stream could not be opened
-        manager.stop()
-        return 1
-    logger.info("ready: speak into the microphone")
+    if not channels.stop_event.is_set():  # else the stream could not be opened: reported below
+        logger.info("ready: speak into the microphone")
     _wait_or_interrupt(manager)
     return 0
 
@@ -216,7 +215,8 @@ def _wait_or_interrupt(manager: ThreadManager) -> None:
 
     SIGINT is handled explicitly, not left to KeyboardInterrupt: a shell
     starts background jobs with SIGINT ignored, and a server started that way
-    must still stop on `kill -INT`.
+    must still stop on `kill -INT`.  A stage that died stops them all too,
+    and raises StageFailedError naming it.
     """
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -230,6 +230,8 @@ def _wait_or_interrupt(manager: ThreadManager) -> None:
             manager.stop_event.wait(0.2)
     finally:
         manager.stop()
+    if manager.failure is not None:
+        raise StageFailedError(manager.failure)
 
 
 MODES = {"file": run_file_mode, "socket": run_socket_mode, "local": run_local_mode, "realtime": run_realtime_mode}
@@ -249,7 +251,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C while the models were still loading
         print("s2s: interrupted", file=sys.stderr)
         return 130
-    except (AudioInputError, AudioDeviceError, ModelNotInstalledError, BackendUnavailableError, OSError) as error:
+    except (
+        AudioInputError,
+        AudioDeviceError,
+        ModelNotInstalledError,
+        BackendUnavailableError,
+        StageFailedError,
+        OSError,
+    ) as error:
         print(f"s2s: error: {error}", file=sys.stderr)
         return 1
 

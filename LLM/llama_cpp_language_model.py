@@ -40,6 +40,53 @@ def common_prefix(a: list[int], b: list[int]) -> int:
     return length
 
 
+# The KV-cache cut reaches into llama-cpp-python's internals (no public API
+# does this).  They exist since 0.3.10 and were tested on 0.3.36; requirements
+# pin < 0.4.  If a release moves them, the cut turns itself off with one
+# warning per model: conversations stay right, only slower once the chat is full.
+_cut_disabled: dict[int, str] = {}  # id(model) -> why
+
+
+def cache_cut_unavailable(model: Any) -> str | None:
+    """Why the KV-cache cut cannot run on this model object (None: it can)."""
+    try:
+        import llama_cpp
+    except ImportError as error:
+        return str(error)
+    context = getattr(model, "_ctx", None)
+    needed = {
+        "Llama._input_ids": (model, "_input_ids"),
+        "Llama.input_ids": (model, "input_ids"),
+        "Llama.n_tokens": (model, "n_tokens"),
+        "Llama._ctx": (model, "_ctx"),
+        "LlamaContext.memory": (context, "memory"),
+        "LlamaContext.kv_cache_seq_rm": (context, "kv_cache_seq_rm"),
+        "LlamaContext.kv_cache_seq_shift": (context, "kv_cache_seq_shift"),
+        "llama_cpp.llama_memory_can_shift": (llama_cpp, "llama_memory_can_shift"),
+    }
+    missing = [name for name, (owner, attribute) in needed.items() if owner is None or not hasattr(owner, attribute)]
+    return f"missing {', '.join(missing)}" if missing else None
+
+
+def disable_cache_cut(model: Any, why: str) -> None:
+    """Turn the cut off for this model, saying so once."""
+    if id(model) in _cut_disabled:
+        return
+    _cut_disabled[id(model)] = why
+    try:
+        from importlib.metadata import version
+
+        installed = version("llama-cpp-python")
+    except Exception:
+        installed = "unknown"
+    logger.warning(
+        "llama-cpp-python %s does not offer what the KV-cache cut uses (%s): cut disabled, so once the chat is "
+        "full each turn re-evaluates the history (slower, still right); tested with 0.3.10 to 0.3.x",
+        installed,
+        why,
+    )
+
+
 def drop_evicted_tokens(model: Any, prompt: list[int], min_run: int = 8) -> int:
     """Make llama.cpp's cache a prefix of `prompt` when the prompt is the
     cached tokens with a middle part removed (an old exchange dropped).
@@ -48,26 +95,40 @@ def drop_evicted_tokens(model: Any, prompt: list[int], min_run: int = 8) -> int:
     [system][kept history][last reply][new message].  The old exchange's
     cells are removed and the kept ones moved down by its length (llama.cpp
     re-rotates their keys), so the next decode starts at the new message.
-    Returns how many cached tokens were moved (0: nothing to do).
+    Returns how many cached tokens were moved (0: nothing to do, or the cut
+    is disabled because llama-cpp-python's internals moved; never raises).
     """
+    if id(model) in _cut_disabled:
+        return 0
+    why = cache_cut_unavailable(model)
+    if why is not None:
+        disable_cache_cut(model, why)
+        return 0
     import llama_cpp
 
-    cached = list(model._input_ids)
-    start = common_prefix(cached, prompt)
-    probe = prompt[start : start + min_run]
-    if start >= len(cached) or len(probe) < min_run:
-        return 0  # the prompt extends the cache, or too little left to match
-    resume = next((i for i in range(start + 1, len(cached) - min_run + 1) if cached[i : i + min_run] == probe), None)
-    memory = model._ctx.memory
-    if resume is None or memory is None or not llama_cpp.llama_memory_can_shift(memory):
+    try:
+        cached = list(model._input_ids)
+        start = common_prefix(cached, prompt)
+        probe = prompt[start : start + min_run]
+        if start >= len(cached) or len(probe) < min_run:
+            return 0  # the prompt extends the cache, or too little left to match
+        resume = next(
+            (i for i in range(start + 1, len(cached) - min_run + 1) if cached[i : i + min_run] == probe), None
+        )
+        memory = model._ctx.memory
+        if resume is None or memory is None or not llama_cpp.llama_memory_can_shift(memory):
+            return 0
+        run = common_prefix(cached[resume:], prompt[start:])
+        model._ctx.kv_cache_seq_rm(0, resume + run, -1)
+        model._ctx.kv_cache_seq_rm(0, start, resume)
+        model._ctx.kv_cache_seq_shift(0, resume, resume + run, start - resume)
+        model.input_ids[start : start + run] = cached[resume : resume + run]
+        model.n_tokens = start + run
+        return run
+    except Exception as error:  # an internal changed its behaviour, not only its name
+        disable_cache_cut(model, f"{type(error).__name__}: {error}")
+        model.n_tokens = 0  # the cache may be half cut: evaluate the next prompt from scratch
         return 0
-    run = common_prefix(cached[resume:], prompt[start:])
-    model._ctx.kv_cache_seq_rm(0, resume + run, -1)
-    model._ctx.kv_cache_seq_rm(0, start, resume)
-    model._ctx.kv_cache_seq_shift(0, resume, resume + run, start - resume)
-    model.input_ids[start : start + run] = cached[resume : resume + run]
-    model.n_tokens = start + run
-    return run
 
 
 class LlamaCppLanguageModelHandler(LanguageModelHandler):
@@ -99,6 +160,9 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
             n_gpu_layers=n_gpu_layers,
             verbose=False,
         )
+        why = cache_cut_unavailable(self.model)
+        if why is not None:
+            disable_cache_cut(self.model, why)  # said at start, not in the middle of a conversation
         self.model_name = model_name
         self.setup_chat(user_role, init_chat_role, init_chat_prompt, chat_size, first_clause_words)
         self.gen_kwargs = {"max_tokens": 128, "temperature": 0.0, **(gen_kwargs or {})}

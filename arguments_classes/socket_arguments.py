@@ -26,3 +26,10 @@ class SocketSenderArguments:
             "as fast as it is made."
         },
     )
+    send_timeout_s: float = field(
+        default=5.0,
+        metadata={
+            "help": "A reply client that accepts no audio for this long (it stopped reading: a frozen app, a lost "
+            "network) is dropped and logged, so the server goes on serving."
+        },
+    )

@@ -2,7 +2,8 @@
 full-duplex `sounddevice` stream.
 
 The stream runs at 16 kHz when the device accepts it, else at the device's
-own rate with soxr resampling both ways.  Replies are played from a buffer in
+own rate with soxr resampling both ways; the microphone goes through one
+streaming resampler for the whole stream, so block boundaries do not click.  Replies are played from a buffer in
 `--list_play_chunk_size` frame blocks; while one is playing (and for the
 output latency after it) the microphone is ignored (half duplex, as in the
 seed), so the assistant does not answer its own voice.
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from connections.audio_sink import AudioSink
+from TTS.stream_resample import StreamResampler
 from utils.audio import PIPELINE_SAMPLE_RATE, resample
 from utils.messages import AudioChunk, EndOfStream, TTSAudio, Turn
 
@@ -174,6 +176,13 @@ class LocalAudioStreamer:
                 self.started.set()
                 logger.info("listening on the microphone (Ctrl-C to stop)")
                 muted_until = 0.0
+                # One resampler for the stream's life (None at 16 kHz): resampling
+                # block by block would put a click at every block boundary.
+                resampler = (
+                    StreamResampler(self.rate, PIPELINE_SAMPLE_RATE, input_dtype="int16")
+                    if self.rate != PIPELINE_SAMPLE_RATE
+                    else None
+                )
                 while not self.stop_event.is_set():
                     mic, overflowed = stream.read(self.blocksize)
                     if overflowed:
@@ -185,18 +194,15 @@ class LocalAudioStreamer:
                         # Still audible until the output latency has passed.
                         muted_until = now + self.latency_s
                     self.playing = now < muted_until or self.playback.pending > 0
+                    # Resampled even while muted, so the filter never sees a gap.
+                    samples = mic[:, 0].copy() if resampler is None else resampler.push(mic[:, 0])
                     if self.playing or not self.should_listen.is_set():
                         continue  # half duplex: the mic is ignored while the assistant speaks
-                    samples = mic[:, 0].copy()
-                    if self.rate != PIPELINE_SAMPLE_RATE:
-                        samples = resample(samples, self.rate, PIPELINE_SAMPLE_RATE)
-                    self.queue_out.put(AudioChunk(samples=samples, sample_rate=PIPELINE_SAMPLE_RATE))
-        except AudioDeviceError as error:
-            logger.error("%s", error)
-            self.stop_event.set()
+                    if samples.size:
+                        self.queue_out.put(AudioChunk(samples=samples, sample_rate=PIPELINE_SAMPLE_RATE))
         except self.sd.PortAudioError as error:
-            logger.error("audio device failed: %s", error)
-            self.stop_event.set()
+            # Raised on: the ThreadManager stops the pipeline and reports it.
+            raise AudioDeviceError(f"audio device failed: {error}") from None
         finally:
             self.started.set()
             self.queue_out.put(EndOfStream())

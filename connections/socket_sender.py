@@ -2,11 +2,21 @@
 
 A background acceptor keeps the latest client; replies produced while no
 client is connected are dropped (logged), never queued for a stranger.
+
+Sends have a deadline.  A client that stays connected but stops reading (a
+frozen app, a network partition) would otherwise block the send for good:
+the turn would never end, the server would never listen again, and the next
+client would never be served.  The socket is non-blocking; a reply waits for
+room in the send buffer at most `send_timeout_s` without progress, then the
+client is dropped and logged.  The send buffer is capped so that a stalled
+client is found after seconds of reply audio, not after the megabytes Linux
+would otherwise let it grow to.
 """
 
 from __future__ import annotations
 
 import logging
+import select
 import socket
 import threading
 import time
@@ -18,6 +28,11 @@ from utils.messages import TTSAudio, Turn
 
 logger = logging.getLogger(__name__)
 
+# 64 KiB requested (the kernel doubles it): about 4 s of 16 kHz int16 audio in
+# flight, plenty for any client that reads as it plays, even far away.
+REPLY_SEND_BUFFER = 64 * 1024
+_WAIT_STEP_S = 0.1  # how often a waiting send looks at stop and at a newer client
+
 
 class SocketSender(AudioSink):
     def setup(
@@ -28,16 +43,18 @@ class SocketSender(AudioSink):
         metrics_file: str | Path | None = None,
         playback_lead_ms: int = 150,
         yield_floor_while_speaking: bool = True,
+        send_timeout_s: float = 5.0,
     ) -> None:
         self.setup_sink(should_listen, metrics_file, yield_floor_while_speaking=yield_floor_while_speaking)
         self.lead_s = playback_lead_ms / 1000.0
         self._played_until = 0.0  # when the client will have played all it was sent
+        self.send_timeout_s = send_timeout_s
         self.server = listen(host, port, "reply sender")
         self.port = self.server.getsockname()[1]
         self._conn: socket.socket | None = None
+        self._peer = ""
         self._lock = threading.Lock()
-        self._acceptor = threading.Thread(target=self._accept_loop, name="SocketSenderAccept", daemon=True)
-        self._acceptor.start()
+        self._acceptor = self.start_worker(self._accept_loop, "SocketSenderAccept")
 
     def _accept_loop(self) -> None:
         while not self.stop_event.is_set():
@@ -45,13 +62,20 @@ class SocketSender(AudioSink):
                 conn, address = self.server.accept()
             except TimeoutError:
                 continue
-            except OSError:
-                return
-            logger.info("reply client connected from %s:%d", *address[:2])
+            except OSError as error:
+                if self.stop_event.is_set() or self.server.fileno() == -1:
+                    return  # closed by cleanup()
+                logger.warning("reply sender cannot accept (%s); retrying", error)  # e.g. out of file descriptors
+                time.sleep(_WAIT_STEP_S)
+                continue
+            conn.setblocking(False)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, REPLY_SEND_BUFFER)
+            peer = f"{address[0]}:{address[1]}"
+            logger.info("reply client connected from %s", peer)
             with self._lock:
-                if self._conn is not None:
-                    self._conn.close()
-                self._conn = conn
+                old, self._conn, self._peer = self._conn, conn, peer
+            if old is not None:
+                old.close()
 
     def output(self, audio: TTSAudio) -> None:
         """Send at real-time pace, at most `lead_s` ahead of the client's
@@ -80,22 +104,49 @@ class SocketSender(AudioSink):
 
     def _send(self, payload: bytes) -> None:
         with self._lock:
-            conn = self._conn
+            conn, peer = self._conn, self._peer
         if conn is None:
             logger.warning("no reply client connected: %d bytes of reply dropped", len(payload))
             return
-        try:
-            conn.sendall(payload)
-        except OSError as error:
-            logger.info("reply client gone (%s)", error)
-            with self._lock:
-                if self._conn is conn:
-                    self._conn = None
-            conn.close()
+        pending = memoryview(payload)
+        deadline = time.monotonic() + self.send_timeout_s
+        while pending:
+            if self.stop_event.is_set() or self._conn is not conn:
+                return  # stopping, or a newer client took over: the rest is not for it
+            try:
+                sent = conn.send(pending)
+            except BlockingIOError:
+                sent = 0
+            except OSError as error:
+                self._drop(conn, f"reply client {peer} gone ({error})")
+                return
+            if sent:
+                pending = pending[sent:]
+                deadline = time.monotonic() + self.send_timeout_s
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._drop(
+                    conn,
+                    f"reply client {peer} read nothing for {self.send_timeout_s:g} s (--send_timeout_s): "
+                    f"dropped it and {len(pending)} bytes of reply",
+                )
+                return
+            try:
+                select.select([], [conn], [], min(left, _WAIT_STEP_S))
+            except (OSError, ValueError):  # closed under us by a newer client or cleanup
+                return
+
+    def _drop(self, conn: socket.socket, why: str) -> None:
+        logger.warning("%s", why)
+        with self._lock:
+            if self._conn is conn:
+                self._conn = None
+        conn.close()
 
     def cleanup(self) -> None:
         self.server.close()
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()

@@ -109,3 +109,109 @@ def test_turns_of_a_departed_client_are_dropped_not_forwarded():
     out = drain(handler.queue_out)
     assert [getattr(m, "text", None) for m in out[:-2]] == ["NEW!"]
     assert old.stale and not new.stale
+
+
+# --- a stage that dies stops the pipeline (not one turn's failure) --------------------
+
+
+class Fragile(Shout):
+    """Fails outside process(): where it fails is chosen per test."""
+
+    def setup(self, fail_in: str = "") -> None:
+        super().setup()
+        self.fail_in = fail_in
+
+    def on_reset(self):
+        if self.fail_in == "on_reset":
+            raise RuntimeError("reset broke")
+
+    def flush(self):
+        if self.fail_in == "flush":
+            raise RuntimeError("flush broke")
+        yield from ()
+
+    def cleanup(self):
+        super().cleanup()
+        if self.fail_in == "cleanup":
+            raise OSError("cannot write the output")
+
+
+def run_chain(fail_in: str, message) -> tuple[ThreadManager, list[Shout], float]:
+    """Three stages in a chain; the middle one is fragile.  Returns when the
+    manager's threads ended (or after 5 s), with how long that took."""
+    stop = threading.Event()
+    q0, q1, q2, q3 = (queue.Queue() for _ in range(4))
+    stages = [Shout(stop, q0, q1), Fragile(stop, q1, q2, setup_kwargs={"fail_in": fail_in}), Shout(stop, q2, q3)]
+    manager = ThreadManager(stages, stop)
+    manager.start()
+    began = time.perf_counter()
+    q0.put(message)
+    deadline = began + 5
+    while manager.alive() and time.perf_counter() < deadline:
+        time.sleep(0.01)
+    return manager, stages, time.perf_counter() - began
+
+
+def test_a_stage_dying_on_reset_stops_every_stage_and_says_which():
+    manager, stages, took = run_chain("on_reset", ResetConversation())
+    assert manager.alive() == [], "the other stages must not stay half alive"
+    assert took < 2.0
+    assert manager.stop_event.is_set()
+    failure = manager.failure
+    assert failure is not None and failure.stage == "Fragile"
+    assert str(failure) == "Fragile stopped: RuntimeError: reset broke"
+    assert all(stage.cleaned for stage in stages)
+
+
+def test_a_failing_flush_is_a_stage_failure_not_a_turn_failure():
+    manager, _, _ = run_chain("flush", EndOfStream())
+    assert manager.alive() == []
+    assert manager.failure is not None and "flush broke" in str(manager.failure)
+
+
+def test_a_failing_cleanup_is_reported_and_the_end_still_travels_on():
+    manager, stages, _ = run_chain("cleanup", EndOfStream())
+    assert manager.alive() == []
+    assert str(manager.failure) == "Fragile stopped: cannot write the output"
+    assert any(isinstance(m, EndOfStream) for m in drain(stages[2].queue_out))
+
+
+def test_a_dying_helper_thread_stops_the_pipeline():
+    stop = threading.Event()
+    stages = [Shout(stop, queue.Queue(), queue.Queue()) for _ in range(2)]
+    manager = ThreadManager(stages, stop)
+    manager.start()
+
+    def accept_loop():
+        raise ConnectionError("accept failed")
+
+    stages[1].start_worker(accept_loop, "Acceptor")
+    assert stop.wait(2.0)
+    manager.stop()
+    assert manager.alive() == []
+    assert str(manager.failure) == "Shout (Acceptor) stopped: accept failed"
+
+
+def test_a_clean_end_reports_no_failure():
+    manager, _, _ = run_chain("", EndOfStream())
+    assert manager.alive() == [] and manager.failure is None
+
+
+def test_stop_has_one_deadline_for_all_threads():
+    """Three threads that ignore the stop: stop() gives up after its timeout
+    in all, not after the timeout once per thread."""
+    stop, release = threading.Event(), threading.Event()
+
+    class Stubborn:
+        name = "Stubborn"
+
+        def run(self):
+            release.wait(10)
+
+    manager = ThreadManager([Stubborn(), Stubborn(), Stubborn()], stop)
+    manager.start()
+    began = time.perf_counter()
+    manager.stop(timeout=0.5)
+    took = time.perf_counter() - began
+    release.set()
+    assert took < 1.0 and len(manager.alive()) <= 3

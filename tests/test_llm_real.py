@@ -106,3 +106,73 @@ def test_cutting_the_cache_keeps_positions_consistent(llm_handler):
     cached = list(llm_handler.model._input_ids)
     assert cached == prompt[: len(cached)]
     assert len(cached) > len(prompt) // 2
+
+
+# --- the KV-cache cut when llama-cpp-python's internals move ---------------------------
+
+
+def cut_warnings(caplog) -> list[str]:
+    return [r.message for r in caplog.records if "KV-cache cut" in r.message]
+
+
+def test_a_model_without_the_internals_disables_the_cut_with_one_warning(caplog):
+    from types import SimpleNamespace
+
+    from LLM.llama_cpp_language_model import drop_evicted_tokens
+
+    model = SimpleNamespace(n_tokens=12)  # what a future llama-cpp-python might look like
+    prompt = list(range(40))
+    assert drop_evicted_tokens(model, prompt) == 0
+    assert drop_evicted_tokens(model, prompt) == 0  # no crash, and no second warning
+    (warning,) = cut_warnings(caplog)
+    assert "cut disabled" in warning and "Llama._input_ids" in warning and "LlamaContext.memory" in warning
+    assert model.n_tokens == 12  # nothing touched
+
+
+def test_an_internal_that_changed_behaviour_disables_the_cut_and_forgets_the_cache(caplog):
+    """The names are there but a call fails half-way: the cache may be half
+    cut, so the next prompt is evaluated from scratch, and the cut stays off."""
+    from types import SimpleNamespace
+
+    import llama_cpp
+
+    from LLM.llama_cpp_language_model import drop_evicted_tokens
+
+    calls = []
+
+    def seq_rm(*args):
+        calls.append(args)
+        raise TypeError("llama_memory_seq_rm() takes 3 arguments")
+
+    cached = list(range(100))
+    prompt = cached[:10] + cached[40:] + [500, 501]  # an old exchange (10..39) dropped
+    context = SimpleNamespace(memory=object(), kv_cache_seq_rm=seq_rm, kv_cache_seq_shift=lambda *a: None)
+    model = SimpleNamespace(_input_ids=cached, input_ids=list(cached), n_tokens=100, _ctx=context)
+    original = llama_cpp.llama_memory_can_shift
+    llama_cpp.llama_memory_can_shift = lambda memory: True
+    try:
+        assert drop_evicted_tokens(model, prompt) == 0
+        assert model.n_tokens == 0
+        assert drop_evicted_tokens(model, prompt) == 0
+    finally:
+        llama_cpp.llama_memory_can_shift = original
+    assert len(calls) == 1  # not tried again
+    (warning,) = cut_warnings(caplog)
+    assert "TypeError" in warning
+
+
+def test_the_handler_answers_when_the_internals_moved(monkeypatch, caplog):
+    """A real model whose llama-cpp-python lacks the function the cut needs:
+    one warning at start, and the conversation goes on past the chat's bound."""
+    import llama_cpp
+
+    from LLM.llama_cpp_language_model import LlamaCppLanguageModelHandler
+
+    monkeypatch.delattr(llama_cpp, "llama_memory_can_shift")
+    handler = make_handler(LlamaCppLanguageModelHandler, model_name="smollm2-135m", chat_size=1)
+    (warning,) = cut_warnings(caplog)
+    assert "llama_cpp.llama_memory_can_shift" in warning
+    for question in ["Say hello.", "Name a color.", "Name a fruit."]:  # the chat drops exchanges
+        sentences, out = ask(handler, question)
+        assert sentences and isinstance(out[-1], EndOfResponse)
+    assert len(cut_warnings(caplog)) == 1

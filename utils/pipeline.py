@@ -12,18 +12,16 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 
 from baseHandler import BaseHandler
 from utils.config import PipelineConfig
+from utils.handler_setup import BackendUnavailableError, set_up_handler
 from utils.messages import Session
 from utils.queues import LiveAudioQueue, StageQueue
 from VAD.vad_handler import VADHandler
 
 logger = logging.getLogger(__name__)
-
-
-class BackendUnavailableError(RuntimeError):
-    """A chosen backend's optional package is missing."""
 
 
 @dataclass
@@ -74,7 +72,8 @@ def build_model_stages(
             "--stt %s cannot transcribe ahead of the turn: --speculative_stt_ms ignored", config.stt_backend.name
         )
         vad_kwargs["speculative_stt_ms"] = 0
-    stages.append(VADHandler(stop, channels.audio_in, spoken, setup_kwargs=vad_kwargs))
+    vad = partial(VADHandler, stop, channels.audio_in, spoken, setup_kwargs=vad_kwargs)
+    stages.append(set_up_handler("the VAD (Silero)", "pip install silero-vad", vad))
     for stage, queue_in, queue_out in (
         ("stt", spoken, transcripts),
         ("llm", transcripts, sentences),
@@ -83,7 +82,8 @@ def build_model_stages(
         backend = getattr(config, f"{stage}_backend")
         handler_class = _handler_class(config, stage)
         began = time.perf_counter()
-        stages.append(handler_class(stop, queue_in, queue_out, setup_kwargs=config.stage_kwargs(stage)))
+        build = partial(handler_class, stop, queue_in, queue_out, setup_kwargs=config.stage_kwargs(stage))
+        stages.append(set_up_handler(f"--{stage} {backend.name}", backend.extra, build))
         logger.info("%s %r ready in %.1f s", stage.upper(), backend.name, time.perf_counter() - began)
     logger.info("models loaded and warmed up in %.1f s", time.perf_counter() - started)
     return stages
