@@ -263,5 +263,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def exit_now(code: int) -> None:
+    """Exit without the interpreter's teardown: freeing the loaded models
+    (llama.cpp, CTranslate2, onnxruntime) at exit takes seconds on a busy
+    machine, and by now every thread has stopped and every output is written."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())
