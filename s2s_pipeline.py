@@ -206,7 +206,7 @@ def run_realtime_mode(config: PipelineConfig) -> int:
 class _Discard:
     """The queue after the last stage: nobody reads it."""
 
-    def put(self, item: object) -> None:
+    def put(self, item: object, block: bool = True, timeout: float | None = None) -> None:
         pass
 
 

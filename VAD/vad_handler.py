@@ -40,6 +40,7 @@ from utils.messages import AudioChunk, ClearInput, CommitInput, SpeechSegment, T
 from utils.session import Session
 from utils.turn_end import looks_unfinished
 from VAD.silero import SileroModel, SileroStream
+from VAD.smart_turn import SmartTurnModel
 from VAD.vad_iterator import Utterance, VADIterator
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,8 @@ class VADStream:
     last_turn: tuple[Turn, Utterance] | None = None
     interrupted: bool = False  # the speech in progress already interrupted a reply
     base_silence: int | None = None  # the session's end-of-turn silence, in samples
+    smart_turn_key: tuple[int, int] | None = None  # the pause Smart Turn last judged
+    smart_turn_finished: bool | None = None
     manual_audio: list[np.ndarray] = field(default_factory=list)  # client-committed turns
 
 
@@ -87,6 +90,8 @@ class VADHandler(BaseHandler):
         yield_floor_at_end_of_turn: bool = True,
         join_window_ms: int = 1500,
         unfinished_silence_ms: int = 900,
+        turn_detector: str = "silence",
+        finished_silence_ms: int = 150,
     ) -> None:
         self.should_listen = should_listen
         # Audio that names no session (file mode, tests) belongs to this one.
@@ -112,6 +117,11 @@ class VADHandler(BaseHandler):
         self.join_window = int(join_window_ms * sample_rate / 1000)
         # The silence that ends a turn whose early transcript stops mid-sentence.
         self.unfinished_silence_ms = unfinished_silence_ms
+        # Smart Turn: asked once a pause is `finished_silence_ms` old; a turn it
+        # hears as finished (and whose words do not dangle) ends right then, one
+        # it hears as unfinished waits `unfinished_silence_ms`.
+        self.smart_turn = SmartTurnModel() if turn_detector == "smart-turn" else None
+        self.finished_silence_ms = finished_silence_ms
         self._sessions: weakref.WeakSet[Session] = weakref.WeakSet()
 
     # --- per-session state --------------------------------------------------------
@@ -237,22 +247,51 @@ class VADHandler(BaseHandler):
             logger.info("turn %d interrupted by the user after: %s", turn.number, turn.heard_reply or "<nothing>")
 
     def _fit_silence_to_words(self, stream: VADStream) -> None:
-        """Wait longer for the end of a turn whose early transcript stops
-        mid-sentence ("What is the capital city of..."); the usual silence
-        otherwise."""
+        """The silence that ends this pause's turn: longer when the early
+        transcript stops mid-sentence ("What is the capital city of...") or
+        Smart Turn hears an unfinished voice; shorter when Smart Turn hears a
+        finished one; the usual silence otherwise."""
         iterator = stream.iterator
         if stream.base_silence is None:
             stream.base_silence = iterator.min_silence_samples
         turn = stream.speculative_turn
-        unfinished = (
+        words_unfinished = (
             turn is not None and "transcript_ready" in turn.marks and looks_unfinished(turn.transcript, turn.language)
         )
-        longer = max(stream.base_silence, int(self.unfinished_silence_ms * self.sample_rate / 1000))
-        wanted = longer if unfinished else stream.base_silence
+        voice = self._smart_turn_verdict(stream)
+        if words_unfinished or voice is False:
+            wanted = max(stream.base_silence, self._samples(self.unfinished_silence_ms))
+        elif voice is True:
+            wanted = min(stream.base_silence, self._samples(self.finished_silence_ms))
+        else:
+            wanted = stream.base_silence
         if wanted != iterator.min_silence_samples:
-            if unfinished:
-                logger.debug("turn sounds unfinished (%r): waiting for more", turn.transcript)
+            logger.debug(
+                "end-of-turn silence %d ms (words unfinished: %s, voice finished: %s)",
+                wanted * 1000 // self.sample_rate, words_unfinished, voice,
+            )  # fmt: skip
             iterator.min_silence_samples = wanted
+
+    def _samples(self, ms: int) -> int:
+        return int(ms * self.sample_rate / 1000)
+
+    def _smart_turn_verdict(self, stream: VADStream) -> bool | None:
+        """Smart Turn's verdict on the current pause (asked once per pause,
+        when it is `finished_silence_ms` old); None before that or when off."""
+        iterator = stream.iterator
+        if self.smart_turn is None or not iterator.in_silence:
+            return None
+        key = self._current_key(stream)
+        if stream.smart_turn_key == key:
+            return stream.smart_turn_finished
+        if iterator.trailing_silence_samples < self._samples(self.finished_silence_ms) - self.window:
+            return None
+        utterance = iterator.peek()
+        if utterance is None:
+            return None
+        stream.smart_turn_key = key
+        stream.smart_turn_finished = self.smart_turn.finished_probability(utterance.audio) > 0.5
+        return stream.smart_turn_finished
 
     def _current_key(self, stream: VADStream) -> tuple[int, int] | None:
         if not stream.iterator.speaking:

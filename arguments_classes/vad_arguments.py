@@ -61,3 +61,18 @@ class VADHandlerArguments:
             "--speculative_stt_ms with --speculative_reply."
         },
     )
+    turn_detector: str = field(
+        default="silence",
+        metadata={
+            "help": "'silence': a turn ends after --min_silence_ms (longer when the words dangle). 'smart-turn': "
+            "also ask the Smart Turn v3.2 model (pip install --no-deps pipecat-ai) once a pause is "
+            "--finished_silence_ms old; a finished-sounding turn ends there, an unfinished one waits "
+            "--unfinished_silence_ms."
+        },
+    )
+    finished_silence_ms: int = field(
+        default=150,
+        metadata={
+            "help": "With --turn_detector smart-turn: the silence that ends a turn Smart Turn hears as finished."
+        },
+    )

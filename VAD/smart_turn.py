@@ -1,0 +1,66 @@
+"""Smart Turn v3.2: does the speaker sound finished?  The audio's side of end-of-turn detection.
+
+Pipecat's open turn-detection model (ONNX, 8.7 MB, BSD-2) ships inside the
+`pipecat-ai` wheel; only the model file is used (found through the
+package's file list, so `pipecat` itself is never imported, and nothing is
+downloaded).  It hears the prosody of the last 8 s of the turn: a falling,
+final intonation against a voice that trails off mid-thought.  Its input is
+Whisper's 80-bin log-mel of 8 s of 16 kHz audio, zero-padded at the start,
+which `transformers`' WhisperFeatureExtractor computes.
+
+Install: `pip install --no-deps pipecat-ai` (its full dependency set pins
+packages this project needs newer).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from pathlib import Path
+
+import numpy as np
+
+from utils.packaged_models import ModelNotInstalledError
+
+MODEL_FILE = "smart-turn-v3.2-cpu.onnx"
+SAMPLE_RATE = 16000
+WINDOW_S = 8
+INSTALL = "pip install --no-deps pipecat-ai==1.14.0"
+
+
+def model_path() -> Path:
+    try:
+        files = importlib.metadata.files("pipecat-ai") or []
+    except importlib.metadata.PackageNotFoundError:
+        files = []
+    for file in files:
+        if str(file).endswith(MODEL_FILE):
+            path = Path(file.locate())
+            if path.is_file():
+                return path
+    raise ModelNotInstalledError(f"--turn_detector smart-turn needs the Smart Turn model: {INSTALL}")
+
+
+class SmartTurnModel:
+    """One loaded model, shared by every conversation (it keeps no state)."""
+
+    def __init__(self) -> None:
+        import onnxruntime
+        from transformers import WhisperFeatureExtractor
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        self.session = onnxruntime.InferenceSession(
+            str(model_path()), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self.features = WhisperFeatureExtractor(chunk_length=WINDOW_S)
+
+    def finished_probability(self, audio: np.ndarray) -> float:
+        """Probability that the turn in `audio` (float32, 16 kHz) is finished."""
+        window = WINDOW_S * SAMPLE_RATE
+        audio = audio[-window:].astype(np.float32, copy=False)
+        if len(audio) < window:
+            audio = np.pad(audio, (window - len(audio), 0))
+        features = self.features(audio, sampling_rate=SAMPLE_RATE, return_tensors="np", do_normalize=True)
+        output = self.session.run(None, {"input_features": features.input_features.astype(np.float32)})[0]
+        return float(output.reshape(-1)[0])
