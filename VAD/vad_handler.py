@@ -47,6 +47,8 @@ logger = logging.getLogger(__name__)
 
 # A committed buffer shorter than this is no turn (the realtime API says 100 ms).
 MIN_COMMIT_MS = 100
+# Audio a client may append without committing (no server turn detection).
+MAX_UNCOMMITTED_S = 120
 
 
 @dataclass
@@ -175,7 +177,7 @@ class VADHandler(BaseHandler):
             samples = resample(samples, message.sample_rate, self.sample_rate)
         audio = int16_to_float(samples) if samples.dtype == np.int16 else samples.astype(np.float32, copy=False)
         if session.settings.turn_detection is None:
-            stream.manual_audio.append(audio)
+            self._keep_uncommitted(session, stream, audio)
             return
         stream.received += len(audio)
         stream.arrivals.append((stream.received, message.received_at))
@@ -400,6 +402,19 @@ class VADHandler(BaseHandler):
             turn = self._new_turn(session, utterance.speech_ms)
         turn.mark("speech_end")
         yield from self._hand_on(session, stream, turn, utterance, (utterance.start_sample, utterance.end_sample))
+
+    def _keep_uncommitted(self, session: Session, stream: VADStream, audio: np.ndarray) -> None:
+        stream.manual_audio.append(audio)
+        held = sum(len(piece) for piece in stream.manual_audio)
+        if held <= MAX_UNCOMMITTED_S * self.sample_rate:
+            return
+        while held > MAX_UNCOMMITTED_S * self.sample_rate:
+            held -= len(stream.manual_audio.pop(0))
+        session.observer.error(
+            session,
+            "input_audio_buffer_full",
+            f"over {MAX_UNCOMMITTED_S} s of audio appended without a commit: the oldest audio was dropped",
+        )
 
     def _clear(self, session: Session, stream: VADStream) -> None:
         stream.manual_audio.clear()

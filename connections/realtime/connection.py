@@ -33,6 +33,7 @@ from utils.session import Session, SessionObserver, SessionSettings, TurnDetecti
 logger = logging.getLogger(__name__)
 
 MAX_OUTBOX_EVENTS = 4000  # ~ minutes of audio deltas: a client this far behind is not reading
+SEND_TIMEOUT_S = 10.0  # one event the client's TCP window has not taken for this long: it stopped reading
 DELTA_SECONDS = 0.2  # reply audio goes out in deltas of at most this long
 
 
@@ -111,12 +112,18 @@ class RealtimeConnection(SessionObserver):
         self.outbox.put_nowait(text)
 
     async def writer(self) -> None:
-        """Send queued events in order until the connection ends."""
+        """Send queued events in order until the connection ends, or until a
+        send waits `SEND_TIMEOUT_S` on a client that stopped reading."""
         while True:
             text = await self.outbox.get()
             if text is None:
                 return
-            await self._send_text(text)
+            try:
+                await asyncio.wait_for(self._send_text(text), SEND_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                logger.warning("realtime %s: client read nothing for %.0f s; disconnecting", self.session.id,
+                               SEND_TIMEOUT_S)  # fmt: skip
+                return
 
     def start(self) -> None:
         self.emit(ev.session_created(self._session_model()))
