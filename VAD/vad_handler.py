@@ -72,6 +72,7 @@ class VADStream:
     smart_turn_key: tuple[int, int] | None = None  # the pause Smart Turn last judged
     smart_turn_finished: bool | None = None
     manual_audio: list[np.ndarray] = field(default_factory=list)  # client-committed turns
+    overflowed: bool = False  # manual_audio outgrew its bound since the last commit
 
 
 class VADHandler(BaseHandler):
@@ -384,6 +385,7 @@ class VADHandler(BaseHandler):
         if session.settings.turn_detection is None:
             audio = np.concatenate(stream.manual_audio) if stream.manual_audio else np.zeros(0, np.float32)
             stream.manual_audio.clear()
+            stream.overflowed = False
             utterance = Utterance(audio=audio, speech_ms=len(audio) * 1000.0 / self.sample_rate, end_sample=0)
         else:
             self._cancel_speculation(stream)
@@ -410,6 +412,9 @@ class VADHandler(BaseHandler):
             return
         while held > MAX_UNCOMMITTED_S * self.sample_rate:
             held -= len(stream.manual_audio.pop(0))
+        if stream.overflowed:
+            return  # said once until the next commit or clear
+        stream.overflowed = True
         session.observer.error(
             session,
             "input_audio_buffer_full",
@@ -418,6 +423,7 @@ class VADHandler(BaseHandler):
 
     def _clear(self, session: Session, stream: VADStream) -> None:
         stream.manual_audio.clear()
+        stream.overflowed = False
         stream.pending = np.zeros(0, dtype=np.float32)
         stream.iterator.discard()
         self._cancel_speculation(stream)
