@@ -1,0 +1,155 @@
+"""One realtime connection's translation between pipeline events and API events, without models.
+
+The connection is driven as the stage threads drive it (observer calls) and
+its outgoing events are read back parsed by the `openai` SDK's own server
+event types; the server-level behaviour is tested through the SDK in
+tests/test_realtime.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import queue
+import threading
+import time
+
+import numpy as np
+from openai.types.realtime import RealtimeServerEvent
+from pydantic import TypeAdapter
+
+from connections.realtime.connection import RealtimeConnection, RealtimeOptions
+from tests.conftest import QUESTIONS, make_handler
+from utils.audio import load_audio, split_chunks
+from utils.messages import AudioChunk, TTSAudio, Turn
+from utils.session import TurnDetection
+from VAD.vad_handler import VADHandler
+
+SERVER_EVENTS = TypeAdapter(RealtimeServerEvent)
+
+
+class Harness:
+    """A connection on a private event loop; `events()` returns what it sent."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.sent: list[str] = []
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.pipeline: queue.Queue = queue.Queue()
+
+        async def send_text(text: str) -> None:
+            self.sent.append(text)
+
+        async def make() -> RealtimeConnection:
+            connection = RealtimeConnection(
+                send_text, asyncio.get_running_loop(), self.pipeline,
+                RealtimeOptions(model="s2s", pipeline_rate=16000, defaults=TurnDetection(0.3, 300, 500)),
+            )  # fmt: skip
+            asyncio.get_running_loop().create_task(connection.writer())
+            return connection
+
+        self.connection = asyncio.run_coroutine_threadsafe(make(), self.loop).result(5)
+
+    def events(self, settle_s: float = 0.2) -> list:
+        time.sleep(settle_s)
+        return [SERVER_EVENTS.validate_python(json.loads(text)) for text in self.sent]
+
+    def types(self) -> list[str]:
+        return [event.type for event in self.events()]
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.connection.close)
+        time.sleep(0.1)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(2)
+
+
+def committed_turn(harness: Harness, transcript: str = "What is the capital of France?") -> Turn:
+    connection = harness.connection
+    turn = Turn(session=connection.session, transcript=transcript)
+    connection.speech_started(connection.session, 100)
+    connection.speech_stopped(connection.session, 1800)
+    connection.input_committed(turn)
+    turn.mark("transcript_ready")
+    connection.transcript_ready(turn)
+    return turn
+
+
+def test_a_failed_turn_ends_with_an_error_event_and_a_failed_response():
+    harness = Harness()
+    try:
+        turn = committed_turn(harness)
+        turn.error = "LlamaCppLanguageModelHandler: out of memory"
+        harness.connection.response_done(turn)
+        events = harness.events()
+        error = next(e for e in events if e.type == "error")
+        assert "out of memory" in error.error.message and error.error.type == "server_error"
+        done = next(e for e in events if e.type == "response.done").response
+        assert done.status == "failed" and done.status_details.error.message
+    finally:
+        harness.close()
+
+
+def test_a_reply_goes_out_as_created_deltas_and_done_with_its_transcript():
+    harness = Harness()
+    try:
+        turn = committed_turn(harness)
+        for text in ("The capital of France is Paris.", "It is big."):
+            harness.connection.response_audio(TTSAudio(np.ones(4800, np.int16), 24000, text, turn))
+        turn.reply_sentences = ["The capital of France is Paris.", "It is big."]
+        harness.connection.response_done(turn)
+        events = harness.events()
+        types = [e.type for e in events]
+        assert types.index("conversation.item.input_audio_transcription.completed") < types.index("response.created")
+        deltas = "".join(e.delta for e in events if e.type == "response.output_audio_transcript.delta")
+        assert deltas == "The capital of France is Paris. It is big."
+        audio = b"".join(base64.b64decode(e.delta) for e in events if e.type == "response.output_audio.delta")
+        assert len(audio) >= 2 * 9000  # 2 x 4800 samples at 24 kHz, less the resampler's latency
+        done = events[-1]
+        assert done.type == "response.done" and done.response.status == "completed"
+        assert done.response.output[0].content[0].transcript == deltas
+    finally:
+        harness.close()
+
+
+def test_an_early_transcript_waits_for_its_commit_and_a_withdrawn_turn_is_deleted():
+    harness = Harness()
+    connection = harness.connection
+    try:
+        turn = Turn(session=connection.session, transcript="What is the capital city of", speculative=True)
+        turn.mark("transcript_ready")
+        connection.transcript_ready(turn)  # a speculation: not committed yet
+        assert "conversation.item.input_audio_transcription.completed" not in harness.types()
+        connection.input_committed(turn)
+        types = harness.types()
+        assert types.index("input_audio_buffer.committed") < types.index(
+            "conversation.item.input_audio_transcription.completed"
+        )
+        item_id = next(e for e in harness.events() if e.type == "input_audio_buffer.committed").item_id
+        connection.turn_withdrawn(turn)  # the speaker went on: this item is not a turn after all
+        deleted = [e for e in harness.events() if e.type == "conversation.item.deleted"]
+        assert [e.item_id for e in deleted] == [item_id]
+    finally:
+        harness.close()
+
+
+def test_interrupt_response_false_keeps_the_reply_going():
+    """Server turn detection still hears the user, but the reply is not cut."""
+    vad = make_handler(VADHandler, should_listen=threading.Event())
+    for interrupt in (True, False):
+        harness = Harness()
+        try:
+            session = harness.connection.session
+            session.settings.turn_detection = TurnDetection(interrupt_response=interrupt)
+            turn = Turn(session=session)
+            session.active_turn = turn
+            assert turn.begin_playback()
+            turn.playback.add("A very long reply that goes on and on.", 16000 * 30, 16000)
+            for piece in split_chunks(load_audio(QUESTIONS / "q01.wav"), 512):
+                list(vad.process(AudioChunk(samples=piece, session=session)))
+            assert turn.interrupted is interrupt and turn.stale is interrupt
+            assert "input_audio_buffer.speech_started" in harness.types()
+        finally:
+            harness.close()
