@@ -31,7 +31,6 @@ import pytest
 import soundfile as sf
 import soxr
 
-from connections.realtime.client import connect
 from tests.conftest import SHARED_AUDIO
 from tests.test_realtime import RealtimeServer
 from utils.audio import load_audio
@@ -39,7 +38,8 @@ from utils.audio import load_audio
 CHROMIUM = Path(os.environ.get("S2S_CHROMIUM", "/usr/lib/chromium/chromium"))
 KEY = "browser-test-key-" + "k" * 16
 FAKE_RATE = 48000
-LONG_ANSWERS = "Always answer at great length, in five sentences or more."
+# Measured with the default stack: replies of 30-36 s to any question (time to talk over them).
+LONG_ANSWERS = "Answer every question with a long, detailed explanation of at least eight sentences."
 
 
 def require_browser() -> None:
@@ -156,9 +156,7 @@ def test_a_spoken_question_is_answered_and_played_in_the_page(playwright, open_s
         page.click("#toggle")
         wait_for_state(page, "connected", 30)
         user = page.locator(".turn.user .text").first
-        page.wait_for_function(
-            "() => /capital/i.test(document.querySelector('.turn.user .text')?.textContent || '')"
-        )
+        page.wait_for_function("() => /capital/i.test(document.querySelector('.turn.user .text')?.textContent || '')")
         assert "france" in user.inner_text().lower()
         page.wait_for_selector(".turn.assistant[data-playback='played']")
         reply = page.locator(".turn.assistant .text").first.inner_text()
@@ -190,7 +188,7 @@ def test_a_spoken_question_is_answered_and_played_in_the_page(playwright, open_s
 
 def test_talking_over_the_reply_stops_it_and_marks_what_was_not_heard(playwright, open_server, tmp_path):
     # A question answered at length, time for the answer to start playing, then a second question over it.
-    microphone = fake_microphone(tmp_path / "barge-in.wav", 1.0, "qa/qa15.wav", 7.0, "questions/q01.wav", 40.0)
+    microphone = fake_microphone(tmp_path / "barge-in.wav", 1.0, "qa/qa15.wav", 6.0, "questions/q01.wav", 40.0)
     browser = launch(playwright, microphone)
     try:
         page, problems = open_page(browser, f"http://127.0.0.1:{open_server.port}/")
