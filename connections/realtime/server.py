@@ -123,6 +123,14 @@ class RealtimeServer:
             return False
         return hmac.compare_digest(token.encode(), self.api_key.encode()) or self.secrets.valid(token)
 
+    def _holds_server_key(self, headers: Any) -> bool:
+        """Only the server key mints client tokens: a token able to mint its successor would never expire."""
+        if self.api_key is None:
+            return True
+        authorization = headers.get("authorization", "")
+        token = authorization[7:].strip() if authorization.lower().startswith("bearer ") else ""
+        return hmac.compare_digest(token.encode(), self.api_key.encode())
+
     def authorized(self, headers: Any, subprotocols: list[str]) -> tuple[bool, str | None]:
         """(allowed, subprotocol to accept): a Bearer header, or the browser's
         `openai-insecure-api-key.<token>` subprotocol."""
@@ -152,8 +160,7 @@ class RealtimeServer:
 
         @app.post("/v1/realtime/client_secrets")
         async def client_secrets(request: Request) -> Any:
-            ok, _ = self.authorized(request.headers, [])
-            if not ok:
+            if not self._holds_server_key(request.headers):
                 return JSONResponse(_http_error("invalid_api_key", "missing or wrong API key"), status_code=401)
             try:
                 body = await request.json()
@@ -250,6 +257,7 @@ class RealtimeServer:
         watcher.start()
         scheme = "wss" if certfile else "ws"
         logger.info("realtime API on %s://%s:%d/v1/realtime", scheme, self.host, self.port)
+        logger.info("talk page on %s://%s:%d/", "https" if certfile else "http", self.host, self.port)
         if not is_loopback(self.host):
             logger.warning("the realtime server binds %s: reachable from other machines", self.host)
         try:
