@@ -38,6 +38,7 @@ class LanguageModelHandler(BaseHandler):
         # Turns that name no session (a bare handler in tests, benchmarks)
         # share this one conversation.
         self.default_session = Session()
+        self.serving: Session = self.default_session  # the conversation being answered now
 
     def generate(self, messages: list[dict[str, str]]) -> Iterable[str]:
         raise NotImplementedError
@@ -68,6 +69,7 @@ class LanguageModelHandler(BaseHandler):
 
     def process(self, message: Transcript | UserText | CreateResponse) -> Iterator[LLMSentence | EndOfResponse]:
         turn = message.turn
+        self.serving = turn.session or self.default_session
         chat = self.chat_for(turn.session)
         language = getattr(message, "language", None)
         if isinstance(message, Transcript):

@@ -169,6 +169,7 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         self.setup_chat(user_role, init_chat_role, init_chat_prompt, chat_size, first_clause_words)
         self.gen_kwargs = {"max_tokens": 128, "temperature": 0.0, **(gen_kwargs or {})}
         self.formatter = self._chat_formatter()
+        self._cached_session: object = None  # whose conversation the KV cache holds
         self.warmup()
 
     def _chat_formatter(self) -> Any:
@@ -206,7 +207,13 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         if max_tokens is not None:
             kwargs["max_tokens"] = max_tokens
         prompt = self.prompt_tokens(messages)
-        if prompt is not None and drop_evicted_tokens(self.model, prompt):
+        # The cut moves cached keys of one conversation into place for its next
+        # prompt; another session's prompt only ever reuses an exact prefix
+        # (the system prompt), so nothing computed in one conversation's context
+        # leaks into another's.
+        same_conversation = self.serving is self._cached_session
+        self._cached_session = self.serving
+        if same_conversation and prompt is not None and drop_evicted_tokens(self.model, prompt):
             logger.debug("dropped history cut from the KV cache; %d cached tokens kept", self.model.n_tokens)
         for chunk in self.model.create_chat_completion(messages=messages, stream=True, **kwargs):
             delta = chunk["choices"][0]["delta"].get("content")

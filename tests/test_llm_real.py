@@ -176,3 +176,24 @@ def test_the_handler_answers_when_the_internals_moved(monkeypatch, caplog):
         sentences, out = ask(handler, question)
         assert sentences and isinstance(out[-1], EndOfResponse)
     assert len(cut_warnings(caplog)) == 1
+
+
+def test_the_kv_cut_never_moves_one_conversations_cache_into_anothers(llm_handler, monkeypatch):
+    """Two sessions take turns on one model: the cut (which reuses cached keys
+    computed in a conversation's context) runs only on its own conversation's
+    next prompt, and each session's chat holds only its own exchanges."""
+    import LLM.llama_cpp_language_model as llama_module
+    from utils.messages import Session
+
+    cut_for: list[str] = []
+    monkeypatch.setattr(
+        llama_module, "drop_evicted_tokens", lambda model, prompt: cut_for.append(llm_handler.serving.id) or 0
+    )
+    alice, bob = Session(session_id="alice"), Session(session_id="bob")
+    for session, question in ((alice, "Name a colour."), (bob, "Name a fruit."), (bob, "Name a tree."),
+                              (alice, "Name a planet.")):  # fmt: skip
+        list(llm_handler.process(Transcript(question, "en", Turn(session=session))))
+    assert cut_for == ["bob"]  # bob's second turn followed his own first one; the switches did not cut
+    assert "colour" in " ".join(m["content"] for m in alice.chat.messages())
+    assert "fruit" not in " ".join(m["content"] for m in alice.chat.messages())
+    assert "colour" not in " ".join(m["content"] for m in bob.chat.messages())
