@@ -92,7 +92,8 @@ class SocketSender(AudioSink):
                     return
             if audio.turn.stale:
                 return
-            self._send(piece.astype("<i2").tobytes())
+            if not self._send(piece.astype("<i2").tobytes()):
+                return  # the client is gone: the rest of this reply is for nobody
             now = time.perf_counter()
             self._played_until = max(self._played_until, now) + len(piece) / audio.sample_rate
 
@@ -102,24 +103,26 @@ class SocketSender(AudioSink):
             if self.stop_event.wait(min(left, 0.02)):
                 return
 
-    def _send(self, payload: bytes) -> None:
+    def _send(self, payload: bytes) -> bool:
+        """Send it all to the current client; False when no client took it
+        (none connected, or it was dropped on the way)."""
         with self._lock:
             conn, peer = self._conn, self._peer
         if conn is None:
             logger.warning("no reply client connected: %d bytes of reply dropped", len(payload))
-            return
+            return False
         pending = memoryview(payload)
         deadline = time.monotonic() + self.send_timeout_s
         while pending:
             if self.stop_event.is_set() or self._conn is not conn:
-                return  # stopping, or a newer client took over: the rest is not for it
+                return False  # stopping, or a newer client took over: the rest is not for it
             try:
                 sent = conn.send(pending)
             except BlockingIOError:
                 sent = 0
             except OSError as error:
                 self._drop(conn, f"reply client {peer} gone ({error})")
-                return
+                return False
             if sent:
                 pending = pending[sent:]
                 deadline = time.monotonic() + self.send_timeout_s
@@ -131,11 +134,12 @@ class SocketSender(AudioSink):
                     f"reply client {peer} read nothing for {self.send_timeout_s:g} s (--send_timeout_s): "
                     f"dropped it and {len(pending)} bytes of reply",
                 )
-                return
+                return False
             try:
                 select.select([], [conn], [], min(left, _WAIT_STEP_S))
             except (OSError, ValueError):  # closed under us by a newer client or cleanup
-                return
+                return False
+        return True
 
     def _drop(self, conn: socket.socket, why: str) -> None:
         logger.warning("%s", why)

@@ -18,7 +18,7 @@ import numpy as np
 
 from connections.socket_receiver import SocketReceiver
 from connections.socket_sender import SocketSender
-from utils.messages import AudioChunk, Session, TTSAudio, Turn
+from utils.messages import AudioChunk, TTSAudio, Turn
 
 CYCLES = 300
 RETRANSMIT_S = 0.5  # a dropped SYN costs at least 1 s; a served connect well under 1 ms
@@ -35,7 +35,7 @@ def reconnect_times(port: int) -> list[float]:
 
 def test_quick_reconnects_to_the_audio_port_are_never_held_back():
     stop, audio = threading.Event(), queue.Queue()
-    receiver = SocketReceiver(stop, audio, threading.Event(), Session(), port=0)
+    receiver = SocketReceiver(stop, audio, threading.Event(), port=0)
     receiver.should_listen.set()
     thread = threading.Thread(target=receiver.run, daemon=True)
     thread.start()
