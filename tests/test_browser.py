@@ -187,8 +187,9 @@ def test_a_spoken_question_is_answered_and_played_in_the_page(playwright, open_s
 
 
 def test_talking_over_the_reply_stops_it_and_marks_what_was_not_heard(playwright, open_server, tmp_path):
-    # A question answered at length, time for the answer to start playing, then a second question over it.
-    microphone = fake_microphone(tmp_path / "barge-in.wav", 1.0, "qa/qa15.wav", 6.0, "questions/q01.wav", 40.0)
+    # A question answered at length (30-36 s), 12 s for the answer to start playing even on a busy
+    # machine, then a second question over it.
+    microphone = fake_microphone(tmp_path / "barge-in.wav", 1.0, "qa/qa15.wav", 12.0, "questions/q01.wav", 40.0)
     browser = launch(playwright, microphone)
     try:
         page, problems = open_page(browser, f"http://127.0.0.1:{open_server.port}/")
@@ -207,8 +208,10 @@ def test_talking_over_the_reply_stops_it_and_marks_what_was_not_heard(playwright
         interrupted = page.locator(".turn.assistant").first
         assert interrupted.get_attribute("data-playback") == "interrupted"
         assert "interrupted at" in interrupted.locator(".badge").inner_text()
-        assert interrupted.locator(".unheard").count() == 1
-        assert interrupted.locator(".unheard").inner_text().strip()
+        heard = interrupted.locator(".text").inner_text()
+        if barge_in["playedMs"] < barge_in["receivedMs"]:  # (a slow server may have sent no more than was played)
+            unheard = interrupted.locator(".unheard")
+            assert unheard.count() == 1 and unheard.inner_text().strip(), heard
         # The server was told how much was heard, to the millisecond the page played.
         page.wait_for_function(
             "ms => document.querySelector('.turn.assistant').dataset.truncatedMs === String(ms)",
