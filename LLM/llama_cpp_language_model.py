@@ -78,7 +78,7 @@ class LlamaCppLanguageModelHandler(BaseHandler):
 
     def setup(
         self,
-        model_name: str = "qwen2.5-0.5b",
+        model_name: str = "qwen2.5-1.5b",
         n_ctx: int = 2048,
         n_threads: int = 0,
         n_gpu_layers: int = 0,

@@ -106,3 +106,29 @@ def test_cutting_the_cache_keeps_positions_consistent(llm_handler):
     cached = list(llm_handler.model._input_ids)
     assert cached == prompt[: len(cached)]
     assert len(cached) > len(prompt) // 2
+
+
+def test_markdown_from_the_real_model_never_reaches_the_tts_as_symbols():
+    """Asked for a formatted list, the packaged model writes markdown; the
+    sentences sent on to the TTS carry only words (utils/spoken_text.py)."""
+    import re
+
+    from LLM.llama_cpp_language_model import LlamaCppLanguageModelHandler
+
+    handler = make_handler(
+        LlamaCppLanguageModelHandler,
+        model_name="qwen2.5-0.5b",
+        init_chat_prompt="You are a helpful assistant. Format every answer in markdown.",
+    )
+    sentences, out = ask(
+        handler,
+        "Give me a bulleted markdown list of three fruits in bold, each with its price in dollars "
+        "and a link to a shop website.",
+    )
+    written = handler.chat.messages()[-1]["content"]
+    assert re.search(r"\*\*|^\s*[-*\d]+[.)]?\s", written, re.M), f"no markdown to clean up: {written!r}"
+    spoken = [s.text for s in sentences]
+    assert spoken and isinstance(out[-1], EndOfResponse)
+    for text in spoken:
+        assert not re.search(r"[*#`_|<>\[\]{}$€£%°•]|https?://|www\.|\d", text), text
+    assert out[-1].turn.reply == " ".join(spoken)  # the turn records what was said
