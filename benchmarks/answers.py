@@ -215,7 +215,7 @@ def run_llm_alone(questions: list[Question], flags: str) -> LLMAlone:
 
 
 def share(flags: list[bool]) -> str:
-    return f"{sum(flags)}/{len(flags)} ({sum(flags) / max(1, len(flags)):.0%})"
+    return f"{sum(flags)}/{len(flags)} ({sum(flags) / len(flags):.0%})" if flags else "–"
 
 
 def summary_table(results: list[ConfigResult]) -> str:
@@ -236,7 +236,7 @@ def summary_table(results: list[ConfigResult]) -> str:
             f"{result.name}{flags}",
             share([s.right for s in scored]),
             share([s.heard_right for s in scored]),
-            f"{stt_wrong} / {len(wrong) - stt_wrong}",
+            f"{stt_wrong} / {len(wrong) - stt_wrong}" if scored else "–",
             f"{fmt(percentile(audio, 50))} / {fmt(percentile(audio, 90))}",
             share(llm.right) if llm else "–",
             fmt(percentile(llm.first_sentence_ms, 50)) if llm else "–",
@@ -251,12 +251,20 @@ def mistakes(results: list[ConfigResult], questions: list[Question]) -> str:
     lines = []
     for result in results:
         wrong = [s for s in result.scored if not s.right]
-        lines.append(f"**{result.name}**: {len(wrong)} wrong" + (f", {result.extra_turns} extra turn(s)" if
-                                                                  result.extra_turns else ""))  # fmt: skip
+        if result.scored:
+            extra = f", {result.extra_turns} extra turn(s)" if result.extra_turns else ""
+            lines.append(f"**{result.name}**: {len(wrong)} wrong through the pipeline{extra}")
+        else:
+            lines.append(f"**{result.name}**")
         for s in wrong:
             heard = "(no turn)" if s.transcript is None else f"heard “{s.transcript}”"
             cause = "STT" if not s.heard_right else "LLM"
             lines.append(f"- [{cause}] {s.question.text} — {heard} — replied “{s.reply}”")
+        misheard = [s for s in result.scored if not s.heard_right]
+        if misheard:
+            lines.append("- transcripts that differ from the question (right answer or not): " + "; ".join(
+                f"“{s.transcript}”" if s.transcript is not None else f"(no turn for “{s.question.text}”)"
+                for s in misheard))  # fmt: skip
         if result.llm is not None:
             alone = [(q, r) for q, r, ok in zip(questions, result.llm.replies, result.llm.right, strict=True) if not ok]
             lines.append(f"- LLM alone, {len(alone)} wrong:" + "".join(f" {q.text} “{r}”;" for q, r in alone))
