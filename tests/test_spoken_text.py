@@ -112,3 +112,23 @@ def test_the_sentence_splitter_keeps_decimals_and_abbreviations_whole_when_strea
 def test_speakable_is_stable_on_its_own_output():
     once = speakable("**Dr. Smith** ran 3.5 km in 1969 for $5 🎉")
     assert speakable(once) == once
+
+
+def test_the_shared_answer_loop_speaks_words_and_the_chat_keeps_the_written_reply():
+    """Every LLM backend answers through utils/llm_stream.py: the TTS gets the
+    spoken form, the turn records it, the chat remembers what the model wrote,
+    and a sentence with nothing to say (emoji only) is not sent at all."""
+    import threading
+
+    from utils.chat import Chat
+    from utils.llm_stream import answer_transcript
+    from utils.messages import EndOfResponse, LLMSentence, Transcript, Turn
+
+    chat = Chat(size=2)
+    pieces = ["**Water** boils", " at 100°C.", " 🎉🎉.", " It costs $5", " a bottle."]
+    turn = Turn()
+    out = list(answer_transcript(Transcript("Tell me", "en", turn), chat, lambda _: iter(pieces), threading.Event()))
+    sentences = [m.text for m in out if isinstance(m, LLMSentence)]
+    assert sentences == ["Water boils at one hundred degrees Celsius.", "It costs five dollars a bottle."]
+    assert isinstance(out[-1], EndOfResponse) and turn.reply == " ".join(sentences)
+    assert chat.messages()[-1] == {"role": "assistant", "content": "Water boils at 100°C. 🎉🎉. It costs $5 a bottle."}

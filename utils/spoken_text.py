@@ -294,8 +294,8 @@ def speakable(text: str, language: str | None = "en") -> str:
     """One sentence of an LLM reply -> the words a voice should say.
 
     `language` is the Whisper code of the reply's language (None: English).
-    Returns "" when nothing speakable is left (a reply that was only code or
-    emoji), which callers treat as nothing to say.
+    Returns "" when no word is left (a sentence that was only code, emoji or
+    punctuation), which callers treat as nothing to say.
     """
     language = _base_language(language)
     english = language == "en"
@@ -309,4 +309,4 @@ def speakable(text: str, language: str | None = "en") -> str:
         text = _NUMBER_RE.sub(lambda m: m.group(0) if m.group(2) else _words(language, m.group(1)), text)
     text = re.sub(r"[#~]", " ", text)
     text = re.sub(r"\s+([,.;:!?])", r"\1", text)
-    return " ".join(text.split())
+    return " ".join(text.split()) if re.search(r"\w", text) else ""  # punctuation alone says nothing
