@@ -17,8 +17,8 @@ class LlamaCppLanguageModelHandlerArguments:
     lm_model_name: str = field(
         default="qwen2.5-1.5b",
         metadata={
-            "help": "A packaged alias (qwen2.5-1.5b: the default, 100%% of the spoken test questions right; "
-            "qwen2.5-0.5b: faster, about 60%%; smollm2-135m) or a .gguf path."
+            "help": "A packaged alias (qwen2.5-1.5b: the default, 29 of 30 spoken test questions answered "
+            "right; qwen2.5-0.5b: faster, 19 of 30; smollm2-135m) or a .gguf path."
         },
     )
     lm_n_ctx: int = field(default=2048, metadata={"help": "Context window in tokens."})
