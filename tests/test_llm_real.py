@@ -197,3 +197,32 @@ def test_the_kv_cut_never_moves_one_conversations_cache_into_anothers(llm_handle
     assert "colour" in " ".join(m["content"] for m in alice.chat.messages())
     assert "fruit" not in " ".join(m["content"] for m in alice.chat.messages())
     assert "colour" not in " ".join(m["content"] for m in bob.chat.messages())
+
+
+def test_markdown_from_the_real_model_never_reaches_the_tts_as_symbols():
+    """Asked for a formatted list, the packaged model writes markdown; the
+    sentences sent on to the TTS carry only words (utils/spoken_text.py)."""
+    import re
+
+    from LLM.llama_cpp_language_model import LlamaCppLanguageModelHandler
+
+    handler = make_handler(
+        LlamaCppLanguageModelHandler,
+        model_name="qwen2.5-0.5b",
+        init_chat_prompt="You are a helpful assistant. Format every answer in markdown.",
+    )
+    pieces: list[str] = []
+    generate = handler.generate
+    handler.generate = lambda messages, *args: (pieces.append(p) or p for p in generate(messages, *args))
+    sentences, out = ask(
+        handler,
+        "Give me a bulleted markdown list of three fruits in bold, each with its price in dollars "
+        "and a link to a shop website.",
+    )
+    written = "".join(pieces)  # what the model itself wrote
+    assert re.search(r"\*\*|^\s*[-*]\s", written, re.M) and "$" in written, f"no markdown to clean: {written!r}"
+    spoken = [s.text for s in sentences]
+    assert spoken and isinstance(out[-1], EndOfResponse)
+    for text in spoken:
+        assert not re.search(r"[*#`_|<>\[\]{}$€£%°•]|https?://|www\.|\d", text), text
+    assert out[-1].turn.reply == " ".join(spoken)  # the turn records what was said

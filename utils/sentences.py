@@ -24,6 +24,8 @@ from collections.abc import Iterator
 
 from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
 
+from utils.spoken_text import strip_markdown
+
 _ABBREVIATIONS = {
     "dr", "mr", "mrs", "ms", "prof", "st", "vs", "etc", "e.g", "i.e", "jr", "sr",
     "inc", "ltd", "co", "no", "fig", "approx", "dept", "u.s", "a.m", "p.m",
@@ -44,10 +46,9 @@ def _tokenizer() -> PunktSentenceTokenizer:
 
 
 def _clean(sentence: str) -> str:
-    """Drop markdown emphasis and list markers that a TTS would read aloud."""
-    sentence = re.sub(r"[*_#`]+", "", sentence)
-    sentence = re.sub(r"^\s*(?:[-•]|\d+[.)])\s+", "", sentence)
-    return " ".join(sentence.split())
+    """Drop markdown (emphasis, list markers, code) that a TTS would read
+    aloud, so a piece that is only markup ("**", "-") holds no characters."""
+    return " ".join(strip_markdown(sentence).split())
 
 
 class SentenceAggregator:
