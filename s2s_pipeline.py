@@ -73,7 +73,7 @@ def run_socket_mode(config: PipelineConfig) -> int:
     from connections.socket_sender import SocketSender
 
     channels = Channels()
-    stages = build_model_stages(config, channels)
+    # Bind both ports before loading models: a port in use fails in a second.
     receiver = SocketReceiver(
         channels.stop_event,
         channels.audio_in,
@@ -96,6 +96,7 @@ def run_socket_mode(config: PipelineConfig) -> int:
             "metrics_file": config.module.metrics_file,
         },
     )
+    stages = build_model_stages(config, channels)
     manager = ThreadManager([receiver, *stages, sender], channels.stop_event)
     manager.start()
     logger.info("ready: send audio to port %d, replies come from port %d", receiver.port, sender.port)

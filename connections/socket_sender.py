@@ -45,7 +45,7 @@ class SocketSender(AudioSink):
     ) -> None:
         self.setup_sink(should_listen, metrics_file)
         self.send_timeout_s = send_timeout_s
-        self.server = listen(host, port, "reply sender")
+        self.server = listen(host, port, "reply sender", "--send_port")
         self.port = self.server.getsockname()[1]
         self._conn: socket.socket | None = None
         self._peer = ""

@@ -230,6 +230,23 @@ def test_client_without_a_server_gives_a_clear_error():
     assert "retrying" in result.stderr
 
 
+@pytest.mark.parametrize("which", ["recv", "send"])
+def test_a_second_server_on_the_same_port_fails_at_once_naming_it(server, which):
+    """Ports are bound before the models load: the second server says which
+    port is taken, and why that may be, without loading anything."""
+    taken = server.recv_port if which == "recv" else server.send_port
+    result = subprocess.run(
+        [sys.executable, "s2s_pipeline.py", f"--{which}_port", str(taken)],
+        cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("s2s: error:")]
+    assert len(errors) == 1 and f"127.0.0.1:{taken}" in errors[0], result.stderr[-2000:]
+    assert "another s2s server running?" in errors[0] and f"--{which}_port" in errors[0]
+    assert "Traceback" not in result.stderr and "models loaded" not in result.stderr
+    assert server.alive()
+
+
 def test_binding_beyond_loopback_warns(caplog):
     caplog.set_level(logging.WARNING)
     server = listen("0.0.0.0", 0, "test receiver")
