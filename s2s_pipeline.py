@@ -215,5 +215,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def exit_now(status: int) -> None:
+    """Leave without the interpreter's teardown.
+
+    By now every stage thread has stopped and every output is written; the
+    teardown would only free the models one by one, which takes seconds on
+    a busy machine (measured 3.6 s under load), while Ctrl-C must stop the
+    server within 2 s.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError:  # a reader that went away (`| head`)
+            pass
+    logging.shutdown()
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -38,7 +38,7 @@ class Child:
     """The pipeline in a child process; stderr lines timestamped as they come."""
 
     def __init__(self, patch: str, args: list[str], env: dict | None = None) -> None:
-        code = PRELUDE + patch + "\nsys.exit(s2s_pipeline.main(sys.argv[1:]))\n"
+        code = PRELUDE + patch + "\ns2s_pipeline.exit_now(s2s_pipeline.main(sys.argv[1:]))\n"
         self.process = subprocess.Popen(
             [sys.executable, "-c", code, *args],
             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
