@@ -76,6 +76,7 @@ class VADHandler(BaseHandler):
         self.speculative_reply = speculative_reply
         self._speculated: tuple[int, int] | None = None
         self._speculative_turn: Turn | None = None
+        self._cancelled_speculations = 0  # in the turn under way, for its metrics
 
     def speech_probability(self, window: np.ndarray) -> float:
         with torch.inference_mode():
@@ -89,6 +90,7 @@ class VADHandler(BaseHandler):
         self._received = 0
         self._speculated = None
         self._cancel_speculation()
+        self._cancelled_speculations = 0
 
     def process(self, message: AudioChunk) -> Iterator[SpeechSegment]:
         samples = message.samples
@@ -126,6 +128,7 @@ class VADHandler(BaseHandler):
             logger.debug("turn %d: speech resumed, speculative reply dropped", self._speculative_turn.turn_id)
             self._speculative_turn.cancel()
             self._speculative_turn = None
+            self._cancelled_speculations += 1
 
     def _should_speculate(self) -> bool:
         return self.speculate_after is not None and self.iterator.trailing_silence_samples >= self.speculate_after
@@ -164,6 +167,7 @@ class VADHandler(BaseHandler):
         if arrived is not None:
             turn.mark("speech_end", arrived)
         turn.confirm()  # marks end_of_turn
+        turn.speculations_cancelled, self._cancelled_speculations = self._cancelled_speculations, 0
         self.should_listen.clear()
         logger.debug("turn %d: %.0f ms of speech", turn.turn_id, utterance.speech_ms)
         return SpeechSegment(

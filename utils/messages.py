@@ -46,7 +46,10 @@ class Turn:
     safe without a lock.
     """
 
-    turn_id: int = field(default_factory=lambda: next(_turn_ids))
+    # The number users see in logs and metrics.  A speculative turn gets its
+    # number when the VAD confirms it (0 until then), so a cancelled one
+    # leaves no gap in the numbering.
+    turn_id: int = 0
     speech_duration_s: float = 0.0
     transcript: str = ""
     language: str | None = None
@@ -60,9 +63,12 @@ class Turn:
     # its audio until the VAD confirms it (or drops it if speech resumed).
     speculative: bool = False
     cancelled: bool = False
+    speculations_cancelled: int = 0  # early replies started during this turn's pauses, then dropped
     _decided: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if not self.turn_id and not self.speculative:
+            self.turn_id = next(_turn_ids)
         if self.session is not None:
             self.session_id = self.session.id
         if not self.speculative:
@@ -80,6 +86,8 @@ class Turn:
 
     def confirm(self) -> None:
         """The VAD saw the end of the turn: a speculative turn becomes real."""
+        if not self.turn_id:
+            self.turn_id = next(_turn_ids)
         self.mark("end_of_turn")
         self._decided.set()
 
@@ -134,6 +142,7 @@ class Turn:
             "end_of_turn_to_first_audio_ms": span("end_of_turn", "first_audio_out"),
             "speech_end_to_first_audio_ms": span("speech_end", "first_audio_out"),
             "end_of_turn_to_last_audio_ms": span("end_of_turn", "last_audio_out"),
+            "speculations_cancelled": self.speculations_cancelled,
             "error": self.error,
             "transcript": self.transcript,
             "reply": self.reply,
