@@ -163,9 +163,12 @@ class BaseHandler:
                 if self.stop_event.is_set() or (turn is not None and turn.stale):
                     return
         except Exception as error:
-            logger.exception("%s failed on turn %s", self.name, getattr(turn, "turn_id", "-"))
+            # One line for the user; the traceback only with --log_level debug.
+            message = " ".join(str(error).split()) or type(error).__name__
+            logger.error("%s failed on turn %s: %s", self.name, getattr(turn, "turn_id", "-"), message)
+            logger.debug("%s failed", self.name, exc_info=True)
             if turn is not None and self.end_turn_on_error:
-                turn.error = f"{self.name}: {error}"
+                turn.error = f"{self.name}: {message}"
                 self.put(EndOfResponse(turn=turn))
         finally:
             close = getattr(outputs, "close", None)

@@ -126,6 +126,7 @@ def run_headless(options: ClientOptions) -> int:
     silence = bytes(options.chunk_size)
     position, began = 0, time.perf_counter()
     next_tick = began
+    interrupted = False
     try:
         while time.perf_counter() - began < options.timeout_s:
             if replies.closed.is_set():
@@ -150,22 +151,52 @@ def run_headless(options: ClientOptions) -> int:
             time.sleep(max(0.0, next_tick - time.perf_counter()))
     except OSError as error:
         print(f"listen_and_play: connection lost: {error}", file=sys.stderr)
+    except KeyboardInterrupt:  # Ctrl-C: keep what was recorded so far
+        interrupted = True
     finally:
         send.close()
         replies.closed.set()
         recv.close()
     audio = np.frombuffer(bytes(replies.recorded), dtype="<i2")
-    if options.output_file:
+    received = f"received {audio.size / options.recv_rate:.1f} s of reply audio"
+    if options.output_file and audio.size:
         soundfile.write(options.output_file, audio, options.recv_rate, subtype="PCM_16")
-    print(f"received {audio.size / options.recv_rate:.1f} s of reply audio")
+        received += f", written to {options.output_file}"
+    elif options.output_file:
+        received += f"; {options.output_file} not written"
+    if interrupted:
+        print(f"listen_and_play: interrupted; {received}", file=sys.stderr)
+        return 130
+    print(received)
     return 0 if audio.size else 1
 
 
-def run_live(options: ClientOptions) -> int:
+NO_SOUND_CARD_HINT = (
+    "without a sound card, talk to the server from a file: "
+    "python listen_and_play.py --input_file question.wav --output_file reply.wav"
+)
+
+
+def sound_card_problem(sd) -> str | None:
+    """Why live mode cannot open a microphone and a speaker here (None: it can)."""
     try:
-        import sounddevice as sd
-    except OSError as error:  # PortAudio library missing
-        print(f"listen_and_play: no audio system: {error}", file=sys.stderr)
+        sd.query_devices(kind="input")
+        sd.query_devices(kind="output")
+    except (sd.PortAudioError, ValueError) as error:
+        return f"no sound card found ({error})"
+    return None
+
+
+def run_live(options: ClientOptions, sd=None) -> int:
+    if sd is None:
+        try:
+            import sounddevice as sd
+        except OSError as error:  # PortAudio library missing
+            print(f"listen_and_play: no audio system: {error}; {NO_SOUND_CARD_HINT}", file=sys.stderr)
+            return 1
+    problem = sound_card_problem(sd)  # before connecting: the server cannot fix this
+    if problem:
+        print(f"listen_and_play: error: {problem}; {NO_SOUND_CARD_HINT}", file=sys.stderr)
         return 1
     while True:
         try:
@@ -224,7 +255,7 @@ def _live_session(sd, options: ClientOptions, send: socket.socket, recv: socket.
     except KeyboardInterrupt:
         return 0
     except sd.PortAudioError as error:
-        print(f"listen_and_play: audio device error: {error}", file=sys.stderr)
+        print(f"listen_and_play: audio device error: {error}; {NO_SOUND_CARD_HINT}", file=sys.stderr)
         return 1
     finally:
         replies.closed.set()
@@ -256,9 +287,13 @@ def parse_args(argv: list[str] | None = None) -> ClientOptions:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     options = parse_args(argv)
-    if options.input_file:
-        return run_headless(options)
-    return run_live(options)
+    try:
+        if options.input_file:
+            return run_headless(options)
+        return run_live(options)
+    except KeyboardInterrupt:  # Ctrl-C while connecting
+        print("listen_and_play: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -6,8 +6,10 @@
     python s2s_pipeline.py --mode realtime      # the OpenAI Realtime API on ws://127.0.0.1:8765/v1/realtime
     python s2s_pipeline.py config.json          # every flag from one JSON object
 
-Exit status: 0 on success, 1 when the input or a model cannot be used, 2 for
-a malformed configuration.  Errors are one line on stderr, not a traceback.
+Exit status: 0 on success; 1 when the input, an output, a model or a stage
+fails (file mode: also when no turn was answered, or one failed); 2 for a
+malformed configuration; 130 when file mode is interrupted (what was answered
+so far is written).  Errors are one line on stderr, not a traceback.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import sys
 from collections.abc import Sequence
 
 from connections.local_audio_streamer import AudioDeviceError
-from utils.audio import AudioInputError, load_audio
+from utils.audio import AudioInputError, check_output_file, load_audio
 from utils.config import ConfigError, PipelineConfig, parse_config
 from utils.packaged_models import ModelNotInstalledError
 from utils.pipeline import BackendUnavailableError, Channels, build_model_stages
@@ -45,6 +47,7 @@ def run_file_mode(config: PipelineConfig) -> int:
     from connections.file_io import FileAudioSink, FileAudioSource
 
     samples = load_audio(config.file_mode.input_file)  # bad input fails before models load
+    check_output_file(config.file_mode.output_file)  # and so does an output that cannot be written
     channels = Channels()
     stages = build_model_stages(config, channels, yield_floor_at_end_of_turn=True)
     sink = FileAudioSink(
@@ -60,9 +63,11 @@ def run_file_mode(config: PipelineConfig) -> int:
     source = FileAudioSource(samples, channels.audio_in, channels.should_listen, channels.stop_event)
     manager = ThreadManager([source, *stages, sink], channels.stop_event)
     manager.start()
-    _wait_or_interrupt(manager)
-    print(f"{sink.answered} turn(s) answered; audio written to {config.file_mode.output_file}")
-    return 0 if sink.answered else 1
+    interrupted = _wait_or_interrupt(manager)
+    status, lines = sink.outcome(config.file_mode.input_file, interrupted)
+    for line in lines:
+        print(line, file=sys.stderr if line.startswith("s2s:") else sys.stdout)
+    return status
 
 
 def run_socket_mode(config: PipelineConfig) -> int:
@@ -70,7 +75,7 @@ def run_socket_mode(config: PipelineConfig) -> int:
     from connections.socket_sender import SocketSender
 
     channels = Channels()
-    stages = build_model_stages(config, channels)
+    # Bind both ports before loading models: a port in use fails in a second.
     receiver = SocketReceiver(
         channels.stop_event,
         channels.audio_in,
@@ -98,6 +103,7 @@ def run_socket_mode(config: PipelineConfig) -> int:
             "yield_floor_while_speaking": not config.turn_taking.barge_in,
         },
     )
+    stages = build_model_stages(config, channels)
     manager = ThreadManager([receiver, *stages, sender], channels.stop_event)
     manager.start()
     logger.info("ready: send audio to port %d, replies come from port %d", receiver.port, sender.port)
@@ -210,17 +216,20 @@ class _Discard:
         pass
 
 
-def _wait_or_interrupt(manager: ThreadManager) -> None:
+def _wait_or_interrupt(manager: ThreadManager) -> bool:
     """Block until the stages drain; Ctrl-C (SIGINT) or SIGTERM stops them all.
 
     SIGINT is handled explicitly, not left to KeyboardInterrupt: a shell
     starts background jobs with SIGINT ignored, and a server started that way
     must still stop on `kill -INT`.  A stage that died stops them all too,
-    and raises StageFailedError naming it.
+    and raises StageFailedError naming it.  Returns True when a signal
+    stopped the pipeline.
     """
+    signalled: list[str] = []
 
     def request_stop(signum: int, _frame: object) -> None:
-        logger.info("%s received: stopping", signal.Signals(signum).name)
+        signalled.append(signal.Signals(signum).name)
+        logger.info("%s received: stopping", signalled[-1])
         manager.stop_event.set()
 
     signal.signal(signal.SIGTERM, request_stop)
@@ -232,6 +241,7 @@ def _wait_or_interrupt(manager: ThreadManager) -> None:
         manager.stop()
     if manager.failure is not None:
         raise StageFailedError(manager.failure)
+    return bool(signalled)
 
 
 MODES = {"file": run_file_mode, "socket": run_socket_mode, "local": run_local_mode, "realtime": run_realtime_mode}
@@ -263,14 +273,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def exit_now(code: int) -> None:
-    """Exit without the interpreter's teardown: freeing the loaded models
-    (llama.cpp, CTranslate2, onnxruntime) at exit takes seconds on a busy
-    machine, and by now every thread has stopped and every output is written."""
-    sys.stdout.flush()
-    sys.stderr.flush()
+def exit_now(status: int) -> None:
+    """Leave without the interpreter's teardown.
+
+    By now every stage thread has stopped and every output is written; the
+    teardown would only free the models one by one, which takes seconds on
+    a busy machine (measured 3.6 s under load), while Ctrl-C must stop the
+    server within 2 s.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError:  # a reader that went away (`| head`)
+            pass
     logging.shutdown()
-    os._exit(code)
+    os._exit(status)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import numpy as np
 from baseHandler import BaseHandler
 from utils.messages import EndOfResponse, SpeechSegment, Transcript, Turn
 from utils.packaged_models import resolve_whisper_model
-from utils.stt_result import segment_audio, transcript_messages
+from utils.stt_result import log_heard, segment_audio, transcript_messages
 
 logger = logging.getLogger(__name__)
 
@@ -227,6 +227,8 @@ class FasterWhisperSTTHandler(BaseHandler):
             yield from self._hand_on(turn, text, language)
             return
         if "transcript_ready" in turn.marks or turn.error:
+            if "transcript_ready" in turn.marks:
+                log_heard(turn)  # confirmed now: said once, under its number
             return  # a speculative turn, already answered (or failed) at the pause
         speculation = self._speculations(message).pop("last", None)
         if speculation is not None and speculation[0] == message.speech_key:

@@ -25,6 +25,7 @@ import numpy as np
 
 from TTS.speech_handler import SpeechHandler
 from utils.audio import float_to_int16, resample
+from utils.hub import load_cached_or_online
 from utils.messages import LLMSentence, TTSAudio
 
 logger = logging.getLogger(__name__)
@@ -201,11 +202,18 @@ class FacebookMMSTTSHandler(SpeechHandler):
     def _load(self, code: str) -> _Voice:
         name = self.template.format(lang=code)
         logger.info("loading MMS-TTS voice %s", name)
-        model = self._model_class.from_pretrained(name, dtype=self.dtype).to(self.device).eval()
+        model = load_cached_or_online(
+            name,
+            lambda local_only: self._model_class.from_pretrained(name, dtype=self.dtype, local_files_only=local_only),
+            "MMS-TTS voice",
+        )
+        model = model.to(self.device).eval()
         for attribute, value in self.voice_settings.items():
             if value is not None:
                 setattr(model, attribute, value)
-        tokenizer = self._tokenizer_class.from_pretrained(name)
+        tokenizer = load_cached_or_online(
+            name, lambda local_only: self._tokenizer_class.from_pretrained(name, local_files_only=local_only)
+        )
         if getattr(tokenizer, "is_uroman", False) and not _has_uroman():
             # Voices of non-Latin scripts were trained on romanized text; the tokenizer
             # romanizes with `uroman` when it is installed and drops the text otherwise.

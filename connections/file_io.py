@@ -57,7 +57,15 @@ class FileAudioSource:
 
 
 class FileAudioSink(AudioSink):
-    """Collects the spoken answers, logs each turn, and writes one WAV at the end."""
+    """Collects the spoken answers, logs each turn, and writes one WAV at the end.
+
+    It keeps the score the exit status is made of: turns answered, turns
+    that failed (and why), turns in which nothing could be transcribed.  The
+    WAV is written only when there is reply audio, so a run that answered
+    nothing (silent input, an unreachable LLM server, Ctrl-C before the first
+    answer) leaves an existing file untouched instead of replacing it with
+    silence.
+    """
 
     def setup(
         self,
@@ -72,6 +80,9 @@ class FileAudioSink(AudioSink):
         self.sample_rate = sample_rate
         self.pieces: list[np.ndarray] = []
         self.answered = 0
+        self.failed: list[Turn] = []
+        self.unheard = 0
+        self.written = False
 
     def output(self, audio: TTSAudio) -> None:
         if audio.sample_rate != self.sample_rate:
@@ -79,10 +90,35 @@ class FileAudioSink(AudioSink):
         self.pieces.append(audio.samples)
 
     def finish_turn(self, turn: Turn) -> None:
-        self.answered += 1
-        self.pieces.append(np.zeros(int(GAP_BETWEEN_ANSWERS_S * self.sample_rate), np.int16))
+        if turn.error:
+            self.failed.append(turn)
+        elif not turn.transcript:
+            self.unheard += 1  # the VAD heard speech, the STT no words
+        else:
+            self.answered += 1
+        if self.pieces and self.pieces[-1].any():  # this turn's reply audio, if any, then a pause
+            self.pieces.append(np.zeros(int(GAP_BETWEEN_ANSWERS_S * self.sample_rate), np.int16))
 
     def cleanup(self) -> None:
-        audio = np.concatenate(self.pieces) if self.pieces else np.zeros(0, np.int16)
+        if not self.pieces:
+            logger.info("no reply audio: %s left untouched", self.output_file)
+            return
+        audio = np.concatenate(self.pieces)
         write_wav(self.output_file, audio, self.sample_rate)
+        self.written = True
         logger.info("wrote %.1f s of answers to %s", audio.size / self.sample_rate, self.output_file)
+
+    def outcome(self, input_file: str | Path, interrupted: bool) -> tuple[int, list[str]]:
+        """The exit status and the lines that tell the user how the run went."""
+        written = f"audio written to {self.output_file}" if self.written else f"{self.output_file} not written"
+        summary = f"{self.answered} turn(s) answered; {written}"
+        if interrupted:
+            return 130, [f"s2s: interrupted: {summary}"]
+        errors = [f"s2s: error: turn {turn.turn_id} failed: {turn.error}" for turn in self.failed]
+        if errors:
+            return 1, [*errors, summary]
+        if self.answered:
+            return 0, [summary]
+        if self.unheard:
+            return 1, [f"s2s: error: speech found in {input_file}, but no words could be made out; {written}"]
+        return 1, [f"s2s: error: no speech found in {input_file}; {written}"]

@@ -51,7 +51,7 @@ class SocketReceiver:
         self.session = self._new_session()
         self.chunk_size = chunk_size
         self.sample_rate = sample_rate
-        self.server = listen(host, port, "audio receiver")
+        self.server = listen(host, port, "audio receiver", "--recv_port")
         self.port = self.server.getsockname()[1]
         self._conn: socket.socket | None = None
         self._peer = ""

@@ -49,7 +49,7 @@ class SocketSender(AudioSink):
         self.lead_s = playback_lead_ms / 1000.0
         self._played_until = 0.0  # when the client will have played all it was sent
         self.send_timeout_s = send_timeout_s
-        self.server = listen(host, port, "reply sender")
+        self.server = listen(host, port, "reply sender", "--send_port")
         self.port = self.server.getsockname()[1]
         self._conn: socket.socket | None = None
         self._peer = ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import socket
@@ -27,8 +28,16 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def listen(host: str, port: int, role: str) -> socket.socket:
-    """Bind and listen; warn when the port is reachable from other machines."""
+class PortUnavailableError(OSError):
+    """The port cannot be listened on; the message names it and says what to do."""
+
+
+def listen(host: str, port: int, role: str, flag: str = "") -> socket.socket:
+    """Bind and listen; warn when the port is reachable from other machines.
+
+    A port already in use (most often another s2s server) or not allowed is
+    one PortUnavailableError naming the port and `flag`, the option to change it.
+    """
     if not is_loopback(host):
         logger.warning(
             "%s binds %s:%d: the port is open to other machines; anyone who can reach it can talk to the assistant",
@@ -38,7 +47,16 @@ def listen(host: str, port: int, role: str) -> socket.socket:
         )
     server = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind((host, port))
+    try:
+        server.bind((host, port))
+    except OSError as error:
+        server.close()
+        where = f"{role} cannot listen on {host}:{port}"
+        if error.errno == errno.EADDRINUSE:
+            change = f" (choose another with {flag})" if flag else ""
+            message = f"{where}: the port is already in use; is another s2s server running?{change}"
+            raise PortUnavailableError(message) from None
+        raise PortUnavailableError(f"{where}: {error.strerror or error}") from None
     server.listen(LISTEN_BACKLOG)
     server.settimeout(ACCEPT_POLL_S)
     logger.info("%s listening on %s:%d", role, host, port)

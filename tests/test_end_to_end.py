@@ -90,3 +90,22 @@ def test_bad_input_is_one_line_and_exit_1(tmp_path, content, message):
 def test_file_mode_without_files_is_a_config_error(tmp_path):
     result = run_cli("--mode", "file")
     assert result.returncode == 2 and "needs --input_file" in result.stderr
+
+
+def test_readmes_first_command_works_from_the_checkout(tmp_path, stt_handler):
+    """The command under "Answer a question, offline", as printed, on the
+    sample that ships with the repository (only the output goes elsewhere)."""
+    import re
+    import shlex
+
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Answer a question, offline") :]
+    command = re.search(r"```bash\n(python s2s_pipeline.py [^\n]+)\n```", section).group(1)
+    argv = shlex.split(command)[2:]
+    input_file = REPO / argv[argv.index("--input_file") + 1]
+    assert input_file.is_file() and REPO in input_file.parents  # in the repository, not ../shared
+    argv[argv.index("--output_file") + 1] = str(tmp_path / "answer.wav")
+    result = run_cli(*argv)
+    assert result.returncode == 0, result.stderr[-3000:]
+    heard, _ = stt_handler.transcribe(int16_to_float(load_audio(tmp_path / "answer.wav")))
+    assert "paris" in heard.lower(), heard

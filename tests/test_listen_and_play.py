@@ -75,3 +75,87 @@ def test_help_says_frames():
     )
     text = " ".join(result.stdout.split())
     assert "--list_play_chunk_size" in text and "Frames (samples, not bytes) per playback block" in text
+
+
+# --- a user without a sound card, and Ctrl-C --------------------------------------------
+
+
+class NoSoundCard(FakeSoundDevice):
+    def query_devices(self, device=None, kind=None):
+        raise self.PortAudioError("Error querying device -1")
+
+
+def test_live_mode_without_a_sound_card_points_at_input_file(capsys):
+    options = listen_and_play.parse_args(["--send_port", "1", "--recv_port", "1", "--connect_attempts", "1"])
+    assert listen_and_play.run_live(options, NoSoundCard()) == 1
+    err = capsys.readouterr().err
+    assert "no sound card found (Error querying device -1)" in err and "--input_file" in err
+    assert "cannot reach" not in err  # said before trying the server: it cannot fix this
+
+
+def test_live_mode_on_this_machine_without_a_sound_card(tmp_path):
+    """The real sounddevice, with no sound server to reach (as in CI)."""
+    import os
+
+    import pytest
+    import sounddevice
+
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path), "PULSE_SERVER": "unix:/nonexistent"}
+    probe = subprocess.run(
+        [sys.executable, "-c", "import sounddevice as sd; sd.query_devices(kind='input')"],
+        env=env, capture_output=True, timeout=60,
+    )  # fmt: skip
+    if probe.returncode == 0:
+        pytest.skip(f"this machine has a sound card ({sounddevice.__name__} finds an input device)")
+    result = subprocess.run(
+        [sys.executable, "listen_and_play.py", "--connect_attempts", "1"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "no sound card found" in result.stderr and "--input_file" in result.stderr
+
+
+def test_ctrl_c_in_headless_mode_keeps_the_reply_recorded_so_far(tmp_path):
+    """A stand-in server (two real listening sockets) sends one second of
+    reply, then the user presses Ctrl-C before the reply is over."""
+    import signal
+    import time
+
+    import numpy as np
+    import soundfile
+
+    from tests.conftest import QUESTIONS
+
+    audio_port, reply_port = socket.socket(), socket.socket()
+    for listener in (audio_port, reply_port):
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+    output = tmp_path / "reply.wav"
+    connections = []
+    client = subprocess.Popen(
+        [sys.executable, "listen_and_play.py", "--send_port", str(audio_port.getsockname()[1]),
+         "--recv_port", str(reply_port.getsockname()[1]), "--input_file", str(QUESTIONS / "q01.wav"),
+         "--output_file", str(output)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        audio_port.settimeout(30)
+        reply_port.settimeout(30)
+        connections += [audio_port.accept()[0], reply_port.accept()[0]]
+        reply_conn = connections[1]
+        reply = np.full(16000, 1000, np.int16)
+        reply_conn.sendall(reply.astype("<i2").tobytes())
+        time.sleep(1.0)  # received, and still "playing": the client is mid-reply
+        client.send_signal(signal.SIGINT)
+        _, err = client.communicate(timeout=10)
+    finally:
+        if client.poll() is None:
+            client.kill()
+        for sock in (audio_port, reply_port, *connections):
+            sock.close()
+    assert client.returncode == 130, err
+    assert "Traceback" not in err
+    assert "interrupted; received 1.0 s of reply audio, written to" in err
+    kept, rate = soundfile.read(output, dtype="int16")
+    assert rate == 16000 and kept.size == 16000 and set(kept) == {1000}

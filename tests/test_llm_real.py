@@ -43,14 +43,40 @@ def test_sentences_stream_one_by_one(llm_handler):
     assert all(s.text.strip() and s.language == "en" for s in sentences)
 
 
-def test_reset_message_clears_history_through_the_thread(llm_handler):
-    ask(llm_handler, "Remember the number 42.")
-    llm_handler.queue_in.put(ResetConversation())
-    # run() handles control messages in its loop; drive one iteration by hand.
-    message = llm_handler.queue_in.get()
-    assert isinstance(message, ResetConversation)
-    llm_handler.on_reset()
-    assert len(llm_handler.chat.messages()) == 1
+def test_reset_message_clears_history_through_the_thread():
+    """The handler's own thread body: a question, a reset, a question, the
+    end of input.  The reset reaches on_reset() between the two turns and is
+    passed on in order, so the second turn is answered without the first."""
+    import threading
+
+    from LLM.llama_cpp_language_model import LlamaCppLanguageModelHandler
+    from utils.messages import EndOfStream
+
+    handler = make_handler(LlamaCppLanguageModelHandler, model_name="smollm2-135m", chat_size=2)
+    histories = []
+    real_generate = handler.generate
+    handler.generate = lambda messages, *a: histories.append(list(messages)) or real_generate(messages, *a)
+    first, second = Turn(), Turn()
+    for message in (
+        Transcript("Remember the number 42.", "en", first),
+        ResetConversation(),
+        Transcript("Say hello.", "en", second),
+        EndOfStream(),
+    ):
+        handler.queue_in.put(message)
+    thread = threading.Thread(target=handler.run)
+    thread.start()
+    thread.join(120)
+    assert not thread.is_alive()
+    out = []
+    while not handler.queue_out.empty():
+        out.append(handler.queue_out.get())
+    kinds = [type(m).__name__ for m in out if not isinstance(m, LLMSentence)]
+    assert kinds == ["EndOfResponse", "ResetConversation", "EndOfResponse", "EndOfStream"]
+    assert [m.turn for m in out if isinstance(m, EndOfResponse)] == [first, second]
+    assert any("42" in m["content"] for m in histories[0])
+    assert not any("42" in m["content"] for m in histories[1]), "the reset did not reach the thread"
+    assert [m["content"] for m in handler.chat.messages() if m["role"] == "user"] == ["Say hello."]
 
 
 @pytest.mark.parametrize("alias", ["smollm2-135m"])

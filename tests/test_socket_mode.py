@@ -138,7 +138,7 @@ def test_a_pause_inside_a_turn_gets_no_reply_of_its_own(server, tmp_path, stt_ha
     server speculates on the pause (50 ms) and starts answering the first
     question, but the pause is shorter than the end of turn (300 ms), so that
     reply is cancelled: one turn, holding both questions, and only its reply
-    comes back."""
+    comes back; the cancelled one takes no turn number."""
     import soundfile
 
     first = load_audio(QUESTIONS / "q01.wav")[:-5000]  # the file ends in 350 ms of silence
@@ -146,14 +146,14 @@ def test_a_pause_inside_a_turn_gets_no_reply_of_its_own(server, tmp_path, stt_ha
     speech = tmp_path / "two_questions.wav"
     soundfile.write(speech, np.concatenate([first, np.zeros(3200, np.int16), second]), 16000, subtype="PCM_16")
     before = len(server.turns())
-    last_id = server.turns()[-1]["turn"] if before else 0
     reply = tmp_path / "reply.wav"
     result = client(server, speech, reply)
     assert result.returncode == 0, result.stderr[-2000:]
     time.sleep(1.0)
     turns = server.wait_for_turns(before + 1)[before:]
     assert len(turns) == 1, [t["transcript"] for t in turns]
-    assert turns[0]["turn_id"] >= last_id + 2  # a speculative turn was opened, and cancelled
+    assert turns[0]["speculations_cancelled"] >= 1  # a speculative turn was opened, and cancelled
+    assert turns[0]["turn"] == 1  # this client's first turn: the cancelled speculation took no number
     transcript = turns[0]["transcript"].lower()
     assert "france" in transcript and "leap" in transcript
     heard = set(re.findall(r"[a-z']+", transcribe(stt_handler, reply)))
@@ -228,6 +228,23 @@ def test_client_without_a_server_gives_a_clear_error():
     assert "Traceback" not in result.stderr
     assert "cannot reach the s2s server's audio port" in result.stderr
     assert "retrying" in result.stderr
+
+
+@pytest.mark.parametrize("which", ["recv", "send"])
+def test_a_second_server_on_the_same_port_fails_at_once_naming_it(server, which):
+    """Ports are bound before the models load: the second server says which
+    port is taken, and why that may be, without loading anything."""
+    taken = server.recv_port if which == "recv" else server.send_port
+    result = subprocess.run(
+        [sys.executable, "s2s_pipeline.py", f"--{which}_port", str(taken)],
+        cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("s2s: error:")]
+    assert len(errors) == 1 and f"127.0.0.1:{taken}" in errors[0], result.stderr[-2000:]
+    assert "another s2s server running?" in errors[0] and f"--{which}_port" in errors[0]
+    assert "Traceback" not in result.stderr and "models loaded" not in result.stderr
+    assert server.alive()
 
 
 def test_binding_beyond_loopback_warns(caplog):

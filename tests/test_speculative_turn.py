@@ -97,3 +97,55 @@ def test_a_cancelled_speculative_reply_stops_and_leaves_no_trace_in_the_chat():
     assert not any(isinstance(m, EndOfResponse) for m in out)
     assert seen == [0, 1]  # generation stopped at the next piece
     assert chat.messages() == []
+
+
+def test_a_cancelled_speculative_turn_takes_no_turn_number():
+    before = Turn()
+    cancelled = Turn(speculative=True)
+    cancelled.cancel()
+    confirmed_later = Turn(speculative=True)
+    after = Turn()
+    assert cancelled.turn_id == 0 and confirmed_later.turn_id == 0
+    assert after.turn_id == before.turn_id + 1  # no gap for the cancelled one
+    confirmed_later.confirm()
+    assert confirmed_later.turn_id == after.turn_id + 1
+
+
+def test_a_pause_inside_a_turn_is_not_heard_as_a_turn_of_its_own(stt_handler, caplog):
+    """The real VAD speculates on a 200 ms pause between two questions and the
+    real STT transcribes the speech so far; speech resumes, so that transcript
+    is not a turn: it is not logged as heard, takes no number, and the one
+    turn heard says how many early replies were dropped."""
+    import logging
+
+    from tests.conftest import QUESTIONS
+    from utils.audio import load_audio
+    from utils.messages import AudioChunk, Session, SpeechSegment
+    from VAD.vad_handler import VADHandler
+
+    caplog.set_level(logging.DEBUG, logger="STT")
+    vad = VADHandler(
+        threading.Event(), queue.Queue(), queue.Queue(),
+        setup_kwargs={"should_listen": threading.Event(), "session": Session(), "speculative_stt_ms": 50,
+                      "speculative_reply": True},
+    )  # fmt: skip
+    first = load_audio(QUESTIONS / "q01.wav")[:-5000]  # the file ends in 350 ms of silence
+    speech = np.concatenate(
+        [first, np.zeros(3200, np.int16), load_audio(QUESTIONS / "q03.wav"), np.zeros(16000, np.int16)]
+    )
+    previous = Turn().turn_id
+    segments, turns = [], []
+    for start in range(0, speech.size, 512):
+        for segment in vad.process(AudioChunk(speech[start : start + 512])):
+            assert isinstance(segment, SpeechSegment)
+            segments.append(segment)
+            for out in stt_handler.process(segment):  # the STT sees it at once, as in the pipeline
+                turns.append(out.turn)
+    speculative = [s for s in segments if s.provisional and s.turn is not None]
+    assert speculative and speculative[0].turn.cancelled, "the pause was speculated on and then cancelled"
+    final = [s for s in segments if not s.provisional]
+    assert len(final) == 1 and final[0].turn.turn_id == previous + 1
+    assert final[0].turn.speculations_cancelled >= 1
+    heard = [r.message for r in caplog.records if " heard (" in r.message]
+    assert len(heard) == 1 and heard[0].startswith(f"turn {previous + 1} heard"), heard
+    assert "leap" in heard[0].lower() and "france" in heard[0].lower()

@@ -150,13 +150,25 @@ def test_a_looping_short_window_decode_is_redone_on_the_full_window(stt_handler,
     assert "france" in text.lower() and not looks_like_a_loop(text)
 
 
-def test_generation_options_the_short_window_cannot_honour_turn_it_off():
+def test_generation_options_the_short_window_cannot_honour_turn_it_off(stt_handler, caplog, monkeypatch):
+    """Whisper base decodes on the short window by default (the session's
+    handler); asked to sample at a temperature, which only faster-whisper's
+    own loop can, it turns the window off, says so, and transcribes with
+    faster-whisper, honouring the option."""
     from STT.faster_whisper_handler import FasterWhisperSTTHandler
 
-    handler = make_handler(FasterWhisperSTTHandler, model_name="tiny.en", gen_kwargs={"temperature": 0.2})
+    assert stt_handler.short_window is not None
+    handler = make_handler(
+        FasterWhisperSTTHandler, model_name="whisper-base", language="en", gen_kwargs={"temperature": 0.2}
+    )
     assert handler.short_window is None
+    assert "short STT window off: it does not support temperature" in caplog.text
+    options = []
+    real = handler.model.transcribe
+    monkeypatch.setattr(handler.model, "transcribe", lambda audio, **kw: options.append(kw) or real(audio, **kw))
     text, _ = handler.transcribe(int16_to_float(load_audio(QUESTIONS / "q01.wav")))
     assert "france" in text.lower()
+    assert options and options[0]["temperature"] == 0.2
 
 
 def test_a_speculative_turn_is_answered_at_the_pause_and_not_again_at_its_end(stt_handler):
@@ -168,3 +180,18 @@ def test_a_speculative_turn_is_answered_at_the_pause_and_not_again_at_its_end(st
     assert "end_of_turn" not in turn.marks  # transcribed before the VAD decided
     turn.confirm()
     assert list(stt_handler.process(SpeechSegment(audio, 16000, turn, speech_key=key))) == []
+
+
+def test_a_forced_language_steers_the_decoder(stt_handler):
+    """--language fr on an English question: Whisper base, told the speech is
+    French, writes French (it translates), so the forced code reaches the
+    decoder instead of only labelling the transcript."""
+    from STT.faster_whisper_handler import FasterWhisperSTTHandler
+
+    audio = int16_to_float(load_audio(QUESTIONS / "q01.wav"))
+    english, _ = stt_handler.transcribe(audio)
+    for language, marker in (("fr", "qu'est"), ("de", "ist")):
+        handler = make_handler(FasterWhisperSTTHandler, model_name="whisper-base", language=language)
+        text, label = handler.transcribe(audio)
+        assert label == language and text != english
+        assert marker in text.lower().split(), text

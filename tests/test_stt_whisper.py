@@ -133,12 +133,33 @@ def test_forced_language_yields_a_transcript_with_timings(forced_fr, question):
     assert forced_fr.model.dtype == torch.float32 and forced_fr.device == "cpu"
 
 
-def test_decoding_is_deterministic_and_follows_the_forced_language(forced_fr, question, tiny_whisper):
+def decoder_prompts(handler, monkeypatch) -> list[list[str]]:
+    """The tokens the decoder is given at each step of the next generations."""
+    seen: list[list[str]] = []
+    real_forward = handler.model.forward
+
+    def forward(*args, **kwargs):
+        ids = kwargs.get("decoder_input_ids")
+        if ids is not None:
+            seen.append(handler.processor.tokenizer.convert_ids_to_tokens(ids[0].tolist()))
+        return real_forward(*args, **kwargs)
+
+    monkeypatch.setattr(handler.model, "forward", forward)
+    return seen
+
+
+def test_decoding_is_deterministic_and_follows_the_forced_language(forced_fr, question, tiny_whisper, monkeypatch):
+    """The forced language is the one the decoder is prompted with, not only
+    the label the handler puts on the transcript."""
     text, language = forced_fr.transcribe(question)
     assert forced_fr.transcribe(question) == (text, language)
     german = make_handler(WhisperSTTHandler, model_name=tiny_whisper, device="cpu", language="de", gen_kwargs=GEN)
-    # A different language token in the prompt changes what the decoder sees.
-    assert german.transcribe(question)[1] == "de"
+    for handler, forced, other in ((forced_fr, "<|fr|>", "<|de|>"), (german, "<|de|>", "<|fr|>")):
+        prompts = decoder_prompts(handler, monkeypatch)
+        handler.transcribe(question)
+        first = prompts[0]
+        assert forced in first and other not in first, first
+        assert first.index(forced) == first.index("<|startoftranscript|>") + 1
 
 
 def test_audio_at_another_rate_is_resampled(forced_fr):

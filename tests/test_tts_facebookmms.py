@@ -229,3 +229,48 @@ def test_flags_reach_the_handler(voices):
     assert built.voices["fra"].model.speaking_rate == 1.5
     (audio,) = built.process(LLMSentence("Vite.", "fr", Turn()))
     assert audio.samples.dtype == np.int16 and audio.samples.size > 0
+
+
+# --- no network, no cached voice: fail fast with the offline hint -----------------------
+
+HUB_LOAD = """
+import queue, sys, threading, time
+import torch
+from transformers import AutoTokenizer, VitsModel  # imported before the clock starts: slow on a busy machine
+from TTS.facebookmms_handler import FacebookMMSTTSHandler
+began = time.perf_counter()
+try:
+    FacebookMMSTTSHandler(threading.Event(), queue.Queue(), queue.Queue())
+except OSError as error:
+    print(f"{time.perf_counter() - began:.1f} s: {error}")
+"""
+
+
+def load_from_an_unreachable_hub(tmp_path, **env_changes: str) -> str:
+    """A child process whose hub refuses connections and whose cache is empty."""
+    import os
+    import subprocess
+
+    from tests.conftest import REPO
+
+    env = {key: value for key, value in os.environ.items() if key not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env.update(HF_HOME=str(tmp_path / "hf-home"), HF_ENDPOINT="http://127.0.0.1:9", **env_changes)
+    result = subprocess.run(
+        [sys.executable, "-c", HUB_LOAD], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+    return result.stdout.strip()
+
+
+def test_no_network_and_no_cached_voice_fails_fast_with_the_offline_hint(tmp_path):
+    """Without HF_HUB_OFFLINE, from_pretrained retried a refused hub for 40 s."""
+    said = load_from_an_unreachable_hub(tmp_path)
+    took, _, message = said.partition(" s: ")
+    assert float(took) < 10, said
+    assert "facebook/mms-tts-eng is not in the local cache" in message
+    assert "cannot be reached (http://127.0.0.1:9: Connection refused)" in message
+    assert "HF_HUB_OFFLINE=1" in message
+
+
+def test_offline_and_no_cached_voice_says_so(tmp_path):
+    said = load_from_an_unreachable_hub(tmp_path, HF_HUB_OFFLINE="1")
+    assert "facebook/mms-tts-eng is not in the local cache and HF_HUB_OFFLINE is set" in said

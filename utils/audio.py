@@ -8,6 +8,7 @@ once, with a real band-limited resampler (soxr), never by dropping samples.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,10 @@ PIPELINE_SAMPLE_RATE = 16000
 
 class AudioInputError(ValueError):
     """Audio that cannot be used; the message is meant for the user as is."""
+
+
+class AudioOutputError(OSError):
+    """An output file that cannot be written; the message is meant for the user as is."""
 
 
 def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
@@ -68,10 +73,34 @@ def load_audio(path: str | Path, target_rate: int = PIPELINE_SAMPLE_RATE) -> np.
     return float_to_int16(resample(mono, rate, target_rate))
 
 
-def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
+def check_output_file(path: str | Path) -> None:
+    """Fail now, before any model loads, if `path` cannot become an audio file:
+    a directory, a name whose extension is no audio format, or a folder that
+    is a file or not writable.  Creates nothing."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    soundfile.write(str(path), samples, sample_rate, subtype="PCM_16")
+    if path.is_dir():
+        raise AudioOutputError(f"output file is a directory: {path}")
+    extension = path.suffix.lstrip(".").upper()
+    if extension not in soundfile.available_formats():
+        raise AudioOutputError(f"cannot tell an audio format from the name {path}: end it in .wav (or .flac, .ogg)")
+    folder = path.absolute().parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise AudioOutputError(f"cannot write {path}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise AudioOutputError(f"cannot write {path}: no permission to write in {folder}")
+
+
+def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
+    """Write int16 mono audio; AudioOutputError (one line) when it cannot be written."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        soundfile.write(str(path), samples, sample_rate, subtype="PCM_16")
+    except (OSError, RuntimeError, TypeError) as error:  # soundfile raises all three
+        detail = getattr(error, "strerror", None) or str(error)
+        raise AudioOutputError(f"cannot write {path}: {detail}") from None
 
 
 def split_chunks(samples: np.ndarray, chunk_samples: int) -> list[np.ndarray]:

@@ -5,7 +5,9 @@ mode), the second builds an `HfArgumentParser` over the chosen backends'
 dataclasses alone.  That lets every STT backend use the plain `stt_` prefix
 (`--stt_model_name` means the model of whichever STT you picked) without
 their flag names colliding, and a flag that belongs to no chosen backend is an
-error instead of being silently ignored.
+error instead of being silently ignored.  A JSON file gives the defaults and
+flags after it override them (`config.json --log_level debug`); values are
+checked (utils/config_checks.py) before any model loads.
 """
 
 from __future__ import annotations
@@ -18,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from transformers import HfArgumentParser
-
 from arguments_classes.file_mode_arguments import FileModeArguments
 from arguments_classes.local_audio_arguments import LocalAudioArguments
 from arguments_classes.module_arguments import ModuleArguments
@@ -27,6 +27,16 @@ from arguments_classes.realtime_arguments import RealtimeArguments, TurnTakingAr
 from arguments_classes.socket_arguments import SocketReceiverArguments, SocketSenderArguments
 from arguments_classes.vad_arguments import VADHandlerArguments
 from connections.tcp import is_loopback
+from utils.config_checks import (
+    FlagError,
+    OneLineParser,
+    document_type_problems,
+    given,
+    infer_mode,
+    unknown_flags,
+    unknown_keys,
+    value_problems,
+)
 from utils.registry import Backend, lookup
 
 MODES = ("socket", "local", "file", "realtime")
@@ -88,26 +98,38 @@ def handler_kwargs(arguments: Any, prefix: str) -> dict[str, Any]:
     return kwargs
 
 
-def _first_pass(argv: list[str]) -> tuple[ModuleArguments, dict[str, Any] | None]:
-    """Find the chosen backends; returns the JSON document when one was given."""
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        path = Path(argv[0])
-        try:
-            document = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
-        except json.JSONDecodeError as error:
-            raise ConfigError(f"config file {path} is not valid JSON: {error}") from None
-        if not isinstance(document, dict):
-            raise ConfigError(f"config file {path} must hold one JSON object")
-        (module,) = HfArgumentParser(ModuleArguments).parse_dict(document, allow_extra_keys=True)
-        return module, document
-    # --help is left for the second pass, whose parser knows the chosen backends' flags.
-    without_help = [arg for arg in argv if arg not in ("-h", "--help")]
-    module, _ = HfArgumentParser(ModuleArguments).parse_args_into_dataclasses(
-        args=without_help, return_remaining_strings=True
-    )
-    return module, None
+def _split_config_file(argv: list[str]) -> tuple[dict[str, Any] | None, str, list[str]]:
+    """`config.json [flags...]` -> (the JSON document, its name, the flags); flags alone -> (None, "", argv)."""
+    if not argv or not argv[0].endswith(".json"):
+        return None, "", argv
+    path = Path(argv[0])
+    try:
+        document = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"config file {path} is not valid JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise ConfigError(f"config file {path} must hold one JSON object")
+    return document, str(path), argv[1:]
+
+
+def _parse(classes: tuple[type, ...], document: dict[str, Any] | None, flags: list[str], first: bool = False) -> list:
+    """Parse flags over defaults taken from the JSON document: flags override the file.
+    The first pass (module arguments only) leaves other flags and --help for the second."""
+    parser = OneLineParser(classes)
+    if document is not None:
+        known = parser.known_options()
+        parser.set_defaults(**{key: value for key, value in document.items() if key in known})
+    if first:
+        flags = [arg for arg in flags if arg not in ("-h", "--help")]
+    try:
+        *parsed, remaining = parser.parse_args_into_dataclasses(args=flags, return_remaining_strings=True)
+    except FlagError as error:
+        raise ConfigError(str(error)) from None
+    if remaining and not first:
+        raise ConfigError(unknown_flags(remaining))
+    return parsed
 
 
 def _apply_mac_preset(module: ModuleArguments) -> None:
@@ -120,12 +142,15 @@ def _apply_mac_preset(module: ModuleArguments) -> None:
 
 
 def parse_config(argv: list[str]) -> PipelineConfig:
-    """Parse CLI flags (or one JSON file path) into a validated PipelineConfig.
+    """Parse CLI flags, or one JSON file path optionally followed by flags that
+    override it, into a validated PipelineConfig.
 
-    Raises ConfigError for unknown backends, unknown keys, bad values; argparse
-    itself exits with status 2 and a usage line on malformed CLI flags.
+    Raises ConfigError, with one line naming the flag, for unknown backends,
+    unknown keys or flags, and values of the wrong type or range.  `--help`
+    prints the chosen backends' flags and exits.
     """
-    module, document = _first_pass(argv)
+    document, source, flags = _split_config_file(argv)
+    (module,) = _parse((ModuleArguments,), document, flags, first=True)
     _apply_mac_preset(module)
     try:
         backends = [lookup(stage, getattr(module, stage)) for stage in ("stt", "llm", "tts")]
@@ -133,17 +158,12 @@ def parse_config(argv: list[str]) -> PipelineConfig:
         raise ConfigError(str(error)) from None
 
     classes = (*COMMON_ARGUMENTS, *(b.arguments_class for b in backends))
-    parser = HfArgumentParser(classes)
     if document is not None:
-        try:
-            parsed = parser.parse_dict(document, allow_extra_keys=False)
-        except (ValueError, TypeError) as error:
-            raise ConfigError(f"config file: {error}") from None
-    else:
-        try:
-            parsed = parser.parse_args_into_dataclasses(args=argv)
-        except ValueError as error:  # flags that belong to no chosen backend
-            raise ConfigError(str(error)) from None
+        problems = [unknown_keys(document, OneLineParser(classes).known_options(), source)]
+        problems += document_type_problems(document, classes, source)
+        if any(problems):
+            raise ConfigError("; ".join(problem for problem in problems if problem))
+    parsed = _parse(classes, document, flags)
     module, vad, receiver, sender, file_mode, local_audio, realtime, turn_taking, stt, llm, tts = parsed
     _apply_mac_preset(module)
 
@@ -158,7 +178,11 @@ def parse_config(argv: list[str]) -> PipelineConfig:
     config = PipelineConfig(
         module, vad, receiver, sender, file_mode, local_audio, realtime, turn_taking, *backends, stt, llm, tts
     )
-    apply_preset(config, set(document) if document is not None else flags_given(argv))
+    apply_preset(config, set(document or {}) | flags_given(flags))
+    mode_given = given("mode", document, flags) or module.local_mac_optimal_settings
+    problem = infer_mode(config, mode_given)
+    if problem:
+        raise ConfigError(problem)
     validate(config)
     return config
 
@@ -201,6 +225,9 @@ def apply_preset(config: PipelineConfig, explicit: set[str]) -> None:
 
 def validate(config: PipelineConfig) -> None:
     module, vad = config.module, config.vad
+    problems = value_problems(config)
+    if problems:
+        raise ConfigError("; ".join(problems))
     if module.mode not in MODES:
         raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not {module.mode!r}")
     if module.mode == "file" and not (config.file_mode.input_file and config.file_mode.output_file):

@@ -41,7 +41,10 @@ class Turn:
     the turn) take the turn's lock.
     """
 
-    turn_id: int = field(default_factory=lambda: next(_turn_ids))
+    # The number users see in logs and metrics.  A speculative turn gets its
+    # number when the VAD confirms it (0 until then), so a cancelled one
+    # leaves no gap in the numbering.
+    turn_id: int = 0
     speech_duration_s: float = 0.0
     transcript: str = ""
     language: str | None = None
@@ -63,6 +66,7 @@ class Turn:
     cancel_reason: str = "turn_detected"  # or "client_cancelled" (the realtime API's reasons)
     number: int = 0  # the turn number users see (confirmed turns of the session)
     playback: PlaybackLog = field(default_factory=PlaybackLog, repr=False, compare=False)
+    speculations_cancelled: int = 0  # early replies started during this turn's pauses, then dropped
     _decided: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -88,6 +92,8 @@ class Turn:
 
     def confirm(self) -> None:
         """The VAD saw the end of the turn: a speculative turn becomes real."""
+        if not self.turn_id:
+            self.turn_id = next(_turn_ids)
         self.mark("end_of_turn")
         if not self.number:
             self.number = self.session.next_turn_number() if self.session is not None else self.turn_id
@@ -179,6 +185,7 @@ class Turn:
             "interrupted": self.interrupted,
             "heard_reply": self.heard_reply,
             "interrupt_to_silence_ms": span("interrupt", "audio_stopped"),
+            "speculations_cancelled": self.speculations_cancelled,
             "error": self.error,
             "transcript": self.transcript,
             "reply": self.reply,

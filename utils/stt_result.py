@@ -35,11 +35,22 @@ def transcript_messages(turn: Turn, text: str, language: str | None) -> Iterator
     turn.mark("transcript_ready")
     turn.transcript = text
     turn.language = (language or "").removesuffix(AUTO_SUFFIX) or None
-    if turn.decided and not turn.stale:  # a speculation is logged once confirmed, not before
-        logger.info("turn %d heard (%s): %s", turn.number or turn.turn_id, language, text or "<nothing>")
+    if turn.decided and not turn.stale:
+        log_heard(turn)
+    else:  # the VAD may still cancel it: "heard" is said once it confirms (see log_heard)
+        logger.debug("speculative transcript (%s): %s", language, text or "<nothing>")
     if turn.session is not None:
         turn.session.observer.transcript_ready(turn)
     if not text:
         yield EndOfResponse(turn=turn)
         return
     yield Transcript(text=text, language=language, turn=turn)
+
+
+def log_heard(turn: Turn) -> None:
+    """What the user said, once the turn is real (a speculative turn: when the
+    VAD confirms it and its final segment reaches the STT).  Once per turn."""
+    if "heard" in turn.marks:
+        return
+    turn.mark("heard")
+    logger.info("turn %d heard (%s): %s", turn.number or turn.turn_id, turn.language, turn.transcript or "<nothing>")

@@ -1,0 +1,54 @@
+"""A benchmark run without flags prints its report and leaves the committed
+results alone; `--write` replaces them, `--output` writes elsewhere."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from latency import add_output_arguments, save_results
+
+
+def saved(tmp_path, argv: list[str]) -> tuple[bool, str]:
+    committed = tmp_path / "RESULTS.md"
+    committed.write_text("committed figures\n")
+    parser = argparse.ArgumentParser()
+    add_output_arguments(parser, committed)
+    save_results(parser.parse_args(argv), committed, "this run\n")
+    return committed.read_text() == "this run\n", committed.read_text()
+
+
+def test_a_bare_run_does_not_replace_the_committed_results(tmp_path):
+    assert saved(tmp_path, []) == (False, "committed figures\n")
+
+
+def test_write_replaces_them_and_output_writes_elsewhere(tmp_path):
+    assert saved(tmp_path, ["--write"])[0]
+    elsewhere = tmp_path / "mine.md"
+    assert saved(tmp_path, ["--output", str(elsewhere)]) == (False, "committed figures\n")
+    assert elsewhere.read_text() == "this run\n"
+
+
+def test_every_benchmark_asks_before_writing_committed_results():
+    for script in ("latency.py", "conversation.py", "soak.py"):
+        path = REPO / "benchmarks" / script
+        if not path.exists():
+            continue
+        result = subprocess.run([sys.executable, str(path), "--help"], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "--write" in result.stdout, script
+
+
+def test_what_readme_commands_write_is_ignored_by_git():
+    import pytest
+
+    if not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    command = ["git", "check-ignore", "answer.wav", "reply.wav"]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.stdout.split() == ["answer.wav", "reply.wav"]
