@@ -73,6 +73,7 @@ class VADStream:
     smart_turn_finished: bool | None = None
     manual_audio: list[np.ndarray] = field(default_factory=list)  # client-committed turns
     overflowed: bool = False  # manual_audio outgrew its bound since the last commit
+    cancelled_speculations: int = 0  # early replies dropped in the turn under way, for its metrics
 
 
 class VADHandler(BaseHandler):
@@ -306,6 +307,7 @@ class VADHandler(BaseHandler):
             logger.debug("turn %d: speech resumed, speculative reply dropped", stream.speculative_turn.turn_id)
             stream.speculative_turn.cancel()
             stream.speculative_turn = None
+            stream.cancelled_speculations += 1
 
     def _should_speculate(self, stream: VADStream) -> bool:
         return self.speculate_after is not None and stream.iterator.trailing_silence_samples >= self.speculate_after
@@ -371,6 +373,7 @@ class VADHandler(BaseHandler):
         if self.yield_floor_at_end_of_turn:
             self.should_listen.clear()
         turn.confirm()  # marks end_of_turn
+        turn.speculations_cancelled, stream.cancelled_speculations = stream.cancelled_speculations, 0
         stream.last_turn = (turn, utterance)
         if turn.respond:
             session.active_turn = turn

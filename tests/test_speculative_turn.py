@@ -100,15 +100,18 @@ def test_a_cancelled_speculative_reply_stops_and_leaves_no_trace_in_the_chat():
 
 
 def test_a_cancelled_speculative_turn_takes_no_turn_number():
-    before = Turn()
-    cancelled = Turn(speculative=True)
+    session = Session()
+    before = Turn(session=session)
+    before.confirm()
+    cancelled = Turn(speculative=True, session=session)
     cancelled.cancel()
-    confirmed_later = Turn(speculative=True)
-    after = Turn()
-    assert cancelled.turn_id == 0 and confirmed_later.turn_id == 0
-    assert after.turn_id == before.turn_id + 1  # no gap for the cancelled one
+    confirmed_later = Turn(speculative=True, session=session)
+    after = Turn(session=session)
+    after.confirm()
+    assert cancelled.number == 0 and confirmed_later.number == 0
+    assert after.number == before.number + 1  # no gap for the cancelled one
     confirmed_later.confirm()
-    assert confirmed_later.turn_id == after.turn_id + 1
+    assert confirmed_later.number == after.number + 1
 
 
 def test_a_pause_inside_a_turn_is_not_heard_as_a_turn_of_its_own(stt_handler, caplog):
@@ -133,7 +136,6 @@ def test_a_pause_inside_a_turn_is_not_heard_as_a_turn_of_its_own(stt_handler, ca
     speech = np.concatenate(
         [first, np.zeros(3200, np.int16), load_audio(QUESTIONS / "q03.wav"), np.zeros(16000, np.int16)]
     )
-    previous = Turn().turn_id
     segments, turns = [], []
     for start in range(0, speech.size, 512):
         for segment in vad.process(AudioChunk(speech[start : start + 512])):
@@ -144,8 +146,8 @@ def test_a_pause_inside_a_turn_is_not_heard_as_a_turn_of_its_own(stt_handler, ca
     speculative = [s for s in segments if s.provisional and s.turn is not None]
     assert speculative and speculative[0].turn.cancelled, "the pause was speculated on and then cancelled"
     final = [s for s in segments if not s.provisional]
-    assert len(final) == 1 and final[0].turn.turn_id == previous + 1
+    assert len(final) == 1 and final[0].turn.number == 1  # the conversation's first turn, no gap
     assert final[0].turn.speculations_cancelled >= 1
     heard = [r.message for r in caplog.records if " heard (" in r.message]
-    assert len(heard) == 1 and heard[0].startswith(f"turn {previous + 1} heard"), heard
+    assert len(heard) == 1 and heard[0].startswith("turn 1 heard"), heard
     assert "leap" in heard[0].lower() and "france" in heard[0].lower()

@@ -41,10 +41,10 @@ class Turn:
     the turn) take the turn's lock.
     """
 
-    # The number users see in logs and metrics.  A speculative turn gets its
-    # number when the VAD confirms it (0 until then), so a cancelled one
-    # leaves no gap in the numbering.
-    turn_id: int = 0
+    # Unique in the process, for the stages' bookkeeping.  Users see
+    # `number` instead: a speculative turn gets it when the VAD confirms it,
+    # so a cancelled one leaves no gap in a conversation's numbering.
+    turn_id: int = field(default_factory=lambda: next(_turn_ids))
     speech_duration_s: float = 0.0
     transcript: str = ""
     language: str | None = None
@@ -92,8 +92,6 @@ class Turn:
 
     def confirm(self) -> None:
         """The VAD saw the end of the turn: a speculative turn becomes real."""
-        if not self.turn_id:
-            self.turn_id = next(_turn_ids)
         self.mark("end_of_turn")
         if not self.number:
             self.number = self.session.next_turn_number() if self.session is not None else self.turn_id
