@@ -270,9 +270,11 @@ def test_its_own_voice_does_not_interrupt_it_and_the_user_does(looped_sound_serv
     assert "capital" in answered["transcript"].lower() and answered["reply"]
     assert not answered["interrupted"]
     # The reply fell silent soon after the user began: the guard (200 ms of
-    # speech), one device block and the speaker's buffer, with room for a
-    # busy machine; the answer to the new question comes later, after a gap.
-    assert end_of_first_run(speaker.loud_times(onset)) - onset < 1.5
+    # speech), one device block and the speaker's buffer (measured here:
+    # 0.5-0.9 s), plus, when the sound card has just had a hiccup, the
+    # full-duplex mic's hold (1.5 s) before it trusts its echo canceller.
+    # Without barge-in the reply would go on for its 10-20 s.
+    assert end_of_first_run(speaker.loud_times(onset)) - onset < 3.0
 
 
 def end_of_first_run(times: list[float], gap: float = 0.5) -> float:

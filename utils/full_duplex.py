@@ -16,8 +16,9 @@ Where the canceller cannot be trusted, echo must not reach the VAD:
   to follow (measured through PulseAudio on a loaded machine: up to a second
   of echo 30-70 dB above the settled residual).  If the echo path did move
   (the delay line moved, or mic audio that piled up had to be caught up),
-  the held audio is replaced by silence of the same length; if it did not,
-  it is passed on late but whole, so a user who spoke then is still heard.
+  the held audio that may hold echo is replaced by silence of the same
+  length; the rest (the path held, or the reply had already fallen silent)
+  is passed on late but whole, so a user who spoke then is still heard.
 Muting costs the user the chance to interrupt in those moments; letting a
 leak through would make the assistant interrupt itself.
 """
@@ -70,7 +71,7 @@ class FullDuplexMic:
         self.hold_until = float("-inf")
         self.max_hold_s = 3 * hold_s  # longer (hiccup after hiccup): let time go on, as silence
         self._moves = 0
-        self._held: list[np.ndarray] = []
+        self._held: list[tuple[np.ndarray, bool]] = []  # (cleaned block, echo possible in it)
         self._held_is_echo = False
         self.stats = DuplexStats()
 
@@ -119,22 +120,25 @@ class FullDuplexMic:
         self._held_is_echo = True
 
     def _gate(self, cleaned: np.ndarray, now: float) -> np.ndarray:
-        if self.echo_possible(now) and not self.warmed_up():
+        echo_possible = self.echo_possible(now)
+        if echo_possible and not self.warmed_up():
             self.stats.muted_s += len(cleaned) / self.sample_rate
             return np.zeros_like(cleaned)
-        held = sum(len(block) for block in self._held)
-        if now < self.hold_until and (self._held or self.echo_possible(now)):
+        held = sum(len(block) for block, _ in self._held)
+        if now < self.hold_until and (self._held or echo_possible):
             if held < self.max_hold_s * self.sample_rate:
-                self._held.append(cleaned)
+                self._held.append((cleaned, echo_possible))
                 return cleaned[:0]
             self._held_is_echo = True  # hiccup after hiccup: the path is not to be trusted
         if not self._held:
             return cleaned
-        if self._held_is_echo:
-            self.stats.muted_s += held / self.sample_rate
-            released = [np.zeros(held, dtype=np.int16)]
-        else:
-            self.stats.held_s += held / self.sample_rate
-            released = self._held
+        released = []
+        for block, echo_was_possible in self._held:
+            if self._held_is_echo and echo_was_possible:
+                self.stats.muted_s += len(block) / self.sample_rate
+                released.append(np.zeros_like(block))
+            else:  # the path held, or the reply had fallen silent: the user's words go on
+                self.stats.held_s += len(block) / self.sample_rate
+                released.append(block)
         self._held, self._held_is_echo = [], False
         return np.concatenate([*released, cleaned])
