@@ -6,6 +6,13 @@
 Wire format (see README): raw int16 mono PCM both ways, no header.  The mic is
 not sent while a reply is playing, so the assistant does not hear itself.
 
+With `--barge_in` (for a server started with `--barge_in True`) the mic stays
+open while replies play and the client cancels its own echo (WebRTC AEC3, see
+utils/full_duplex.py), so the user can interrupt the assistant.  Headless,
+`--barge_in` streams the file without pausing for replies, and
+`--simulate_echo_db` plays the replies back into it as a speaker next to the
+mic would (then cancels them): echo cancellation tested without a sound card.
+
 Headless mode streams the file at real-time pace (then silence, so the server
 sees the end of the turn), records what comes back, and exits once the reply
 has finished: no reply audio for `--reply_idle_s` after the last of it played.
@@ -23,6 +30,11 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+
+from utils.echo_cancel import EchoCancellerUnavailable
+from utils.echo_path import SimulatedEchoPath
+from utils.full_duplex import FullDuplexMic
+from utils.played_audio import PlayedAudio
 
 logger = logging.getLogger("listen_and_play")
 
@@ -43,6 +55,9 @@ class ClientOptions:
     reply_idle_s: float = 2.0
     timeout_s: float = 120.0
     connect_attempts: int = 8
+    barge_in: bool = False
+    aec_engine: str = "auto"
+    simulate_echo_db: float | None = None
 
 
 def connect_with_retry(host: str, port: int, attempts: int, what: str) -> socket.socket:
@@ -103,6 +118,39 @@ class ReplyReceiver(threading.Thread):
         return time.perf_counter() < self.play_until
 
 
+class SimulatedRoom:
+    """Headless `--simulate_echo_db`: the replies, played at real time by an
+    imaginary speaker, come back into the streamed file through a room
+    (utils/echo_path.py), and the client cancels them as it would live."""
+
+    def __init__(self, options: ClientOptions, replies: ReplyReceiver) -> None:
+        self.rate = options.send_rate
+        self.replies = replies
+        self.duplex = full_duplex_mic(options)
+        self.path = SimulatedEchoPath(self.rate, delay_ms=120, gain_db=options.simulate_echo_db)
+        self.speaker = PlayedAudio(options.recv_rate, options.send_rate)
+        self._received = bytearray()
+
+    def _played(self, frames: int) -> np.ndarray:
+        """What the speaker plays during the next `frames` (received audio, in order, at real time)."""
+        while True:
+            try:
+                self._received.extend(self.replies.chunks.get_nowait())
+            except queue.Empty:
+                break
+        if self._received:
+            self.speaker.push(np.frombuffer(bytes(self._received), dtype="<i2"))
+            self._received.clear()
+        return self.speaker.take(frames)
+
+    def hear(self, chunk: bytes) -> bytes:
+        """The file's chunk as the mic hears it in the room, echo cancelled."""
+        mic = np.frombuffer(chunk, dtype="<i2")
+        played = self._played(mic.size)
+        cleaned = self.duplex.process(self.path.mix(mic, played), played)
+        return cleaned.astype("<i2").tobytes()
+
+
 def run_headless(options: ClientOptions) -> int:
     import soundfile
 
@@ -121,6 +169,11 @@ def run_headless(options: ClientOptions) -> int:
         return 1
     replies = ReplyReceiver(recv, options.recv_rate)
     replies.start()
+    try:
+        room = SimulatedRoom(options, replies) if options.barge_in and options.simulate_echo_db is not None else None
+    except EchoCancellerUnavailable as error:
+        print(f"listen_and_play: error: {error}", file=sys.stderr)
+        return 1
     payload = samples.astype("<i2").tobytes()
     chunk_s = options.chunk_size / BYTES_PER_SAMPLE / options.send_rate
     silence = bytes(options.chunk_size)
@@ -140,13 +193,13 @@ def run_headless(options: ClientOptions) -> int:
             )
             if file_done and reply_over:
                 break
-            if not replies.playing:  # half duplex: the mic is muted while a reply plays
+            if options.barge_in or not replies.playing:  # half duplex: the mic is muted while a reply plays
                 if file_done:
                     chunk = silence
                 else:
                     chunk = payload[position : position + options.chunk_size].ljust(options.chunk_size, b"\0")
                     position += options.chunk_size
-                send.sendall(chunk)
+                send.sendall(chunk if room is None else room.hear(chunk))
             next_tick += chunk_s
             time.sleep(max(0.0, next_tick - time.perf_counter()))
     except OSError as error:
@@ -158,6 +211,8 @@ def run_headless(options: ClientOptions) -> int:
         replies.closed.set()
         recv.close()
     audio = np.frombuffer(bytes(replies.recorded), dtype="<i2")
+    if room is not None:
+        logger.info("simulated room: %s", room.duplex.stats)
     received = f"received {audio.size / options.recv_rate:.1f} s of reply audio"
     if options.output_file and audio.size:
         soundfile.write(options.output_file, audio, options.recv_rate, subtype="PCM_16")
@@ -198,6 +253,12 @@ def run_live(options: ClientOptions, sd=None) -> int:
     if problem:
         print(f"listen_and_play: error: {problem}; {NO_SOUND_CARD_HINT}", file=sys.stderr)
         return 1
+    if options.barge_in:
+        try:
+            full_duplex_mic(options)
+        except EchoCancellerUnavailable as error:
+            print(f"listen_and_play: error: --barge_in needs echo cancellation: {error}", file=sys.stderr)
+            return 1
     while True:
         try:
             send = connect_with_retry(options.host, options.send_port, options.connect_attempts, "audio")
@@ -215,6 +276,10 @@ def run_live(options: ClientOptions, sd=None) -> int:
         logger.warning("connection to the server lost; reconnecting")
 
 
+def full_duplex_mic(options: ClientOptions) -> FullDuplexMic:
+    return FullDuplexMic(options.send_rate, options.aec_engine)
+
+
 def _live_session(sd, options: ClientOptions, send: socket.socket, recv: socket.socket) -> int | None:
     """Stream the mic and play replies until Ctrl-C (0), an audio error (1),
     or a lost connection (None: the caller reconnects)."""
@@ -222,12 +287,20 @@ def _live_session(sd, options: ClientOptions, send: socket.socket, recv: socket.
     replies.start()
     pending = bytearray()
     lost = threading.Event()
+    duplex = full_duplex_mic(options) if options.barge_in else None
+    played = PlayedAudio(options.recv_rate, options.send_rate) if duplex is not None else None
 
     def on_mic(indata, frames, time_info, status) -> None:
-        if replies.playing or lost.is_set():
+        if (replies.playing and duplex is None) or lost.is_set():
             return
+        data = bytes(indata)
+        if duplex is not None:
+            if status.input_overflow:
+                duplex.hiccup()
+            mic = np.frombuffer(data, dtype="<i2")
+            data = duplex.process(mic, played.take(mic.size)).astype("<i2").tobytes()
         try:
-            send.sendall(bytes(indata))
+            send.sendall(data)
         except OSError:
             lost.set()
 
@@ -241,6 +314,10 @@ def _live_session(sd, options: ClientOptions, send: socket.socket, recv: socket.
         outdata[:size] = pending[:size]
         outdata[size:] = b"\0" * (len(outdata) - size)
         del pending[:size]
+        if played is not None:  # the echo canceller's reference
+            if status.output_underflow:
+                duplex.hiccup()
+            played.push(np.frombuffer(bytes(outdata), dtype="<i2"))
 
     mic_block = options.chunk_size // BYTES_PER_SAMPLE
     play_block = options.list_play_chunk_size  # frames (mono int16: one sample each)
@@ -281,7 +358,18 @@ def parse_args(argv: list[str] | None = None) -> ClientOptions:
     parser.add_argument("--timeout_s", type=float, default=defaults.timeout_s, help="Headless: give up after this.")
     parser.add_argument("--connect_attempts", type=int, default=defaults.connect_attempts,
                         help="Connection attempts (exponential back-off) before giving up.")  # fmt: skip
-    return ClientOptions(**vars(parser.parse_args(argv)))
+    parser.add_argument("--barge_in", action="store_true",
+                        help="Keep the mic open while replies play and cancel their echo, so the user can "
+                             "interrupt (server: --barge_in True).")  # fmt: skip
+    parser.add_argument("--aec_engine", default=defaults.aec_engine, choices=["auto", "webrtc", "speex"],
+                        help="Echo canceller for --barge_in.")  # fmt: skip
+    parser.add_argument("--simulate_echo_db", type=float, default=None,
+                        help="Headless --barge_in: play the replies back into the file this many dB below "
+                             "their level, 120 ms late, through a simulated room, and cancel them.")  # fmt: skip
+    args = parser.parse_args(argv)
+    if args.simulate_echo_db is not None and not (args.barge_in and args.input_file):
+        parser.error("--simulate_echo_db goes with --barge_in and --input_file (headless)")
+    return ClientOptions(**vars(args))
 
 
 def main(argv: list[str] | None = None) -> int:

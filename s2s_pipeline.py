@@ -25,7 +25,7 @@ from utils.audio import AudioInputError, check_output_file, load_audio
 from utils.config import ConfigError, PipelineConfig, parse_config
 from utils.packaged_models import ModelNotInstalledError
 from utils.pipeline import BackendUnavailableError, Channels, build_model_stages
-from utils.session import SessionSettings
+from utils.session import Session, SessionSettings
 from utils.thread_manager import StageFailedError, ThreadManager
 
 logger = logging.getLogger("s2s")
@@ -124,7 +124,9 @@ def run_local_mode(config: PipelineConfig) -> int:
     if options.list_devices:
         print(describe_devices(import_sounddevice()))
         return 0
-    channels = Channels()
+    # With echo cancellation the user may talk over the assistant (barge-in).
+    settings = SessionSettings(barge_in=options.aec, interrupt_min_speech_ms=config.turn_taking.interrupt_min_speech_ms)
+    channels = Channels(session=Session(settings))
     playback = PlaybackBuffer()
     # Open the devices before loading models: a missing microphone fails in a second.
     streamer = LocalAudioStreamer(
@@ -136,7 +138,10 @@ def run_local_mode(config: PipelineConfig) -> int:
         output_device=options.output_device,
         list_play_chunk_size=options.list_play_chunk_size,
         latency_s=options.audio_latency_s,
+        echo_cancellation=options.aec_engine if options.aec else None,
+        session=channels.session,
     )
+    settings.barge_in = streamer.full_duplex  # no canceller installed: half duplex
     stages = build_model_stages(config, channels)
     sink = LocalAudioSink(
         channels.stop_event,

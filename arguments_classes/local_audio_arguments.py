@@ -19,3 +19,15 @@ class LocalAudioArguments:
         default=0.2,
         metadata={"help": "Device latency asked of PortAudio, in seconds; lower answers sooner, may crackle."},
     )
+    aec: bool = field(
+        default=True,
+        metadata={
+            "help": "Echo cancellation (WebRTC AEC3) on the microphone, with what the speaker plays as reference: "
+            "the mic stays open while the assistant speaks, which never hears itself, and the user can interrupt "
+            "it (barge-in, --interrupt_min_speech_ms). False: half duplex, the mic is muted during replies."
+        },
+    )
+    aec_engine: str = field(
+        default="auto",
+        metadata={"help": "Echo canceller: auto (webrtc, else speex), webrtc (pip: livekit) or speex (pip: pyaec)."},
+    )

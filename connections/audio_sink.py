@@ -66,8 +66,7 @@ class AudioSink(BaseHandler):
         if any(ended is turn for ended in self.turns) or turn.withdrawn:
             return  # ended already (a failed stage sends a second end), or withdrawn unheard
         if turn.interrupted:
-            playback = turn.playback
-            silent_at = (playback.started_at or 0.0) + playback.sent_s
+            silent_at = turn.playback.silent_at()
             turn.mark("audio_stopped", max(silent_at, turn.marks.get("interrupt", silent_at)))
         else:
             self.finish_turn(turn)

@@ -2,11 +2,17 @@
 full-duplex `sounddevice` stream.
 
 The stream runs at 16 kHz when the device accepts it, else at the device's
-own rate with soxr resampling both ways; the microphone goes through one
-streaming resampler for the whole stream, so block boundaries do not click.  Replies are played from a buffer in
-`--list_play_chunk_size` frame blocks; while one is playing (and for the
-output latency after it) the microphone is ignored (half duplex, as in the
-seed), so the assistant does not answer its own voice.
+own rate with soxr resampling both ways (the microphone through one streaming
+resampler for the whole stream, so block boundaries do not click).  Replies are played from a buffer in
+`--list_play_chunk_size` frame blocks.
+
+With echo cancellation (`--aec`, on by default) the microphone stays open
+while the assistant speaks: each mic block is cleaned of the block played at
+the same time (utils/echo_cancel.py) and goes to the VAD, stamped with the
+local session, whose barge-in lets the user interrupt.  Without it (`--aec
+False`) the microphone is ignored while a reply plays and for the output
+latency after it (half duplex, as in the seed), so the assistant does not
+answer its own voice.
 
 The stream is driven in blocking mode from our own thread (read one block,
 write one block) rather than with a PortAudio callback: through ALSA's
@@ -20,15 +26,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from connections.audio_sink import AudioSink
+from connections.playback_buffer import PlaybackBuffer
 from TTS.stream_resample import StreamResampler
 from utils.audio import PIPELINE_SAMPLE_RATE, resample
-from utils.messages import AudioChunk, EndOfStream, TTSAudio, Turn
+from utils.echo_cancel import EchoCancellerUnavailable
+from utils.full_duplex import FullDuplexMic
+from utils.messages import AudioChunk, EndOfResponse, EndOfStream, LLMSentence, TTSAudio, Turn
+from utils.session import Session
 
 logger = logging.getLogger(__name__)
 
@@ -79,35 +90,6 @@ def resolve_device(sd, wanted: str | None, kind: str) -> int | None:
     raise AudioDeviceError(f"no {kind} device matches {wanted!r}; {describe_devices(sd)}")
 
 
-class PlaybackBuffer:
-    """Reply audio waiting to be played, shared by the sink and the audio callback."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._samples = np.zeros(0, dtype=np.int16)
-
-    def push(self, samples: np.ndarray) -> None:
-        with self._lock:
-            self._samples = np.concatenate([self._samples, samples])
-
-    def read(self, frames: int) -> np.ndarray:
-        """Exactly `frames` samples, padded with silence."""
-        with self._lock:
-            out, self._samples = self._samples[:frames], self._samples[frames:]
-        if out.size < frames:
-            out = np.concatenate([out, np.zeros(frames - out.size, dtype=np.int16)])
-        return out
-
-    def clear(self) -> None:
-        with self._lock:
-            self._samples = np.zeros(0, dtype=np.int16)
-
-    @property
-    def pending(self) -> int:
-        with self._lock:
-            return int(self._samples.size)
-
-
 class LocalAudioStreamer:
     """Thread body that owns the full-duplex stream; its mic chunks feed the VAD."""
 
@@ -123,7 +105,12 @@ class LocalAudioStreamer:
         output_device: str | None = None,
         list_play_chunk_size: int = 512,
         latency_s: float = 0.2,
+        echo_cancellation: str | None = None,
+        session: Session | None = None,
     ) -> None:
+        """`echo_cancellation`: None (half duplex) or an engine of
+        utils/echo_cancel.py ("auto", "webrtc", "speex"); `session`: the
+        conversation the mic audio belongs to."""
         self.sd = import_sounddevice()
         self.latency_s = latency_s
         self.stop_event = stop_event
@@ -135,8 +122,27 @@ class LocalAudioStreamer:
             raise AudioDeviceError(describe_devices(self.sd))
         self.device = (resolve_device(self.sd, input_device, "input"), resolve_device(self.sd, output_device, "output"))
         self.rate = self._pick_rate()
+        self.playback.sample_rate = self.rate
+        self.session = session
+        self.duplex = self._full_duplex_mic(echo_cancellation)
+        self._backlog: deque[int] = deque(maxlen=max(2, int(0.5 * self.rate / self.blocksize)))
         self.playing = False
         self.started = threading.Event()
+
+    def _full_duplex_mic(self, engine: str | None) -> FullDuplexMic | None:
+        """The echo-cancelled mic at the device's rate; half duplex when no canceller is installed."""
+        if engine is None:
+            return None
+        try:
+            return FullDuplexMic(self.rate, engine)
+        except EchoCancellerUnavailable as error:
+            logger.warning("%s; the microphone is muted while the assistant speaks", error)
+            return None
+
+    @property
+    def full_duplex(self) -> bool:
+        """The mic stays open during replies (its echo is cancelled)."""
+        return self.duplex is not None
 
     def _pick_rate(self) -> int:
         """16 kHz if the devices take it, else the input device's own rate."""
@@ -173,6 +179,7 @@ class LocalAudioStreamer:
     def run(self) -> None:
         try:
             with self.open_stream() as stream:
+                self.playback.output_latency_s = float(stream.latency[1])
                 self.started.set()
                 logger.info("listening on the microphone (Ctrl-C to stop)")
                 muted_until = 0.0
@@ -188,24 +195,58 @@ class LocalAudioStreamer:
                     if overflowed:
                         logger.debug("microphone overflow: audio was lost")
                     reply = self.playback.read(self.blocksize)
-                    stream.write(reply.reshape(-1, 1))
+                    underflowed = stream.write(reply.reshape(-1, 1))
                     now = time.perf_counter()
                     if reply.any():
                         # Still audible until the output latency has passed.
                         muted_until = now + self.latency_s
                     self.playing = now < muted_until or self.playback.pending > 0
+                    samples = self._hear(stream, mic[:, 0], reply, overflowed or underflowed)
                     # Resampled even while muted, so the filter never sees a gap.
-                    samples = mic[:, 0].copy() if resampler is None else resampler.push(mic[:, 0])
-                    if self.playing or not self.should_listen.is_set():
+                    if resampler is not None and samples.size:
+                        samples = resampler.push(samples)
+                    if (self.playing and not self.full_duplex) or not self.should_listen.is_set():
                         continue  # half duplex: the mic is ignored while the assistant speaks
-                    if samples.size:
-                        self.queue_out.put(AudioChunk(samples=samples, sample_rate=PIPELINE_SAMPLE_RATE))
+                    if not samples.size:
+                        continue  # held back by the full-duplex mic
+                    self.queue_out.put(
+                        AudioChunk(samples=samples, sample_rate=PIPELINE_SAMPLE_RATE, session=self.session)
+                    )
         except self.sd.PortAudioError as error:
             # Raised on: the ThreadManager stops the pipeline and reports it.
             raise AudioDeviceError(f"audio device failed: {error}") from None
         finally:
             self.started.set()
             self.queue_out.put(EndOfStream())
+
+    def _hear(self, stream: Any, mic: np.ndarray, played: np.ndarray, audio_lost: bool) -> np.ndarray:
+        """What the mic heard while `played` went out: the block itself in
+        half duplex; with echo cancellation, the block without the echo (runs
+        on every block, even while nobody listens, so the canceller keeps its
+        echo path) and any mic audio that had piled up."""
+        if self.duplex is None:
+            return mic.copy()
+        if audio_lost:
+            self.duplex.hiccup()  # an underrun or overflow: the echo path may have moved
+        return np.concatenate([self.duplex.process(mic, played), self._drain_backlog(stream)])
+
+    def _drain_backlog(self, stream: Any) -> np.ndarray:
+        """Mic audio that piled up in the device while the loop was late.
+
+        After a stall longer than the speaker's buffer the loop catches up on
+        the speaker side only: from then on every mic block is read that much
+        later (measured under load: more than a second within a minute), so
+        the VAD hears the user late and the echo drifts beyond the
+        canceller's reach.  A backlog that persists for half a second is read
+        at once (it was recorded while the speaker ran dry)."""
+        self._backlog.append(stream.read_available)
+        if len(self._backlog) < self._backlog.maxlen or min(self._backlog) <= 2 * self.blocksize:
+            return np.zeros(0, dtype=np.int16)
+        surplus = min(self._backlog) - self.blocksize
+        self._backlog.clear()
+        extra, _ = stream.read(surplus)
+        logger.debug("read %d ms of mic audio that had piled up", surplus * 1000 // self.rate)
+        return self.duplex.catch_up(extra[:, 0])
 
 
 class LocalAudioSink(AudioSink):
@@ -226,10 +267,18 @@ class LocalAudioSink(AudioSink):
         samples = audio.samples
         if audio.sample_rate != self.streamer.rate:
             samples = resample(samples, audio.sample_rate, self.streamer.rate)
-        self.playback.push(samples)
+        self.playback.push(samples, audio.turn)
+
+    def process(self, message: TTSAudio | LLMSentence | EndOfResponse):
+        if isinstance(message, EndOfResponse) and message.turn.stale:
+            self.playback.drop_stale()  # an interrupted reply falls silent now, not after its audio
+        yield from super().process(message)
 
     def finish_turn(self, turn: Turn) -> None:
         while self.playback.pending and not self.stop_event.is_set():
+            if turn.stale:
+                self.playback.drop_stale()
+                return
             time.sleep(0.02)
 
     def cleanup(self) -> None:

@@ -14,10 +14,11 @@ import time
 
 import numpy as np
 import pytest
+import soundfile
 
 from tests.conftest import QUESTIONS
-from tests.test_socket_mode import Server
-from utils.audio import load_audio
+from tests.test_socket_mode import Server, client
+from utils.audio import int16_to_float, load_audio
 from utils.chat import Chat
 from utils.messages import Turn
 from utils.playback import PlaybackLog
@@ -218,3 +219,32 @@ def test_speech_over_the_reply_stops_it_and_the_new_question_is_answered(barge_i
     assert first_reply_end - onset < 1.2, first_reply_end - onset
     assert "france" in answered["transcript"].lower() and not answered["interrupted"]
     assert "paris" in answered["reply"].lower()
+
+
+def test_listen_and_play_barge_in_cancels_its_own_echo(barge_in_server, tmp_path, stt_handler):
+    """The headless client with --barge_in streams its file without pausing
+    for the reply; --simulate_echo_db plays every reply back into that file
+    through a room (6 dB down, 120 ms late) and the client cancels it.  Its
+    own echo interrupts nothing; the question spoken over the reply does."""
+    server = barge_in_server
+    before = len(server.turns())
+    recording = tmp_path / "conversation.wav"
+    soundfile.write(
+        recording,
+        np.concatenate([silence(0.3), load_audio(QUESTIONS / "q04.wav"), silence(10.0),
+                        load_audio(QUESTIONS / "q01.wav"), silence(4.0)]),
+        RATE,
+    )  # fmt: skip
+    replies = tmp_path / "replies.wav"
+    result = client(server, recording, replies, "--barge_in", "--simulate_echo_db", "-6")
+    assert result.returncode == 0, result.stderr[-3000:]
+    turns = server.wait_for_turns(before + 2, timeout=30)[before:]
+    assert len(turns) == 2, [(t["transcript"], t["interrupted"]) for t in turns]
+    interrupted, answered = turns
+    assert "book" in interrupted["transcript"].lower() and interrupted["interrupted"]
+    # It played for seconds before the question (the echo did not cut it short).
+    assert len(interrupted["heard_reply"].split()) >= 12, interrupted["heard_reply"]
+    assert "capital" in answered["transcript"].lower() and "paris" in answered["reply"].lower()
+    assert not answered["interrupted"]
+    heard = stt_handler.transcribe(int16_to_float(load_audio(replies)))[0].lower()
+    assert "paris" in heard  # the client recorded both replies

@@ -37,6 +37,7 @@ from utils.config_checks import (
     unknown_keys,
     value_problems,
 )
+from utils.echo_cancel import ENGINES as ECHO_CANCELLERS
 from utils.registry import Backend, lookup
 
 MODES = ("socket", "local", "file", "realtime")
@@ -244,6 +245,8 @@ def validate(config: PipelineConfig) -> None:
         raise ConfigError("--max_speech_ms must be larger than --min_speech_ms")
     if config.local_audio.list_play_chunk_size <= 0:
         raise ConfigError("--list_play_chunk_size must be a positive number of frames")
+    if config.local_audio.aec_engine not in ("auto", *ECHO_CANCELLERS):
+        raise ConfigError(f"--aec_engine must be auto or one of {', '.join(ECHO_CANCELLERS)}")
     realtime = config.realtime
     if module.mode == "realtime" and not is_loopback(realtime.realtime_host):
         if not realtime.api_key and not realtime.allow_unauthenticated:

@@ -4,6 +4,11 @@ The sink records every piece of reply audio it puts out with the sentence it
 speaks.  When the user interrupts, the samples played by then are mapped
 back onto those sentences (whole sentences, then the share of the words of
 the one cut off), so the chat can remember only what the user heard.
+
+Over a network the server cannot know what was played and assumes real time
+from the first sample sent.  A local sound card knows: its playback buffer
+reports every block it hands to the device (`record_device_playback`), and
+what was heard is what the device had taken one output latency ago.
 """
 
 from __future__ import annotations
@@ -20,6 +25,11 @@ class PlaybackLog:
     sample_rate: int = 16000
     started_at: float | None = None  # when the first sample went out
     pieces: list[tuple[str, int]] = field(default_factory=list)  # (sentence, samples)
+    # Reported by a local device: samples it has taken, when it finished
+    # taking them, and how long a sample takes from there to the speaker.
+    device_samples: int | None = None
+    device_at: float = 0.0
+    device_latency_s: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, text: str, samples: int, sample_rate: int, when: float | None = None) -> None:
@@ -40,16 +50,36 @@ class PlaybackLog:
     def sent_s(self) -> float:
         return self.sent_samples / self.sample_rate
 
+    def record_device_playback(self, samples: int, sample_rate: int, when: float, latency_s: float) -> None:
+        """A local device began taking `samples` more of this reply (at its
+        `sample_rate`, in real time) at `when`."""
+        with self._lock:
+            finished = when + samples / sample_rate
+            if sample_rate != self.sample_rate:
+                samples = round(samples * self.sample_rate / sample_rate)
+            self.device_samples = (self.device_samples or 0) + samples
+            self.device_at, self.device_latency_s = finished, latency_s
+
     def played_samples(self, now: float | None = None) -> int:
-        """Samples the listener has heard by `now`, assuming playback began
-        when the first sample went out and runs at real time."""
+        """Samples the listener has heard by `now`: what the device had taken
+        one output latency earlier, or (no device reports) real time since
+        the first sample went out."""
         if self.started_at is None:
             return 0
         now = time.perf_counter() if now is None else now
+        if self.device_samples is not None:
+            not_yet_out = max(0.0, self.device_latency_s - (now - self.device_at)) * self.sample_rate
+            return max(0, min(self.sent_samples, int(self.device_samples - not_yet_out)))
         return max(0, min(self.sent_samples, int((now - self.started_at) * self.sample_rate)))
 
     def playing(self, now: float | None = None) -> bool:
         return self.started_at is not None and self.played_samples(now) < self.sent_samples
+
+    def silent_at(self) -> float:
+        """When the last sample taken reaches (or reached) the speaker."""
+        if self.device_samples is not None:
+            return self.device_at + self.device_latency_s
+        return (self.started_at or 0.0) + self.sent_s
 
     def heard_text(self, samples: int) -> str:
         """The words spoken by the first `samples` samples of the reply."""

@@ -1,0 +1,175 @@
+"""The full-duplex mic's parts without a sound card: the echo-delay tracker and
+the delay line (echo paths longer than the canceller's reach, paths that
+jump), the hold after a sound-card hiccup, and the per-turn playback buffer.
+
+Speech is real (Piper speaks for the assistant, a recorded human clip for
+the user); the room is utils/echo_path.py.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from connections.playback_buffer import PlaybackBuffer
+from tests.conftest import HUMAN
+from utils.audio import load_audio
+from utils.echo_cancel import WebRtcEchoCanceller
+from utils.echo_delay import DelayCompensatedEchoCanceller, EchoDelayTracker
+from utils.echo_path import SimulatedEchoPath
+from utils.full_duplex import FullDuplexMic
+from utils.messages import Turn
+from utils.playback import PlaybackLog
+from utils.session import Session
+
+RATE = 16000
+BLOCK = 512
+
+
+def level_db(samples: np.ndarray) -> float:
+    return 10 * np.log10(np.mean(np.asarray(samples, dtype=np.float64) ** 2) + 1e-9)
+
+
+@pytest.fixture(scope="module")
+def assistant(tts_handler) -> np.ndarray:
+    """About twenty seconds of the assistant's voice (Piper), with pauses."""
+    text = (
+        "The capital of France is Paris. It is a large city on the river Seine, famous for the Eiffel Tower "
+        "and its museums. Many people visit it every year. A leap year has three hundred and sixty six days. "
+        "Water boils at one hundred degrees Celsius at sea level."
+    )
+    pause = np.zeros(RATE // 4, np.int16)
+    return np.concatenate([np.concatenate([sentence, pause]) for sentence in tts_handler.synthesize(text)])
+
+
+def blocks(*signals: np.ndarray, size: int = BLOCK):
+    for start in range(0, len(signals[0]), size):
+        yield tuple(signal[start : start + size] for signal in signals)
+
+
+def run(canceller, mic: np.ndarray, played: np.ndarray) -> np.ndarray:
+    return np.concatenate([canceller.process(m, p) for m, p in blocks(mic, played)])
+
+
+def echo_of(played: np.ndarray, delay_ms: float) -> np.ndarray:
+    path = SimulatedEchoPath(RATE, delay_ms=delay_ms)
+    return np.concatenate([path.echo(p) for (p,) in blocks(played)])
+
+
+# --- the delay tracker and the delay line ------------------------------------------------------------
+def test_the_tracker_measures_the_echo_delay_and_ignores_what_is_not_echo(assistant):
+    tracker = EchoDelayTracker(RATE)
+    for mic, played in blocks(echo_of(assistant, 700), assistant):
+        tracker.push(mic, played)
+    assert tracker.delay_s == pytest.approx(0.700, abs=0.005)
+    # A user talking while nothing plays, or over unrelated audio, is no echo.
+    user = load_audio(HUMAN / "asterisk_en" / "vm-nobox.wav")
+    quiet = EchoDelayTracker(RATE)
+    for mic, played in blocks(user, np.zeros_like(user)):
+        quiet.push(mic, played)
+    unrelated = EchoDelayTracker(RATE)
+    for mic, played in blocks(user, assistant[: len(user)]):
+        unrelated.push(mic, played)
+    assert quiet.delay_s is None and unrelated.delay_s is None
+
+
+def test_an_echo_beyond_the_cancellers_reach_is_cancelled_behind_the_delay_line(assistant):
+    """AEC3 looks about 0.45 s behind its reference; a 900 ms path (a busy
+    sound server) defeats it alone."""
+    mic = echo_of(assistant, 900)
+    settled = slice(4 * RATE, None)
+    alone = run(WebRtcEchoCanceller(RATE), mic, assistant)
+    behind = run(DelayCompensatedEchoCanceller(WebRtcEchoCanceller(RATE)), mic, assistant)
+    assert level_db(mic[settled]) - level_db(alone[settled]) < 10
+    assert level_db(mic[settled]) - level_db(behind[settled]) >= 30
+
+
+def test_a_path_that_jumps_is_followed(assistant):
+    """An underrun: the speaker's stream gets 250 ms of silence, every later
+    echo comes 250 ms later."""
+    half = len(assistant) // 2
+    first, second = SimulatedEchoPath(RATE, delay_ms=200), SimulatedEchoPath(RATE, delay_ms=450)
+    mic = np.concatenate([first.echo(assistant[:half]), second.echo(assistant[half:])])
+    canceller = DelayCompensatedEchoCanceller(WebRtcEchoCanceller(RATE))
+    cleaned = run(canceller, mic, assistant)
+    assert canceller.delay_s == pytest.approx(0.450, abs=0.005)
+    after = slice(half + 3 * RATE, None)  # once the jump was measured (about 2 s here) and the canceller re-settled
+    assert level_db(mic[after]) - level_db(cleaned[after]) >= 30
+
+
+# --- the full-duplex mic -----------------------------------------------------------------------------------
+def test_the_mic_is_muted_only_while_the_canceller_learns_the_room(assistant):
+    duplex = FullDuplexMic(RATE, warmup_s=2.0)
+    clock = 100.0
+    mic = echo_of(assistant, 120)
+    out = []
+    for m, p in blocks(mic, assistant):
+        out.append(duplex.process(m, p, now=clock))
+        clock += len(m) / RATE
+    cleaned = np.concatenate(out)
+    assert len(cleaned) == len(mic)
+    warming = slice(RATE // 2, int(1.9 * RATE))  # 2 s of played voice, pauses included
+    assert not cleaned[warming].any()
+    assert duplex.warmed_up() and level_db(mic[3 * RATE :]) - level_db(cleaned[3 * RATE :]) >= 30
+
+
+def test_after_a_hiccup_the_mic_audio_is_held_then_passed_on_whole_or_as_silence(assistant):
+    user = load_audio(HUMAN / "asterisk_en" / "vm-nobox.wav")[: RATE // 2]
+    for moved in (False, True):
+        duplex = FullDuplexMic(RATE, warmup_s=0.5, hold_s=1.0)
+        clock = 0.0
+        for m, p in blocks(np.zeros(3 * RATE, np.int16), assistant[: 3 * RATE]):
+            duplex.process(m, p, now=clock)
+            clock += len(m) / RATE
+        duplex.hiccup(now=clock)
+        got = []
+        for (m,) in blocks(np.concatenate([user, np.zeros(RATE, np.int16)])):
+            if moved and not got:
+                got.append(duplex.catch_up(np.zeros(0, np.int16), now=clock))  # the path moved
+            got.append(duplex.process(m, np.zeros_like(m), now=clock))
+            clock += len(m) / RATE
+        heard = np.concatenate(got)
+        assert 0 < len(heard) <= len(user) + RATE  # held at first, nothing lost or added
+        if moved:
+            assert not heard[: len(user)].any()
+        else:
+            assert level_db(heard[: len(user)]) > level_db(user) - 10
+
+
+def test_no_echo_possible_means_no_hold():
+    duplex = FullDuplexMic(RATE, warmup_s=0.5)
+    duplex.hiccup(now=10.0)  # nothing has been played: no echo can be in the mic
+    block = (np.random.default_rng(0).normal(0, 3000, BLOCK)).astype(np.int16)
+    assert len(duplex.process(block, np.zeros(BLOCK, np.int16), now=10.1)) == BLOCK
+
+
+# --- the playback buffer -----------------------------------------------------------------------------
+def test_the_buffer_drops_an_interrupted_turns_audio_and_reports_what_was_played():
+    buffer = PlaybackBuffer(sample_rate=RATE, output_latency_s=0.2)
+    turn, next_turn = Turn(session=Session()), Turn(session=Session())
+    assert turn.begin_playback()
+    turn.playback.add("One two three four five six seven eight.", 2 * RATE, RATE)
+    buffer.push(np.full(2 * RATE, 1000, np.int16), turn)
+    buffer.push(np.full(RATE, 2000, np.int16), next_turn)
+    assert (buffer.read(RATE // 2) == 1000).all() and buffer.pending == 2 * RATE + RATE // 2
+    assert turn.playback.device_samples == RATE // 2
+    assert turn.interrupt("One two", time.perf_counter())
+    assert (buffer.read(RATE // 4) == 2000).all(), "the interrupted turn's audio is dropped at once"
+    assert buffer.pending == RATE - RATE // 4
+    assert turn.marks["audio_stopped"] == turn.playback.silent_at()
+
+
+def test_what_was_heard_is_what_the_device_took_one_latency_ago():
+    log = PlaybackLog()
+    log.add("One two three four five six seven eight.", RATE, RATE, when=99.0)
+    log.record_device_playback(RATE // 2, RATE, when=100.0, latency_s=0.2)  # taken 100.0-100.5
+    assert log.played_samples(100.3) == pytest.approx(RATE // 2 - 0.4 * RATE, abs=2)
+    assert log.played_samples(100.5) == pytest.approx(RATE // 2 - 0.2 * RATE, abs=2)
+    assert log.played_samples(101.0) == RATE // 2
+    assert log.heard_text(log.played_samples(101.0)) == "One two three four"
+    assert log.silent_at() == pytest.approx(100.7)
+    real_time = PlaybackLog()  # no device reports (a socket client): real time from the first sample
+    real_time.add("Hello there.", RATE, RATE, when=10.0)
+    assert real_time.played_samples(10.5) == RATE // 2 and real_time.silent_at() == 11.0

@@ -1,0 +1,144 @@
+"""A microphone that stays open while the assistant speaks, without hearing it.
+
+Local mode and `listen_and_play.py --barge_in` play the replies through a
+speaker next to the microphone.  `FullDuplexMic.process(mic, played)` gives
+the mic block with the reply's echo removed (WebRTC AEC3 behind a delay line
+that follows the sound card's echo delay, utils/echo_delay.py), so the user
+can talk over the assistant and the assistant never answers itself.
+
+Where the canceller cannot be trusted, echo must not reach the VAD:
+- until the canceller has heard `warmup_s` of the assistant's voice (it
+  learns the room from it: the first second of the first reply leaks), the
+  mic is muted while echo may be in it (as in half duplex);
+- after the sound card missed a deadline, the mic audio is held back for
+  `hold_s`.  An underrun puts silence into the speaker's stream and every
+  later echo arrives later; the delay line and the canceller need a moment
+  to follow (measured through PulseAudio on a loaded machine: up to a second
+  of echo 30-70 dB above the settled residual).  If the echo path did move
+  (the delay line moved, or mic audio that piled up had to be caught up),
+  the held audio that may hold echo is replaced by silence of the same
+  length; the rest (the path held, or the reply had already fallen silent)
+  is passed on late but whole, so a user who spoke then is still heard.
+Muting costs the user the chance to interrupt in those moments; letting a
+leak through would make the assistant interrupt itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from utils.echo_cancel import create_echo_canceller
+from utils.echo_delay import DelayCompensatedEchoCanceller
+
+logger = logging.getLogger(__name__)
+
+AUDIBLE = 100  # int16 peak: quieter played audio leaves no echo worth cancelling
+
+
+@dataclass
+class DuplexStats:
+    """What the mic went through, for logs and benchmarks."""
+
+    hiccups: int = 0
+    muted_s: float = 0.0  # mic audio replaced by silence
+    held_s: float = 0.0  # mic audio held back, then passed on whole
+
+
+class FullDuplexMic:
+    def __init__(
+        self,
+        sample_rate: int,
+        engine: str = "auto",
+        warmup_s: float = 2.0,
+        hold_s: float = 1.5,
+        echo_tail_s: float = 0.3,
+    ) -> None:
+        """`engine`: see utils/echo_cancel.py (raises EchoCancellerUnavailable
+        when none is installed); `echo_tail_s`: how long a room rings on
+        after the echo's delay."""
+        self.sample_rate = sample_rate
+        self.canceller = DelayCompensatedEchoCanceller(create_echo_canceller(sample_rate, engine))
+        self.engine = self.canceller.engine
+        self.warmup_s = warmup_s
+        self.hold_s = hold_s
+        self.echo_tail_s = echo_tail_s
+        self.heard_reply_s = 0.0  # played audio the canceller has learned from
+        self.last_played_at = float("-inf")
+        self.hold_until = float("-inf")
+        self.max_hold_s = 3 * hold_s  # longer (hiccup after hiccup): let time go on, as silence
+        self._moves = 0
+        self._held: list[tuple[np.ndarray, bool]] = []  # (cleaned block, echo possible in it)
+        self._held_is_echo = False
+        self.stats = DuplexStats()
+
+    def hiccup(self, now: float | None = None) -> None:
+        """The sound card missed a deadline (underrun, overflow, a late read):
+        the echo may have moved."""
+        now = time.perf_counter() if now is None else now
+        if self.echo_possible(now) and now >= self.hold_until:
+            logger.debug("sound card hiccup: mic audio held back while the echo canceller re-settles")
+        self.hold_until = max(self.hold_until, now + self.hold_s)
+        self.stats.hiccups += 1
+
+    def echo_possible(self, now: float) -> bool:
+        delay = self.canceller.delay_s or 0.5
+        return now < self.last_played_at + delay + self.echo_tail_s
+
+    def warmed_up(self) -> bool:
+        return self.heard_reply_s >= self.warmup_s
+
+    def process(self, mic: np.ndarray, played: np.ndarray, now: float | None = None) -> np.ndarray:
+        """The mic audio without the echo of `played` (what the speaker put
+        out meanwhile): usually the block itself, cleaned; silence while the
+        canceller is still learning; nothing while a hiccup's audio is held
+        back, and all of it (or silence as long) once the hold is over."""
+        now = time.perf_counter() if now is None else now
+        cleaned = self.canceller.process(mic, played)
+        if played.size and int(np.abs(played).max()) > AUDIBLE:
+            self.last_played_at = now
+            self.heard_reply_s += played.size / self.sample_rate
+        if self.canceller.moves != self._moves:
+            self._moves = self.canceller.moves
+            self._path_moved(now)
+        return self._gate(cleaned, now)
+
+    def catch_up(self, mic: np.ndarray, now: float | None = None) -> np.ndarray:
+        """Mic audio that piled up in the device during a stall: the speaker
+        played nothing (it ran dry) while it was recorded, and the echo path
+        moved by its length."""
+        now = time.perf_counter() if now is None else now
+        cleaned = self.canceller.process(mic, np.zeros(len(mic), dtype=np.int16))
+        self._path_moved(now)
+        return self._gate(cleaned, now)
+
+    def _path_moved(self, now: float) -> None:
+        self.hold_until = max(self.hold_until, now + self.hold_s)
+        self._held_is_echo = True
+
+    def _gate(self, cleaned: np.ndarray, now: float) -> np.ndarray:
+        echo_possible = self.echo_possible(now)
+        if echo_possible and not self.warmed_up():
+            self.stats.muted_s += len(cleaned) / self.sample_rate
+            return np.zeros_like(cleaned)
+        held = sum(len(block) for block, _ in self._held)
+        if now < self.hold_until and (self._held or echo_possible):
+            if held < self.max_hold_s * self.sample_rate:
+                self._held.append((cleaned, echo_possible))
+                return cleaned[:0]
+            self._held_is_echo = True  # hiccup after hiccup: the path is not to be trusted
+        if not self._held:
+            return cleaned
+        released = []
+        for block, echo_was_possible in self._held:
+            if self._held_is_echo and echo_was_possible:
+                self.stats.muted_s += len(block) / self.sample_rate
+                released.append(np.zeros_like(block))
+            else:  # the path held, or the reply had fallen silent: the user's words go on
+                self.stats.held_s += len(block) / self.sample_rate
+                released.append(block)
+        self._held, self._held_is_echo = [], False
+        return np.concatenate([*released, cleaned])
