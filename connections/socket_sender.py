@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import select
+import selectors
 import socket
 import threading
 import time
@@ -57,25 +58,65 @@ class SocketSender(AudioSink):
         self._acceptor = self.start_worker(self._accept_loop, "SocketSenderAccept")
 
     def _accept_loop(self) -> None:
-        while not self.stop_event.is_set():
-            try:
-                conn, address = self.server.accept()
-            except TimeoutError:
-                continue
-            except OSError as error:
-                if self.stop_event.is_set() or self.server.fileno() == -1:
-                    return  # closed by cleanup()
-                logger.warning("reply sender cannot accept (%s); retrying", error)  # e.g. out of file descriptors
-                time.sleep(_WAIT_STEP_S)
-                continue
-            conn.setblocking(False)
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, REPLY_SEND_BUFFER)
-            peer = f"{address[0]}:{address[1]}"
-            logger.info("reply client connected from %s", peer)
-            with self._lock:
-                old, self._conn, self._peer = self._conn, conn, peer
-            if old is not None:
-                old.close()
+        """Take each new client, and notice when the current one leaves: a
+        client that closed its end is let go at once, not when the next reply
+        finds it gone (its socket would linger, half closed, until then)."""
+        selector = selectors.DefaultSelector()
+        selector.register(self.server, selectors.EVENT_READ)
+        watched: socket.socket | None = None
+        try:
+            while not self.stop_event.is_set():
+                with self._lock:
+                    current = self._conn
+                if current is not watched:
+                    if watched is not None:
+                        selector.unregister(watched)
+                    if current is not None:
+                        selector.register(current, selectors.EVENT_READ)
+                    watched = current
+                for key, _ in selector.select(timeout=_WAIT_STEP_S):
+                    if key.fileobj is self.server:
+                        self._accept()
+                    else:
+                        self._notice_leaving(key.fileobj)
+        except OSError:
+            if not (self.stop_event.is_set() or self.server.fileno() == -1):
+                raise  # not closed by cleanup(): a real failure, which stops the pipeline
+        finally:
+            selector.close()
+
+    def _accept(self) -> None:
+        try:
+            conn, address = self.server.accept()
+        except (BlockingIOError, TimeoutError):
+            return
+        except OSError as error:
+            if self.stop_event.is_set() or self.server.fileno() == -1:
+                return  # closed by cleanup()
+            logger.warning("reply sender cannot accept (%s); retrying", error)  # e.g. out of file descriptors
+            time.sleep(_WAIT_STEP_S)
+            return
+        conn.setblocking(False)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, REPLY_SEND_BUFFER)
+        peer = f"{address[0]}:{address[1]}"
+        logger.info("reply client connected from %s", peer)
+        with self._lock:
+            old, self._conn, self._peer = self._conn, conn, peer
+        if old is not None:
+            old.close()
+
+    def _notice_leaving(self, conn: socket.socket) -> None:
+        """The reply connection is readable: the client left (or, against the
+        protocol, sent something, which is discarded)."""
+        try:
+            data = conn.recv(4096)
+        except BlockingIOError:
+            return
+        except OSError as error:
+            self._drop(conn, f"reply client {self._peer} gone ({error})", level=logging.INFO)
+            return
+        if not data:
+            self._drop(conn, f"reply client {self._peer} disconnected", level=logging.INFO)
 
     def output(self, audio: TTSAudio) -> None:
         """Send at real-time pace, at most `lead_s` ahead of the client's
@@ -141,11 +182,13 @@ class SocketSender(AudioSink):
                 return False
         return True
 
-    def _drop(self, conn: socket.socket, why: str) -> None:
-        logger.warning("%s", why)
+    def _drop(self, conn: socket.socket, why: str, level: int = logging.WARNING) -> None:
         with self._lock:
-            if self._conn is conn:
+            current = self._conn is conn
+            if current:
                 self._conn = None
+        if current:
+            logger.log(level, "%s", why)
         conn.close()
 
     def cleanup(self) -> None:

@@ -106,3 +106,26 @@ def test_stopping_is_not_held_up_by_a_stalled_client():
         assert not thread.is_alive() and time.perf_counter() - began < 2
     finally:
         stalled.close()
+
+
+def test_a_reply_client_that_leaves_is_let_go_at_once(caplog):
+    """Not when the next reply finds it gone: until then its socket would stay
+    open, half closed, on the server."""
+    import os
+
+    caplog.set_level(logging.INFO)
+    sender, _, thread = start_sender(send_timeout_s=5)
+    try:
+        open_before = len(os.listdir("/proc/self/fd"))
+        client = socket.create_connection(("127.0.0.1", sender.port))
+        wait_until_accepted(sender, client)
+        client.close()
+        deadline = time.time() + 2
+        while sender._conn is not None and time.time() < deadline:
+            time.sleep(0.01)
+        assert sender._conn is None
+        assert len(os.listdir("/proc/self/fd")) == open_before
+        assert any("disconnected" in r.message for r in caplog.records)
+    finally:
+        sender.stop_event.set()
+        thread.join(2)

@@ -151,3 +151,23 @@ def test_a_pause_inside_a_turn_is_not_heard_as_a_turn_of_its_own(stt_handler, ca
     heard = [r.message for r in caplog.records if " heard (" in r.message]
     assert len(heard) == 1 and heard[0].startswith("turn 1 heard"), heard
     assert "leap" in heard[0].lower() and "france" in heard[0].lower()
+
+
+def test_a_speculative_transcript_finished_after_its_cancel_is_not_heard(caplog):
+    """The VAD may cancel a speculative turn while the STT is still on it:
+    the transcript then belongs to no turn and is not logged as heard."""
+    import logging
+
+    from utils.stt_result import transcript_messages
+
+    caplog.set_level(logging.DEBUG, logger="STT")
+    turn = Turn(speculative=True)
+    turn.cancel()
+    list(transcript_messages(turn, "Give me five", "en"))
+    assert not [r for r in caplog.records if " heard (" in r.message and r.levelno >= logging.INFO]
+    confirmed = Turn(speculative=True)
+    confirmed.confirm()
+    list(transcript_messages(confirmed, "Give me five tips", "en"))
+    assert [r.message for r in caplog.records if " heard (" in r.message] == [
+        f"turn {confirmed.turn_id} heard (en): Give me five tips"
+    ]

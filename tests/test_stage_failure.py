@@ -136,3 +136,39 @@ LocalAudioStreamer.open_stream = failing_stream
     fault_at = child.wait_for(MARK, 120)
     code, ended = child.finish()
     assert_one_error_naming(child, "LocalAudioStreamer", fault_at, ended, code)
+
+
+def test_ctrl_c_while_the_tts_is_inside_a_long_call_still_stops_within_2_s():
+    """A stage cannot look at the stop event while inside one model call (a
+    long sentence on a busy machine); the server must not wait for it."""
+    import signal
+
+    import numpy as np
+
+    from utils.audio import load_audio
+
+    patch = """
+import time
+from TTS.piper_handler import PiperTTSHandler
+synthesize = PiperTTSHandler.synthesize
+def slow(self, text):
+    if text != "Hello.":  # not the warm-up
+        print("FAULT INJECTED", file=sys.stderr, flush=True)
+        time.sleep(10)  # one very long sentence
+    yield from synthesize(self, text)
+PiperTTSHandler.synthesize = slow
+"""
+    child = Child(patch, ["--mode", "socket", "--recv_port", "0", "--send_port", "0", *FAST_MODELS])
+    child.wait_for("ready: send audio", 120)
+    port = int(READY.search(child.stderr).group(1))
+    speech = np.concatenate([load_audio(QUESTIONS / "q01.wav"), np.zeros(16000, np.int16)])
+    with socket.create_connection(("127.0.0.1", port)) as client:
+        client.sendall(speech.astype("<i2").tobytes())
+        child.wait_for(MARK, 60)  # the TTS is now stuck in its call
+        signalled = time.perf_counter()
+        child.process.send_signal(signal.SIGINT)
+        code, ended = child.finish()
+    assert code == 0, child.stderr[-3000:]
+    assert ended - signalled < 2.0, f"stopped {ended - signalled:.2f} s after Ctrl-C"
+    assert "not waited for: PiperTTSHandler" in child.stderr
+    assert "Traceback" not in child.stderr

@@ -37,7 +37,7 @@ def transcript_messages(turn: Turn, text: str, language: str | None) -> Iterator
     turn.language = (language or "").removesuffix(AUTO_SUFFIX) or None
     if turn.decided and not turn.stale:
         log_heard(turn)
-    else:  # the VAD may still cancel it: "heard" is said once it confirms (see log_heard)
+    else:  # the VAD may still cancel it (or just did): "heard" is said once it confirms (see log_heard)
         logger.debug("speculative transcript (%s): %s", language, text or "<nothing>")
     if turn.session is not None:
         turn.session.observer.transcript_ready(turn)

@@ -19,6 +19,10 @@ from typing import Protocol
 logger = logging.getLogger(__name__)
 
 
+# Ctrl-C must end the program within 2 s; this leaves time to exit after the joins.
+STOP_TIMEOUT_S = 1.5
+
+
 class Runnable(Protocol):
     name: str
 
@@ -126,12 +130,18 @@ class ThreadManager:
     def alive(self) -> list[str]:
         return [thread.name for thread in self.threads if thread.is_alive()]
 
-    def stop(self, timeout: float = 2.0) -> None:
-        """Stop every stage within `timeout` seconds in all (not per thread)."""
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        """Stop every stage within `timeout` seconds in all (not per thread).
+
+        A stage inside one long model call (Piper speaking a long sentence on
+        a busy machine: up to 2 s) cannot look at the stop event until it
+        returns; it is not waited for past the deadline.  Stage threads are
+        daemons, so the process still exits on time, leaving it behind.
+        """
         self.stop_event.set()
         deadline = time.monotonic() + timeout
         for thread in self.threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         left = self.alive()
         if left:
-            logger.warning("threads still running after stop: %s", ", ".join(left))
+            logger.warning("still busy %.1f s after the stop, not waited for: %s", timeout, ", ".join(left))
