@@ -24,7 +24,10 @@ kind of fault against an undisturbed turn.  Last, Ctrl-C (SIGINT) and SIGTERM
 are sent while a client is stalled, and the time to exit is measured.
 
 A client is one class per server mode (`CLIENTS`); a mode's server command is
-in `SERVER_FLAGS`.  The realtime mode gets its own pair when it exists.
+in `SERVER_FLAGS`.  `--mode realtime` soaks the realtime server through the
+official SDK: garbage is sent as undecodable messages, bad JSON, bad base64
+and odd-length audio; a stalled client stops reading its WebSocket; the bare
+cycles open and close whole conversations.
 """
 
 from __future__ import annotations
@@ -67,7 +70,11 @@ REFERENCE = "What is the capital of France?"  # questions/q01.wav, the first of 
 
 # --- the server under test ------------------------------------------------------------
 
-SERVER_FLAGS: dict[str, list[str]] = {"socket": ["--mode", "socket", "--recv_port", "0", "--send_port", "0"]}
+SERVER_FLAGS: dict[str, list[str]] = {
+    "socket": ["--mode", "socket", "--recv_port", "0", "--send_port", "0"],
+    "realtime": ["--mode", "realtime", "--realtime_port", "0"],
+}
+READY_LINES = {"socket": READY, "realtime": re.compile(r"ready: realtime API on ws://127\.0\.0\.1:(\d+)/v1/realtime")}
 
 
 class Server:
@@ -83,9 +90,10 @@ class Server:
         )  # fmt: skip
         deadline = time.time() + 300
         while time.time() < deadline:
-            match = READY.search(self.log.read_text())
+            match = READY_LINES[mode].search(self.log.read_text())
             if match:
-                self.recv_port, self.send_port = int(match.group(1)), int(match.group(2))
+                self.recv_port = int(match.group(1))  # realtime: the one port
+                self.send_port = int(match.group(2)) if mode == "socket" else self.recv_port
                 return
             if self.process.poll() is not None:
                 raise RuntimeError("server died while starting:\n" + self.log.read_text()[-3000:])
@@ -260,7 +268,112 @@ class SocketClient:
         return times
 
 
-CLIENTS: dict[str, Callable[[Server], SocketClient]] = {"socket": SocketClient}
+class RealtimeClient:
+    """The realtime API through the official `openai` SDK (connections/realtime/client.py)."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.conversation = None
+
+    def _url(self) -> str:
+        return f"ws://127.0.0.1:{self.server.recv_port}/v1/realtime?model=s2s"
+
+    def connect(self) -> float:
+        from connections.realtime.client import connect
+
+        began = time.perf_counter()
+        self.conversation = connect(self.server.recv_port)
+        self.conversation.wait_for("session.created", timeout=10)
+        return time.perf_counter() - began
+
+    def reconnect_audio(self) -> None:
+        self.close()
+        self.connect()
+
+    def close(self) -> None:
+        if self.conversation is not None:
+            self.conversation.close()
+            self.conversation = None
+
+    def ask(self, speech: np.ndarray, timeout: float = 120) -> Turn:
+        """Send a question (then silence) faster than real time and wait for response.done."""
+        from connections.realtime.client import to_pcm24k
+
+        assert self.conversation is not None
+        before = len(self.server.turns())
+        mark = len(self.conversation.events)
+        pcm = to_pcm24k(np.concatenate([np.zeros(RATE // 4, np.int16), speech, np.zeros(RATE, np.int16)]), RATE)
+        began = time.perf_counter()
+        for start in range(0, len(pcm), 48000):  # 1 s appends
+            self.conversation.append(pcm[start : start + 48000])
+        try:
+            self.conversation.wait_for("response.done", timeout=timeout, after=mark)
+        except TimeoutError:
+            pass
+        answered_at = time.perf_counter()
+        turns = self.server.wait_for_turns(before + 1, 5)
+        deltas = [r for r in self.conversation.events[mark:] if r.event.type == "response.output_audio.delta"]
+        return Turn(
+            record=turns[before] if len(turns) > before else None,
+            seconds=answered_at - began,
+            first_audio_s=deltas[0].at - began if deltas else None,
+            reply_bytes=len(self.conversation.reply_audio(mark)) * 2,
+        )
+
+    def garbage_burst(self, rng: random.Random) -> int:
+        """Another client sends garbage (bytes of odd length, bad JSON, bad base64,
+        odd-length audio) and leaves; returns how many bytes."""
+        import base64
+
+        from websockets.sync.client import connect as ws_connect
+
+        size = rng.randrange(1, 6000) | 1
+        with ws_connect(self._url(), open_timeout=10) as intruder:
+            intruder.recv(timeout=10)  # session.created
+            intruder.send(rng.randbytes(size))
+            intruder.send("{not json")
+            intruder.send(json.dumps({"type": "input_audio_buffer.append", "audio": "@@"}))
+            intruder.send(json.dumps({"type": "input_audio_buffer.append",
+                                      "audio": base64.b64encode(rng.randbytes(size)).decode()}))  # fmt: skip
+            time.sleep(0.05)
+        return size
+
+    def stall(self, speech: np.ndarray) -> list:
+        """A client asks for a long answer and never reads it (a tiny receive
+        buffer, nothing read); returns its socket for the caller to close."""
+        import base64
+
+        from connections.realtime.client import to_pcm24k
+
+        raw = socket.socket()
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.connect(("127.0.0.1", self.server.recv_port))
+        from websockets.sync.client import connect as ws_connect
+
+        websocket = ws_connect(self._url(), sock=raw, open_timeout=10)
+        pcm = to_pcm24k(np.concatenate([speech, np.zeros(RATE, np.int16)]), RATE)
+        for start in range(0, len(pcm), 48000):
+            websocket.send(json.dumps({"type": "input_audio_buffer.append",
+                                       "audio": base64.b64encode(pcm[start : start + 48000]).decode()}))  # fmt: skip
+        return [raw]
+
+    def bare_cycles(self, count: int) -> list[float]:
+        """Open a conversation and close it at once; seconds per cycle."""
+        from websockets.sync.client import connect as ws_connect
+
+        times = []
+        for _ in range(count):
+            began = time.perf_counter()
+            with ws_connect(self._url(), open_timeout=10) as websocket:
+                websocket.recv(timeout=10)  # session.created
+            times.append(time.perf_counter() - began)
+        return times
+
+
+CLIENTS: dict[str, Callable[[Server], SocketClient | RealtimeClient]] = {
+    "socket": SocketClient,
+    "realtime": RealtimeClient,
+}
 
 
 @dataclass
