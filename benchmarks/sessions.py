@@ -1,7 +1,7 @@
 """Many conversations on one server: realtime mode with 1, 2 and 4 SDK clients at once.
 
     python benchmarks/sessions.py                         # prints the table
-    python benchmarks/sessions.py --write benchmarks/RESULTS_sessions.md
+    python benchmarks/sessions.py --write
 
 One realtime server (default stack) serves every round.  In a round of N,
 N clients built on the official `openai` SDK (connections/realtime/client.py)
@@ -31,9 +31,10 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "RESULTS_sessions.md"
 sys.path.insert(0, str(REPO))
 
-from benchmarks.latency import machine_description, percentile, pick_samples  # noqa: E402
+from benchmarks.latency import add_output_arguments, machine_description, percentile, pick_samples, save_results  # noqa: E402
 from connections.realtime.client import connect, to_pcm24k  # noqa: E402
 from utils.audio import load_audio  # noqa: E402
 
@@ -174,7 +175,7 @@ def report(rows: list[dict], files: int, note: str) -> str:
     lines = [
         "# Concurrent sessions",
         "",
-        "`python benchmarks/sessions.py --write benchmarks/RESULTS_sessions.md`: one server, N clients on the "
+        "`python benchmarks/sessions.py --write`: one server, N clients on the "
         "official `openai` SDK asking the same "
         f"{files} spoken questions each, at real-time pace, all at once. Latency is end of speech "
         "(last speech sample sent) → first reply audio received, as the client sees it.",
@@ -204,7 +205,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", default="1,2,4", help="concurrent sessions per round")
     parser.add_argument("--human", type=int, default=4, help="human clips added to the six spoken questions")
-    parser.add_argument("--write", type=Path, help="write the results (markdown) here")
+    add_output_arguments(parser, RESULTS)
     parser.add_argument("--note", default="", help="a line about the conditions (e.g. other load)")
     args = parser.parse_args()
     samples = pick_samples(args.human)
@@ -231,8 +232,7 @@ def main() -> int:
             stop(process)
     text = report(rows, len(questions), args.note)
     print(text)
-    if args.write:
-        args.write.write_text(text)
+    save_results(args, RESULTS, text)
     return 0
 
 

@@ -1,7 +1,7 @@
 """End-of-turn detection on whole sets: how long the VAD waits, and how often it cuts a speaker off.
 
     python benchmarks/turn_detection.py                     # prints the table
-    python benchmarks/turn_detection.py --write benchmarks/RESULTS_turn_detection.md
+    python benchmarks/turn_detection.py --write
 
 Every English recorded human clip (one utterance each, many with pauses inside)
 and the spoken questions go through the real VADHandler, chunk by chunk, with
@@ -26,9 +26,10 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "RESULTS_turn_detection.md"
 sys.path.insert(0, str(REPO))
 
-from benchmarks.latency import SHARED_AUDIO, machine_description, percentile  # noqa: E402
+from benchmarks.latency import SHARED_AUDIO, add_output_arguments, machine_description, percentile, save_results  # noqa: E402
 from utils.audio import load_audio, split_chunks  # noqa: E402
 from utils.messages import AudioChunk, SpeechSegment  # noqa: E402
 from VAD.vad_handler import VADHandler  # noqa: E402
@@ -76,7 +77,7 @@ def run_clip(vad: VADHandler, stt, samples: np.ndarray) -> tuple[int, int, float
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--write", type=Path, help="write the results (markdown) here")
+    add_output_arguments(parser, RESULTS)
     parser.add_argument("--limit", type=int, default=0, help="only the first N clips (a quick look)")
     args = parser.parse_args()
     from tests.conftest import make_handler
@@ -129,8 +130,7 @@ def main() -> int:
     ]
     text = "\n".join(lines) + "\n"
     print(text)
-    if args.write:
-        args.write.write_text(text)
+    save_results(args, RESULTS, text)
     return 0
 
 
