@@ -36,6 +36,7 @@ from utils.messages import EndOfStream
 logger = logging.getLogger(__name__)
 
 SUBPROTOCOL_KEY_PREFIX = "openai-insecure-api-key."
+SEND_BUFFER_BYTES = 128 * 1024
 STATIC = Path(__file__).resolve().parent / "static"
 
 
@@ -48,6 +49,11 @@ def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit this: a few seconds of reply audio in flight
+    # (far more than a client that reads as it plays needs), so a client that
+    # stops reading blocks a send soon and is dropped (SEND_TIMEOUT_S), instead
+    # of Linux growing the buffer to megabytes first.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
     try:
         sock.bind((host, port))
     except OSError as error:
