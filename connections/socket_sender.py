@@ -136,7 +136,10 @@ class SocketSender(AudioSink):
             if not self._send(piece.astype("<i2").tobytes()):
                 return  # the client is gone: the rest of this reply is for nobody
             now = time.perf_counter()
-            self._played_until = max(self._played_until, now) + len(piece) / audio.sample_rate
+            starts = max(self._played_until, now)
+            self._played_until = starts + len(piece) / audio.sample_rate
+            # What was heard is what was sent less what the client still has queued.
+            audio.turn.playback.record_device_playback(len(piece), audio.sample_rate, starts, latency_s=0.0)
 
     def finish_turn(self, turn: Turn) -> None:
         """The turn ends when the client has played it (not when it was sent)."""

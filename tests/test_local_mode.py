@@ -9,6 +9,7 @@ on a developer machine but fails in CI, so CI can never pass by skipping it.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -39,16 +41,16 @@ def require_tools() -> None:
         pytest.skip(message)
 
 
-@pytest.fixture
-def sound_server(tmp_path):
-    """A user-level PulseAudio with null sinks, stopped at the end."""
-    require_tools()
-    runtime = tmp_path / "pulse-runtime"
+@contextlib.contextmanager
+def private_pulseaudio(folder: Path) -> Iterator[dict]:
+    """A user-level PulseAudio with null sinks in `folder`, stopped at the
+    end; yields the environment its clients need."""
+    runtime = folder / "pulse-runtime"
     runtime.mkdir(mode=0o700)
     env = {
         **os.environ,
         "XDG_RUNTIME_DIR": str(runtime),
-        "HOME": str(tmp_path),
+        "HOME": str(folder),
         "PULSE_RUNTIME_PATH": str(runtime / "pulse"),
     }
     env.pop("PULSE_SERVER", None)
@@ -58,7 +60,7 @@ def sound_server(tmp_path):
          "--load=module-null-sink sink_name=s2s_speaker",
          "--load=module-null-sink sink_name=s2s_mic_feed",
          "--load=module-remap-source master=s2s_mic_feed.monitor source_name=s2s_mic",
-         f"--log-target=file:{tmp_path / 'pulseaudio.log'}"],
+         f"--log-target=file:{folder / 'pulseaudio.log'}"],
         env=env, check=True, timeout=30,
     )  # fmt: skip
     try:
@@ -71,6 +73,13 @@ def sound_server(tmp_path):
         yield env
     finally:
         subprocess.run(["pulseaudio", "--kill"], env=env, timeout=30)
+
+
+@pytest.fixture
+def sound_server(tmp_path):
+    require_tools()
+    with private_pulseaudio(tmp_path) as env:
+        yield env
 
 
 def wait_for(predicate, timeout: float, step: float = 0.2) -> bool:
@@ -195,14 +204,18 @@ class SpeakerTap:
         return np.concatenate([samples for _, samples in self.pieces]) if self.pieces else np.zeros(0, np.int16)
 
 
-@pytest.fixture
-def looped_sound_server(sound_server):
+def loop_speaker_into_mic(env: dict) -> None:
     """The speaker's sound reaches the microphone, as in a room (60 ms later)."""
     subprocess.run(
         ["pactl", "load-module", "module-loopback", "source=s2s_speaker.monitor", "sink=s2s_mic_feed",
          "latency_msec=60"],
-        env=sound_server, check=True, capture_output=True,
+        env=env, check=True, capture_output=True,
     )  # fmt: skip
+
+
+@pytest.fixture
+def looped_sound_server(sound_server):
+    loop_speaker_into_mic(sound_server)
     return sound_server
 
 
