@@ -202,3 +202,18 @@ def test_the_handler_answers_when_the_internals_moved(monkeypatch, caplog):
         sentences, out = ask(handler, question)
         assert sentences and isinstance(out[-1], EndOfResponse)
     assert len(cut_warnings(caplog)) == 1
+
+
+def test_the_same_question_after_a_reset_is_answered(llm_handler):
+    """Found by the soak: after a reset (a new client) the prompt is the
+    system prompt and a question the cache holds further on; the cut moved
+    that earlier copy into place, the whole prompt counted as evaluated, and
+    llama-cpp-python sampled from the previous reply's last logits: an empty
+    answer.  At least one prompt token must be decoded afresh."""
+    llm_handler.on_reset()
+    ask(llm_handler, "Name a fruit.")
+    ask(llm_handler, "What is the capital of France?")
+    llm_handler.on_reset()
+    again, out = ask(llm_handler, "What is the capital of France?")
+    assert isinstance(out[-1], EndOfResponse)
+    assert "paris" in " ".join(s.text for s in again).lower(), out[-1].turn.reply
