@@ -120,7 +120,12 @@ def drop_evicted_tokens(model: Any, prompt: list[int], min_run: int = 8) -> int:
         memory = model._ctx.memory
         if resume is None or memory is None or not llama_cpp.llama_memory_can_shift(memory):
             return 0
-        run = common_prefix(cached[resume:], prompt[start:])
+        # Leave at least the prompt's last token to decode: with the whole
+        # prompt cached, llama-cpp-python samples from the logits it holds,
+        # those of the previous reply's end (an empty answer).
+        run = min(common_prefix(cached[resume:], prompt[start:]), len(prompt) - start - 1)
+        if run <= 0:
+            return 0
         model._ctx.kv_cache_seq_rm(0, resume + run, -1)
         model._ctx.kv_cache_seq_rm(0, start, resume)
         model._ctx.kv_cache_seq_shift(0, resume, resume + run, start - resume)

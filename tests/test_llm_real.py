@@ -252,3 +252,18 @@ def test_markdown_from_the_real_model_never_reaches_the_tts_as_symbols():
     for text in spoken:
         assert not re.search(r"[*#`_|<>\[\]{}$€£%°•]|https?://|www\.|\d", text), text
     assert out[-1].turn.reply == " ".join(spoken)  # the turn records what was said
+
+
+def test_the_same_question_after_a_reset_is_answered(llm_handler):
+    """Found by the soak: after a reset (a new client) the prompt is the
+    system prompt and a question the cache holds further on; the cut moved
+    that earlier copy into place, the whole prompt counted as evaluated, and
+    llama-cpp-python sampled from the previous reply's last logits: an empty
+    answer.  At least one prompt token must be decoded afresh."""
+    llm_handler.on_reset()
+    ask(llm_handler, "Name a fruit.")
+    ask(llm_handler, "What is the capital of France?")
+    llm_handler.on_reset()
+    again, out = ask(llm_handler, "What is the capital of France?")
+    assert isinstance(out[-1], EndOfResponse)
+    assert "paris" in " ".join(s.text for s in again).lower(), out[-1].turn.reply
