@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from tests.conftest import QUESTIONS, REPO
+from tests.conftest import QUESTIONS, REPO, SHARED_AUDIO
 from utils.audio import int16_to_float, load_audio, resample
 
 
@@ -109,3 +109,20 @@ def test_readmes_first_command_works_from_the_checkout(tmp_path, stt_handler):
     assert result.returncode == 0, result.stderr[-3000:]
     heard, _ = stt_handler.transcribe(int16_to_float(load_audio(tmp_path / "answer.wav")))
     assert "paris" in heard.lower(), heard
+
+
+def test_a_preset_runs_the_whole_cascade(tmp_path):
+    """`--preset fast` (the 0.5B model) from the command line, on a spoken question."""
+    _, audio, records = answer_file(SHARED_AUDIO / "qa" / "qa01.wav", tmp_path, "--preset", "fast")
+    (record,) = records
+    assert "japan" in record["transcript"].lower() and "tokyo" in record["reply"].lower(), record
+    assert audio.size > 16000
+
+
+def test_the_default_stack_says_numbers_in_words(tmp_path):
+    """A question whose answer is a number: the reply that reaches the voice
+    (and the turn's record) reads it as words, never as digits."""
+    _, audio, records = answer_file(SHARED_AUDIO / "qa" / "qa16.wav", tmp_path)
+    (record,) = records
+    assert "twenty" in record["reply"].lower() and not any(c.isdigit() for c in record["reply"]), record
+    assert audio.size > 16000
