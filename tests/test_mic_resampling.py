@@ -66,6 +66,9 @@ class FakeDevice:
         device = self
 
         class Stream:
+            latency = (0.02, 0.05)  # input, output (s), as sounddevice reports them
+            read_available = 0  # nothing piled up in the device
+
             def __enter__(self):
                 return self
 
@@ -81,7 +84,7 @@ class FakeDevice:
                 return block.reshape(-1, 1), False
 
             def write(self, data):
-                pass
+                return False  # no underflow
 
         return Stream()
 
