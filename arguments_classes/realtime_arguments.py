@@ -23,8 +23,8 @@ class RealtimeArguments:
     max_sessions: int = field(
         default=4,
         metadata={
-            "help": "Conversations served at once; one more gets an error event and is closed. "
-            "4 answer within 1.5 s p50 on 2 cores (benchmarks/RESULTS_sessions.md)."
+            "help": "Conversations served at once; one more gets an error event and is closed. Sessions "
+            "asking at once wait for each other's replies (benchmarks/RESULTS_sessions.md)."
         },
     )
     realtime_model_name: str = field(
