@@ -47,7 +47,8 @@ def common_prefix(a: list[int], b: list[int]) -> int:
 # does this).  They exist since 0.3.10 and were tested on 0.3.36; requirements
 # pin < 0.4.  If a release moves them, the cut turns itself off with one
 # warning per model: conversations stay right, only slower once the chat is full.
-_cut_disabled: dict[int, str] = {}  # id(model) -> why
+# Kept on the model object itself (an id() could be reused by a later model).
+_CUT_DISABLED = "_s2s_kv_cache_cut_disabled"
 
 
 def cache_cut_unavailable(model: Any) -> str | None:
@@ -73,9 +74,12 @@ def cache_cut_unavailable(model: Any) -> str | None:
 
 def disable_cache_cut(model: Any, why: str) -> None:
     """Turn the cut off for this model, saying so once."""
-    if id(model) in _cut_disabled:
+    if getattr(model, _CUT_DISABLED, None):
         return
-    _cut_disabled[id(model)] = why
+    try:
+        setattr(model, _CUT_DISABLED, why)
+    except (AttributeError, TypeError):
+        pass  # an object that takes no attributes: checked (and said) again next time
     try:
         from importlib.metadata import version
 
@@ -101,7 +105,7 @@ def drop_evicted_tokens(model: Any, prompt: list[int], min_run: int = 8) -> int:
     Returns how many cached tokens were moved (0: nothing to do, or the cut
     is disabled because llama-cpp-python's internals moved; never raises).
     """
-    if id(model) in _cut_disabled:
+    if getattr(model, _CUT_DISABLED, None):
         return 0
     why = cache_cut_unavailable(model)
     if why is not None:
