@@ -81,6 +81,10 @@ class BaseHandler:
     def on_reset(self) -> None:
         """Drop per-conversation state (a new client connected)."""
 
+    def idle(self) -> None:
+        """Called when no message came for a poll period (work driven by time,
+        not by messages, such as closing a turn once its audio was heard)."""
+
     def cleanup(self) -> None:
         """Release resources; called once when the thread ends."""
 
@@ -119,6 +123,7 @@ class BaseHandler:
             try:
                 message = self.queue_in.get(timeout=_POLL_S)
             except queue.Empty:
+                self.idle()
                 continue
             if isinstance(message, EndOfStream):
                 # Not one turn's failure: an exception here escapes run().

@@ -26,6 +26,9 @@ from utils.turn_log import report_turn
 class AudioSink(BaseHandler):
     # LLMSentence: the text replies of a session that wants no audio.
     accepts = (TTSAudio, LLMSentence, EndOfResponse)
+    # True where the listener buffers the reply and plays it after it was all
+    # sent (realtime clients): a turn's metrics then wait until it was heard.
+    listener_buffers = False
 
     def setup_sink(
         self,
@@ -42,6 +45,10 @@ class AudioSink(BaseHandler):
         # joins the turn), so the assistant does not answer its own voice.
         self.yield_floor_while_speaking = yield_floor_while_speaking
         self.turns: deque[Turn] = deque(maxlen=100)  # the last ones ended
+        # Ended (all sent) but still playing on the listener's side: their
+        # metrics wait until the audio was heard out or interrupted, so a
+        # user who talks over the end of a buffered reply is counted.
+        self.being_heard: list[Turn] = []
 
     def output(self, audio: TTSAudio) -> None:
         """Send, play or store one chunk of reply audio."""
@@ -51,6 +58,8 @@ class AudioSink(BaseHandler):
         """Hook before a turn is closed (e.g. wait until the speaker is done)."""
 
     def process(self, message: TTSAudio | LLMSentence | EndOfResponse) -> Iterator[None]:
+        if self.being_heard:
+            self.report_heard_turns()
         turn = message.turn
         if not turn.wait_until_decided(self.stop_event) and not turn.interrupted:
             return  # a speculative reply to a pause that did not end the turn
@@ -72,11 +81,26 @@ class AudioSink(BaseHandler):
             self.finish_turn(turn)
         turn.mark("last_audio_out")
         self.turns.append(turn)
-        report_turn(turn, self.metrics_file, self.echo)
+        if self.listener_buffers and not turn.interrupted and turn.playback.playing():
+            self.being_heard.append(turn)
+        else:
+            report_turn(turn, self.metrics_file, self.echo)
         if turn.session is not None:
             turn.session.observer.response_done(turn)
         self.should_listen.set()
         yield from ()
+
+    def idle(self) -> None:
+        self.report_heard_turns()
+
+    def report_heard_turns(self, everything: bool = False) -> None:
+        """Log the metrics of the ended turns the listener has now heard out
+        (or interrupted); `everything` logs them all (the pipeline stops)."""
+        now = time.perf_counter()
+        for turn in list(self.being_heard):
+            if everything or turn.interrupted or not turn.playback.playing(now):
+                self.being_heard.remove(turn)
+                report_turn(turn, self.metrics_file, self.echo)
 
     def _play(self, audio: TTSAudio) -> None:
         turn = audio.turn

@@ -319,6 +319,12 @@ def test_a_client_that_leaves_mid_response_frees_its_session(server):
 
 
 def test_speech_over_the_reply_interrupts_it(server, stt_handler):
+    """The user talks over the reply after hearing 1.5 s of it.  Either the
+    reply was still being made (the server cancels it: `turn_detected`) or it
+    had all been sent and the client was still playing it (the response had
+    completed, as with the real API on a fast machine); either way the client
+    truncates what it played, the server's chat and metrics keep only what was
+    heard, and the new question is answered."""
     conversation = connect(server.port, KEY)
     try:
         conversation.wait_for("session.created", timeout=10)
@@ -334,31 +340,74 @@ def test_speech_over_the_reply_interrupts_it(server, stt_handler):
         conversation.wait_for("session.updated", timeout=10)
         conversation.speak(question("q04.wav"), silence_s=0.3)
         first_delta = conversation.wait_for("response.output_audio.delta", timeout=60)[0]
+        first_response = first_delta.event.response_id
         mark = len(conversation.events)
         silence = bytes(int(RATE * 0.02) * 2)
         while time.perf_counter() - first_delta.at < 1.5:  # let the user hear some of it
             conversation.append(silence)
             time.sleep(0.02)
         conversation.speak(question("q01.wav"), silence_s=2.0)  # talk over it
-        started = conversation.wait_for("input_audio_buffer.speech_started", timeout=10, after=mark)
-        assert started
-        done = conversation.wait_for("response.done", timeout=30, after=mark)[0].event.response
-        assert done.status == "cancelled" and done.status_details.reason == "turn_detected"
+        started = conversation.wait_for("input_audio_buffer.speech_started", timeout=10, after=mark)[0]
+        done = conversation.wait_for("response.done", timeout=30)[0]
+        assert done.event.response.id == first_response
+        response = done.event.response
+        if done.at < started.at:
+            # All of it was sent before the user spoke: it completed, and
+            # only the client's playback is cut.
+            assert response.status == "completed", response.status
+            assert len(conversation.reply_audio()) > int(RATE * 1.5), "the reply was shorter than what was heard"
+        else:
+            assert response.status == "cancelled" and response.status_details.reason == "turn_detected"
         # The client truncates the item to what it played (1.5 s).
-        item_id = done.output[0].id
+        item_id = response.output[0].id
         conversation.send({"type": "conversation.item.truncate", "item_id": item_id, "content_index": 0,
                            "audio_end_ms": 1500})  # fmt: skip
         truncated = conversation.wait_for("conversation.item.truncated", timeout=10)[0].event
         assert truncated.item_id == item_id and truncated.audio_end_ms == 1500
         # The second question is answered.
-        answers = conversation.wait_for("response.done", timeout=60, after=mark, count=2)
+        answers = conversation.wait_for("response.done", timeout=60, count=2)
+        assert answers[1].event.response.id != first_response
         assert answers[1].event.response.status == "completed"
         assert "paris" in answers[1].event.response.output[0].content[0].transcript.lower()
     finally:
         conversation.close()
+    time.sleep(0.5)  # the interrupted turn's metrics are written once it was heard out or cut
     interrupted = [t for t in server.turns() if t["interrupted"]]
     assert interrupted and interrupted[-1]["heard_reply"] is not None
     assert len(interrupted[-1]["heard_reply"]) < len(interrupted[-1]["reply"])
+
+
+def test_speech_over_a_buffered_reply_is_counted_as_an_interruption(server, stt_handler):
+    """The real API's usual case: the reply was all sent (`response.done`,
+    completed) and the client is still playing it when the user talks.  The
+    server estimates what was heard from the time since its first audio, cuts
+    the chat there and says so in the turn's metrics, even without a
+    `conversation.item.truncate` from the client."""
+    conversation = connect(server.port, KEY)
+    try:
+        conversation.wait_for("session.created", timeout=10)
+        instructions = "Always answer at great length, in five sentences or more."
+        conversation.send({"type": "session.update", "session": {"type": "realtime", "instructions": instructions}})
+        conversation.wait_for("session.updated", timeout=10)
+        conversation.speak(question("q04.wav"), silence_s=0.3)
+        first_delta = conversation.wait_for("response.output_audio.delta", timeout=60)[0]
+        done = conversation.wait_for("response.done", timeout=120)[0]
+        assert done.event.response.status == "completed"
+        reply_s = len(conversation.reply_audio()) / RATE
+        still_playing_s = first_delta.at + reply_s - time.perf_counter()
+        assert still_playing_s > 3.0, f"the reply ({reply_s:.1f} s) was made too slowly to be buffered"
+        mark = len(conversation.events)
+        conversation.speak(question("q01.wav"), silence_s=2.0)  # over the part still playing
+        conversation.wait_for("input_audio_buffer.speech_started", timeout=10, after=mark)
+        answer = conversation.wait_for("response.done", timeout=60, after=mark)[0].event.response
+        assert answer.status == "completed"
+        assert "paris" in answer.output[0].content[0].transcript.lower()
+    finally:
+        conversation.close()
+    time.sleep(0.5)
+    cut = [t for t in server.turns() if "book" in t["transcript"].lower() and t["interrupted"]]
+    assert cut, server.turns()
+    assert cut[-1]["heard_reply"] and len(cut[-1]["heard_reply"]) < len(cut[-1]["reply"])
 
 
 def test_the_server_refuses_an_open_address_without_a_key(tmp_path):

@@ -17,8 +17,13 @@ from utils.messages import TTSAudio
 
 
 class RealtimeSink(AudioSink):
+    listener_buffers = True
+
     def setup(self, should_listen: threading.Event, metrics_file: str | Path | None = None) -> None:
         self.setup_sink(should_listen, metrics_file)
 
     def output(self, audio: TTSAudio) -> None:
         """The session's observer sends it (see `AudioSink._play`)."""
+
+    def cleanup(self) -> None:
+        self.report_heard_turns(everything=True)
