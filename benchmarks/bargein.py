@@ -44,6 +44,7 @@ import contextlib
 import csv
 import json
 import platform
+import shlex
 import socket
 import subprocess
 import sys
@@ -255,7 +256,11 @@ class MicTap:
         self.process.wait(timeout=10)
 
 
-def local_runs(rounds: int, echo_questions: int, clips, work: Path) -> tuple[list[Round], EchoRun, list[dict]]:
+def local_runs(
+    rounds: int, echo_questions: int, clips, work: Path, extra: tuple[str, ...] = (), label: str = "local"
+) -> tuple[list[Round], EchoRun, list[dict]]:
+    """Local mode on a private PulseAudio with its speaker looped into its
+    mic; `extra` flags for the pipeline (a variant, named `label`)."""
     from tests.test_local_mode import (
         SpeakerTap,
         end_of_first_run,
@@ -267,11 +272,11 @@ def local_runs(rounds: int, echo_questions: int, clips, work: Path) -> tuple[lis
     )
 
     results: list[Round] = []
-    echo = EchoRun("local mode, PulseAudio loopback, AEC on")
+    echo = EchoRun(f"{label} mode, PulseAudio loopback, AEC on")
     with private_pulseaudio(work) as env:
         loop_speaker_into_mic(env)
         speaker, mic = SpeakerTap(env), MicTap(env, "s2s_mic_feed.monitor")
-        pipeline, metrics, log = start_local_pipeline(env, work, "--init_chat_prompt", LONG_ANSWERS)
+        pipeline, metrics, log = start_local_pipeline(env, work, "--init_chat_prompt", LONG_ANSWERS, *extra)
         try:
             # Whole replies echoing back, nobody talking.
             for index in range(echo_questions):
@@ -293,7 +298,7 @@ def local_runs(rounds: int, echo_questions: int, clips, work: Path) -> tuple[lis
                 subprocess.run(["paplay", "--device=s2s_mic_feed", str(path)], env=env, check=True)
                 listen = 1.5 + 0.5 * (index % 3)
                 if not wait_for(lambda asked=asked, listen=listen: speaker.talking_since(asked + 2) >= listen, 90):
-                    results.append(Round("local", name, None, note="no reply to interrupt"))
+                    results.append(Round(label, name, None, note="no reply to interrupt"))
                     continue
                 clip_file = work / "clip.wav"
                 soundfile.write(clip_file, clip, RATE)
@@ -305,7 +310,7 @@ def local_runs(rounds: int, echo_questions: int, clips, work: Path) -> tuple[lis
                 interrupted = turns[0] if turns else {}
                 silent = end_of_first_run(speaker.loud_times(onset)) if onset else None
                 results.append(
-                    Round("local", name, (silent - onset) * 1000 if silent and onset else None,
+                    Round(label, name, (silent - onset) * 1000 if silent and onset else None,
                           interrupted.get("interrupt_to_silence_ms"),
                           note="" if interrupted.get("interrupted") else "not interrupted")
                 )  # fmt: skip
@@ -419,7 +424,7 @@ def report(rounds: list[Round], echoes: list[EchoRun], first_turns: dict[str, li
         "| server: interrupt → silent p50 / p90 (ms) | realtime: onset → response cancelled p50 / p90 (ms) |",
         "|---|---|---|---|---|---|---|",
     ]
-    for mode in ("socket", "realtime", "local"):
+    for mode in dict.fromkeys(r.mode for r in rounds):
         mine = [r for r in rounds if r.mode == mode]
         if not mine:
             continue
@@ -468,6 +473,9 @@ def main() -> int:
     parser.add_argument("--echo_questions", type=int, default=5, help="Whole replies echoed back, per mode.")
     parser.add_argument("--control_questions", type=int, default=2, help="The same without cancellation.")
     parser.add_argument("--output", default=str(REPO / "benchmarks" / "RESULTS_bargein.md"))
+    parser.add_argument("--local_variant", action="append", default=[], metavar='NAME="FLAGS"',
+                        help="Run local mode again with these pipeline flags, e.g. "
+                        'latency_100ms="--audio_latency_s 0.1" (repeatable).')  # fmt: skip
     args = parser.parse_args()
     modes = args.modes.split(",")
     clips = interruption_clips(args.rounds)
@@ -495,6 +503,17 @@ def main() -> int:
             echoes.insert(0, echo)
             first_turns["local mode"] = [t for t in turns if not t["interrupted"]][: args.echo_questions]
             print(f"local: {[fmt(r.onset_to_silent_ms) for r in found]}", flush=True)
+            for variant in args.local_variant:
+                name, _, flags = variant.partition("=")
+                label = f"local {name}"
+                (work / name).mkdir()
+                found, echo, turns = local_runs(
+                    args.rounds, args.echo_questions, clips, work / name, tuple(shlex.split(flags)), label
+                )
+                rounds += found
+                echoes.insert(1, echo)
+                first_turns[f"{label} mode"] = [t for t in turns if not t["interrupted"]][: args.echo_questions]
+                print(f"{label}: {[fmt(r.onset_to_silent_ms) for r in found]}", flush=True)
         text = report(rounds, echoes, first_turns, load)
         (work / "rounds.json").write_text(json.dumps([r.__dict__ for r in rounds], indent=1))
     Path(args.output).write_text(text)
