@@ -45,6 +45,7 @@ import csv
 import json
 import platform
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -473,6 +474,7 @@ def main() -> int:
     parser.add_argument("--echo_questions", type=int, default=5, help="Whole replies echoed back, per mode.")
     parser.add_argument("--control_questions", type=int, default=2, help="The same without cancellation.")
     parser.add_argument("--output", default=str(REPO / "benchmarks" / "RESULTS_bargein.md"))
+    parser.add_argument("--keep_logs", help="Copy the servers' logs and metrics to this folder.")
     parser.add_argument("--local_variant", action="append", default=[], metavar='NAME="FLAGS"',
                         help="Run local mode again with these pipeline flags, e.g. "
                         'latency_100ms="--audio_latency_s 0.1" (repeatable).')  # fmt: skip
@@ -516,6 +518,8 @@ def main() -> int:
                 print(f"{label}: {[fmt(r.onset_to_silent_ms) for r in found]}", flush=True)
         text = report(rounds, echoes, first_turns, load)
         (work / "rounds.json").write_text(json.dumps([r.__dict__ for r in rounds], indent=1))
+        if args.keep_logs:
+            shutil.copytree(work, args.keep_logs, dirs_exist_ok=True)
     Path(args.output).write_text(text)
     print(text)
     return 0
