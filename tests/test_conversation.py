@@ -47,15 +47,23 @@ def test_chat_keeps_only_what_the_user_heard_whenever_the_cut_arrives():
     chat.add_user("Recommend a book.", turn_id=1)
     chat.record_heard(1, "You could read")  # interrupted while the LLM still generates
     chat.add_assistant("You could read Dune. It is long and gripping.", turn_id=1)
-    assert chat.messages()[-1]["content"].startswith("You could read [interrupted")
+    assert chat.messages()[-1] == {"role": "assistant", "content": "You could read…"}
     chat.add_user("And a film?", turn_id=2)
     chat.add_assistant("Watch Alien. It is scary.", turn_id=2)
     chat.record_heard(2, "Watch Alien.")  # interrupted after the reply was stored
-    assert chat.messages()[-1]["content"] == "Watch Alien. [interrupted: the user heard only this much]"
+    assert chat.messages()[-1]["content"] == "Watch Alien."  # cut between sentences
+    # Cut before a word was heard: as far as the user knows there was no
+    # reply, whenever the cut arrives; the question stays, unanswered.
     chat.add_user("Hm.", turn_id=3)
     chat.record_heard(3, "")
     chat.add_assistant("Anything else?", turn_id=3)
-    assert "heard none" in chat.messages()[-1]["content"]
+    assert chat.messages()[-1] == {"role": "user", "content": "Hm."}
+    chat.add_user("Where was I?", turn_id=4)
+    chat.add_assistant("Talking about films.", turn_id=4)
+    chat.record_heard(4, "  ")
+    assert [m["content"] for m in chat.messages()[-3:]] == ["Watch Alien.", "Hm.", "Where was I?"]
+    # No note in words that a model could copy into its next replies.
+    assert not any("[" in m["content"] or "interrupted" in m["content"] for m in chat.messages())
 
 
 def test_interrupting_a_session_cuts_its_turn_and_its_chat():

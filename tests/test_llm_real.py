@@ -1,5 +1,7 @@
 """The real llama.cpp LLM on a packaged GGUF, through its handler."""
 
+import re
+
 import pytest
 
 from tests.conftest import make_handler
@@ -267,3 +269,40 @@ def test_the_same_question_after_a_reset_is_answered(llm_handler):
     again, out = ask(llm_handler, "What is the capital of France?")
     assert isinstance(out[-1], EndOfResponse)
     assert "paris" in " ".join(s.text for s in again).lower(), out[-1].turn.reply
+
+
+def test_interrupted_replies_in_the_history_do_not_become_the_next_answers():
+    """The default model, after replies the user cut off (one before a word
+    was heard, one mid-sentence), still answers the next questions.  With a
+    note in words in the history ("[interrupted: the user heard none of this
+    reply]"), the model answered every following question with that note."""
+    from arguments_classes.llama_cpp_language_model_arguments import (
+        DEFAULT_SYSTEM_PROMPT,
+        LlamaCppLanguageModelHandlerArguments,
+    )
+    from LLM.llama_cpp_language_model import LlamaCppLanguageModelHandler
+    from utils.session import Session
+
+    handler = make_handler(
+        LlamaCppLanguageModelHandler,
+        model_name=LlamaCppLanguageModelHandlerArguments().lm_model_name,
+        init_chat_prompt=DEFAULT_SYSTEM_PROMPT,
+        chat_size=2,
+    )
+    session = Session()
+
+    def ask_in_session(text: str) -> tuple[Turn, str]:
+        turn = Turn(session=session)
+        out = handler.process(Transcript(text=text, language="en", turn=turn))
+        return turn, " ".join(m.text for m in out if isinstance(m, LLMSentence))
+
+    turn, _ = ask_in_session("Please say hello to my friend, Anna.")
+    session.chat.record_heard(turn.turn_id, "")  # cut before a word was heard
+    turn, _ = ask_in_session("Can you recommend a good book for a long train ride?")
+    session.chat.record_heard(turn.turn_id, "Sure! A great book for a long")  # cut mid-sentence
+    assert "interrupted" not in str(session.chat.messages())
+    for question, expected in [("How many days are there in a year?", "365|three hundred and sixty"),
+                               ("What is the capital of France?", "paris")]:  # fmt: skip
+        _, reply = ask_in_session(question)
+        assert re.search(expected, reply.lower()), reply
+        assert "interrupted" not in reply.lower() and "[" not in reply

@@ -35,12 +35,21 @@ class ChatItem:
         return {"role": self.role, "content": self.content}
 
 
-def interrupted_content(heard: str) -> str:
-    """What the model is told it said when the user cut it off: only the part
-    the user heard, marked, so the next reply does not assume the rest."""
-    if not heard.strip():
-        return "[interrupted: the user heard none of this reply]"
-    return f"{heard.strip()} [interrupted: the user heard only this much]"
+def interrupted_content(heard: str) -> str | None:
+    """What the model is told it said when the user cut it off: the words the
+    user heard ("You could read…" when cut mid-sentence), so the next reply does not
+    assume the rest; None when nothing was heard (as far as the user knows,
+    that reply never happened).
+
+    No note in words ("[interrupted: ...]"): a small model copies what its
+    earlier turns look like, and with such notes in the history the 1.5B
+    default began answering every question with the note itself (measured in
+    a local-mode barge-in run: after four interruptions, all seven following
+    replies were "[interrupted: the user heard none of this]")."""
+    words = heard.strip()
+    if not words:
+        return None
+    return words if words.endswith((".", "!", "?", "…")) else words + "…"  # cut mid-sentence: it trails off
 
 
 @dataclass
@@ -77,16 +86,24 @@ class Chat:
             heard = self._heard.pop(turn_id, None) if turn_id is not None else None
             item = ChatItem("assistant", text, turn_id)
             if heard is not None:
-                item.content, item.interrupted = interrupted_content(heard), True
+                content = interrupted_content(heard)
+                if content is None:
+                    return  # cut before a word of it was heard: the user's question stands unanswered
+                item.content, item.interrupted = content, True
             self._items.append(item)
             self._trim()
 
     def record_heard(self, turn_id: int, heard: str) -> None:
         """The user interrupted this turn's reply after hearing `heard`."""
         with self._lock:
-            for item in reversed(self._items):
+            for index in range(len(self._items) - 1, -1, -1):
+                item = self._items[index]
                 if item.role == "assistant" and item.turn_id == turn_id:
-                    item.content, item.interrupted = interrupted_content(heard), True
+                    content = interrupted_content(heard)
+                    if content is None:
+                        del self._items[index]
+                    else:
+                        item.content, item.interrupted = content, True
                     return
             self._heard[turn_id] = heard
             while len(self._heard) > 8:
