@@ -104,7 +104,7 @@ class LocalAudioStreamer:
         input_device: str | None = None,
         output_device: str | None = None,
         list_play_chunk_size: int = 512,
-        latency_s: float = 0.2,
+        latency_s: float = 0.1,
         echo_cancellation: str | None = None,
         session: Session | None = None,
     ) -> None:
