@@ -55,19 +55,22 @@ def run_turn(vad: VADHandler, stt, path: Path) -> tuple[list[str], list[PartialT
                 finishing.pop()
 
         stt.incremental.decode, stt.incremental.finish = decode_tail, finish
-    texts, partials = [], []
+    transcripts, partials = [], []
     try:
         for piece in [*split_chunks(load_audio(path), 512), None]:
             for message in vad.flush() if piece is None else vad.process(AudioChunk(samples=piece)):
                 for out in stt.process(message):
                     if isinstance(out, Transcript):
-                        texts.append(out.text)
+                        transcripts.append(out)
                     elif isinstance(out, PartialTranscript):
                         partials.append(out)
     finally:
         if stt.incremental is not None:
             stt.incremental.decode = real_decode
             del stt.incremental.finish
+    # A turn ended at a long pause is withdrawn when speech resumes before its
+    # reply is heard (the VAD joins the two): only the joined turn is answered.
+    texts = [t.text for t in transcripts if not t.turn.withdrawn]
     return texts, partials, heard
 
 
@@ -132,3 +135,33 @@ def test_without_speculation_the_end_of_turn_also_decodes_only_the_tail(stt_hand
     texts, _, heard = run_turn(vad, stt_handler, request.path)
     assert len(heard) == 1 and heard[0] < request.seconds - 3
     assert corpus_wer([(request.reference, texts[0])]) <= 0.1
+
+
+def test_two_conversations_spoken_at_once_are_followed_apart(stt_handler, long_turns):
+    """One VAD and one STT, two sessions whose speech arrives interleaved
+    chunk by chunk: each session's transcript is what it is alone, and every
+    partial transcript names its own session."""
+    first, second = long_turns[0], long_turns[1]
+    vad = make_handler(VADHandler, should_listen=threading.Event(), speculative_stt_ms=50, incremental_stt_ms=1000)
+    alone = [run_turn(vad, stt_handler, request.path)[0] for request in (first, second)]
+    sessions = (Session(), Session())
+    streams = [split_chunks(load_audio(request.path), 512) for request in (first, second)]
+    heard: dict[Session, list[str]] = {session: [] for session in sessions}
+    partial_sessions = set()
+    for pair in itertools.zip_longest(*streams):
+        for session, piece in zip(sessions, pair, strict=True):
+            if piece is None:
+                continue
+            for message in vad.process(AudioChunk(samples=piece, session=session)):
+                assert message.session is session
+                for out in stt_handler.process(message):
+                    if isinstance(out, Transcript):
+                        heard[out.turn.session].append(out.text)
+                    elif isinstance(out, PartialTranscript):
+                        partial_sessions.add(out.session)
+    for message in vad.flush():
+        for out in stt_handler.process(message):
+            if isinstance(out, Transcript):
+                heard[out.turn.session].append(out.text)
+    assert partial_sessions == set(sessions)
+    assert [heard[session] for session in sessions] == alone
