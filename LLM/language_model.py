@@ -92,7 +92,8 @@ class LanguageModelHandler(BaseHandler):
         self, message: Transcript | UserText | CreateResponse | PartialTranscript
     ) -> Iterator[LLMSentence | EndOfResponse]:
         if isinstance(message, PartialTranscript):
-            if not self.answer_waiting():
+            closed = message.session is not None and message.session.closed
+            if not closed and not self.answer_waiting():
                 evaluated = self.read_ahead(message)
                 if evaluated:
                     logger.debug("read ahead %d prompt tokens: %r", evaluated, message.text[-60:])

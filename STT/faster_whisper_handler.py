@@ -340,7 +340,9 @@ class FasterWhisperSTTHandler(BaseHandler):
     def _follow(self, message: SpeechProgress) -> Iterator[PartialTranscript]:
         """The user is still speaking: transcribe what is new, and pass the
         words that became stable on to the LLM."""
-        if self.incremental is None or self._newer_speech_waiting(message.session):
+        if self.incremental is None or (message.session is not None and message.session.closed):
+            return  # nothing to follow with, or nobody left to answer
+        if self._newer_speech_waiting(message.session):
             return  # newer audio of this conversation is already waiting: decode that instead
         followed = self._followed(message, create=True)
         assert followed is not None
