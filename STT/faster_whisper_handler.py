@@ -207,6 +207,17 @@ class ShortWindowDecoder:
         return tuple(words)
 
 
+@dataclass
+class ConversationSTT:
+    """What the STT keeps of one conversation between messages."""
+
+    # A pause's transcript (speech key, text, language, start, end), reused by
+    # the final segment when nothing was said after the pause.
+    speculation: tuple[tuple[int, int], str, str | None, float, float] | None = None
+    followed_start: int | None = None  # speech start of the utterance followed while spoken
+    followed: UtteranceTranscript | None = None
+
+
 class FasterWhisperSTTHandler(BaseHandler):
     accepts = (SpeechSegment, SpeechProgress)
     # Transcribes provisional segments ahead of the end of turn (--speculative_stt_ms)
@@ -389,14 +400,3 @@ class FasterWhisperSTTHandler(BaseHandler):
 
     def on_reset(self) -> None:
         self._default_state = ConversationSTT()
-
-
-@dataclass
-class ConversationSTT:
-    """What the STT keeps of one conversation between messages."""
-
-    # A pause's transcript (speech key, text, language, start, end), reused by
-    # the final segment when nothing was said after the pause.
-    speculation: tuple[tuple[int, int], str, str | None, float, float] | None = None
-    followed_start: int | None = None  # speech start of the utterance followed while spoken
-    followed: UtteranceTranscript | None = None

@@ -104,5 +104,3 @@ class PiperTTSHandler(SpeechHandler):
                     continue
                 turn.mark("tts_first_audio")
                 yield TTSAudio(samples=samples, sample_rate=self.output_sample_rate, text=piece, turn=turn)
-                if turn.stale:
-                    return
