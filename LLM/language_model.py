@@ -113,6 +113,4 @@ class LanguageModelHandler(BaseHandler):
     def answer_waiting(self) -> bool:
         """Whether a message that asks for an answer (any conversation's) is
         queued: it goes first, reading ahead would only delay it."""
-        with self.queue_in.mutex:
-            waiting = list(self.queue_in.queue)
-        return any(isinstance(queued, Transcript | UserText | CreateResponse) for queued in waiting)
+        return self.queued(lambda queued: isinstance(queued, Transcript | UserText | CreateResponse))

@@ -365,10 +365,8 @@ class FasterWhisperSTTHandler(BaseHandler):
         """Whether this conversation's next speech (more progress, a pause or
         the end of the turn) is queued already; other conversations' messages
         do not count, so a busy server still follows each speaker."""
-        with self.queue_in.mutex:
-            waiting = list(self.queue_in.queue)
-        return any(
-            isinstance(queued, SpeechProgress | SpeechSegment) and queued.session is session for queued in waiting
+        return self.queued(
+            lambda queued: isinstance(queued, SpeechProgress | SpeechSegment) and queued.session is session
         )
 
     def _hand_on(self, turn: Turn, text: str, language: str | None) -> Iterator[Transcript | EndOfResponse]:
