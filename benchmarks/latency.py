@@ -93,6 +93,7 @@ class RunResult:
     transcripts: list[tuple[str, str]] = field(default_factory=list)  # (reference, heard) per file
     wall_s: float = 0.0
     cpus: str | None = None  # taskset CPU list the run was limited to
+    unanswered: list[str] = field(default_factory=list)  # files whose turn got no reply (socket mode)
 
 
 def pick_samples(human_count: int) -> list[Sample]:
@@ -176,6 +177,8 @@ def run_socket_mode(samples: list[Sample], extra: list[str], label: str, setting
                     records = [{**json.loads(line), "file": sample.path.name} for line in lines[before:]]
                     result.records += records
                     result.transcripts.append((sample.reference, " ".join(r["transcript"] for r in records)))
+                    if not records:
+                        result.unanswered.append(sample.path.name)
             finally:
                 server.send_signal(2)
                 try:
@@ -334,9 +337,10 @@ def table(results: list[RunResult]) -> str:
 def wer_table(results: list[RunResult]) -> str:
     from utils.wer import corpus_wer
 
-    lines = ["| run | files | WER |", "|---|---|---|"]
+    lines = ["| run | files | WER | files without a reply |", "|---|---|---|---|"]
     for run in results:
-        lines.append(f"| {run.label} | {len(run.transcripts)} | {corpus_wer(run.transcripts):.1%} |")
+        missing = ", ".join(run.unanswered) or "–"
+        lines.append(f"| {run.label} | {len(run.transcripts)} | {corpus_wer(run.transcripts):.1%} | {missing} |")
     return "\n".join(lines)
 
 
