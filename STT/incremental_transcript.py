@@ -91,7 +91,16 @@ def comparable(word: str) -> str:
 
 
 def join_words(words: Sequence[Word | str]) -> str:
-    return " ".join(w.text if isinstance(w, Word) else w for w in words).strip()
+    """Words as text; a piece of punctuation alone (Whisper gives a comma
+    its own word now and then) joins the word before it: "First, I"."""
+    text = ""
+    for word in words:
+        piece = (word.text if isinstance(word, Word) else word).strip()
+        if not piece:
+            continue
+        attach = text and not any(character.isalnum() for character in piece)
+        text += piece if attach or not text else " " + piece
+    return text
 
 
 def agreed_prefix(new: Sequence[Word], previous: Sequence[Word]) -> int:
@@ -290,6 +299,12 @@ class IncrementalTranscriber:
         state.cuts = [(0, 0)]
         state.tail_start = 0
         state.move_tail(real_length(audio), 0)
+
+    def heard_whole(self, state: UtteranceTranscript, audio: np.ndarray, text: str) -> None:
+        """Nothing before the tail is done yet, so the caller decoded the
+        pause (or the turn's end) whole, as without following, and heard
+        `text`: it becomes the words the next decode may agree with."""
+        self._pause_heard(state, audio, [Word(word, 0.0, 0.0) for word in text.split()], self.sample_rate)
 
     @staticmethod
     def _pause_heard(state: UtteranceTranscript, audio: np.ndarray, tail: list[Word], sample_rate: int) -> None:

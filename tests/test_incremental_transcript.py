@@ -15,6 +15,7 @@ from STT.incremental_transcript import (
     Word,
     agreed_prefix,
     drop_repeated_head,
+    join_words,
     quietest_point,
     real_length,
     skipped_speech,
@@ -154,6 +155,7 @@ def test_utterances_are_kept_apart():
 
 
 def test_helpers():
+    assert join_words([Word("First", 0, 1), Word(",", 1, 1), "I", " will."]) == "First, I will."
     words = [Word("Paris,", 0, 1), Word("the", 1, 2)]
     assert agreed_prefix(words, [Word("paris", 0, 1), Word("a", 1, 2)]) == 1
     assert (
@@ -166,3 +168,17 @@ def test_helpers():
     assert real_length(padded) == 100
     audio = speech(3.0)
     assert 2.2 * RATE <= quietest_point(audio, int(2.1 * RATE), int(2.7 * RATE), RATE) <= 2.6 * RATE
+
+
+def test_a_whole_decode_at_a_pause_is_agreed_with_like_a_tail_decode():
+    """With nothing done yet the handler decodes a pause whole (as without
+    following); what it heard there still lets the next decode move the tail
+    to the pause."""
+    audio = speech(6.0)
+    transcriber = IncrementalTranscriber(ScriptedDecoder(audio), RATE, "en", context_s=0.0)
+    state = transcriber.new_utterance()
+    paused = np.concatenate([audio[: int(4.6 * RATE)], np.zeros(RATE // 2, np.float32)])
+    transcriber.heard_whole(state, paused, "What is the capital of France? And how many people live there,")
+    assert state.tail_start == 0 and state.pause is not None
+    transcriber.progress(state, audio[: int(5.6 * RATE)])
+    assert state.tail_start == real_length(paused) and state.done_text.endswith("live there,")
