@@ -97,6 +97,13 @@ class BaseHandler:
         thread.start()
         return thread
 
+    def queued(self, matches: Callable[[Any], bool]) -> bool:
+        """Whether a message waiting in this stage's input matches: work done
+        ahead of time (following speech, reading a prompt ahead) is skipped
+        when a newer message already makes it moot."""
+        with self.queue_in.mutex:
+            return any(matches(message) for message in self.queue_in.queue)
+
     # --- thread body ------------------------------------------------------------------
     def run(self) -> None:
         """Serve until stopped or the input ends; then clean up and pass the

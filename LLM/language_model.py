@@ -9,17 +9,22 @@ prompt (a realtime client's `instructions` replace `--lm_init_chat_prompt`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 
 from baseHandler import BaseHandler
-from utils.chat import Chat, language_instruction
-from utils.llm_stream import answer_chat
-from utils.messages import CreateResponse, EndOfResponse, LLMSentence, Transcript, UserText
+from utils.chat import Chat
+from utils.llm_stream import ReplyPacing, answer_chat, user_content
+from utils.messages import CreateResponse, EndOfResponse, LLMSentence, PartialTranscript, Transcript, UserText
 from utils.session import Session
+
+logger = logging.getLogger(__name__)
 
 
 class LanguageModelHandler(BaseHandler):
-    accepts = (Transcript, UserText, CreateResponse)
+    # PartialTranscript: the user's stable words while they still speak; a
+    # backend that can work ahead with them overrides `read_ahead`.
+    accepts = (Transcript, UserText, CreateResponse, PartialTranscript)
 
     def setup_chat(
         self,
@@ -27,14 +32,14 @@ class LanguageModelHandler(BaseHandler):
         init_chat_role: str = "system",
         init_chat_prompt: str | None = None,
         chat_size: int = 2,
-        first_clause_words: int = 0,
+        pacing: ReplyPacing | None = None,
     ) -> None:
         """Chat options every backend takes (called from each `setup`)."""
         self.user_role = user_role
         self.init_chat_role = init_chat_role
         self.init_chat_prompt = init_chat_prompt
         self.chat_size = chat_size
-        self.first_clause_words = first_clause_words
+        self.pacing = pacing or ReplyPacing()
         # Turns that name no session (a bare handler in tests, benchmarks)
         # share this one conversation.
         self.default_session = Session()
@@ -67,15 +72,45 @@ class LanguageModelHandler(BaseHandler):
     def on_reset(self) -> None:
         self.chat.reset()
 
-    def process(self, message: Transcript | UserText | CreateResponse) -> Iterator[LLMSentence | EndOfResponse]:
+    def read_ahead(self, partial: PartialTranscript) -> int:
+        """Work ahead on the answer to the words heard so far (llama.cpp:
+        evaluate the prompt); returns how many tokens were evaluated.  By
+        default nothing: the partial transcript is dropped here."""
+        return 0
+
+    def prompt_so_far(self, partial: PartialTranscript) -> list[dict[str, str]] | None:
+        """The messages the coming answer will start from, with the user's
+        words heard so far; None while one of the conversation's questions is
+        still unanswered (its answer comes first)."""
+        chat = self.chat_for(partial.session)
+        messages = chat.messages()
+        if messages and messages[-1]["role"] == self.user_role:
+            return None
+        return [*messages, {"role": self.user_role, "content": user_content(partial.text, partial.language)}]
+
+    def process(
+        self, message: Transcript | UserText | CreateResponse | PartialTranscript
+    ) -> Iterator[LLMSentence | EndOfResponse]:
+        if isinstance(message, PartialTranscript):
+            closed = message.session is not None and message.session.closed
+            if not closed and not self.answer_waiting():
+                evaluated = self.read_ahead(message)
+                if evaluated:
+                    logger.debug("read ahead %d prompt tokens: %r", evaluated, message.text[-60:])
+            return
         turn = message.turn
         self.serving = turn.session or self.default_session
         chat = self.chat_for(turn.session)
         language = getattr(message, "language", None)
         if isinstance(message, Transcript):
-            chat.add_user(language_instruction(language) + message.text, role=self.user_role, turn_id=turn.turn_id)
+            chat.add_user(user_content(message.text, language), role=self.user_role, turn_id=turn.turn_id)
         elif isinstance(message, UserText):
             chat.add_user(message.text, role=self.user_role, turn_id=turn.turn_id)
         if not turn.respond:
             return  # the words join the conversation; a later response.create answers
-        yield from answer_chat(turn, chat, self.generate, self.stop_event, language, self.first_clause_words)
+        yield from answer_chat(turn, chat, self.generate, self.stop_event, language, self.pacing)
+
+    def answer_waiting(self) -> bool:
+        """Whether a message that asks for an answer (any conversation's) is
+        queued: it goes first, reading ahead would only delay it."""
+        return self.queued(lambda queued: isinstance(queued, Transcript | UserText | CreateResponse))

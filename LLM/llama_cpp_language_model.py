@@ -15,20 +15,16 @@ place (`drop_evicted_tokens`), so long conversations stay as fast as short ones.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from typing import Any
 
 from LLM.language_model import LanguageModelHandler
+from utils.llm_stream import ReplyPacing
+from utils.messages import PartialTranscript
 from utils.packaged_models import resolve_gguf
+from utils.threads import physical_cores
 
 logger = logging.getLogger(__name__)
-
-
-def physical_cores() -> int:
-    """llama.cpp runs best on one thread per core; hyper-threads fight for units."""
-    count = os.cpu_count() or 1
-    return max(1, count // 2) if count > 2 else count
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
@@ -138,6 +134,18 @@ def drop_evicted_tokens(model: Any, prompt: list[int], min_run: int = 8) -> int:
         return 0
 
 
+def read_ahead(model: Any, tokens: list[int]) -> int:
+    """Evaluate `tokens` into llama.cpp's KV cache now, keeping the part of
+    the cache they share; returns how many were evaluated.  The next
+    generation whose prompt starts with them only evaluates what follows."""
+    start = common_prefix(list(model._input_ids), tokens)
+    if start >= len(tokens):
+        return 0
+    model.n_tokens = start  # eval() drops the cache cells from here on
+    model.eval(tokens[start:])
+    return len(tokens) - start
+
+
 class LlamaCppLanguageModelHandler(LanguageModelHandler):
     def setup(
         self,
@@ -150,7 +158,8 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         init_chat_role: str = "system",
         init_chat_prompt: str | None = None,
         chat_size: int = 2,
-        first_clause_words: int = 0,
+        pacing: ReplyPacing | None = None,
+        prefill: bool = True,
         gen_kwargs: dict[str, Any] | None = None,
     ) -> None:
         try:
@@ -171,10 +180,11 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         if why is not None:
             disable_cache_cut(self.model, why)  # said at start, not in the middle of a conversation
         self.model_name = model_name
-        self.setup_chat(user_role, init_chat_role, init_chat_prompt, chat_size, first_clause_words)
+        self.setup_chat(user_role, init_chat_role, init_chat_prompt, chat_size, pacing)
         self.gen_kwargs = {"max_tokens": 128, "temperature": 0.0, **(gen_kwargs or {})}
         self.formatter = self._chat_formatter()
         self._cached_session: object = None  # whose conversation the KV cache holds
+        self.prefill = prefill
         self.warmup()
 
     def _chat_formatter(self) -> Any:
@@ -224,3 +234,32 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
             delta = chunk["choices"][0]["delta"].get("content")
             if delta:
                 yield delta
+
+    def read_ahead(self, partial: PartialTranscript) -> int:
+        """Evaluate the prompt of the coming answer as far as the user's
+        stable words, while they are still speaking: at the end of the turn
+        only their last words and the template's closing tokens are left.
+        Returns how many tokens were evaluated.
+
+        The cache then holds this conversation's prompt.  Only a cached
+        prefix that is token for token the same is kept (the system prompt
+        another conversation shares); the history cut (`drop_evicted_tokens`)
+        moves cached keys only within one conversation, as in `generate`."""
+        if not self.prefill:
+            return 0
+        messages = self.prompt_so_far(partial)
+        if messages is None:
+            return 0
+        with_text = self.prompt_tokens(messages)
+        more = [*messages[:-1], {**messages[-1], "content": messages[-1]["content"] + " and"}]
+        with_more_text = self.prompt_tokens(more)
+        if with_text is None or with_more_text is None:
+            return 0
+        # What more words will not change, less the last token (a word's
+        # token can merge with what follows it).
+        stable = with_text[: common_prefix(with_text, with_more_text) - 1]
+        session = partial.session or self.default_session
+        if session is self._cached_session:
+            drop_evicted_tokens(self.model, stable)
+        self._cached_session = session
+        return read_ahead(self.model, stable)

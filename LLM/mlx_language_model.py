@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from LLM.language_model import LanguageModelHandler
+from utils.llm_stream import ReplyPacing
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ class MLXLanguageModelHandler(LanguageModelHandler):
         init_chat_role: str = "system",
         init_chat_prompt: str | None = None,
         chat_size: int = 2,
-        first_clause_words: int = 0,
+        pacing: ReplyPacing | None = None,
         gen_kwargs: dict[str, Any] | None = None,
     ) -> None:
         try:
@@ -37,7 +38,7 @@ class MLXLanguageModelHandler(LanguageModelHandler):
         self._make_sampler = make_sampler
         self.model, self.tokenizer = load(model_name)
         self.model_name = model_name
-        self.setup_chat(user_role, init_chat_role, init_chat_prompt, chat_size, first_clause_words)
+        self.setup_chat(user_role, init_chat_role, init_chat_prompt, chat_size, pacing)
         self.gen_kwargs = {"max_tokens": 128, "temperature": 0.0, "top_p": 1.0, **(gen_kwargs or {})}
         self.warmup()
 

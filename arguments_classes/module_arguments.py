@@ -40,6 +40,21 @@ class ModuleArguments:
             "(',', ';', ':', a dash) instead of waiting for the first full sentence. 0: whole sentences only."
         },
     )
+    first_phrase_words: int = field(
+        default=5,
+        metadata={
+            "help": "Speak the reply's first phrase as soon as it has this many words, even without punctuation: "
+            "it is cut before a word that opens a new phrase ('and', 'with', 'to', ...), never inside a "
+            "number. 0: only clause marks and sentence ends."
+        },
+    )
+    first_audio_wait_ms: int = field(
+        default=0,
+        metadata={
+            "help": "After the reply's first piece goes to the TTS, pause the LLM (llama.cpp, mlx-lm) until that "
+            "piece's audio exists, for at most this many ms, so the two do not share the cores just then. 0: off."
+        },
+    )
     local_mac_optimal_settings: bool = field(
         default=False,
         metadata={"help": "Use the Apple-silicon backends (whisper-mlx, mlx-lm, melo) on macOS."},

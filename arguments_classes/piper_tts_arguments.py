@@ -16,3 +16,14 @@ class PiperTTSHandlerArguments:
     tts_output_sample_rate: int = field(
         default=16000, metadata={"help": "Rate the audio is resampled to for the output stage."}
     )
+    tts_threads: int = field(
+        default=0, metadata={"help": "onnxruntime threads for synthesis (0: one per CPU this process may use)."}
+    )
+    tts_split_first_sentence: bool = field(
+        default=True,
+        metadata={
+            "help": "Synthesise the reply's first sentence in two pieces (cut after a clause mark or before a "
+            "phrase), sending the first piece's audio as soon as it exists, so a long first sentence does not "
+            "delay the first audio. False: whole sentences."
+        },
+    )

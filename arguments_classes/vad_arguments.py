@@ -76,3 +76,11 @@ class VADHandlerArguments:
             "help": "With --turn_detector smart-turn: the silence that ends a turn Smart Turn hears as finished."
         },
     )
+    incremental_stt_ms: int = field(
+        default=1000,
+        metadata={
+            "help": "While the user speaks, send the STT the speech so far every this many ms of it (0: off), "
+            "so the turn is transcribed as it goes and only its last words are left at its end. Only STT "
+            "backends that support it (faster-whisper) use it."
+        },
+    )

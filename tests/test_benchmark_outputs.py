@@ -34,8 +34,20 @@ def test_write_replaces_them_and_output_writes_elsewhere(tmp_path):
     assert elsewhere.read_text() == "this run\n"
 
 
+def test_a_second_report_of_the_run_goes_beside_the_output(tmp_path):
+    """latency.py --long writes the long-turn report next to --output (or over
+    its own committed file with --write)."""
+    committed = tmp_path / "RESULTS_latency_long.md"
+    parser = argparse.ArgumentParser()
+    add_output_arguments(parser, tmp_path / "RESULTS.md")
+    save_results(parser.parse_args(["--output", str(tmp_path / "mine.md")]), committed, "long\n", suffix="_long")
+    assert (tmp_path / "mine_long.md").read_text() == "long\n" and not committed.exists()
+    save_results(parser.parse_args(["--write"]), committed, "long\n", suffix="_long")
+    assert committed.read_text() == "long\n"
+
+
 def test_every_benchmark_asks_before_writing_committed_results():
-    for script in ("latency.py", "conversation.py", "soak.py"):
+    for script in ("latency.py", "conversation.py", "soak.py", "stt_incremental.py"):
         path = REPO / "benchmarks" / script
         if not path.exists():
             continue

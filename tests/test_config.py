@@ -20,6 +20,12 @@ FLAGS = {
     "min_silence_ms": 200,
     "device": "cpu",
     "first_clause_words": 3,
+    "first_phrase_words": 6,
+    "first_audio_wait_ms": 250,
+    "incremental_stt_ms": 800,
+    "stt_context_s": 2.0,
+    "lm_prefill": False,
+    "tts_split_first_sentence": False,
 }
 
 
@@ -48,9 +54,13 @@ def test_prefixes_are_stripped_and_gen_flags_collected():
     llm = config.stage_kwargs("llm")
     assert llm["model_name"] == "smollm2-135m"
     assert llm["chat_size"] == 4  # unprefixed fields pass as they are
-    assert llm["first_clause_words"] == 3  # a global flag the shared answer loop reads
+    pacing = llm["pacing"]  # global flags the shared answer loop reads
+    assert (pacing.first_clause_words, pacing.first_phrase_words, pacing.first_audio_wait_ms) == (3, 6, 250)
+    assert llm["prefill"] is False and stt["context_s"] == 2.0 and stt["incremental"] is True
+    assert config.vad.incremental_stt_ms == 800
     assert llm["gen_kwargs"]["temperature"] == 0.7
     assert config.stage_kwargs("tts")["length_scale"] == 0.9
+    assert config.stage_kwargs("tts")["split_first_sentence"] is False
 
 
 def test_global_device_overrides_every_stage():
@@ -202,7 +212,9 @@ def test_a_preset_fills_in_what_the_user_did_not_set():
     quality = parse_config(["--preset", "quality"])
     assert quality.llm.lm_model_name == "qwen2.5-1.5b"
     assert quality.module.first_clause_words == 0
-    assert quality.stage_kwargs("llm")["first_clause_words"] == 0
+    pacing = quality.stage_kwargs("llm")["pacing"]
+    assert (pacing.first_clause_words, pacing.first_phrase_words) == (0, 0)  # every sentence spoken whole
+    assert quality.stage_kwargs("tts")["split_first_sentence"] is False
     assert parse_config([]).module.preset is None
 
 

@@ -68,3 +68,70 @@ def test_numbers_and_times_are_not_clause_marks():
 def test_without_first_clause_words_commas_never_split():
     released, rest = feed(["For a long train ride, a good book"])
     assert released == [[]] and rest == ["For a long train ride, a good book"]
+
+
+def feed_words(text: str, **options: int) -> list[str]:
+    """Token-like pieces (each word with its leading space), as an LLM streams them."""
+    aggregator = SentenceAggregator(**options)
+    pieces = [piece for word in text.split(" ") for piece in (" " + word,)]
+    pieces[0] = pieces[0].lstrip()
+    out = [sentence for piece in pieces for sentence in aggregator.push(piece)]
+    return out + list(aggregator.flush())
+
+
+def test_a_long_first_sentence_without_a_comma_goes_out_at_a_phrase_boundary():
+    out = feed_words(
+        "Walking from the train station to the old town takes about ten minutes. It is nice.", first_phrase_words=5
+    )
+    assert out == ["Walking from the train station", "to the old town takes about ten minutes.", "It is nice."]
+
+
+def test_the_phrase_split_waits_for_enough_words_and_the_word_after_the_opener():
+    aggregator = SentenceAggregator(first_phrase_words=5)
+    assert list(aggregator.push("I recommend The Lord of the Rings")) == []  # "of" after 4 words: too early
+    assert list(aggregator.push(" by")) == []  # "by" might be the start of "bypass"
+    assert list(aggregator.push(" Tolkien")) == ["I recommend The Lord of the Rings"]
+
+
+def test_phrases_are_never_cut_inside_a_number_or_after_an_article():
+    out = feed_words("It would take approximately 10 to 15 minutes by bus from here.", first_phrase_words=5)
+    assert out == ["It would take approximately 10 to 15 minutes", "by bus from here."]
+    out = feed_words("Please put some salt on the table.", first_phrase_words=2)
+    assert out == ["Please put some salt", "on the table."]
+    out = feed_words("Please put the on the table.", first_phrase_words=2)  # never "... the |"
+    assert out == ["Please put the on the table."]
+
+
+def test_a_clause_mark_still_comes_first_and_short_sentences_stay_whole():
+    assert feed_words("As an AI language model, I can not browse.", first_clause_words=4, first_phrase_words=5) == [
+        "As an AI language model,",
+        "I can not browse.",
+    ]
+    assert feed_words("The capital of France is Paris.", first_phrase_words=5) == ["The capital of France is Paris."]
+
+
+def test_only_the_first_phrase_is_cut():
+    out = feed_words(
+        "Yes. Walking from the train station to the old town takes about ten minutes.", first_phrase_words=5
+    )
+    assert out == ["Yes.", "Walking from the train station to the old town takes about ten minutes."]
+
+
+def test_a_sentence_for_the_tts_is_cut_once_with_enough_words_on_each_side():
+    from utils.sentences import split_first_piece
+
+    assert split_first_piece(
+        "Walking from the train station to the old town would take approximately ten minutes."
+    ) == (
+        "Walking from the train station",
+        "to the old town would take approximately ten minutes.",
+    )
+    assert split_first_piece("It costs 3,000 dollars at 10:30 today, or more tomorrow in the morning.") == (
+        "It costs 3,000 dollars",
+        "at 10:30 today, or more tomorrow in the morning.",
+    )
+    assert split_first_piece("About 10 to 15 minutes or more if it rains.") == (
+        "About 10 to 15 minutes",
+        "or more if it rains.",
+    )
+    assert split_first_piece("The capital of France is Paris.") == ("", "The capital of France is Paris.")

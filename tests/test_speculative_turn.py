@@ -171,3 +171,31 @@ def test_a_speculative_transcript_finished_after_its_cancel_is_not_heard(caplog)
     assert [r.message for r in caplog.records if " heard (" in r.message] == [
         f"turn {confirmed.turn_id} heard (en): Give me five tips"
     ]
+
+
+def test_the_llm_waits_for_the_first_audio_before_going_on():
+    """--first_audio_wait_ms: once the first sentence is out (released when
+    the second piece arrives), no piece is pulled until the TTS has made its
+    audio (here 0.15 s later), or the limit passes."""
+    from utils.llm_stream import ReplyPacing
+
+    turn = Turn()
+    pulled = []
+
+    def generate(messages):
+        for piece in ["Paris is the capital.", " It is", " big."]:
+            pulled.append(time.perf_counter())
+            yield piece
+
+    began = time.perf_counter()
+    thread = decide_later(lambda: turn.mark("tts_first_audio"), 0.15)
+    out = list(
+        answer_transcript(
+            Transcript("Capital of France?", "en", turn), Chat(), generate, threading.Event(),
+            pacing=ReplyPacing(first_audio_wait_ms=2000),
+        )
+    )  # fmt: skip
+    thread.join()
+    assert [m.text for m in out if isinstance(m, LLMSentence)] == ["Paris is the capital.", "It is big."]
+    assert pulled[2] - began >= 0.1  # the third piece waited for the first audio, not for the 2 s limit
+    assert pulled[2] - began < 1.5

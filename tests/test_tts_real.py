@@ -21,3 +21,29 @@ def test_spoken_sentence_is_understood_by_the_stt(tts_handler, stt_handler):
     (audio,) = tts_handler.process(LLMSentence("Octopuses have three hearts.", "en", Turn()))
     text, _ = stt_handler.transcribe(audio.samples.astype(np.float32) / 32768)
     assert "three hearts" in text.lower()
+
+
+def test_a_long_first_sentence_is_spoken_head_first_and_later_ones_whole(tts_handler, stt_handler):
+    """The head's audio goes out before the rest is synthesised; both pieces
+    together still say the whole sentence."""
+    turn = Turn()
+    sentence = "Walking from the train station to the old town takes about ten minutes on foot."
+    head, rest = list(tts_handler.process(LLMSentence(sentence, "en", turn)))
+    assert head.text == "Walking from the train station" and rest.text.startswith("to the old town")
+    assert head.samples.size < rest.samples.size
+    joined = np.concatenate([head.samples, rest.samples]).astype(np.float32) / 32768
+    text, _ = stt_handler.transcribe(joined)
+    assert "train station" in text.lower() and "old town" in text.lower()
+    (later,) = tts_handler.process(LLMSentence(sentence, "en", turn))  # not the turn's first: whole
+    assert later.text == sentence
+
+
+def test_the_split_can_be_turned_off():
+    from tests.conftest import make_handler
+    from TTS.piper_handler import PiperTTSHandler
+
+    handler = make_handler(PiperTTSHandler, voice="joe", split_first_sentence=False, threads=1)
+    sentence = "Walking from the train station to the old town takes about ten minutes on foot."
+    (whole,) = handler.process(LLMSentence(sentence, "en", Turn()))
+    assert whole.text == sentence
+    assert handler.voice.session.get_session_options().intra_op_num_threads == 1

@@ -38,6 +38,7 @@ from utils.config_checks import (
     value_problems,
 )
 from utils.echo_cancel import ENGINES as ECHO_CANCELLERS
+from utils.llm_stream import ReplyPacing
 from utils.registry import Backend, lookup
 
 MODES = ("socket", "local", "file", "realtime")
@@ -79,7 +80,9 @@ class PipelineConfig:
         kwargs = handler_kwargs(getattr(self, stage), backend.prefix)
         if stage == "llm":
             # Sentence cutting lives in the answer loop every LLM backend shares.
-            kwargs["first_clause_words"] = self.module.first_clause_words
+            kwargs["pacing"] = ReplyPacing(
+                self.module.first_clause_words, self.module.first_phrase_words, self.module.first_audio_wait_ms
+            )
         return kwargs
 
 

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 from utils.chat import Chat, language_instruction
 from utils.messages import EndOfResponse, LLMSentence, Transcript, Turn
@@ -27,19 +29,59 @@ logger = logging.getLogger(__name__)
 Generate = Callable[[list[dict[str, str]]], Iterable[str]]
 
 
+@dataclass(frozen=True)
+class ReplyPacing:
+    """How the start of a reply is handed to the TTS: the global flags
+    (--first_clause_words, --first_phrase_words, --first_audio_wait_ms) that
+    every LLM backend's answer loop follows.
+
+    `first_audio_wait_ms`: after the reply's first piece goes to the TTS, stop
+    pulling tokens until its first audio exists (at most this long).  On a
+    small machine the LLM's threads and the TTS's otherwise share the cores
+    just when the first audio is being made; the rest of the reply is not
+    needed before that first piece has played.  It only pauses backends whose
+    tokens are computed as they are pulled (llama.cpp, mlx-lm); the others
+    generate in a thread of their own, which keeps going.
+    """
+
+    first_clause_words: int = 0
+    first_phrase_words: int = 0
+    first_audio_wait_ms: int = 0
+
+    def aggregator(self) -> SentenceAggregator:
+        return SentenceAggregator(
+            first_clause_words=self.first_clause_words, first_phrase_words=self.first_phrase_words
+        )
+
+
+def wait_for_first_audio(turn: Turn, stop_event: threading.Event, limit_s: float, poll_s: float = 0.005) -> None:
+    """Block until the TTS has made the turn's first audio, for at most `limit_s`."""
+    deadline = time.perf_counter() + limit_s
+    while "tts_first_audio" not in turn.marks and time.perf_counter() < deadline:
+        if stop_event.is_set() or turn.stale:
+            return
+        time.sleep(poll_s)
+
+
+def user_content(text: str, language: str | None) -> str:
+    """The user's message as the LLM reads it: the words, asking for a reply
+    in their language when it is not English."""
+    return language_instruction(language) + text
+
+
 def answer_transcript(
     message: Transcript,
     chat: Chat,
     generate: Generate,
     stop_event: threading.Event,
     user_role: str = "user",
-    first_clause_words: int = 0,
+    pacing: ReplyPacing | None = None,
 ) -> Iterator[LLMSentence | EndOfResponse]:
     """Record the user's words in the chat (with the "reply in <language>"
     hint), then answer them (`answer_chat`)."""
     turn = message.turn
-    chat.add_user(language_instruction(message.language) + message.text, role=user_role, turn_id=turn.turn_id)
-    yield from answer_chat(turn, chat, generate, stop_event, message.language, first_clause_words)
+    chat.add_user(user_content(message.text, message.language), role=user_role, turn_id=turn.turn_id)
+    yield from answer_chat(turn, chat, generate, stop_event, message.language, pacing)
 
 
 def answer_chat(
@@ -48,7 +90,7 @@ def answer_chat(
     generate: Generate,
     stop_event: threading.Event,
     language: str | None = None,
-    first_clause_words: int = 0,
+    pacing: ReplyPacing | None = None,
 ) -> Iterator[LLMSentence | EndOfResponse]:
     """Answer the conversation as it stands: the body of an LLM handler's `process()`.
 
@@ -60,11 +102,12 @@ def answer_chat(
     withdrawn speculation leaves no trace in the chat; an interrupted reply
     is remembered as far as the user heard it, and still ends with an
     `EndOfResponse`, so the sink can close it.
-    `first_clause_words` lets the reply's first clause go to the TTS early
-    (see `SentenceAggregator`).
+    `pacing` says when the reply's first clause or phrase goes to the TTS
+    (see `SentenceAggregator`) and whether to wait for its audio.
     """
     turn.mark("llm_start")
-    sentences = SentenceAggregator(first_clause_words=first_clause_words)
+    pacing = pacing or ReplyPacing()
+    sentences = pacing.aggregator()
     reply: list[str] = []
     written: list[str] = []
 
@@ -81,7 +124,10 @@ def answer_chat(
     try:
         pieces = iter(generate(chat.messages()))
         for piece in pieces:
+            first = not reply
             yield from release(sentences.push(piece))
+            if first and reply and pacing.first_audio_wait_ms > 0:
+                wait_for_first_audio(turn, stop_event, pacing.first_audio_wait_ms / 1000.0)
             if stop_event.is_set() or turn.stale:
                 break
         if not turn.stale:

@@ -226,10 +226,39 @@ class SpeechSegment:
 
 
 @dataclass
+class SpeechProgress:
+    """The user's speech so far, sent by the VAD while they are still speaking
+    (every `--incremental_stt_ms` of new speech), so the STT can transcribe
+    the turn as it goes instead of all at its end.  Float32 in [-1, 1], from
+    the same first sample as the turn's `SpeechSegment`; `speech_key` as there.
+    It belongs to no turn yet (the turn is opened at the pause), only to its
+    conversation.  Stages that do not follow speech pass it on."""
+
+    audio: np.ndarray
+    sample_rate: int
+    speech_key: tuple[int, int] = (0, 0)
+    session: Session | None = None
+
+
+@dataclass
 class Transcript:
     text: str
     language: str | None
     turn: Turn
+
+
+@dataclass
+class PartialTranscript:
+    """The stable start of what the user is saying, while they still speak:
+    words two transcriptions agreed on, which later audio will not change.
+    An LLM may read it ahead (evaluate the conversation's prompt so far), so
+    that at the end of the turn only the last words are left.  It answers
+    nothing: only a `Transcript` does."""
+
+    text: str
+    language: str | None
+    speech_key: tuple[int, int] = (0, 0)
+    session: Session | None = None
 
 
 @dataclass
@@ -317,4 +346,6 @@ PipelineMessage = (
     | ClearInput
     | UserText
     | CreateResponse
+    | SpeechProgress
+    | PartialTranscript
 )

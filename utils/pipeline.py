@@ -72,6 +72,8 @@ def build_model_stages(
             "--stt %s cannot transcribe ahead of the turn: --speculative_stt_ms ignored", config.stt_backend.name
         )
         vad_kwargs["speculative_stt_ms"] = 0
+    if not getattr(stt_class, "follows_speech", False):
+        vad_kwargs["incremental_stt_ms"] = 0  # nobody to transcribe the speech as it comes
     vad = partial(VADHandler, stop, channels.audio_in, spoken, setup_kwargs=vad_kwargs)
     stages.append(set_up_handler("the VAD (Silero)", "pip install silero-vad", vad))
     for stage, queue_in, queue_out in (

@@ -18,12 +18,14 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
     # The best answers that still come in about a second on 2 cores: the
     # largest packaged LLM, and every sentence spoken whole (no first clause
-    # sent ahead), for a sentence's own intonation.  Whisper's beam search is
+    # or phrase sent ahead, Piper's first sentence not cut in two), for a
+    # sentence's own intonation.  Whisper's beam search is
     # not here: beam 5 gave the same 7.6% WER as greedy on the 164 English
     # human clips, for more time.
     "quality": {
         "llama_cpp": {"lm_model_name": "qwen2.5-1.5b"},
-        "module": {"first_clause_words": 0},
+        "module": {"first_clause_words": 0, "first_phrase_words": 0},
+        "piper": {"tts_split_first_sentence": False},
     },
 }
 

@@ -9,8 +9,10 @@ decides, so "Dr. Smith" or "3.5" do not split a sentence.
 The reply's first sentence may go out earlier still: with `first_clause_words`
 set, its first clause ("For a long train ride,") is released as soon as the
 clause mark and the next word have arrived, so the TTS starts speaking while
-the LLM finishes the sentence.  Only the first: later sentences are spoken
-whole, for their intonation, while the first one plays.
+the LLM finishes the sentence; with `first_phrase_words`, a first sentence
+without a clause mark is cut before a word that opens a phrase ("Walking from
+the train station | to the old town").  Only the first: later sentences are
+spoken whole, for their intonation, while the first one plays.
 
 nltk's Punkt tokenizer is instantiated directly (default parameters plus a
 few common English abbreviations); nltk's data downloader is never called: it
@@ -37,6 +39,18 @@ _LIST_MARKER = re.compile(r"^\s*(?:\d+[.)]|[-•*])\s*$")
 # The space rules out "3,000" and "10:30"; the next word rules out a mark that
 # ends the sentence's last clause.
 _CLAUSE_END = re.compile(r"[,;:](?=\s+\w)|\s[-–—](?=\s+\w)")
+# Words that open a phrase (conjunctions, prepositions, relative words): a
+# speaker can pause before them.  Matched whole, once the word after them has
+# started, so "to" is not the start of "tomorrow".
+_PHRASE_OPENERS = (
+    "and but or so because since while when where which who whose whom if unless although though whether "
+    "with without for from to in on at by about into onto through during before after between under over "
+    "across along around against until like"
+).split()
+_PHRASE_START = re.compile(r"\s(?=(?:" + "|".join(_PHRASE_OPENERS) + r")\s+\w)", re.IGNORECASE)
+# A phrase does not end on these: "the | of", "a | for", "5 | to 10".
+_NO_PHRASE_END = set("a an the my your his her its our their this these those some any no every each of".split())
+_NUMBER = re.compile(r"^[\d.,:%$€£+-]*\d[\d.,:%$€£+-]*$")
 
 
 def _tokenizer() -> PunktSentenceTokenizer:
@@ -57,14 +71,18 @@ class SentenceAggregator:
     Pieces shorter than `min_chars` after cleaning (a stray "-" or "**")
     are dropped rather than sent to the TTS as noise.  `first_clause_words`
     (0: off) releases the first clause of the first sentence once it has at
-    least that many words.
+    least that many words.  `first_phrase_words` (0: off) releases it at a
+    phrase boundary without punctuation ("Walking from the train station |
+    to the old town ...") once it has at least that many words, so a long
+    first sentence without a comma does not hold back the first audio.
     """
 
-    def __init__(self, min_chars: int = 2, first_clause_words: int = 0) -> None:
+    def __init__(self, min_chars: int = 2, first_clause_words: int = 0, first_phrase_words: int = 0) -> None:
         self._tokenizer = _tokenizer()
         self._buffer = ""
         self.min_chars = min_chars
         self.first_clause_words = first_clause_words
+        self.first_phrase_words = first_phrase_words
         self._released_any = False
 
     def push(self, text: str) -> Iterator[str]:
@@ -79,14 +97,36 @@ class SentenceAggregator:
         yield from self._release(complete)
 
     def _first_clause(self) -> Iterator[str]:
-        if self._released_any or self.first_clause_words <= 0:
+        if self._released_any:
             return
+        cut = self._clause_end() or self._phrase_end()
+        if cut:
+            clause, self._buffer = self._buffer[:cut], self._buffer[cut:].lstrip()
+            yield from self._release(clause)
+
+    def _clause_end(self) -> int | None:
+        """Where the first clause ends, if it has its clause mark and enough words."""
+        if self.first_clause_words <= 0:
+            return None
         for mark in _CLAUSE_END.finditer(self._buffer):
-            clause = self._buffer[: mark.end()]
-            if len(_clean(clause).split()) >= self.first_clause_words:
-                self._buffer = self._buffer[mark.end() :].lstrip()
-                yield from self._release(clause)
-                return
+            if len(_clean(self._buffer[: mark.end()]).split()) >= self.first_clause_words:
+                return mark.end()
+        return None
+
+    def _phrase_end(self) -> int | None:
+        """Where the first phrase ends: before a word that opens a new one,
+        after enough words, never inside a number ("10 | to 15") or after an
+        article ("the | of")."""
+        if self.first_phrase_words <= 0:
+            return None
+        for boundary in _PHRASE_START.finditer(self._buffer):
+            words = _clean(self._buffer[: boundary.start()]).split()
+            if len(words) < self.first_phrase_words:
+                continue
+            last = words[-1].lower().strip("\"'()")
+            if last not in _NO_PHRASE_END and not _NUMBER.match(last) and last.isascii() and last[-1:].isalnum():
+                return boundary.start()
+        return None
 
     def flush(self) -> Iterator[str]:
         """Release whatever is left at the end of the reply."""
@@ -109,3 +149,20 @@ class SentenceAggregator:
             if len(sentence) >= self.min_chars:
                 self._released_any = True
                 yield sentence
+
+
+def split_first_piece(text: str, min_words: int = 4) -> tuple[str, str]:
+    """`text` cut once, after its first clause mark or before its first word
+    that opens a phrase, leaving at least `min_words` words on each side and
+    never cutting a number ("10 | to 15"); ("", text) if there is no such cut.
+    For a TTS that speaks a piece only once it is whole: the head of a long
+    sentence is heard while the rest is synthesised."""
+    marks = {m.end() for m in _CLAUSE_END.finditer(text)} | {m.start() for m in _PHRASE_START.finditer(text)}
+    for cut in sorted(marks):
+        head, rest = text[:cut].split(), text[cut:].split()
+        if len(head) < min_words or len(rest) < min_words:
+            continue
+        last = head[-1].lower().strip("\"'()").rstrip(",;:")
+        if last and last not in _NO_PHRASE_END and not _NUMBER.match(last):
+            return text[:cut].strip(), text[cut:].strip()
+    return "", text

@@ -1,0 +1,135 @@
+"""Transcription while the user speaks against one decode per pause: accuracy and what is left at the end.
+
+    python benchmarks/stt_incremental.py                    # prints the table
+    python benchmarks/stt_incremental.py --write            # replaces RESULTS_stt_incremental.md
+
+Every English recorded human clip (164) and the long-turn set (the English
+clips of 6 s and more, and real clips joined into requests of 8 to 30 s, see
+`long_requests.py`) go through the real VAD (Silero, speculation 50 ms into a
+pause, speech progress every second) and the real faster-whisper handler,
+message by message, in one thread: every progress message is decoded, as on
+an idle server.  Per variant: corpus WER of the turns answered (a turn
+withdrawn because speech resumed is not counted), and the STT's own time on
+the final segment or on the pause's provisional one, the part the user waits
+for when the pause ends the turn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "RESULTS_stt_incremental.md"
+sys.path.insert(0, str(REPO))
+
+from benchmarks.latency import (  # noqa: E402
+    SHARED_AUDIO,
+    add_output_arguments,
+    fmt,
+    load_note,
+    machine_description,
+    machine_details,
+    percentile,
+    save_results,
+)
+from benchmarks.long_requests import joined_requests, long_human_clips  # noqa: E402
+from utils.audio import load_audio, split_chunks  # noqa: E402
+from utils.messages import AudioChunk, SpeechSegment, Transcript  # noqa: E402
+from utils.session import Session  # noqa: E402
+from utils.wer import corpus_wer  # noqa: E402
+
+
+def english_clips() -> list[tuple[Path, str]]:
+    human = SHARED_AUDIO / "human"
+    with open(human / "transcripts.tsv", newline="") as handle:
+        rows = [row for row in csv.DictReader(handle, delimiter="\t") if row["language"] == "en"]
+    return [(human / row["file"], row["transcript"]) for row in rows]
+
+
+def run_clip(vad, stt, path: Path) -> tuple[str, list[float]]:
+    """The answered turns' text, and the STT's ms on each segment (final or provisional)."""
+    vad.on_reset()
+    vad.default_session = Session()
+    transcripts: list[Transcript] = []
+    segment_ms: list[float] = []
+    for piece in [*split_chunks(load_audio(path), 512), None]:
+        for message in vad.flush() if piece is None else vad.process(AudioChunk(samples=piece)):
+            began = time.perf_counter()
+            outputs = list(stt.process(message))
+            if isinstance(message, SpeechSegment):
+                segment_ms.append((time.perf_counter() - began) * 1000)
+            transcripts += [out for out in outputs if isinstance(out, Transcript)]
+    return " ".join(t.text for t in transcripts if not t.turn.withdrawn), segment_ms
+
+
+def measure(vad, stt, clips: list[tuple[Path, str]], incremental: bool) -> dict:
+    followed = stt.incremental
+    if not incremental:
+        stt.incremental = None
+    try:
+        pairs, times = [], []
+        for path, reference in clips:
+            text, segment_ms = run_clip(vad, stt, path)
+            pairs.append((reference, text))
+            times += segment_ms
+    finally:
+        stt.incremental = followed
+    return {"wer": corpus_wer(pairs), "p50": percentile(times, 50), "p90": percentile(times, 90), "n": len(clips)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_output_arguments(parser, RESULTS)
+    args = parser.parse_args()
+
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from STT.faster_whisper_handler import FasterWhisperSTTHandler
+    from tests.conftest import make_handler
+    from VAD.vad_handler import VADHandler
+
+    load_before = os.getloadavg()
+    stt = make_handler(FasterWhisperSTTHandler)
+    vad = make_handler(VADHandler, should_listen=threading.Event(), speculative_stt_ms=50, incremental_stt_ms=1000)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        long_set = [(r.path, r.reference) for r in long_human_clips(6.0) + joined_requests(Path(tmp), each=1)]
+        for name, clips in (("164 English human clips", english_clips()), ("long-turn set", long_set)):
+            for incremental in (False, True):
+                label = "followed while spoken (default)" if incremental else "decoded whole at each pause"
+                print(f"{name}: {label} ...", flush=True)
+                result = measure(vad, stt, clips, incremental)
+                rows.append(
+                    f"| {name} ({result['n']} files) | {label} | {result['wer']:.1%} | "
+                    f"{fmt(result['p50'])} / {fmt(result['p90'])} |"
+                )
+    report = "\n\n".join(
+        [
+            "# Transcription while the user speaks",
+            f"Machine: {machine_description()}.  \nGenerated by `python benchmarks/stt_incremental.py --write` on "
+            f"{time.strftime('%Y-%m-%d')}. Real Silero VAD (speculation at 50 ms, progress every 1000 ms) and "
+            "faster-whisper base (int8, 10 s window), message by message in one thread.",
+            "| set | STT | WER | STT time on each pause / end-of-turn segment p50 / p90 (ms) |\n|---|---|---|---|\n"
+            + "\n".join(rows),
+            "The time column is the STT's own work on the segments the user may wait for (the pause's "
+            "provisional segment, reused at the end of the turn when nothing followed, and the final one); "
+            "the decodes while the user speaks are not in it: they happen during speech.",
+            "## Machine and load",
+            machine_details(),
+            load_note(load_before, os.getloadavg()),
+        ]
+    )
+    print(report)
+    save_results(args, RESULTS, report.strip() + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
