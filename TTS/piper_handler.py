@@ -26,7 +26,7 @@ from TTS.speech_handler import SpeechHandler
 from utils.audio import resample
 from utils.messages import LLMSentence, TTSAudio
 from utils.packaged_models import ModelNotInstalledError, PackagedFile
-from utils.sentences import split_first_piece
+from utils.sentences import split_first_piece, split_long_piece
 from utils.threads import engine_threads
 
 logger = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ class PiperTTSHandler(SpeechHandler):
         output_sample_rate: int = 16000,
         threads: int = 0,
         split_first_sentence: bool = True,
+        max_words: int = 20,
         gen_kwargs: dict | None = None,
     ) -> None:
         try:
@@ -79,6 +80,7 @@ class PiperTTSHandler(SpeechHandler):
         if not device.startswith("cuda"):
             self.voice.session = cpu_session(model_path, engine_threads(threads))
         self.split_first_sentence = split_first_sentence
+        self.max_words = max_words
         self.synthesis = SynthesisConfig(speaker_id=speaker_id, length_scale=length_scale)
         self.output_sample_rate = output_sample_rate
         self.warmup()
@@ -98,6 +100,8 @@ class PiperTTSHandler(SpeechHandler):
         pieces = [message.text]
         if self.split_first_sentence and "tts_first_audio" not in turn.marks:
             pieces = [piece for piece in split_first_piece(message.text) if piece]
+        # Bounded pieces: onnxruntime keeps the memory of the longest one.
+        pieces = [short for piece in pieces for short in split_long_piece(piece, self.max_words)]
         for piece in pieces:
             for samples in self.synthesize(piece):
                 if samples.size == 0:

@@ -19,6 +19,14 @@ class PiperTTSHandlerArguments:
     tts_threads: int = field(
         default=0, metadata={"help": "onnxruntime threads for synthesis (0: one per CPU this process may use)."}
     )
+    tts_max_words: int = field(
+        default=20,
+        metadata={
+            "help": "Longest piece Piper is given, in words: a longer sentence is cut at a clause mark or phrase "
+            "start (else between words). Piper's memory grows with the longest piece it ever spoke (20 words: "
+            "about 350 MiB; 80: 570 MiB), and so does the wait for that piece's audio. 0: no limit."
+        },
+    )
     tts_split_first_sentence: bool = field(
         default=True,
         metadata={

@@ -135,3 +135,28 @@ def test_a_sentence_for_the_tts_is_cut_once_with_enough_words_on_each_side():
         "or more if it rains.",
     )
     assert split_first_piece("The capital of France is Paris.") == ("", "The capital of France is Paris.")
+
+
+def test_a_long_piece_is_cut_at_its_last_boundary_within_the_limit():
+    from utils.sentences import split_long_piece
+
+    text = (
+        "A great book for a long train ride is The Count of Monte Cristo by Alexandre Dumas, which tells the "
+        "story of a young sailor who is wrongly imprisoned and who escapes to take his revenge on the men who "
+        "betrayed him, and it is long enough to last the whole trip."
+    )
+    pieces = split_long_piece(text, 20)
+    assert " ".join(pieces) == text
+    assert all(4 <= len(piece.split()) <= 20 for piece in pieces)
+    assert pieces[0].endswith("Dumas,") and pieces[1].startswith("which tells")
+    assert split_long_piece("Short and sweet.", 20) == ["Short and sweet."]
+    assert split_long_piece(text, 0) == [text]  # no limit
+
+
+def test_a_long_piece_without_boundaries_is_cut_between_words():
+    from utils.sentences import split_long_piece
+
+    text = "  ".join(f"w{i}" for i in range(45))  # no clause marks, no phrase openers, double spaces
+    pieces = split_long_piece(text, 20)
+    assert [len(piece.split()) for piece in pieces] == [20, 20, 5]
+    assert " ".join(" ".join(piece.split()) for piece in pieces) == " ".join(text.split())

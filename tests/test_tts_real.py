@@ -47,3 +47,19 @@ def test_the_split_can_be_turned_off():
     (whole,) = handler.process(LLMSentence(sentence, "en", Turn()))
     assert whole.text == sentence
     assert handler.voice.session.get_session_options().intra_op_num_threads == 1
+
+
+def test_a_long_sentence_is_spoken_in_bounded_pieces(tts_handler, stt_handler):
+    """Piper never gets more than `max_words` words at once (its memory keeps
+    the longest piece's size); the pieces together still say the sentence."""
+    turn = Turn()
+    list(tts_handler.process(LLMSentence("Sure.", "en", turn)))  # the turn's first sentence is out
+    sentence = (
+        "The Count of Monte Cristo by Alexandre Dumas tells the story of a young sailor who is wrongly "
+        "imprisoned, escapes from an island fortress and takes his revenge on the men who betrayed him."
+    )
+    pieces = list(tts_handler.process(LLMSentence(sentence, "en", turn)))
+    assert len(pieces) >= 2 and all(len(piece.text.split()) <= tts_handler.max_words for piece in pieces)
+    assert " ".join(piece.text for piece in pieces) == sentence
+    text, _ = stt_handler.transcribe(np.concatenate([p.samples for p in pieces]).astype(np.float32) / 32768)
+    assert "sailor" in text.lower() and "revenge" in text.lower()
