@@ -1,6 +1,6 @@
 """Piper's resident memory against the longest piece of text it was given.
 
-    python benchmarks/piper_memory.py            # with the default --tts_max_words (20), then without a limit
+    python benchmarks/piper_memory.py    # prints the table: --tts_max_words 20, then no limit
 
 onnxruntime's memory arena keeps what the longest input needed, so a Piper
 that once spoke an 80-word sentence holds that memory for good.  Each run
@@ -12,6 +12,7 @@ after each.
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -43,14 +44,17 @@ def measure(max_words: int) -> None:
 
 
 def main() -> int:
-    if len(sys.argv) > 1:
-        measure(int(sys.argv[1]))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--max_words", type=int, help="Measure one limit in this process (0: none); else both.")
+    args = parser.parse_args()
+    if args.max_words is not None:
+        measure(args.max_words)
         return 0
     print("| --tts_max_words | loaded (MiB) | " + " | ".join(f"after {n} words" for n in LENGTHS) + " |")
     print("|---|" + "---|" * (len(LENGTHS) + 1))
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     for max_words in (20, 0):
-        subprocess.run([sys.executable, __file__, str(max_words)], env=env, check=True)
+        subprocess.run([sys.executable, __file__, "--max_words", str(max_words)], env=env, check=True)
     return 0
 
 
