@@ -499,23 +499,22 @@ def main() -> int:
             rounds += found
             print(f"realtime: {[fmt(r.onset_to_silent_ms) for r in found]}", flush=True)
         if "local" in modes:
-            (work / "local").mkdir()
-            found, echo, turns = local_runs(args.rounds, args.echo_questions, clips, work / "local")
-            rounds += found
-            echoes.insert(0, echo)
-            first_turns["local mode"] = [t for t in turns if not t["interrupted"]][: args.echo_questions]
-            print(f"local: {[fmt(r.onset_to_silent_ms) for r in found]}", flush=True)
-            for variant in args.local_variant:
-                name, _, flags = variant.partition("=")
-                label = f"local {name}"
-                (work / name).mkdir()
+            # The default first, then each variant: one run of local mode each.
+            runs = [("local", "local", "")] + [
+                (name, f"local {name}", flags)
+                for name, _, flags in (variant.partition("=") for variant in args.local_variant)
+            ]
+            local_echoes = []
+            for folder, label, flags in runs:
+                (work / folder).mkdir()
                 found, echo, turns = local_runs(
-                    args.rounds, args.echo_questions, clips, work / name, tuple(shlex.split(flags)), label
+                    args.rounds, args.echo_questions, clips, work / folder, tuple(shlex.split(flags)), label
                 )
                 rounds += found
-                echoes.insert(1, echo)
+                local_echoes.append(echo)
                 first_turns[f"{label} mode"] = [t for t in turns if not t["interrupted"]][: args.echo_questions]
                 print(f"{label}: {[fmt(r.onset_to_silent_ms) for r in found]}", flush=True)
+            echoes[:0] = local_echoes  # local rows first, in the order they ran
         text = report(rounds, echoes, first_turns, load)
         (work / "rounds.json").write_text(json.dumps([r.__dict__ for r in rounds], indent=1))
         if args.keep_logs:
