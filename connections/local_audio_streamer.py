@@ -127,6 +127,8 @@ class LocalAudioStreamer:
         self.duplex = self._full_duplex_mic(echo_cancellation)
         self._backlog: deque[int] = deque(maxlen=max(2, int(0.5 * self.rate / self.blocksize)))
         self.playing = False
+        self.underruns = 0  # speaker deadlines missed, for the log at the end
+        self.output_capacity = 0
         self.started = threading.Event()
 
     def _full_duplex_mic(self, engine: str | None) -> FullDuplexMic | None:
@@ -190,18 +192,23 @@ class LocalAudioStreamer:
                     if self.rate != PIPELINE_SAMPLE_RATE
                     else None
                 )
+                headroom = self._output_headroom(stream)
                 while not self.stop_event.is_set():
                     mic, overflowed = stream.read(self.blocksize)
                     if overflowed:
                         logger.debug("microphone overflow: audio was lost")
                     reply = self.playback.read(self.blocksize)
                     underflowed = stream.write(reply.reshape(-1, 1))
+                    if underflowed:
+                        self.underruns += 1
+                        headroom = self._more_headroom(headroom)
+                    topped_up = self._top_up_output(stream, headroom)
                     now = time.perf_counter()
                     if reply.any():
                         # Still audible until the output latency has passed.
                         muted_until = now + self.latency_s
                     self.playing = now < muted_until or self.playback.pending > 0
-                    samples = self._hear(stream, mic[:, 0], reply, overflowed or underflowed)
+                    samples = self._hear(stream, mic[:, 0], reply, overflowed or underflowed or topped_up)
                     # Resampled even while muted, so the filter never sees a gap.
                     if resampler is not None and samples.size:
                         samples = resampler.push(samples)
@@ -218,6 +225,41 @@ class LocalAudioStreamer:
         finally:
             self.started.set()
             self.queue_out.put(EndOfStream())
+            stats = f"; full-duplex mic: {self.duplex.stats}" if self.duplex is not None else ""
+            logger.info("audio stream closed: %d speaker underruns%s", self.underruns, stats)
+
+    def _output_headroom(self, stream: Any) -> int:
+        """How many frames the speaker's buffer should hold after each write,
+        to begin with: two blocks.
+
+        The loop writes one block per mic block read, so the speaker's buffer
+        keeps whatever level it started at, and it starts nearly empty.  The
+        mic's audio comes in bursts (through PulseAudio: 80 ms), so a loop
+        paced by the mic leaves the speaker dry between bursts: measured
+        through ALSA's pulse plugin, 4-5 underruns a second with an idle
+        CPU.  Each one clicks in the user's ear and moves the echo by the
+        length of the gap, which keeps the echo canceller from settling.
+        Each underrun that still happens (a busy machine) raises the
+        headroom by a block: a little more latency rather than clicks."""
+        self.output_capacity = int(stream.write_available)
+        return min(2 * self.blocksize, self.output_capacity)
+
+    def _more_headroom(self, headroom: int) -> int:
+        raised = min(headroom + self.blocksize, max(self.output_capacity - self.blocksize, headroom))
+        if raised != headroom:
+            logger.debug("speaker underrun: keeping %d ms in its buffer from now on", raised * 1000 // self.rate)
+        return raised
+
+    def _top_up_output(self, stream: Any, headroom: int) -> bool:
+        """Silence written ahead until the speaker holds `headroom` frames;
+        True when any was (the echo then comes that much later)."""
+        written = 0
+        while self.output_capacity - stream.write_available < headroom and stream.write_available >= self.blocksize:
+            stream.write(np.zeros((self.blocksize, 1), dtype=np.int16))
+            written += self.blocksize
+        if written:
+            logger.debug("speaker buffer topped up with %d ms of silence", written * 1000 // self.rate)
+        return written > 0
 
     def _hear(self, stream: Any, mic: np.ndarray, played: np.ndarray, audio_lost: bool) -> np.ndarray:
         """What the mic heard while `played` went out: the block itself in
