@@ -82,6 +82,13 @@ def sound_server(tmp_path):
         yield env
 
 
+def log_tail(log: Path, characters: int = 4000) -> str:
+    """The end of a pipeline's log for a failure message, without ALSA's
+    one-line complaints, which can fill all of it."""
+    lines = [line for line in log.read_text().splitlines() if not line.startswith("ALSA lib")]
+    return "\n".join(lines)[-characters:]
+
+
 def wait_for(predicate, timeout: float, step: float = 0.2) -> bool:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -115,9 +122,9 @@ def test_local_mode_answers_a_spoken_question(sound_server, tmp_path: Path, stt_
             cwd=REPO, env=env, stdout=log_handle, stderr=subprocess.STDOUT,
         )  # fmt: skip
         try:
-            assert wait_for(lambda: "ready: speak" in log.read_text(), 120), log.read_text()[-3000:]
+            assert wait_for(lambda: "ready: speak" in log.read_text(), 120), log_tail(log)
             subprocess.run(["paplay", "--device=s2s_mic_feed", str(QUESTIONS / "q01.wav")], env=env, check=True)
-            assert wait_for(lambda: metrics.exists() and metrics.read_text().strip(), 90), log.read_text()[-3000:]
+            assert wait_for(lambda: metrics.exists() and metrics.read_text().strip(), 90), log_tail(log)
             time.sleep(0.5)
             pipeline.send_signal(signal.SIGINT)
             began = time.perf_counter()
@@ -226,7 +233,7 @@ def start_local_pipeline(env: dict, tmp_path: Path, *extra: str) -> tuple[subpro
          "--metrics_file", str(metrics), "--log_level", "debug", *extra],
         cwd=REPO, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
     )  # fmt: skip
-    assert wait_for(lambda: "ready: speak" in log.read_text(), 120), log.read_text()[-3000:]
+    assert wait_for(lambda: "ready: speak" in log.read_text(), 120), log_tail(log)
     return process, metrics, log
 
 
@@ -255,7 +262,7 @@ def test_its_own_voice_does_not_interrupt_it_and_the_user_does(looped_sound_serv
     try:
         # 1. A question; its whole reply echoes back into the mic.
         subprocess.run(["paplay", "--device=s2s_mic_feed", str(QUESTIONS / "q04.wav")], env=env, check=True)
-        assert wait_for(lambda: len(turns_of(metrics)) >= 1, 120), log.read_text()[-3000:]
+        assert wait_for(lambda: len(turns_of(metrics)) >= 1, 120), log_tail(log)
         time.sleep(2.0)  # the echo's tail: nothing of it may become a turn
         first = turns_of(metrics)
         assert len(first) == 1 and not first[0]["interrupted"], first
@@ -266,7 +273,7 @@ def test_its_own_voice_does_not_interrupt_it_and_the_user_does(looped_sound_serv
         assert wait_for(lambda: speaker.talking_since(asked + 2.7) >= 2.5, 90), speaker.describe()
         onset = time.perf_counter()
         subprocess.run(["paplay", "--device=s2s_mic_feed", str(interruption)], env=env, check=True)
-        assert wait_for(lambda: len(turns_of(metrics)) >= 3, 90), log.read_text()[-3000:]
+        assert wait_for(lambda: len(turns_of(metrics)) >= 3, 90), f"{speaker.describe()}\n{log_tail(log)}"
         time.sleep(1.0)
         pipeline.send_signal(signal.SIGINT)
         assert pipeline.wait(timeout=15) == 0
