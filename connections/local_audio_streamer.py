@@ -254,7 +254,12 @@ class LocalAudioStreamer:
         """Silence written ahead until the speaker holds `headroom` frames;
         True when any was (the echo then comes that much later)."""
         written = 0
-        while self.output_capacity - stream.write_available < headroom and stream.write_available >= self.blocksize:
+        # Bounded by the buffer's size, in case a device's count never moves.
+        while (
+            written < self.output_capacity
+            and self.output_capacity - stream.write_available < headroom
+            and stream.write_available >= self.blocksize
+        ):
             stream.write(np.zeros((self.blocksize, 1), dtype=np.int16))
             written += self.blocksize
         if written:

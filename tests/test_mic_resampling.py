@@ -68,6 +68,12 @@ class FakeDevice:
         class Stream:
             latency = (0.02, 0.05)  # input, output (s), as sounddevice reports them
             read_available = 0  # nothing piled up in the device
+            capacity = 2048  # the speaker's buffer (frames)
+            queued = 0  # frames in it, played at the mic's pace
+
+            @property
+            def write_available(self):
+                return self.capacity - self.queued
 
             def __enter__(self):
                 return self
@@ -81,9 +87,11 @@ class FakeDevice:
                 device.reads += 1
                 if device.reads >= device.blocks:
                     device.stop.set()
+                self.queued = max(0, self.queued - frames)
                 return block.reshape(-1, 1), False
 
             def write(self, data):
+                self.queued += len(data)
                 return False  # no underflow
 
         return Stream()
