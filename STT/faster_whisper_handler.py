@@ -367,6 +367,8 @@ class FasterWhisperSTTHandler(BaseHandler):
         assert followed is not None
         result = self.incremental.progress(followed, segment_audio(message, WHISPER_RATE))
         if result.newly_stable:
+            if message.session is not None:  # live captions for the client (realtime mode)
+                message.session.observer.transcript_progress(message.session, followed.stable_text)
             yield PartialTranscript(followed.stable_text, followed.language, message.speech_key, message.session)
 
     def _newer_speech_waiting(self, session: Session | None) -> bool:

@@ -22,7 +22,7 @@ import pytest
 import soxr
 
 from connections.realtime.client import RATE, connect, to_pcm24k
-from tests.conftest import QUESTIONS, REPO
+from tests.conftest import HUMAN, QUESTIONS, REPO
 from utils.audio import int16_to_float, load_audio
 
 KEY = "test-key-" + "x" * 16
@@ -120,6 +120,36 @@ def test_a_spoken_question_gets_a_spoken_answer(server, stt_handler):
             ("response.output_audio_transcript.done", "response.done"),
         ]:
             assert order.index(before) < order.index(after), (before, after, order)
+    finally:
+        conversation.close()
+
+
+def words_of(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text.lower())
+
+
+def test_a_long_utterance_is_captioned_while_it_is_spoken(server):
+    """Live captions: an 8 s recorded announcement, streamed in real time;
+    the words that settle while it is spoken arrive as transcription deltas
+    of the item `speech_started` announced, before the speech stops, and
+    they are words of the finished transcript."""
+    conversation = connect(server.port, KEY)
+    try:
+        conversation.wait_for("session.created", timeout=10)
+        announcement = load_audio(HUMAN / "asterisk_en" / "queue-periodic-announce.wav")
+        conversation.speak(to_pcm24k(announcement, 16000), silence_s=1.5)
+        conversation.wait_for("response.done", timeout=90)
+        events = [received.event for received in conversation.events]
+        deltas = [e for e in events if e.type == "conversation.item.input_audio_transcription.delta"]
+        assert deltas, [e.type for e in events]
+        announced = {e.item_id for e in events if e.type == "input_audio_buffer.speech_started"}
+        assert {e.item_id for e in deltas} <= announced
+        stops = [i for i, e in enumerate(events) if e.type == "input_audio_buffer.speech_stopped"]
+        assert events.index(deltas[0]) < stops[-1], "the first caption came only after the user stopped"
+        heard = set(words_of(" ".join(e.transcript for e in conversation.of(
+            "conversation.item.input_audio_transcription.completed"))))  # fmt: skip
+        captioned = words_of("".join(e.delta for e in deltas if e.item_id == deltas[-1].item_id))
+        assert captioned and sum(word in heard for word in captioned) >= 0.75 * len(captioned), (captioned, heard)
     finally:
         conversation.close()
 

@@ -135,6 +135,43 @@ def test_an_early_transcript_waits_for_its_commit_and_a_withdrawn_turn_is_delete
         harness.close()
 
 
+def test_words_settled_while_the_user_speaks_go_out_as_transcription_deltas_of_the_announced_item():
+    harness = Harness()
+    connection, session = harness.connection, harness.connection.session
+    try:
+        connection.transcript_progress(session, "What")  # no speech announced: nowhere to put it
+        connection.speech_started(session, 100)
+        connection.transcript_progress(session, "What is")
+        connection.transcript_progress(session, "What is")  # nothing new
+        connection.transcript_progress(session, "What is the capital of")
+        connection.transcript_progress(session, "What was")  # a revision: left to the completed transcript
+        connection.speech_stopped(session, 2500)
+        turn = Turn(session=session, transcript="What is the capital of France?")
+        connection.input_committed(turn)
+        connection.transcript_progress(session, "What is the capital of France")  # committed: too late
+        turn.mark("transcript_ready")
+        connection.transcript_ready(turn)
+        events = harness.events()
+        started = next(e for e in events if e.type == "input_audio_buffer.speech_started")
+        deltas = [e for e in events if e.type == "conversation.item.input_audio_transcription.delta"]
+        assert [e.delta for e in deltas] == ["What is", " the capital of"]
+        assert {e.item_id for e in deltas} == {started.item_id}
+        assert all(e.content_index == 0 for e in deltas)
+        types = [e.type for e in events]
+        assert types.index("conversation.item.input_audio_transcription.delta") < types.index(
+            "input_audio_buffer.speech_stopped"
+        )
+        completed = next(e for e in events if e.type == "conversation.item.input_audio_transcription.completed")
+        assert completed.item_id == started.item_id and completed.transcript == "What is the capital of France?"
+        connection.speech_started(session, 4000)  # the next utterance starts its captions afresh
+        connection.transcript_progress(session, "And Spain")
+        last = harness.events()[-1]
+        assert last.type == "conversation.item.input_audio_transcription.delta" and last.delta == "And Spain"
+        assert last.item_id != started.item_id
+    finally:
+        harness.close()
+
+
 def test_interrupt_response_false_keeps_the_reply_going():
     """Server turn detection still hears the user, but the reply is not cut."""
     vad = make_handler(VADHandler, should_listen=threading.Event())

@@ -69,6 +69,10 @@ class SessionObserver:
 
     def input_cleared(self, session: Session) -> None: ...
 
+    def transcript_progress(self, session: Session, text: str) -> None:
+        """The user's words that have settled while they are still
+        speaking (the whole text so far, not just the new words)."""
+
     def turn_withdrawn(self, turn: Turn) -> None: ...
 
     def transcript_ready(self, turn: Turn) -> None: ...

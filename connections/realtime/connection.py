@@ -83,6 +83,7 @@ class RealtimeConnection(SessionObserver):
         self._lock = threading.Lock()
         self._items: list[str] = []  # conversation order, for previous_item_id
         self._speech_item: str | None = None
+        self._captioned = ""  # the speech item's words already sent as transcription deltas
         self._user_items: dict[int, str] = {}
         self._early_transcripts: OrderedDict[int, Turn] = OrderedDict()
         self._responses: dict[int, ResponseState] = {}
@@ -351,8 +352,21 @@ class RealtimeConnection(SessionObserver):
     def speech_started(self, session: Session, audio_ms: int) -> None:
         item_id = ev.new_id("item")
         with self._lock:
-            self._speech_item = item_id
+            self._speech_item, self._captioned = item_id, ""
         self.emit(ev.speech_started(item_id, audio_ms))
+
+    def transcript_progress(self, session: Session, text: str) -> None:
+        """Live captions: the words that settled while the user speaks go out
+        as `conversation.item.input_audio_transcription.delta` on the item
+        that `speech_started` announced (before it is committed: the client
+        knows its id from that event).  Only growth is sent; a revision that
+        does not extend what was sent waits for the completed transcript."""
+        with self._lock:
+            item_id = self._speech_item
+            if item_id is None or not text.startswith(self._captioned) or len(text) == len(self._captioned):
+                return
+            delta, self._captioned = text[len(self._captioned) :], text
+        self.emit(ev.transcription_delta(item_id, delta))
 
     def speech_stopped(self, session: Session, audio_ms: int) -> None:
         with self._lock:

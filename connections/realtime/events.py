@@ -20,6 +20,7 @@ from openai.types.realtime import (
     ConversationItemDeletedEvent,
     ConversationItemDone,
     ConversationItemInputAudioTranscriptionCompletedEvent,
+    ConversationItemInputAudioTranscriptionDeltaEvent,
     ConversationItemTruncatedEvent,
     InputAudioBufferClearedEvent,
     InputAudioBufferCommittedEvent,
@@ -225,6 +226,17 @@ def item_done(item: Any, previous_item_id: str | None) -> ConversationItemDone:
 
 def item_deleted(item_id: str) -> ConversationItemDeletedEvent:
     return ConversationItemDeletedEvent(event_id=new_id("event"), type="conversation.item.deleted", item_id=item_id)
+
+
+def transcription_delta(item_id: str, delta: str) -> ConversationItemInputAudioTranscriptionDeltaEvent:
+    return ConversationItemInputAudioTranscriptionDeltaEvent(
+        event_id=new_id("event"),
+        type="conversation.item.input_audio_transcription.delta",
+        item_id=item_id,
+        content_index=0,
+        delta=delta,
+        logprobs=None,
+    )
 
 
 def transcription_completed(
