@@ -186,6 +186,32 @@ def test_a_spoken_question_is_answered_and_played_in_the_page(playwright, open_s
         browser.close()
 
 
+def test_a_long_utterance_is_captioned_in_the_page_while_it_is_spoken(playwright, open_server, tmp_path):
+    """Live captions: an 8 s recorded announcement; its settled words show in
+    the user's bubble (greyed) while it is spoken, then the whole transcript
+    replaces them."""
+    microphone = fake_microphone(tmp_path / "long.wav", 1.0, "human/asterisk_en/queue-periodic-announce.wav", 40.0)
+    browser = launch(playwright, microphone)
+    try:
+        page, problems = open_page(browser, f"http://127.0.0.1:{open_server.port}/")
+        page.click("#toggle")
+        wait_for_state(page, "connected", 30)
+        page.wait_for_selector(".turn.user.partial", timeout=30_000)
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.turn.user')].some("
+            "t => !t.classList.contains('partial') && /representative/i.test(t.textContent))",
+            timeout=60_000,
+        )
+        captions = stats(page)["captions"]
+        assert captions and any(caption["speaking"] for caption in captions), captions
+        assert page.locator(".turn.user.partial").count() == 0
+        assert stats(page)["errors"] == [] and problems == []
+        page.click("#toggle")
+        wait_for_state(page, "stopped", 10)
+    finally:
+        browser.close()
+
+
 def test_talking_over_the_reply_stops_it_and_marks_what_was_not_heard(playwright, open_server, tmp_path):
     # A question answered at length (30-36 s), 12 s for the answer to start playing even on a busy
     # machine, then a second question over it.
