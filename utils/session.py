@@ -158,11 +158,14 @@ class Session:
             return None
         now = time.perf_counter() if now is None else now
         heard = turn.playback.heard_text(turn.playback.played_samples(now))
-        if turn.interrupt(heard, now):
-            self.chat.record_heard(turn.turn_id, heard)
-            return turn
-        if not turn.stale and turn.playback.playing(now):
-            turn.interrupted, turn.heard_reply = True, heard
-            self.chat.record_heard(turn.turn_id, heard)
+        if turn.interrupt(heard, now) or (not turn.stale and turn.playback.playing(now)):
+            self.record_heard(turn, heard)
             return turn
         return None
+
+    def record_heard(self, turn: Turn, heard: str) -> None:
+        """The user heard `heard` of `turn`'s reply and no more (they spoke
+        over it, or their client says where it stopped playing): the turn's
+        metrics say so and the chat keeps only those words."""
+        turn.interrupted, turn.heard_reply = True, heard
+        self.chat.record_heard(turn.turn_id, heard)

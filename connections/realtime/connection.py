@@ -329,9 +329,8 @@ class RealtimeConnection(SessionObserver):
             )
         heard = playback.heard_text(samples)
         if self._active_turn() is turn:
-            turn.interrupt(heard)
-        turn.interrupted, turn.heard_reply = True, heard
-        self.session.chat.record_heard(turn.turn_id, heard)
+            turn.interrupt(heard)  # still being made or sent: it stops
+        self.session.record_heard(turn, heard)
         self.emit(ev.truncated(event.item_id, 0, event.audio_end_ms))
 
     def on_conversation_item_delete(self, event: Any) -> None:
