@@ -205,8 +205,10 @@ class LocalAudioStreamer:
                     topped_up = self._top_up_output(stream, headroom)
                     now = time.perf_counter()
                     if reply.any():
-                        # Still audible until the output latency has passed.
-                        muted_until = now + self.latency_s
+                        # Still audible until what is queued ahead of it has played, and the
+                        # device's latency after that.
+                        queued_s = max(0, self.output_capacity - stream.write_available) / self.rate
+                        muted_until = now + queued_s + self.latency_s
                     self.playing = now < muted_until or self.playback.pending > 0
                     samples = self._hear(stream, mic[:, 0], reply, overflowed or underflowed or topped_up)
                     # Resampled even while muted, so the filter never sees a gap.

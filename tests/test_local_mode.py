@@ -336,3 +336,27 @@ def test_the_speaker_does_not_run_dry_between_microphone_bursts(looped_sound_ser
     assert result.returncode == 0, result.stderr[-2000:]
     underruns = int(result.stdout.split("underruns")[-1])
     assert underruns <= 2, f"{underruns} speaker underruns in 6 s of an idle stream"
+
+
+def test_half_duplex_never_hears_its_own_reply(looped_sound_server, tmp_path: Path):
+    """`--aec False` (the seed's half duplex) with the speaker looped into the
+    mic: the mic is ignored until everything queued for the speaker has
+    played, so a whole reply and its echo's tail never become a turn."""
+    env = looped_sound_server
+    speaker = SpeakerTap(env)
+    pipeline, metrics, log = start_local_pipeline(env, tmp_path, "--aec", "False")
+    try:
+        subprocess.run(["paplay", "--device=s2s_mic_feed", str(QUESTIONS / "q04.wav")], env=env, check=True)
+        assert wait_for(lambda: len(turns_of(metrics)) >= 1, 120), log_tail(log)
+        assert speaker.talking_since(0) > 1.0, speaker.describe()  # the reply was played, and looped back
+        time.sleep(3.0)  # time for an echo turn to be heard and transcribed
+        pipeline.send_signal(signal.SIGINT)
+        assert pipeline.wait(timeout=15) == 0
+    finally:
+        if pipeline.poll() is None:
+            pipeline.kill()
+        speaker.close()
+    turns = turns_of(metrics)
+    assert [t["transcript"] for t in turns] == [turns[0]["transcript"]], [t["transcript"] for t in turns]
+    assert "book" in turns[0]["transcript"].lower()
+    assert "turn 2" not in log.read_text(), log_tail(log)  # not even a turn dropped later as noise
