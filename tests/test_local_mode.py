@@ -237,6 +237,22 @@ def start_local_pipeline(env: dict, tmp_path: Path, *extra: str) -> tuple[subpro
     return process, metrics, log
 
 
+@contextlib.contextmanager
+def local_pipeline(env: dict, tmp_path: Path, *extra: str) -> Iterator[tuple[subprocess.Popen, Path, Path]]:
+    """`start_local_pipeline`, killed on the way out if the test did not stop it."""
+    pipeline, metrics, log = start_local_pipeline(env, tmp_path, *extra)
+    try:
+        yield pipeline, metrics, log
+    finally:
+        if pipeline.poll() is None:
+            pipeline.kill()
+
+
+def stop_with_ctrl_c(pipeline: subprocess.Popen) -> None:
+    pipeline.send_signal(signal.SIGINT)
+    assert pipeline.wait(timeout=15) == 0
+
+
 def turns_of(metrics: Path) -> list[dict]:
     return [json.loads(line) for line in metrics.read_text().splitlines()] if metrics.exists() else []
 
@@ -256,10 +272,13 @@ def test_its_own_voice_does_not_interrupt_it_and_the_user_does(looped_sound_serv
     interruption = tmp_path / "interruption.wav"
     soundfile.write(interruption, np.concatenate([question, pause, question, pause, question]), 16000)
     speaker = SpeakerTap(env)
-    pipeline, metrics, log = start_local_pipeline(
-        env, tmp_path, "--init_chat_prompt", "You are a helpful assistant. Answer in three or four sentences."
-    )
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(speaker.close)
+        pipeline, metrics, log = stack.enter_context(
+            local_pipeline(
+                env, tmp_path, "--init_chat_prompt", "You are a helpful assistant. Answer in three or four sentences."
+            )
+        )
         # 1. A question; its whole reply echoes back into the mic.
         subprocess.run(["paplay", "--device=s2s_mic_feed", str(QUESTIONS / "q04.wav")], env=env, check=True)
         assert wait_for(lambda: len(turns_of(metrics)) >= 1, 120), log_tail(log)
@@ -275,12 +294,7 @@ def test_its_own_voice_does_not_interrupt_it_and_the_user_does(looped_sound_serv
         subprocess.run(["paplay", "--device=s2s_mic_feed", str(interruption)], env=env, check=True)
         assert wait_for(lambda: len(turns_of(metrics)) >= 3, 90), f"{speaker.describe()}\n{log_tail(log)}"
         time.sleep(1.0)
-        pipeline.send_signal(signal.SIGINT)
-        assert pipeline.wait(timeout=15) == 0
-    finally:
-        if pipeline.poll() is None:
-            pipeline.kill()
-        speaker.close()
+        stop_with_ctrl_c(pipeline)
     text = log.read_text()
     assert "Traceback" not in text
     turns = turns_of(metrics)
@@ -344,18 +358,14 @@ def test_half_duplex_never_hears_its_own_reply(looped_sound_server, tmp_path: Pa
     played, so a whole reply and its echo's tail never become a turn."""
     env = looped_sound_server
     speaker = SpeakerTap(env)
-    pipeline, metrics, log = start_local_pipeline(env, tmp_path, "--aec", "False")
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(speaker.close)
+        pipeline, metrics, log = stack.enter_context(local_pipeline(env, tmp_path, "--aec", "False"))
         subprocess.run(["paplay", "--device=s2s_mic_feed", str(QUESTIONS / "q04.wav")], env=env, check=True)
         assert wait_for(lambda: len(turns_of(metrics)) >= 1, 120), log_tail(log)
         assert speaker.talking_since(0) > 1.0, speaker.describe()  # the reply was played, and looped back
         time.sleep(3.0)  # time for an echo turn to be heard and transcribed
-        pipeline.send_signal(signal.SIGINT)
-        assert pipeline.wait(timeout=15) == 0
-    finally:
-        if pipeline.poll() is None:
-            pipeline.kill()
-        speaker.close()
+        stop_with_ctrl_c(pipeline)
     turns = turns_of(metrics)
     assert [t["transcript"] for t in turns] == [turns[0]["transcript"]], [t["transcript"] for t in turns]
     assert "book" in turns[0]["transcript"].lower()
