@@ -192,7 +192,8 @@ class LocalAudioStreamer:
                     if self.rate != PIPELINE_SAMPLE_RATE
                     else None
                 )
-                headroom = self._output_headroom(stream)
+                self.output_capacity = int(stream.write_available)  # the speaker's buffer, empty now
+                headroom = self._initial_headroom()
                 while not self.stop_event.is_set():
                     mic, overflowed = stream.read(self.blocksize)
                     if overflowed:
@@ -230,7 +231,7 @@ class LocalAudioStreamer:
             stats = f"; full-duplex mic: {self.duplex.stats}" if self.duplex is not None else ""
             logger.info("audio stream closed: %d speaker underruns%s", self.underruns, stats)
 
-    def _output_headroom(self, stream: Any) -> int:
+    def _initial_headroom(self) -> int:
         """How many frames the speaker's buffer should hold after each write,
         to begin with: two blocks.
 
@@ -243,7 +244,6 @@ class LocalAudioStreamer:
         length of the gap, which keeps the echo canceller from settling.
         Each underrun that still happens (a busy machine) raises the
         headroom by a block: a little more latency rather than clicks."""
-        self.output_capacity = int(stream.write_available)
         return min(2 * self.blocksize, self.output_capacity)
 
     def _more_headroom(self, headroom: int) -> int:
