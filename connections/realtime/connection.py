@@ -362,7 +362,7 @@ class RealtimeConnection(SessionObserver):
         does not extend what was sent waits for the completed transcript."""
         with self._lock:
             item_id = self._speech_item
-            if item_id is None or not text.startswith(self._captioned) or len(text) == len(self._captioned):
+            if item_id is None or text == self._captioned or not text.startswith(self._captioned):
                 return
             delta, self._captioned = text[len(self._captioned) :], text
         self.emit(ev.transcription_delta(item_id, delta))
