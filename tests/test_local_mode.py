@@ -268,7 +268,9 @@ def test_its_own_voice_does_not_interrupt_it_and_the_user_does(looped_sound_serv
     # 3 s within which the reply must have fallen silent (checked below), so
     # the turn holds the question clean at least once.
     question = load_audio(QUESTIONS / "q01.wav")
-    pause = np.zeros(4800, np.int16)
+    # 0.15 s between the copies, below the 300 ms end-of-turn silence: at 0.3 s the VAD could end the
+    # turn between two copies and the next copy then (rightly) interrupted that turn's reply.
+    pause = np.zeros(2400, np.int16)
     interruption = tmp_path / "interruption.wav"
     soundfile.write(interruption, np.concatenate([question, pause, question, pause, question]), 16000)
     speaker = SpeakerTap(env)
