@@ -35,6 +35,7 @@ from utils.echo_cancel import EchoCancellerUnavailable
 from utils.echo_path import SimulatedEchoPath
 from utils.full_duplex import FullDuplexMic
 from utils.played_audio import PlayedAudio
+from utils.signals import listen_for_ctrl_c
 
 logger = logging.getLogger("listen_and_play")
 
@@ -374,6 +375,7 @@ def parse_args(argv: list[str] | None = None) -> ClientOptions:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    listen_for_ctrl_c()  # also when a shell started it in the background
     options = parse_args(argv)
     try:
         if options.input_file:

@@ -26,6 +26,7 @@ from utils.config import ConfigError, PipelineConfig, parse_config
 from utils.packaged_models import ModelNotInstalledError
 from utils.pipeline import BackendUnavailableError, Channels, build_model_stages
 from utils.session import Session, SessionSettings
+from utils.signals import listen_for_ctrl_c
 from utils.thread_manager import StageFailedError, ThreadManager
 
 logger = logging.getLogger("s2s")
@@ -261,6 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(config.module.log_level)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    listen_for_ctrl_c()  # also while the models load, also as a background job
     try:
         return MODES[config.module.mode](config)
     except KeyboardInterrupt:  # Ctrl-C while the models were still loading

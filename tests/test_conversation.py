@@ -8,6 +8,7 @@ tested alone, without models.
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -169,6 +170,24 @@ def silence(seconds: float) -> np.ndarray:
     return np.zeros(int(seconds * RATE), np.int16)
 
 
+def said(server) -> list[str]:
+    """What the server's sink has started to say, piece by piece (its log)."""
+    return re.findall(r"turn \d+ says: (.*)", server.log.read_text())
+
+
+def wait_until_saying(server, audio: socket.socket, before: int, min_words: int, timeout: float = 90) -> str:
+    """Stream silence until a piece of the reply after its first, of at least
+    `min_words` words, starts playing; returns it."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        pieces = said(server)[before:]
+        later = [piece for piece in pieces[1:] if len(piece.split()) >= min_words]
+        if later:
+            return later[0]
+        stream(audio, silence(0.05))
+    raise AssertionError(f"the reply never reached a second piece of {min_words}+ words: {said(server)[before:]}")
+
+
 @pytest.fixture(scope="module")
 def barge_in_server(tmp_path_factory):
     running = Server(
@@ -208,6 +227,7 @@ def test_speech_over_the_reply_stops_it_and_the_new_question_is_answered(barge_i
     before = len(server.turns())
     first = load_audio(QUESTIONS / "q04.wav")  # a book for a train ride: a long answer
     second = load_audio(QUESTIONS / "q01.wav")
+    said_before = len(said(server))
     replies = ReplyRecorder(server.send_port)
     try:
         with socket.create_connection(("127.0.0.1", server.recv_port)) as audio:
@@ -216,7 +236,11 @@ def test_speech_over_the_reply_stops_it_and_the_new_question_is_answered(barge_i
             while not replies.arrivals and time.perf_counter() < deadline:
                 stream(audio, silence(0.1))
             assert replies.arrivals, "no reply audio came"
-            stream(audio, silence(1.5))  # the user listens for a while...
+            # The user listens until the reply's second piece of speech starts
+            # (a long one), then talks over it: the interruption then falls
+            # inside words the reply holds, however fast the machine writes
+            # the next sentence (on a slow one, "Certainly!" and then silence).
+            wait_until_saying(server, audio, said_before, min_words=6)
             onset = time.perf_counter()
             stream(audio, second)  # ...then talks over the reply
             stream(audio, silence(0.3))

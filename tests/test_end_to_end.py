@@ -107,6 +107,8 @@ def test_readmes_first_command_works_from_the_checkout(tmp_path, stt_handler):
     argv[argv.index("--output_file") + 1] = str(tmp_path / "answer.wav")
     result = run_cli(*argv)
     assert result.returncode == 0, result.stderr[-3000:]
+    # The first question a newcomer hears answered is heard word for word.
+    assert "what is the capital of france?" in result.stdout.lower(), result.stdout
     heard, _ = stt_handler.transcribe(int16_to_float(load_audio(tmp_path / "answer.wav")))
     assert "paris" in heard.lower(), heard
 

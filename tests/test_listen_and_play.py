@@ -138,6 +138,8 @@ def test_ctrl_c_in_headless_mode_keeps_the_reply_recorded_so_far(tmp_path):
          "--recv_port", str(reply_port.getsockname()[1]), "--input_file", str(QUESTIONS / "q01.wav"),
          "--output_file", str(output)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # As a shell starts a background job: SIGINT ignored until the client says otherwise.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )  # fmt: skip
     try:
         audio_port.settimeout(30)

@@ -8,6 +8,7 @@ an application built on the SDK would (`connections/realtime/client.py`).
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soxr
+from websockets.exceptions import ConnectionClosed
 
 from connections.realtime.client import RATE, connect, to_pcm24k
 from tests.conftest import HUMAN, QUESTIONS, REPO
@@ -279,6 +281,27 @@ def test_bad_input_gets_an_error_event_and_the_session_continues(server):
         assert done.status == "completed" and "paris" in done.output[0].content[0].text.lower()
     finally:
         conversation.close()
+
+
+def test_a_message_over_the_websocket_limit_gets_an_error_before_the_close(server):
+    """Over 16 MiB the frame cannot be read and the connection must close
+    (1009), but the client is told why first; other sessions go on."""
+    conversation = connect(server.port, KEY)
+    try:
+        conversation.wait_for("session.created", timeout=10)
+        with contextlib.suppress(ConnectionClosed):  # the close may reach the send first
+            conversation.connection.send_raw("x" * (17 * 1024 * 1024))
+        error = conversation.wait_for("error", timeout=30)[0].event.error
+        assert error.code == "message_too_large" and "1009" in error.message, error
+        assert conversation.closed.wait(10)
+        assert conversation.connection._connection.close_code == 1009
+    finally:
+        conversation.close()
+    answered = ask(server, "q01.wav")  # the server still serves
+    try:
+        assert answered.of("response.done")[0].response.status == "completed"
+    finally:
+        answered.close()
 
 
 def test_text_output_only(server):

@@ -190,3 +190,33 @@ def test_interrupt_response_false_keeps_the_reply_going():
             assert "input_audio_buffer.speech_started" in harness.types()
         finally:
             harness.close()
+
+
+def test_a_user_item_is_added_before_it_is_done_whichever_thread_runs_first(monkeypatch):
+    """The VAD thread commits the item (item.added), the STT thread completes
+    it (item.done).  Here the STT thread's call comes exactly between the
+    VAD thread publishing the item's id and queueing its events: item.added
+    must still go out first."""
+    import connections.realtime.connection as module
+
+    harness = Harness()
+    connection = harness.connection
+    turn = Turn(session=connection.session, transcript="What is the capital of France?")
+    real_committed = module.ev.committed
+
+    def committed_then_stt_runs(item_id, previous):
+        stt = threading.Thread(target=connection.transcript_ready, args=(turn,))
+        stt.start()
+        stt.join(0.5)  # it finishes here unless the item's events are still being queued
+        return real_committed(item_id, previous)
+
+    monkeypatch.setattr(module.ev, "committed", committed_then_stt_runs)
+    try:
+        connection.speech_started(connection.session, 100)
+        connection.speech_stopped(connection.session, 1800)
+        connection.input_committed(turn)
+        types = harness.types()
+        assert types.index("conversation.item.added") < types.index("conversation.item.done"), types
+        assert types.count("conversation.item.done") == 1
+    finally:
+        harness.close()

@@ -16,6 +16,7 @@ import dataclasses
 import json
 import math
 import os
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -227,6 +228,29 @@ def apply_preset(config: PipelineConfig, explicit: set[str]) -> None:
                 raise ConfigError(f"--preset {name} uses the model {value!r}, which is not installed: {hint}")
 
 
+def tls_files_problem(certfile: str, keyfile: str) -> str | None:
+    """Why the certificate and key cannot serve TLS (None: they can), naming
+    the file: checked before any model loads, not when the server starts."""
+    for flag, path in (("--ssl_certfile", certfile), ("--ssl_keyfile", keyfile)):
+        file = Path(path).expanduser()
+        if not file.is_file():
+            return f"{flag} {path}: no such file"
+        if not os.access(file, os.R_OK):
+            return f"{flag} {path}: not readable (permission denied)"
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(str(Path(certfile).expanduser()), str(Path(keyfile).expanduser()))
+    except ssl.SSLError as error:
+        reason = error.reason or error.strerror or str(error)
+        return (
+            f"--ssl_certfile {certfile} and --ssl_keyfile {keyfile} cannot serve TLS ({reason}): "
+            "both must be PEM files, the key matching the certificate"
+        )
+    except OSError as error:
+        return f"--ssl_certfile {certfile} / --ssl_keyfile {keyfile}: {error.strerror or error}"
+    return None
+
+
 def validate(config: PipelineConfig) -> None:
     module, vad = config.module, config.vad
     problems = value_problems(config)
@@ -261,6 +285,10 @@ def validate(config: PipelineConfig) -> None:
         raise ConfigError("--max_sessions must be at least 1")
     if bool(realtime.ssl_certfile) != bool(realtime.ssl_keyfile):
         raise ConfigError("--ssl_certfile and --ssl_keyfile go together")
+    if module.mode == "realtime" and realtime.ssl_certfile:
+        problem = tls_files_problem(realtime.ssl_certfile, realtime.ssl_keyfile)
+        if problem:
+            raise ConfigError(problem)
     if config.turn_taking.interrupt_min_speech_ms < 0 or config.socket_sender.playback_lead_ms < 0:
         raise ConfigError("--interrupt_min_speech_ms and --playback_lead_ms must be >= 0")
     if not config.socket_sender.send_timeout_s > 0:

@@ -35,7 +35,7 @@ NON_NEGATIVE = {
     "incremental_stt_ms", "context_s", "first_phrase_words", "first_audio_wait_ms", "threads", "max_words",
 }  # fmt: skip
 FRACTION = {"gen_top_p"}  # in (0, 1]
-PORTS = {"recv_port", "send_port"}
+PORTS = {"recv_port", "send_port", "realtime_port"}
 
 
 class FlagError(ValueError):
@@ -195,7 +195,7 @@ def value_problems(config: Any) -> list[str]:
     """Every wrong type or out-of-range value of a PipelineConfig, as flag-named lines."""
     parts = [
         (config.module, ""), (config.vad, ""), (config.socket_receiver, ""), (config.socket_sender, ""),
-        (config.file_mode, ""), (config.local_audio, ""),
+        (config.file_mode, ""), (config.local_audio, ""), (config.realtime, ""), (config.turn_taking, ""),
         (config.stt, config.stt_backend.prefix), (config.llm, config.llm_backend.prefix),
         (config.tts, config.tts_backend.prefix),
     ]  # fmt: skip

@@ -373,16 +373,19 @@ class RealtimeConnection(SessionObserver):
         self.emit(ev.speech_stopped(item_id, audio_ms))
 
     def input_committed(self, turn: Turn) -> None:
+        # The VAD thread commits the item and the STT thread completes it: the
+        # events are queued under the lock that publishes the item's id, so
+        # its `item.added` always goes out before its `item.done`.
         with self._lock:
             item_id, self._speech_item = self._speech_item or ev.new_id("item"), None
             self._user_items[turn.turn_id] = item_id
             previous = self._previous_item()
             self._items.append(item_id)
             early = self._early_transcripts.pop(turn.turn_id, None)
-        self.emit(ev.committed(item_id, previous))
-        self.emit(ev.item_added(ev.user_item(item_id, transcript=None), previous))
-        if early is not None:
-            self._transcribed(early, item_id, previous)
+            self.emit(ev.committed(item_id, previous))
+            self.emit(ev.item_added(ev.user_item(item_id, transcript=None), previous))
+            if early is not None:
+                self._transcribed(early, item_id, previous)
 
     def transcript_ready(self, turn: Turn) -> None:
         with self._lock:
@@ -394,7 +397,7 @@ class RealtimeConnection(SessionObserver):
                 return
             index = self._items.index(item_id) if item_id in self._items else 0
             previous = self._items[index - 1] if index > 0 else None
-        self._transcribed(turn, item_id, previous)
+            self._transcribed(turn, item_id, previous)
 
     def _transcribed(self, turn: Turn, item_id: str, previous: str | None) -> None:
         self.emit(ev.transcription_completed(item_id, turn.transcript, turn.speech_duration_s))

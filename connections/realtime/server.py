@@ -18,7 +18,6 @@ import hmac
 import logging
 import queue
 import secrets
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -30,7 +29,8 @@ from fastapi.responses import FileResponse, JSONResponse
 
 from connections.realtime.connection import RealtimeConnection, RealtimeOptions
 from connections.realtime.events import dump, error
-from connections.tcp import is_loopback
+from connections.realtime.ws_protocol import ErrorBeforeCloseProtocol
+from connections.tcp import listen
 from utils.messages import EndOfStream
 
 logger = logging.getLogger(__name__)
@@ -38,32 +38,6 @@ logger = logging.getLogger(__name__)
 SUBPROTOCOL_KEY_PREFIX = "openai-insecure-api-key."
 SEND_BUFFER_BYTES = 128 * 1024
 STATIC = Path(__file__).resolve().parent / "static"
-
-
-class PortInUseError(OSError):
-    pass
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """Listen now (before models load), with a message that names the port."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # Accepted connections inherit this: a few seconds of reply audio in flight
-    # (far more than a client that reads as it plays needs), so a client that
-    # stops reading blocks a send soon and is dropped (SEND_TIMEOUT_S), instead
-    # of Linux growing the buffer to megabytes first.
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
-    try:
-        sock.bind((host, port))
-    except OSError as error:
-        sock.close()
-        raise PortInUseError(
-            f"cannot listen on {host}:{port} ({error.strerror}); another s2s server may be running there: "
-            "stop it or choose --realtime_port"
-        ) from None
-    sock.listen(128)
-    return sock
 
 
 @dataclass
@@ -116,7 +90,20 @@ class RealtimeServer:
         self.secrets = ClientSecrets()
         self.connections: set[RealtimeConnection] = set()
         self.sessions_served = 0
-        self.socket = bind(host, port)
+        # Listening before any model loads: a port in use fails in a second.
+        # Accepted connections inherit the send buffer: a few seconds of reply
+        # audio in flight (far more than a client that reads as it plays
+        # needs), so a client that stops reading blocks a send soon and is
+        # dropped (SEND_TIMEOUT_S), instead of Linux growing the buffer to
+        # megabytes first.
+        self.socket = listen(
+            host,
+            port,
+            "the realtime server",
+            "--realtime_port",
+            send_buffer_bytes=SEND_BUFFER_BYTES,
+            accept_timeout_s=None,
+        )
         self.port = self.socket.getsockname()[1]
         self.started = threading.Event()
         self._server: Any = None
@@ -249,7 +236,7 @@ class RealtimeServer:
         config = uvicorn.Config(
             self.app(),
             log_level="warning",
-            ws="websockets-sansio",
+            ws=ErrorBeforeCloseProtocol,  # websockets-sansio, with an `error` event before a 1009 close
             ws_max_size=16 * 1024 * 1024,
             ws_ping_interval=20.0,
             ws_ping_timeout=20.0,
@@ -264,8 +251,6 @@ class RealtimeServer:
         scheme = "wss" if certfile else "ws"
         logger.info("realtime API on %s://%s:%d/v1/realtime", scheme, self.host, self.port)
         logger.info("talk page on %s://%s:%d/", "https" if certfile else "http", self.host, self.port)
-        if not is_loopback(self.host):
-            logger.warning("the realtime server binds %s: reachable from other machines", self.host)
         try:
             self.started.set()
             self._server.run(sockets=[self.socket])
