@@ -10,10 +10,10 @@ on a developer machine but fails in CI, so CI can never pass by skipping it.
 from __future__ import annotations
 
 import contextlib
-import re
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
