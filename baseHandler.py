@@ -20,7 +20,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar
 
-from utils.messages import EndOfResponse, EndOfStream, ResetConversation, Turn
+from conversation.turn import Turn
+from utils.messages import EndOfResponse, EndOfStream, ResetConversation
 from utils.thread_manager import FailureRecord, run_guarded
 
 logger = logging.getLogger(__name__)

@@ -20,12 +20,12 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from audio.pcm import AudioInputError, check_output_file, load_audio
+from config.parse import ConfigError, PipelineConfig, parse_config
 from connections.local_audio_streamer import AudioDeviceError
-from utils.audio import AudioInputError, check_output_file, load_audio
-from utils.config import ConfigError, PipelineConfig, parse_config
-from utils.packaged_models import ModelNotInstalledError
-from utils.pipeline import BackendUnavailableError, Channels, build_model_stages
-from utils.session import Session, SessionSettings
+from conversation.session import Session, SessionSettings
+from models.packaged import ModelNotInstalledError
+from pipeline.builder import BackendUnavailableError, Channels, build_model_stages
 from utils.thread_manager import StageFailedError, ThreadManager
 
 logger = logging.getLogger("s2s")
@@ -167,7 +167,7 @@ def run_realtime_mode(config: PipelineConfig) -> int:
     from connections.realtime.connection import RealtimeOptions
     from connections.realtime.server import RealtimeServer
     from connections.realtime.sink import RealtimeSink
-    from utils.session import TurnDetection
+    from conversation.session import TurnDetection
 
     options = config.realtime
     if hasattr(config.tts, "tts_output_sample_rate"):

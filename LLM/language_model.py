@@ -13,10 +13,10 @@ import logging
 from collections.abc import Iterable, Iterator
 
 from baseHandler import BaseHandler
-from utils.chat import Chat
-from utils.llm_stream import ReplyPacing, answer_chat, user_content
+from conversation.chat import Chat
+from conversation.session import Session
+from LLM.answer_loop import ReplyPacing, answer_chat, user_content
 from utils.messages import CreateResponse, EndOfResponse, LLMSentence, PartialTranscript, Transcript, UserText
-from utils.session import Session
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Language model on llama.cpp (`llama-cpp-python`), the default LLM.
 
-Runs a GGUF that ships inside pip packages (see `utils.packaged_models`) or
+Runs a GGUF that ships inside pip packages (see `models.packaged`) or
 any .gguf path.  Tokens are streamed and cut into sentences as they arrive, so
 the TTS starts speaking the first sentence while the rest is generated.
 
@@ -18,10 +18,10 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from LLM.answer_loop import ReplyPacing
 from LLM.language_model import LanguageModelHandler
-from utils.llm_stream import ReplyPacing
+from models.packaged import resolve_gguf
 from utils.messages import PartialTranscript
-from utils.packaged_models import resolve_gguf
 from utils.threads import physical_cores
 
 logger = logging.getLogger(__name__)

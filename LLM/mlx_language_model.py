@@ -12,8 +12,8 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from LLM.answer_loop import ReplyPacing
 from LLM.language_model import LanguageModelHandler
-from utils.llm_stream import ReplyPacing
 
 logger = logging.getLogger(__name__)
 

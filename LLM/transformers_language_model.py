@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from LLM.answer_loop import ReplyPacing
 from LLM.language_model import LanguageModelHandler
-from utils.llm_stream import ReplyPacing
-from utils.packaged_models import GGUF_MODELS
+from models.packaged import GGUF_MODELS
 
 logger = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from baseHandler import BaseHandler
+from STT.results import AUTO_SUFFIX, segment_audio, transcript_messages
 from STT.whisper_stt_handler import choose_language
 from utils.messages import EndOfResponse, SpeechSegment, Transcript
-from utils.stt_result import AUTO_SUFFIX, segment_audio, transcript_messages
 
 logger = logging.getLogger(__name__)
 

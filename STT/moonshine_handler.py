@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from baseHandler import BaseHandler
+from STT.results import segment_audio, transcript_messages
 from STT.whisper_stt_handler import resolve_device, resolve_dtype
 from utils.messages import EndOfResponse, SpeechSegment, Transcript
-from utils.stt_result import segment_audio, transcript_messages
 
 logger = logging.getLogger(__name__)
 

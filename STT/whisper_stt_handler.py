@@ -12,7 +12,7 @@ twelve supported languages are trusted: a detection outside them (often a
 wrong guess on short or noisy speech) falls back to the last language the
 speaker used.  The transcript's language then carries an `-auto` suffix
 ("fr-auto"), the seed's signal that it was detected rather than chosen;
-`utils.chat.language_instruction` strips it before asking the LLM to reply in
+`conversation.chat.language_instruction` strips it before asking the LLM to reply in
 that language, and any other consumer should `removesuffix("-auto")`.
 """
 
@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from baseHandler import BaseHandler
+from STT.results import AUTO_SUFFIX, segment_audio, transcript_messages
 from utils.messages import EndOfResponse, SpeechSegment, Transcript
-from utils.stt_result import AUTO_SUFFIX, segment_audio, transcript_messages
 
 logger = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from audio.stream_resample import StreamResampler, resample_to_int16
 from TTS.speech_handler import SpeechHandler
-from TTS.stream_resample import StreamResampler, resample_to_int16
 from utils.messages import LLMSentence, TTSAudio
 
 logger = logging.getLogger(__name__)

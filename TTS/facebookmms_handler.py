@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from audio.pcm import float_to_int16, resample
+from models.hub import load_cached_or_online
 from TTS.speech_handler import SpeechHandler
-from utils.audio import float_to_int16, resample
-from utils.hub import load_cached_or_online
 from utils.messages import LLMSentence, TTSAudio
 
 logger = logging.getLogger(__name__)

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from audio.stream_resample import resample_to_int16
 from TTS.speech_handler import SpeechHandler
-from TTS.stream_resample import resample_to_int16
 from utils.messages import LLMSentence, TTSAudio
 
 logger = logging.getLogger(__name__)

@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from audio.stream_resample import StreamResampler
 from TTS.speech_handler import SpeechHandler
-from TTS.stream_resample import StreamResampler
 from utils.messages import LLMSentence, TTSAudio
 
 logger = logging.getLogger(__name__)

@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from audio.pcm import resample
+from LLM.sentences import split_first_piece, split_long_piece
+from models.packaged import ModelNotInstalledError, PackagedFile
 from TTS.speech_handler import SpeechHandler
-from utils.audio import resample
 from utils.messages import LLMSentence, TTSAudio
-from utils.packaged_models import ModelNotInstalledError, PackagedFile
-from utils.sentences import split_first_piece, split_long_piece
 from utils.threads import engine_threads
 
 logger = logging.getLogger(__name__)

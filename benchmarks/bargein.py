@@ -61,8 +61,8 @@ import soundfile
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from audio.pcm import load_audio  # noqa: E402
 from tests.conftest import HUMAN, QUESTIONS  # noqa: E402
-from utils.audio import load_audio  # noqa: E402
 
 RATE = 16000
 GUARD_MS = 200  # --interrupt_min_speech_ms default
@@ -336,7 +336,7 @@ def score_echo(run: EchoRun, asked: int) -> None:
 NO_CANCELLATION = """
 import sys
 sys.path.insert(0, {repo!r})
-import utils.full_duplex as full_duplex
+import audio.full_duplex as full_duplex
 full_duplex.FullDuplexMic.process = lambda self, mic, played, now=None: mic  # the echo goes out as it is
 import listen_and_play
 sys.exit(listen_and_play.main(sys.argv[1:]))

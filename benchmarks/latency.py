@@ -52,7 +52,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
 
 SHARED_AUDIO = Path(os.environ.get("S2S_SHARED_AUDIO", REPO.parent / "shared" / "audio"))
 READY = re.compile(r"ready: send audio to port (\d+), replies come from port (\d+)")
@@ -216,17 +215,18 @@ def bare_models(samples: list[Sample], label: str = "bare models") -> RunResult:
     import queue
     import threading
 
+    from audio.pcm import int16_to_float, load_audio
+    from config.parse import parse_config
     from LLM.llama_cpp_language_model import LlamaCppLanguageModelHandler
+    from LLM.sentences import SentenceAggregator
+    from pipeline.builder import stage_kwargs
     from STT.faster_whisper_handler import FasterWhisperSTTHandler
     from TTS.piper_handler import PiperTTSHandler
-    from utils.audio import int16_to_float, load_audio
-    from utils.config import parse_config
-    from utils.sentences import SentenceAggregator
 
     config = parse_config([])
 
     def build(handler_class, stage):
-        return handler_class(threading.Event(), queue.Queue(), queue.Queue(), setup_kwargs=config.stage_kwargs(stage))
+        return handler_class(threading.Event(), queue.Queue(), queue.Queue(), setup_kwargs=stage_kwargs(config, stage))
 
     stt, llm, tts = (
         build(FasterWhisperSTTHandler, "stt"),
@@ -339,7 +339,7 @@ def table(results: list[RunResult]) -> str:
 
 
 def wer_table(results: list[RunResult]) -> str:
-    from utils.wer import corpus_wer
+    from benchmarks.wer import corpus_wer
 
     lines = ["| run | files | WER | files without a reply |", "|---|---|---|---|"]
     for run in results:
@@ -567,7 +567,7 @@ def main() -> int:
     save_results(args, RESULTS, report.strip() + "\n")
 
     if args.long:
-        from long_requests import joined_requests, long_human_clips
+        from benchmarks.long_requests import joined_requests, long_human_clips
 
         long_load_before = os.getloadavg()
         with tempfile.TemporaryDirectory() as tmp:

@@ -34,9 +34,9 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "RESULTS_sessions.md"
 sys.path.insert(0, str(REPO))
 
+from audio.pcm import load_audio  # noqa: E402
 from benchmarks.latency import add_output_arguments, machine_description, percentile, pick_samples, save_results  # noqa: E402
 from connections.realtime.client import connect, to_pcm24k  # noqa: E402
-from utils.audio import load_audio  # noqa: E402
 
 REALTIME_READY = re.compile(r"ready: realtime API on ws://127\.0\.0\.1:(\d+)/v1/realtime")
 SOCKET_READY = re.compile(r"ready: send audio to port (\d+), replies come from port (\d+)")

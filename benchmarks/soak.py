@@ -54,11 +54,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
 
-from latency import add_output_arguments, machine_description, save_results  # noqa: E402
-
-from utils.audio import load_audio  # noqa: E402
+from audio.pcm import load_audio  # noqa: E402
+from benchmarks.latency import add_output_arguments, machine_description, save_results  # noqa: E402
 
 SHARED_AUDIO = Path(os.environ.get("S2S_SHARED_AUDIO", REPO.parent / "shared" / "audio"))
 RESULTS = REPO / "benchmarks" / "RESULTS_soak.md"
@@ -409,9 +407,9 @@ def spoken(text: str) -> np.ndarray:
     """A question nobody recorded, spoken by the packaged Piper voice."""
     import queue
 
+    from conversation.turn import Turn as PipelineTurn
     from TTS.piper_handler import PiperTTSHandler
     from utils.messages import LLMSentence
-    from utils.messages import Turn as PipelineTurn
 
     tts = PiperTTSHandler(threading.Event(), queue.Queue(), queue.Queue(), setup_kwargs={"output_sample_rate": RATE})
     pieces = [out.samples for out in tts.process(LLMSentence(text, "en", PipelineTurn()))]

@@ -19,7 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from baseHandler import BaseHandler
-from utils.messages import EndOfResponse, LLMSentence, TTSAudio, Turn
+from conversation.turn import Turn
+from utils.messages import EndOfResponse, LLMSentence, TTSAudio
 from utils.turn_log import report_turn
 
 

@@ -31,9 +31,9 @@ import pytest
 import soundfile as sf
 import soxr
 
+from audio.pcm import load_audio
 from tests.conftest import SHARED_AUDIO
 from tests.test_realtime import RealtimeServer
-from utils.audio import load_audio
 
 CHROMIUM = Path(os.environ.get("S2S_CHROMIUM", "/usr/lib/chromium/chromium"))
 KEY = "browser-test-key-" + "k" * 16

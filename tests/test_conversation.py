@@ -16,14 +16,14 @@ import numpy as np
 import pytest
 import soundfile
 
+from audio.pcm import int16_to_float, load_audio
+from conversation.chat import Chat
+from conversation.playback import PlaybackLog
+from conversation.session import Session
+from conversation.turn import Turn
 from tests.conftest import QUESTIONS, make_handler
 from tests.test_socket_mode import Server, client
-from utils.audio import int16_to_float, load_audio
-from utils.chat import Chat
-from utils.messages import Turn
-from utils.playback import PlaybackLog
-from utils.session import Session
-from utils.turn_end import looks_unfinished
+from VAD.turn_end import looks_unfinished
 
 RATE = 16000
 

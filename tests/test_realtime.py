@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 import soxr
 
+from audio.pcm import int16_to_float, load_audio
 from connections.realtime.client import RATE, connect, to_pcm24k
 from tests.conftest import HUMAN, QUESTIONS, REPO
-from utils.audio import int16_to_float, load_audio
 
 KEY = "test-key-" + "x" * 16
 READY = re.compile(r"ready: realtime API on ws://127\.0\.0\.1:(\d+)/v1/realtime")

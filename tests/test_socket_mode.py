@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from audio.pcm import int16_to_float, load_audio
 from connections.tcp import listen
 from tests.conftest import HUMAN, QUESTIONS, REPO
-from utils.audio import int16_to_float, load_audio
 
 READY = re.compile(r"ready: send audio to port (\d+), replies come from port (\d+)")
 

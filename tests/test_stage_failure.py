@@ -145,7 +145,7 @@ def test_ctrl_c_while_the_tts_is_inside_a_long_call_still_stops_within_2_s():
 
     import numpy as np
 
-    from utils.audio import load_audio
+    from audio.pcm import load_audio
 
     patch = """
 import time

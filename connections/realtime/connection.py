@@ -27,8 +27,9 @@ from pydantic import BaseModel
 
 from connections.realtime import events as ev
 from connections.realtime.audio import FORMAT_RATES, AudioFormatError, InputAudio, OutputAudio, decode_base64
-from utils.messages import AudioChunk, ClearInput, CommitInput, CreateResponse, TTSAudio, Turn, UserText
-from utils.session import Session, SessionObserver, SessionSettings, TurnDetection
+from conversation.session import Session, SessionObserver, SessionSettings, TurnDetection
+from conversation.turn import Turn
+from utils.messages import AudioChunk, ClearInput, CommitInput, CreateResponse, TTSAudio, UserText
 
 logger = logging.getLogger(__name__)
 

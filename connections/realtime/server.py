@@ -30,8 +30,8 @@ from fastapi.responses import FileResponse, JSONResponse
 
 from connections.realtime.connection import RealtimeConnection, RealtimeOptions
 from connections.realtime.events import dump, error
-from connections.tcp import is_loopback
 from utils.messages import EndOfStream
+from utils.net import is_loopback
 
 logger = logging.getLogger(__name__)
 

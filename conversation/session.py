@@ -23,10 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from utils.chat import Chat
+from conversation.chat import Chat
+from conversation.turn import Turn
 
 if TYPE_CHECKING:
-    from utils.messages import TTSAudio, Turn
+    from utils.messages import TTSAudio
 
 T = TypeVar("T")
 
