@@ -198,7 +198,11 @@ def run_realtime_mode(config: PipelineConfig) -> int:
         channels.stop_event,
         channels.audio_out,
         _Discard(),
-        setup_kwargs={"should_listen": channels.should_listen, "metrics_file": config.module.metrics_file},
+        setup_kwargs={
+            "should_listen": channels.should_listen,
+            "connections": server.connections,
+            "metrics_file": config.module.metrics_file,
+        },
     )
     manager = ThreadManager([server, *stages, sink], channels.stop_event)
     manager.start()

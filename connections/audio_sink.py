@@ -111,5 +111,3 @@ class AudioSink(BaseHandler):
             self.should_listen.clear()
         turn.playback.add(audio.text, len(audio.samples), audio.sample_rate, time.perf_counter())
         self.output(audio)
-        if turn.session is not None:
-            turn.session.observer.response_audio(audio)

@@ -21,13 +21,10 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from conversation.chat import Chat
 from conversation.turn import Turn
-
-if TYPE_CHECKING:
-    from utils.messages import TTSAudio
 
 T = TypeVar("T")
 
@@ -77,8 +74,6 @@ class SessionObserver:
     def turn_withdrawn(self, turn: Turn) -> None: ...
 
     def transcript_ready(self, turn: Turn) -> None: ...
-
-    def response_audio(self, audio: TTSAudio) -> None: ...
 
     def response_text(self, turn: Turn, text: str) -> None: ...
 

@@ -30,6 +30,7 @@ from fastapi.responses import FileResponse, JSONResponse
 
 from connections.realtime.connection import RealtimeConnection, RealtimeOptions
 from connections.realtime.events import dump, error
+from conversation.session import Session
 from utils.messages import EndOfStream
 from utils.net import is_loopback
 
@@ -114,7 +115,9 @@ class RealtimeServer:
         self.max_sessions = max_sessions
         self.ssl = (ssl_certfile, ssl_keyfile)
         self.secrets = ClientSecrets()
-        self.connections: set[RealtimeConnection] = set()
+        # Each open conversation's connection, by its session: the sink sends a
+        # turn's reply audio through the connection of the turn's session.
+        self.connections: dict[Session, RealtimeConnection] = {}
         self.sessions_served = 0
         self.socket = bind(host, port)
         self.port = self.socket.getsockname()[1]
@@ -206,7 +209,7 @@ class RealtimeServer:
             connection = RealtimeConnection(
                 websocket.send_text, asyncio.get_running_loop(), self.pipeline_in, self.options
             )
-            self.connections.add(connection)
+            self.connections[connection.session] = connection
             self.sessions_served += 1
             logger.info("realtime session %s opened (%d active)", connection.session.id, len(self.connections))
             writer = asyncio.create_task(connection.writer())
@@ -229,7 +232,7 @@ class RealtimeServer:
                 reason = f"connection lost ({type(problem).__name__})"
             finally:
                 connection.close()
-                self.connections.discard(connection)
+                self.connections.pop(connection.session, None)
                 writer.cancel()
                 try:
                     await websocket.close()
