@@ -1,16 +1,24 @@
-"""What every LLM stage shares: per-session chat, warm-up, and the answer loop.
+"""What every LLM stage shares: the chat options, per-session chat, warm-up, and the answer loop.
 
-A backend only says how a list of chat messages becomes a stream of text
-pieces (`generate`).  The conversation itself is not the handler's: each
-session carries its own chat (`Session.chat`), so one loaded model answers
-every conversation on the server, each with its own history and system
-prompt (a realtime client's `instructions` replace `--lm_init_chat_prompt`).
+A backend only says how it loads its model (`setup`, given its own options
+alone) and how a list of chat messages becomes a stream of text pieces
+(`generate`).  The chat options every backend takes (arguments_classes/
+chat_arguments.py, plus the reply pacing) go to `setup_chat` here, before
+`setup`; the warm-up runs after it.  The conversation itself is not the
+handler's: each session carries its own chat (`Session.chat`), so one
+loaded model answers every conversation on the server, each with its own
+history and system prompt (a realtime client's `instructions` replace
+`--lm_init_chat_prompt`).
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
+import queue
+import threading
 from collections.abc import Iterable, Iterator
+from typing import Any, ClassVar
 
 from baseHandler import BaseHandler
 from conversation.chat import Chat
@@ -25,6 +33,24 @@ class LanguageModelHandler(BaseHandler):
     # PartialTranscript: the user's stable words while they still speak; a
     # backend that can work ahead with them overrides `read_ahead`.
     accepts = (Transcript, UserText, CreateResponse, PartialTranscript)
+    # Tokens the warm-up generates after setup (None: no warm-up, e.g. a remote server).
+    warmup_tokens: ClassVar[int | None] = None
+
+    def __init__(
+        self,
+        stop_event: threading.Event,
+        queue_in: queue.Queue,
+        queue_out: queue.Queue,
+        setup_args: Iterable[Any] = (),
+        setup_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        """The chat options go to `setup_chat`, the rest to the backend's
+        `setup`; then the model is warmed up."""
+        backend_kwargs = dict(setup_kwargs or {})
+        chat = {name: backend_kwargs.pop(name) for name in CHAT_OPTIONS if name in backend_kwargs}
+        self.setup_chat(**chat)
+        super().__init__(stop_event, queue_in, queue_out, setup_args, backend_kwargs)
+        self.warmup()
 
     def setup_chat(
         self,
@@ -34,7 +60,7 @@ class LanguageModelHandler(BaseHandler):
         chat_size: int = 2,
         pacing: ReplyPacing | None = None,
     ) -> None:
-        """Chat options every backend takes (called from each `setup`)."""
+        """The chat options every backend takes (ChatArguments) and the reply pacing."""
         self.user_role = user_role
         self.init_chat_role = init_chat_role
         self.init_chat_prompt = init_chat_prompt
@@ -45,7 +71,9 @@ class LanguageModelHandler(BaseHandler):
         self.default_session = Session()
         self.serving: Session = self.default_session  # the conversation being answered now
 
-    def generate(self, messages: list[dict[str, str]]) -> Iterable[str]:
+    def generate(self, messages: list[dict[str, str]], max_tokens: int | None = None) -> Iterable[str]:
+        """The reply to `messages` as text pieces (at most `max_tokens` tokens
+        when given: the warm-up's short run)."""
         raise NotImplementedError
 
     def chat_for(self, session: Session | None) -> Chat:
@@ -68,6 +96,14 @@ class LanguageModelHandler(BaseHandler):
         """The system prompt and a greeting: evaluating them once loads the
         model's kernels and (llama.cpp) caches the system prompt."""
         return [*self.chat.messages(), {"role": self.user_role, "content": "Hi"}]
+
+    def warmup(self) -> None:
+        """A reply of `warmup_tokens` tokens to the warm-up messages, so the
+        first real turn does not pay for the model's first run."""
+        if self.warmup_tokens is None:
+            return
+        for _ in self.generate(self.warmup_messages(), self.warmup_tokens):
+            pass
 
     def on_reset(self) -> None:
         self.chat.reset()
@@ -114,3 +150,7 @@ class LanguageModelHandler(BaseHandler):
         """Whether a message that asks for an answer (any conversation's) is
         queued: it goes first, reading ahead would only delay it."""
         return self.queued(lambda queued: isinstance(queued, Transcript | UserText | CreateResponse))
+
+
+# setup_kwargs that LanguageModelHandler hands to setup_chat, not to the backend's setup.
+CHAT_OPTIONS = tuple(inspect.signature(LanguageModelHandler.setup_chat).parameters)[1:]

@@ -18,7 +18,6 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from LLM.answer_loop import ReplyPacing
 from LLM.language_model import LanguageModelHandler
 from models.packaged import resolve_gguf
 from utils.messages import PartialTranscript
@@ -147,6 +146,10 @@ def read_ahead(model: Any, tokens: list[int]) -> int:
 
 
 class LlamaCppLanguageModelHandler(LanguageModelHandler):
+    # Warm-up: evaluate the system prompt once; llama.cpp keeps its KV cache,
+    # so every later turn starts from the cached prefix.
+    warmup_tokens = 1
+
     def setup(
         self,
         model_name: str = "qwen2.5-1.5b",
@@ -154,11 +157,6 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         n_threads: int = 0,
         n_gpu_layers: int = 0,
         device: str = "cpu",
-        user_role: str = "user",
-        init_chat_role: str = "system",
-        init_chat_prompt: str | None = None,
-        chat_size: int = 2,
-        pacing: ReplyPacing | None = None,
         prefill: bool = True,
         gen_kwargs: dict[str, Any] | None = None,
     ) -> None:
@@ -180,12 +178,10 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         if why is not None:
             disable_cache_cut(self.model, why)  # said at start, not in the middle of a conversation
         self.model_name = model_name
-        self.setup_chat(user_role, init_chat_role, init_chat_prompt, chat_size, pacing)
         self.gen_kwargs = {"max_tokens": 128, "temperature": 0.0, **(gen_kwargs or {})}
         self.formatter = self._chat_formatter()
         self._cached_session: object = None  # whose conversation the KV cache holds
         self.prefill = prefill
-        self.warmup()
 
     def _chat_formatter(self) -> Any:
         """The GGUF's own chat template, as llama-cpp-python applies it, so the
@@ -210,12 +206,6 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
             return None
         result = self.formatter(messages=messages)
         return self.model.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True)
-
-    def warmup(self) -> None:
-        """Evaluate the system prompt once; llama.cpp keeps its KV cache, so
-        every later turn starts from the cached prefix."""
-        for _ in self.generate(self.warmup_messages(), 1):
-            pass
 
     def generate(self, messages: list[dict[str, str]], max_tokens: int | None = None) -> Iterator[str]:
         kwargs = dict(self.gen_kwargs)

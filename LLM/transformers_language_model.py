@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from LLM.answer_loop import ReplyPacing
 from LLM.language_model import LanguageModelHandler
 from models.packaged import GGUF_MODELS
 
@@ -63,6 +62,10 @@ def generation_kwargs(gen_kwargs: dict[str, Any] | None) -> dict[str, Any]:
 
 
 class TransformersLanguageModelHandler(LanguageModelHandler):
+    # Warm-up: one short generation, so the first real turn does not pay for
+    # PyTorch's first-call allocations.
+    warmup_tokens = 2
+
     def setup(
         self,
         model_name: str = "HuggingFaceTB/SmolLM2-360M-Instruct",
@@ -70,11 +73,6 @@ class TransformersLanguageModelHandler(LanguageModelHandler):
         device: str = "cpu",
         torch_dtype: str = "auto",
         n_threads: int = 0,
-        user_role: str = "user",
-        init_chat_role: str = "system",
-        init_chat_prompt: str | None = None,
-        chat_size: int = 2,
-        pacing: ReplyPacing | None = None,
         gen_kwargs: dict[str, Any] | None = None,
     ) -> None:
         try:
@@ -104,17 +102,9 @@ class TransformersLanguageModelHandler(LanguageModelHandler):
         self.model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **extra).to(device).eval()
         self.device = device
         self.model_name = model_name
-        self.setup_chat(user_role, init_chat_role, init_chat_prompt, chat_size, pacing)
         self.gen_kwargs = generation_kwargs(gen_kwargs)
         if self.tokenizer.pad_token_id is None:
             self.gen_kwargs.setdefault("pad_token_id", self.tokenizer.eos_token_id)
-        self.warmup()
-
-    def warmup(self) -> None:
-        """One short generation, so the first real turn does not pay for
-        PyTorch's first-call allocations."""
-        for _ in self.generate(self.warmup_messages(), max_new_tokens=2):
-            pass
 
     def prompt_ids(self, messages: list[dict[str, str]]) -> dict[str, Any]:
         """The chat template applied to `messages`, as model inputs on the device."""

@@ -277,10 +277,8 @@ def test_interrupted_replies_in_the_history_do_not_become_the_next_answers():
     was heard, one mid-sentence), still answers the next questions.  With a
     note in words in the history ("[interrupted: the user heard none of this
     reply]"), the model answered every following question with that note."""
-    from arguments_classes.llama_cpp_language_model_arguments import (
-        DEFAULT_SYSTEM_PROMPT,
-        LlamaCppLanguageModelHandlerArguments,
-    )
+    from arguments_classes.chat_arguments import DEFAULT_SYSTEM_PROMPT
+    from arguments_classes.llama_cpp_language_model_arguments import LlamaCppLanguageModelHandlerArguments
     from conversation.session import Session
     from LLM.llama_cpp_language_model import LlamaCppLanguageModelHandler
 
