@@ -18,6 +18,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from config.registry import missing_package
 from LLM.language_model import LanguageModelHandler
 from models.packaged import resolve_gguf
 from utils.messages import PartialTranscript
@@ -163,7 +164,7 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         try:
             from llama_cpp import Llama
         except ImportError:
-            raise ImportError("the llama_cpp LLM needs: pip install llama-cpp-python") from None
+            raise missing_package(LlamaCppLanguageModelHandler) from None
         path = resolve_gguf(model_name)
         if device.startswith("cuda") and n_gpu_layers == 0:
             n_gpu_layers = -1

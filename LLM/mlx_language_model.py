@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from config.registry import missing_package
 from LLM.language_model import LanguageModelHandler
 
 logger = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ class MLXLanguageModelHandler(LanguageModelHandler):
             from mlx_lm import load, stream_generate
             from mlx_lm.sample_utils import make_sampler
         except ImportError:
-            raise ImportError("the mlx-lm LLM needs (Apple silicon only): pip install mlx-lm") from None
+            raise missing_package(MLXLanguageModelHandler, needs="needs (Apple silicon only)") from None
         self._stream_generate = stream_generate
         self._make_sampler = make_sampler
         self.model, self.tokenizer = load(model_name)

@@ -21,6 +21,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from config.registry import missing_package
 from LLM.language_model import LanguageModelHandler
 
 logger = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ class OpenApiLanguageModelHandler(LanguageModelHandler):
         try:
             import openai
         except ImportError:
-            raise ImportError("the open_api LLM needs: pip install openai") from None
+            raise missing_package(OpenApiLanguageModelHandler) from None
         self.openai = openai
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         self.client = openai.OpenAI(

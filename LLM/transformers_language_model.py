@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from config.registry import missing_package
 from LLM.language_model import LanguageModelHandler
 from models.packaged import GGUF_MODELS
 
@@ -79,7 +80,7 @@ class TransformersLanguageModelHandler(LanguageModelHandler):
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
         except ImportError:
-            raise ImportError("the transformers LLM needs: pip install transformers torch") from None
+            raise missing_package(TransformersLanguageModelHandler) from None
         if n_threads > 0:
             # Process-wide; on a small, busy CPU fewer threads than cores avoids
             # OpenMP workers spinning against the other stages.
@@ -90,7 +91,7 @@ class TransformersLanguageModelHandler(LanguageModelHandler):
                 import accelerate  # noqa: F401  (transformers requires it to load a GGUF)
                 import gguf  # noqa: F401
             except ImportError:
-                raise ImportError("the transformers LLM needs, to load a GGUF: pip install gguf accelerate") from None
+                raise missing_package(TransformersLanguageModelHandler, needs="needs, to load a GGUF") from None
         extra = {"gguf_file": gguf_file} if gguf_file else {}
         if torch_dtype == "auto":
             dtype = torch.float32 if device == "cpu" else torch.float16

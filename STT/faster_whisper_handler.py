@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from baseHandler import BaseHandler
+from config.registry import missing_package
 from conversation.session import Session
 from conversation.turn import Turn
 from models.packaged import resolve_whisper_model
@@ -241,7 +242,7 @@ class FasterWhisperSTTHandler(BaseHandler):
         try:
             from faster_whisper import WhisperModel
         except ImportError:
-            raise ImportError("the faster-whisper STT needs: pip install faster-whisper") from None
+            raise missing_package(FasterWhisperSTTHandler) from None
         path = resolve_whisper_model(model_name)
         self.cpu_threads = engine_threads(cpu_threads)
         self.model = WhisperModel(path, device=device, compute_type=compute_type, cpu_threads=self.cpu_threads)

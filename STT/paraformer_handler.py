@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from baseHandler import BaseHandler
+from config.registry import missing_package
 from STT.results import segment_audio, transcript_messages
 from utils.messages import EndOfResponse, SpeechSegment, Transcript
 
@@ -47,7 +48,7 @@ class ParaformerSTTHandler(BaseHandler):
         try:
             from funasr import AutoModel
         except ImportError:
-            raise ImportError("the paraformer STT needs: pip install funasr") from None
+            raise missing_package(ParaformerSTTHandler) from None
         # Passed unchanged: FunASR resolves short names, full ModelScope ids and local folders.
         self.model = AutoModel(model=model_name, device=device, hub=hub, disable_update=True)
         self.language = language

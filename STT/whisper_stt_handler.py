@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from baseHandler import BaseHandler
+from config.registry import missing_package
 from STT.results import AUTO_SUFFIX, segment_audio, transcript_messages
 from utils.messages import EndOfResponse, SpeechSegment, Transcript
 
@@ -88,7 +89,7 @@ class WhisperSTTHandler(BaseHandler):
             import torch
             from transformers import AutoProcessor, WhisperForConditionalGeneration
         except ImportError:
-            raise ImportError("the whisper STT needs: pip install torch transformers") from None
+            raise missing_package(WhisperSTTHandler) from None
         self.torch = torch
         self.device = resolve_device(device)
         self.torch_dtype = resolve_dtype(torch_dtype, self.device)

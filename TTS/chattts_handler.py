@@ -22,13 +22,13 @@ from typing import Any
 import numpy as np
 
 from audio.stream_resample import StreamResampler, resample_to_int16
+from config.registry import missing_package
 from TTS.speech_handler import SpeechHandler
 from utils.messages import LLMSentence, TTSAudio
 
 logger = logging.getLogger(__name__)
 
 CHATTTS_SAMPLE_RATE = 24000
-INSTALL = "pip install chattts"
 
 
 def chattts_mono(wav: Any) -> np.ndarray:
@@ -63,7 +63,7 @@ class ChatTTSHandler(SpeechHandler):
             import ChatTTS
             import torch
         except ImportError as error:
-            raise ImportError(f"the chatTTS TTS needs: {INSTALL} ({error})") from None
+            raise missing_package(ChatTTSHandler, error) from None
         self.chat = ChatTTS.Chat(logger)
         loaded = self.chat.load(
             source=source, custom_path=model_path or None, device=torch.device(device), compile=compile

