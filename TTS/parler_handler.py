@@ -35,7 +35,6 @@ import numpy as np
 from audio.stream_resample import StreamResampler
 from config.registry import missing_package
 from TTS.speech_handler import SpeechHandler
-from utils.messages import LLMSentence, TTSAudio
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +115,8 @@ def _static_cache_batch_size_alias() -> None:
 
 
 class ParlerTTSHandler(SpeechHandler):
+    voice_per_language = True
+
     def setup(
         self,
         model_name: str = "ylacombe/parler-tts-mini-jenny-30H",
@@ -191,7 +192,6 @@ class ParlerTTSHandler(SpeechHandler):
             _static_cache_batch_size_alias()
             self.model.generation_config.cache_implementation = "static"
             self.model.forward = torch.compile(self.model.forward, mode=self.compile_mode, fullgraph=True)
-        self.warmup()
 
     # --- inputs ---------------------------------------------------------------------
     def description_for(self, language: str | None) -> str:
@@ -275,20 +275,10 @@ class ParlerTTSHandler(SpeechHandler):
         if failure:
             raise failure[0]
 
-    def process(self, message: LLMSentence) -> Iterator[TTSAudio]:
-        turn = message.turn
-        turn.mark("tts_start")
+    def synthesize(self, text: str, language: str | None = None) -> Iterator[np.ndarray]:
+        """int16 pieces at the output rate, every `play_steps_s` of speech as
+        it is generated; one resampler per sentence, so the joins are seamless."""
         resampler = StreamResampler(self.model_sample_rate, self.output_sample_rate)
-
-        def audio(samples: np.ndarray) -> TTSAudio:
-            return TTSAudio(samples=samples, sample_rate=self.output_sample_rate, text=message.text, turn=turn)
-
-        for piece in self.stream(message.text, message.language):
-            samples = resampler.push(piece)
-            if samples.size:
-                turn.mark("tts_first_audio")
-                yield audio(samples)
-        tail = resampler.flush()
-        if tail.size:
-            turn.mark("tts_first_audio")
-            yield audio(tail)
+        for piece in self.stream(text, language):
+            yield resampler.push(piece)
+        yield resampler.flush()
