@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import queue
-import threading
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
@@ -36,21 +34,11 @@ class LanguageModelHandler(BaseHandler):
     # Tokens the warm-up generates after setup (None: no warm-up, e.g. a remote server).
     warmup_tokens: ClassVar[int | None] = None
 
-    def __init__(
-        self,
-        stop_event: threading.Event,
-        queue_in: queue.Queue,
-        queue_out: queue.Queue,
-        setup_args: Iterable[Any] = (),
-        setup_kwargs: dict[str, Any] | None = None,
-    ) -> None:
-        """The chat options go to `setup_chat`, the rest to the backend's
-        `setup`; then the model is warmed up."""
+    def __init__(self, *args: Any, setup_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        """The chat options go to `setup_chat`, the rest to the backend's `setup`."""
         backend_kwargs = dict(setup_kwargs or {})
-        chat = {name: backend_kwargs.pop(name) for name in CHAT_OPTIONS if name in backend_kwargs}
-        self.setup_chat(**chat)
-        super().__init__(stop_event, queue_in, queue_out, setup_args, backend_kwargs)
-        self.warmup()
+        self.setup_chat(**{name: backend_kwargs.pop(name) for name in CHAT_OPTIONS if name in backend_kwargs})
+        super().__init__(*args, setup_kwargs=backend_kwargs, **kwargs)
 
     def setup_chat(
         self,

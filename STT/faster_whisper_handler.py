@@ -267,7 +267,6 @@ class FasterWhisperSTTHandler(BaseHandler):
         if incremental and self.short_window is not None:
             self.incremental = IncrementalTranscriber(self.decode_tail, WHISPER_RATE, self.language, context_s)
         self._default_state = ConversationSTT()  # segments that name no session (tests, benchmarks)
-        self.warmup()
 
     def warmup(self) -> None:
         """One pass on a second of low noise: loads kernels, fills caches."""

@@ -48,7 +48,6 @@ class LightningWhisperSTTHandler(BaseHandler):
         self.detect = language in ("auto", "", None)
         self.language = None if self.detect else language
         self.last_language = self.language
-        self.warmup()
 
     def warmup(self) -> None:
         """One pass on a second of low noise: MLX compiles its kernels lazily."""

@@ -64,7 +64,6 @@ class MoonshineSTTHandler(BaseHandler):
         self.tokens_per_second = tokens_per_second
         self.language = language  # the released Moonshine models are English-only
         self.gen_kwargs = dict(gen_kwargs or {})
-        self.warmup()
 
     def warmup(self) -> None:
         noise = np.random.default_rng(0).normal(0, 0.01, MOONSHINE_RATE).astype(np.float32)

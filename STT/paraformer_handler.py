@@ -53,7 +53,6 @@ class ParaformerSTTHandler(BaseHandler):
         self.model = AutoModel(model=model_name, device=device, hub=hub, disable_update=True)
         self.language = language
         self.gen_kwargs = dict(gen_kwargs or {})
-        self.warmup()
 
     def warmup(self) -> None:
         noise = np.random.default_rng(0).normal(0, 0.01, PARAFORMER_RATE).astype(np.float32)

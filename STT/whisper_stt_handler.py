@@ -126,7 +126,6 @@ class WhisperSTTHandler(BaseHandler):
             compile_config = CompileConfig(mode=self.compile_mode, fullgraph=True)
             compile_config._compile_all_devices = True
             generation_config.compile_config = compile_config
-        self.warmup()
 
     # --- model calls ---------------------------------------------------------------
     def features(self, audio: np.ndarray) -> tuple[Any, Any]:

@@ -5,7 +5,7 @@ A backend writes how it synthesises (`synthesize`: text in, int16 audio at
 where it cuts a sentence into pieces spoken one after the other, how
 (`pieces`).  The rest is here, once: the turn's `tts_start` and
 `tts_first_audio` marks, each piece's audio wrapped as `TTSAudio` with the
-text it speaks, empty audio dropped, and the warm-up after setup.
+text it speaks, empty audio dropped, and a default warm-up.
 
 A session that asked for text replies only (the realtime API's
 `output_modalities: ["text"]`) gets its sentences passed through untouched:
@@ -14,10 +14,8 @@ the sink sends them as text, and no voice is synthesised for nobody.
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Iterable, Iterator
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
@@ -35,17 +33,6 @@ class SpeechHandler(BaseHandler):
     # language)` is given the sentence's language; else `synthesize(text)`.
     voice_per_language: ClassVar[bool] = False
     output_sample_rate: int = 16000  # set by each backend's setup
-
-    def __init__(
-        self,
-        stop_event: threading.Event,
-        queue_in: queue.Queue,
-        queue_out: queue.Queue,
-        setup_args: Iterable[Any] = (),
-        setup_kwargs: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(stop_event, queue_in, queue_out, setup_args, setup_kwargs)
-        self.warmup()
 
     def handles(self, message: LLMSentence) -> bool:
         session = message.turn.session
