@@ -57,7 +57,7 @@ RUN python -c 'import pathlib, nvidia; print("\n".join(str(p) for r in nvidia.__
 COPY . .
 
 # Model cache: packaged checkpoints split over several pip packages are joined once into
-# $S2S_CACHE_DIR (utils/packaged_models.py), hub models land under $HF_HOME. One volume keeps both
+# $S2S_CACHE_DIR (models/packaged.py), hub models land under $HF_HOME. One volume keeps both
 # across container restarts.
 ENV S2S_CACHE_DIR=/cache \
     HF_HOME=/cache \

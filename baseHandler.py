@@ -20,7 +20,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar
 
-from utils.messages import EndOfResponse, EndOfStream, ResetConversation, Turn
+from conversation.turn import Turn
+from utils.messages import EndOfResponse, EndOfStream, ResetConversation
 from utils.thread_manager import FailureRecord, run_guarded
 
 logger = logging.getLogger(__name__)
@@ -29,10 +30,11 @@ _POLL_S = 0.1
 
 
 class BaseHandler:
-    """Setup at construction, then `run()` in its own thread until stopped.
+    """Setup and warm-up at construction, then `run()` in its own thread until stopped.
 
     Subclasses implement `setup(**kwargs)`, `process(message)` (a generator),
-    and optionally `warmup()`, `flush()`, `on_reset()` and `cleanup()`.
+    and optionally `warmup()` (run once, right after `setup`), `flush()`,
+    `on_reset()` and `cleanup()`.
     """
 
     accepts: ClassVar[tuple[type, ...]] = ()
@@ -54,6 +56,7 @@ class BaseHandler:
         self.last_process_s: list[float] = []
         self.worker_failures = FailureRecord(stop_event)
         self.setup(*setup_args, **(setup_kwargs or {}))
+        self.warmup()
 
     @property
     def name(self) -> str:

@@ -8,7 +8,7 @@ not sent while a reply is playing, so the assistant does not hear itself.
 
 With `--barge_in` (for a server started with `--barge_in True`) the mic stays
 open while replies play and the client cancels its own echo (WebRTC AEC3, see
-utils/full_duplex.py), so the user can interrupt the assistant.  Headless,
+audio/full_duplex.py), so the user can interrupt the assistant.  Headless,
 `--barge_in` streams the file without pausing for replies, and
 `--simulate_echo_db` plays the replies back into it as a speaker next to the
 mic would (then cancels them): echo cancellation tested without a sound card.
@@ -31,10 +31,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from utils.echo_cancel import EchoCancellerUnavailable
-from utils.echo_path import SimulatedEchoPath
-from utils.full_duplex import FullDuplexMic
-from utils.played_audio import PlayedAudio
+from audio.echo_cancel import EchoCancellerUnavailable
+from audio.echo_path import SimulatedEchoPath
+from audio.full_duplex import FullDuplexMic
+from audio.played_audio import PlayedAudio
 from utils.signals import listen_for_ctrl_c
 
 logger = logging.getLogger("listen_and_play")
@@ -122,7 +122,7 @@ class ReplyReceiver(threading.Thread):
 class SimulatedRoom:
     """Headless `--simulate_echo_db`: the replies, played at real time by an
     imaginary speaker, come back into the streamed file through a room
-    (utils/echo_path.py), and the client cancels them as it would live."""
+    (audio/echo_path.py), and the client cancels them as it would live."""
 
     def __init__(self, options: ClientOptions, replies: ReplyReceiver) -> None:
         self.rate = options.send_rate
@@ -155,7 +155,7 @@ class SimulatedRoom:
 def run_headless(options: ClientOptions) -> int:
     import soundfile
 
-    from utils.audio import AudioInputError, load_audio
+    from audio.pcm import AudioInputError, load_audio
 
     try:
         samples = load_audio(options.input_file, target_rate=options.send_rate)

@@ -20,12 +20,12 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from audio.pcm import AudioInputError, check_output_file, load_audio
+from config.parse import ConfigError, PipelineConfig, parse_config
 from connections.local_audio_streamer import AudioDeviceError
-from utils.audio import AudioInputError, check_output_file, load_audio
-from utils.config import ConfigError, PipelineConfig, parse_config
-from utils.packaged_models import ModelNotInstalledError
-from utils.pipeline import BackendUnavailableError, Channels, build_model_stages
-from utils.session import Session, SessionSettings
+from conversation.session import Session, SessionSettings
+from models.packaged import ModelNotInstalledError
+from pipeline.builder import BackendUnavailableError, Channels, build_model_stages
 from utils.signals import listen_for_ctrl_c
 from utils.thread_manager import StageFailedError, ThreadManager
 
@@ -168,7 +168,7 @@ def run_realtime_mode(config: PipelineConfig) -> int:
     from connections.realtime.connection import RealtimeOptions
     from connections.realtime.server import RealtimeServer
     from connections.realtime.sink import RealtimeSink
-    from utils.session import TurnDetection
+    from conversation.session import TurnDetection
 
     options = config.realtime
     if hasattr(config.tts, "tts_output_sample_rate"):
@@ -199,7 +199,11 @@ def run_realtime_mode(config: PipelineConfig) -> int:
         channels.stop_event,
         channels.audio_out,
         _Discard(),
-        setup_kwargs={"should_listen": channels.should_listen, "metrics_file": config.module.metrics_file},
+        setup_kwargs={
+            "should_listen": channels.should_listen,
+            "connections": server.connections,
+            "metrics_file": config.module.metrics_file,
+        },
     )
     manager = ThreadManager([server, *stages, sink], channels.stop_event)
     manager.start()

@@ -1,22 +1,28 @@
-"""What every LLM stage shares: per-session chat, warm-up, and the answer loop.
+"""What every LLM stage shares: the chat options, per-session chat, warm-up, and the answer loop.
 
-A backend only says how a list of chat messages becomes a stream of text
-pieces (`generate`).  The conversation itself is not the handler's: each
-session carries its own chat (`Session.chat`), so one loaded model answers
-every conversation on the server, each with its own history and system
-prompt (a realtime client's `instructions` replace `--lm_init_chat_prompt`).
+A backend only says how it loads its model (`setup`, given its own options
+alone) and how a list of chat messages becomes a stream of text pieces
+(`generate`).  The chat options every backend takes (arguments_classes/
+chat_arguments.py, plus the reply pacing) go to `setup_chat` here, before
+`setup`; the warm-up runs after it.  The conversation itself is not the
+handler's: each session carries its own chat (`Session.chat`), so one
+loaded model answers every conversation on the server, each with its own
+history and system prompt (a realtime client's `instructions` replace
+`--lm_init_chat_prompt`).
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Iterable, Iterator
+from typing import Any, ClassVar
 
 from baseHandler import BaseHandler
-from utils.chat import Chat
-from utils.llm_stream import ReplyPacing, answer_chat, user_content
+from conversation.chat import Chat
+from conversation.session import Session
+from LLM.answer_loop import ReplyPacing, answer_chat, user_content
 from utils.messages import CreateResponse, EndOfResponse, LLMSentence, PartialTranscript, Transcript, UserText
-from utils.session import Session
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +31,14 @@ class LanguageModelHandler(BaseHandler):
     # PartialTranscript: the user's stable words while they still speak; a
     # backend that can work ahead with them overrides `read_ahead`.
     accepts = (Transcript, UserText, CreateResponse, PartialTranscript)
+    # Tokens the warm-up generates after setup (None: no warm-up, e.g. a remote server).
+    warmup_tokens: ClassVar[int | None] = None
+
+    def __init__(self, *args: Any, setup_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        """The chat options go to `setup_chat`, the rest to the backend's `setup`."""
+        backend_kwargs = dict(setup_kwargs or {})
+        self.setup_chat(**{name: backend_kwargs.pop(name) for name in CHAT_OPTIONS if name in backend_kwargs})
+        super().__init__(*args, setup_kwargs=backend_kwargs, **kwargs)
 
     def setup_chat(
         self,
@@ -34,7 +48,7 @@ class LanguageModelHandler(BaseHandler):
         chat_size: int = 2,
         pacing: ReplyPacing | None = None,
     ) -> None:
-        """Chat options every backend takes (called from each `setup`)."""
+        """The chat options every backend takes (ChatArguments) and the reply pacing."""
         self.user_role = user_role
         self.init_chat_role = init_chat_role
         self.init_chat_prompt = init_chat_prompt
@@ -45,7 +59,9 @@ class LanguageModelHandler(BaseHandler):
         self.default_session = Session()
         self.serving: Session = self.default_session  # the conversation being answered now
 
-    def generate(self, messages: list[dict[str, str]]) -> Iterable[str]:
+    def generate(self, messages: list[dict[str, str]], max_tokens: int | None = None) -> Iterable[str]:
+        """The reply to `messages` as text pieces (at most `max_tokens` tokens
+        when given: the warm-up's short run)."""
         raise NotImplementedError
 
     def chat_for(self, session: Session | None) -> Chat:
@@ -68,6 +84,14 @@ class LanguageModelHandler(BaseHandler):
         """The system prompt and a greeting: evaluating them once loads the
         model's kernels and (llama.cpp) caches the system prompt."""
         return [*self.chat.messages(), {"role": self.user_role, "content": "Hi"}]
+
+    def warmup(self) -> None:
+        """A reply of `warmup_tokens` tokens to the warm-up messages, so the
+        first real turn does not pay for the model's first run."""
+        if self.warmup_tokens is None:
+            return
+        for _ in self.generate(self.warmup_messages(), self.warmup_tokens):
+            pass
 
     def on_reset(self) -> None:
         self.chat.reset()
@@ -114,3 +138,7 @@ class LanguageModelHandler(BaseHandler):
         """Whether a message that asks for an answer (any conversation's) is
         queued: it goes first, reading ahead would only delay it."""
         return self.queued(lambda queued: isinstance(queued, Transcript | UserText | CreateResponse))
+
+
+# setup_kwargs that LanguageModelHandler hands to setup_chat, not to the backend's setup.
+CHAT_OPTIONS = tuple(inspect.signature(LanguageModelHandler.setup_chat).parameters)[1:]

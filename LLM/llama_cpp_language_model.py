@@ -1,6 +1,6 @@
 """Language model on llama.cpp (`llama-cpp-python`), the default LLM.
 
-Runs a GGUF that ships inside pip packages (see `utils.packaged_models`) or
+Runs a GGUF that ships inside pip packages (see `models.packaged`) or
 any .gguf path.  Tokens are streamed and cut into sentences as they arrive, so
 the TTS starts speaking the first sentence while the rest is generated.
 
@@ -18,10 +18,10 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from config.registry import missing_package
 from LLM.language_model import LanguageModelHandler
-from utils.llm_stream import ReplyPacing
+from models.packaged import resolve_gguf
 from utils.messages import PartialTranscript
-from utils.packaged_models import resolve_gguf
 from utils.threads import physical_cores
 
 logger = logging.getLogger(__name__)
@@ -147,6 +147,10 @@ def read_ahead(model: Any, tokens: list[int]) -> int:
 
 
 class LlamaCppLanguageModelHandler(LanguageModelHandler):
+    # Warm-up: evaluate the system prompt once; llama.cpp keeps its KV cache,
+    # so every later turn starts from the cached prefix.
+    warmup_tokens = 1
+
     def setup(
         self,
         model_name: str = "qwen2.5-1.5b",
@@ -154,18 +158,13 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         n_threads: int = 0,
         n_gpu_layers: int = 0,
         device: str = "cpu",
-        user_role: str = "user",
-        init_chat_role: str = "system",
-        init_chat_prompt: str | None = None,
-        chat_size: int = 2,
-        pacing: ReplyPacing | None = None,
         prefill: bool = True,
         gen_kwargs: dict[str, Any] | None = None,
     ) -> None:
         try:
             from llama_cpp import Llama
         except ImportError:
-            raise ImportError("the llama_cpp LLM needs: pip install llama-cpp-python") from None
+            raise missing_package(LlamaCppLanguageModelHandler) from None
         path = resolve_gguf(model_name)
         if device.startswith("cuda") and n_gpu_layers == 0:
             n_gpu_layers = -1
@@ -180,12 +179,10 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         if why is not None:
             disable_cache_cut(self.model, why)  # said at start, not in the middle of a conversation
         self.model_name = model_name
-        self.setup_chat(user_role, init_chat_role, init_chat_prompt, chat_size, pacing)
         self.gen_kwargs = {"max_tokens": 128, "temperature": 0.0, **(gen_kwargs or {})}
         self.formatter = self._chat_formatter()
         self._cached_session: object = None  # whose conversation the KV cache holds
         self.prefill = prefill
-        self.warmup()
 
     def _chat_formatter(self) -> Any:
         """The GGUF's own chat template, as llama-cpp-python applies it, so the
@@ -210,12 +207,6 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
             return None
         result = self.formatter(messages=messages)
         return self.model.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True)
-
-    def warmup(self) -> None:
-        """Evaluate the system prompt once; llama.cpp keeps its KV cache, so
-        every later turn starts from the cached prefix."""
-        for _ in self.generate(self.warmup_messages(), 1):
-            pass
 
     def generate(self, messages: list[dict[str, str]], max_tokens: int | None = None) -> Iterator[str]:
         kwargs = dict(self.gen_kwargs)

@@ -12,40 +12,31 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from config.registry import missing_package
 from LLM.language_model import LanguageModelHandler
-from utils.llm_stream import ReplyPacing
 
 logger = logging.getLogger(__name__)
 
 
 class MLXLanguageModelHandler(LanguageModelHandler):
+    # Warm-up: one short generation, as MLX compiles its kernels on first use.
+    warmup_tokens = 2
+
     def setup(
         self,
         model_name: str = "mlx-community/Qwen2.5-0.5B-Instruct-4bit",
-        user_role: str = "user",
-        init_chat_role: str = "system",
-        init_chat_prompt: str | None = None,
-        chat_size: int = 2,
-        pacing: ReplyPacing | None = None,
         gen_kwargs: dict[str, Any] | None = None,
     ) -> None:
         try:
             from mlx_lm import load, stream_generate
             from mlx_lm.sample_utils import make_sampler
         except ImportError:
-            raise ImportError("the mlx-lm LLM needs (Apple silicon only): pip install mlx-lm") from None
+            raise missing_package(MLXLanguageModelHandler, needs="needs (Apple silicon only)") from None
         self._stream_generate = stream_generate
         self._make_sampler = make_sampler
         self.model, self.tokenizer = load(model_name)
         self.model_name = model_name
-        self.setup_chat(user_role, init_chat_role, init_chat_prompt, chat_size, pacing)
         self.gen_kwargs = {"max_tokens": 128, "temperature": 0.0, "top_p": 1.0, **(gen_kwargs or {})}
-        self.warmup()
-
-    def warmup(self) -> None:
-        """One short generation: MLX compiles its kernels on first use."""
-        for _ in self.generate(self.warmup_messages(), max_tokens=2):
-            pass
 
     def generate(self, messages: list[dict[str, str]], max_tokens: int | None = None) -> Iterator[str]:
         kwargs = dict(self.gen_kwargs)

@@ -21,8 +21,8 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from config.registry import missing_package
 from LLM.language_model import LanguageModelHandler
-from utils.llm_stream import ReplyPacing
 
 logger = logging.getLogger(__name__)
 
@@ -46,17 +46,12 @@ class OpenApiLanguageModelHandler(LanguageModelHandler):
         timeout_s: float = 30.0,
         max_retries: int = 2,
         retry_backoff_s: float = 0.5,
-        user_role: str = "user",
-        init_chat_role: str = "system",
-        init_chat_prompt: str | None = None,
-        chat_size: int = 2,
-        pacing: ReplyPacing | None = None,
         gen_kwargs: dict[str, Any] | None = None,
     ) -> None:
         try:
             import openai
         except ImportError:
-            raise ImportError("the open_api LLM needs: pip install openai") from None
+            raise missing_package(OpenApiLanguageModelHandler) from None
         self.openai = openai
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         self.client = openai.OpenAI(
@@ -69,7 +64,6 @@ class OpenApiLanguageModelHandler(LanguageModelHandler):
         self.stream = stream
         self.max_retries = max(0, max_retries)
         self.retry_backoff_s = retry_backoff_s
-        self.setup_chat(user_role, init_chat_role, init_chat_prompt, chat_size, pacing)
         self.gen_kwargs = {"max_tokens": 128, "temperature": 0.0, **(gen_kwargs or {})}
 
     def _is_transient(self, error: Exception) -> bool:

@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from config.registry import missing_package
 from LLM.language_model import LanguageModelHandler
-from utils.llm_stream import ReplyPacing
-from utils.packaged_models import GGUF_MODELS
+from models.packaged import GGUF_MODELS
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,10 @@ def generation_kwargs(gen_kwargs: dict[str, Any] | None) -> dict[str, Any]:
 
 
 class TransformersLanguageModelHandler(LanguageModelHandler):
+    # Warm-up: one short generation, so the first real turn does not pay for
+    # PyTorch's first-call allocations.
+    warmup_tokens = 2
+
     def setup(
         self,
         model_name: str = "HuggingFaceTB/SmolLM2-360M-Instruct",
@@ -70,18 +74,13 @@ class TransformersLanguageModelHandler(LanguageModelHandler):
         device: str = "cpu",
         torch_dtype: str = "auto",
         n_threads: int = 0,
-        user_role: str = "user",
-        init_chat_role: str = "system",
-        init_chat_prompt: str | None = None,
-        chat_size: int = 2,
-        pacing: ReplyPacing | None = None,
         gen_kwargs: dict[str, Any] | None = None,
     ) -> None:
         try:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
         except ImportError:
-            raise ImportError("the transformers LLM needs: pip install transformers torch") from None
+            raise missing_package(TransformersLanguageModelHandler) from None
         if n_threads > 0:
             # Process-wide; on a small, busy CPU fewer threads than cores avoids
             # OpenMP workers spinning against the other stages.
@@ -92,7 +91,7 @@ class TransformersLanguageModelHandler(LanguageModelHandler):
                 import accelerate  # noqa: F401  (transformers requires it to load a GGUF)
                 import gguf  # noqa: F401
             except ImportError:
-                raise ImportError("the transformers LLM needs, to load a GGUF: pip install gguf accelerate") from None
+                raise missing_package(TransformersLanguageModelHandler, needs="needs, to load a GGUF") from None
         extra = {"gguf_file": gguf_file} if gguf_file else {}
         if torch_dtype == "auto":
             dtype = torch.float32 if device == "cpu" else torch.float16
@@ -104,17 +103,9 @@ class TransformersLanguageModelHandler(LanguageModelHandler):
         self.model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **extra).to(device).eval()
         self.device = device
         self.model_name = model_name
-        self.setup_chat(user_role, init_chat_role, init_chat_prompt, chat_size, pacing)
         self.gen_kwargs = generation_kwargs(gen_kwargs)
         if self.tokenizer.pad_token_id is None:
             self.gen_kwargs.setdefault("pad_token_id", self.tokenizer.eos_token_id)
-        self.warmup()
-
-    def warmup(self) -> None:
-        """One short generation, so the first real turn does not pay for
-        PyTorch's first-call allocations."""
-        for _ in self.generate(self.warmup_messages(), max_new_tokens=2):
-            pass
 
     def prompt_ids(self, messages: list[dict[str, str]]) -> dict[str, Any]:
         """The chat template applied to `messages`, as model inputs on the device."""

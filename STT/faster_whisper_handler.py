@@ -1,7 +1,7 @@
 """Speech to text with faster-whisper (CTranslate2), the default STT.
 
 The default model is the multilingual Whisper base that ships, split in two,
-inside pip packages; `utils.packaged_models` joins and verifies it once.  Any
+inside pip packages; `models.packaged` joins and verifies it once.  Any
 other name goes to faster-whisper unchanged (a local folder, or a hub id for
 users with internet).
 """
@@ -18,11 +18,13 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from baseHandler import BaseHandler
+from config.registry import missing_package
+from conversation.session import Session
+from conversation.turn import Turn
+from models.packaged import resolve_whisper_model
 from STT.incremental_transcript import IncrementalTranscriber, TailDecoding, UtteranceTranscript, Word
-from utils.messages import EndOfResponse, PartialTranscript, SpeechProgress, SpeechSegment, Transcript, Turn
-from utils.packaged_models import resolve_whisper_model
-from utils.session import Session
-from utils.stt_result import log_heard, segment_audio, transcript_messages
+from STT.results import log_heard, segment_audio, transcript_messages
+from utils.messages import EndOfResponse, PartialTranscript, SpeechProgress, SpeechSegment, Transcript
 from utils.threads import engine_threads
 
 logger = logging.getLogger(__name__)
@@ -240,7 +242,7 @@ class FasterWhisperSTTHandler(BaseHandler):
         try:
             from faster_whisper import WhisperModel
         except ImportError:
-            raise ImportError("the faster-whisper STT needs: pip install faster-whisper") from None
+            raise missing_package(FasterWhisperSTTHandler) from None
         path = resolve_whisper_model(model_name)
         self.cpu_threads = engine_threads(cpu_threads)
         self.model = WhisperModel(path, device=device, compute_type=compute_type, cpu_threads=self.cpu_threads)
@@ -265,7 +267,6 @@ class FasterWhisperSTTHandler(BaseHandler):
         if incremental and self.short_window is not None:
             self.incremental = IncrementalTranscriber(self.decode_tail, WHISPER_RATE, self.language, context_s)
         self._default_state = ConversationSTT()  # segments that name no session (tests, benchmarks)
-        self.warmup()
 
     def warmup(self) -> None:
         """One pass on a second of low noise: loads kernels, fills caches."""

@@ -18,9 +18,10 @@ from typing import Any
 import numpy as np
 
 from baseHandler import BaseHandler
+from config.registry import missing_package
+from STT.results import AUTO_SUFFIX, segment_audio, transcript_messages
 from STT.whisper_stt_handler import choose_language
 from utils.messages import EndOfResponse, SpeechSegment, Transcript
-from utils.stt_result import AUTO_SUFFIX, segment_audio, transcript_messages
 
 logger = logging.getLogger(__name__)
 
@@ -41,15 +42,12 @@ class LightningWhisperSTTHandler(BaseHandler):
         try:
             from lightning_whisper_mlx import LightningWhisperMLX
         except ImportError:
-            raise ImportError(
-                "the whisper-mlx STT needs Apple silicon and: pip install lightning-whisper-mlx"
-            ) from None
+            raise missing_package(LightningWhisperSTTHandler, needs="needs Apple silicon and") from None
         model_name = model_name.rsplit("/", 1)[-1]
         self.model = LightningWhisperMLX(model=model_name, batch_size=batch_size, quant=quant or None)
         self.detect = language in ("auto", "", None)
         self.language = None if self.detect else language
         self.last_language = self.language
-        self.warmup()
 
     def warmup(self) -> None:
         """One pass on a second of low noise: MLX compiles its kernels lazily."""

@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 
 from baseHandler import BaseHandler
+from config.registry import missing_package
+from STT.results import segment_audio, transcript_messages
 from STT.whisper_stt_handler import resolve_device, resolve_dtype
 from utils.messages import EndOfResponse, SpeechSegment, Transcript
-from utils.stt_result import segment_audio, transcript_messages
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class MoonshineSTTHandler(BaseHandler):
             import torch
             from transformers import AutoProcessor, MoonshineForConditionalGeneration
         except ImportError:
-            raise ImportError("the moonshine STT needs: pip install torch 'transformers>=4.48'") from None
+            raise missing_package(MoonshineSTTHandler) from None
         self.torch = torch
         self.device = resolve_device(device)
         self.torch_dtype = resolve_dtype(torch_dtype, self.device)
@@ -63,7 +64,6 @@ class MoonshineSTTHandler(BaseHandler):
         self.tokens_per_second = tokens_per_second
         self.language = language  # the released Moonshine models are English-only
         self.gen_kwargs = dict(gen_kwargs or {})
-        self.warmup()
 
     def warmup(self) -> None:
         noise = np.random.default_rng(0).normal(0, 0.01, MOONSHINE_RATE).astype(np.float32)

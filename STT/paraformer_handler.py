@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from baseHandler import BaseHandler
+from config.registry import missing_package
+from STT.results import segment_audio, transcript_messages
 from utils.messages import EndOfResponse, SpeechSegment, Transcript
-from utils.stt_result import segment_audio, transcript_messages
 
 logger = logging.getLogger(__name__)
 
@@ -47,12 +48,11 @@ class ParaformerSTTHandler(BaseHandler):
         try:
             from funasr import AutoModel
         except ImportError:
-            raise ImportError("the paraformer STT needs: pip install funasr") from None
+            raise missing_package(ParaformerSTTHandler) from None
         # Passed unchanged: FunASR resolves short names, full ModelScope ids and local folders.
         self.model = AutoModel(model=model_name, device=device, hub=hub, disable_update=True)
         self.language = language
         self.gen_kwargs = dict(gen_kwargs or {})
-        self.warmup()
 
     def warmup(self) -> None:
         noise = np.random.default_rng(0).normal(0, 0.01, PARAFORMER_RATE).astype(np.float32)

@@ -12,7 +12,7 @@ twelve supported languages are trusted: a detection outside them (often a
 wrong guess on short or noisy speech) falls back to the last language the
 speaker used.  The transcript's language then carries an `-auto` suffix
 ("fr-auto"), the seed's signal that it was detected rather than chosen;
-`utils.chat.language_instruction` strips it before asking the LLM to reply in
+`conversation.chat.language_instruction` strips it before asking the LLM to reply in
 that language, and any other consumer should `removesuffix("-auto")`.
 """
 
@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 
 from baseHandler import BaseHandler
+from config.registry import missing_package
+from STT.results import AUTO_SUFFIX, segment_audio, transcript_messages
 from utils.messages import EndOfResponse, SpeechSegment, Transcript
-from utils.stt_result import AUTO_SUFFIX, segment_audio, transcript_messages
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ class WhisperSTTHandler(BaseHandler):
             import torch
             from transformers import AutoProcessor, WhisperForConditionalGeneration
         except ImportError:
-            raise ImportError("the whisper STT needs: pip install torch transformers") from None
+            raise missing_package(WhisperSTTHandler) from None
         self.torch = torch
         self.device = resolve_device(device)
         self.torch_dtype = resolve_dtype(torch_dtype, self.device)
@@ -125,7 +126,6 @@ class WhisperSTTHandler(BaseHandler):
             compile_config = CompileConfig(mode=self.compile_mode, fullgraph=True)
             compile_config._compile_all_devices = True
             generation_config.compile_config = compile_config
-        self.warmup()
 
     # --- model calls ---------------------------------------------------------------
     def features(self, audio: np.ndarray) -> tuple[Any, Any]:

@@ -21,14 +21,13 @@ from typing import Any
 
 import numpy as np
 
+from audio.stream_resample import StreamResampler, resample_to_int16
+from config.registry import missing_package
 from TTS.speech_handler import SpeechHandler
-from TTS.stream_resample import StreamResampler, resample_to_int16
-from utils.messages import LLMSentence, TTSAudio
 
 logger = logging.getLogger(__name__)
 
 CHATTTS_SAMPLE_RATE = 24000
-INSTALL = "pip install chattts"
 
 
 def chattts_mono(wav: Any) -> np.ndarray:
@@ -63,7 +62,7 @@ class ChatTTSHandler(SpeechHandler):
             import ChatTTS
             import torch
         except ImportError as error:
-            raise ImportError(f"the chatTTS TTS needs: {INSTALL} ({error})") from None
+            raise missing_package(ChatTTSHandler, error) from None
         self.chat = ChatTTS.Chat(logger)
         loaded = self.chat.load(
             source=source, custom_path=model_path or None, device=torch.device(device), compile=compile
@@ -81,7 +80,6 @@ class ChatTTSHandler(SpeechHandler):
         self.stream = stream
         self.refine_text = refine_text
         self.output_sample_rate = output_sample_rate
-        self.warmup()
 
     def _infer(self, text: str, stream: bool) -> Any:
         return self.chat.infer(
@@ -94,6 +92,7 @@ class ChatTTSHandler(SpeechHandler):
         )
 
     def warmup(self) -> None:
+        """One whole (unstreamed) synthesis, its audio not even resampled."""
         self._infer("Hello.", stream=False)
 
     def synthesize(self, text: str) -> Iterator[np.ndarray]:
@@ -113,12 +112,3 @@ class ChatTTSHandler(SpeechHandler):
             if close is not None:
                 close()  # a turn dropped mid-sentence stops ChatTTS's generation
         yield resampler.flush()
-
-    def process(self, message: LLMSentence) -> Iterator[TTSAudio]:
-        turn = message.turn
-        turn.mark("tts_start")
-        for samples in self.synthesize(message.text):
-            if samples.size == 0:
-                continue
-            turn.mark("tts_first_audio")
-            yield TTSAudio(samples=samples, sample_rate=self.output_sample_rate, text=message.text, turn=turn)

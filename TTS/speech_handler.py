@@ -1,5 +1,12 @@
 """What every TTS stage shares: sentences in, audio out, one failed sentence not ending the turn.
 
+A backend writes how it synthesises (`synthesize`: text in, int16 audio at
+`output_sample_rate` out, in one array or in arrays as they are made) and,
+where it cuts a sentence into pieces spoken one after the other, how
+(`pieces`).  The rest is here, once: the turn's `tts_start` and
+`tts_first_audio` marks, each piece's audio wrapped as `TTSAudio` with the
+text it speaks, empty audio dropped, and a default warm-up.
+
 A session that asked for text replies only (the realtime API's
 `output_modalities: ["text"]`) gets its sentences passed through untouched:
 the sink sends them as text, and no voice is synthesised for nobody.
@@ -7,15 +14,58 @@ the sink sends them as text, and no voice is synthesised for nobody.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from typing import ClassVar
+
+import numpy as np
+
 from baseHandler import BaseHandler
-from utils.messages import LLMSentence
+from utils.messages import LLMSentence, TTSAudio
+
+Audio = np.ndarray | Iterable[np.ndarray]
 
 
 class SpeechHandler(BaseHandler):
     accepts = (LLMSentence,)
     # A TTS stage that fails on one sentence keeps speaking the rest.
     end_turn_on_error = False
+    # True: the backend has a voice per language, and `synthesize(text,
+    # language)` is given the sentence's language; else `synthesize(text)`.
+    voice_per_language: ClassVar[bool] = False
+    output_sample_rate: int = 16000  # set by each backend's setup
 
     def handles(self, message: LLMSentence) -> bool:
         session = message.turn.session
         return session is None or session.settings.audio_output
+
+    # --- what a backend writes ---------------------------------------------------------
+    def synthesize(self, text: str, language: str | None = None) -> Audio:
+        """`text` as int16 mono at `output_sample_rate`: one array, or
+        arrays as they are made (the first is played while the rest is made)."""
+        raise NotImplementedError
+
+    def pieces(self, message: LLMSentence) -> list[str]:
+        """The texts a sentence is spoken in, each synthesised whole, in
+        order; by default the sentence itself."""
+        return [message.text]
+
+    def warmup(self) -> None:
+        """One short synthesis, so the first sentence does not pay for the model's first run."""
+        for _ in self.audio("Hello.", None):
+            pass
+
+    # --- shared -----------------------------------------------------------------------------
+    def audio(self, text: str, language: str | None) -> Iterator[np.ndarray]:
+        """`synthesize`'s audio for one piece, as arrays."""
+        made = self.synthesize(text, language) if self.voice_per_language else self.synthesize(text)
+        yield from (made,) if isinstance(made, np.ndarray) else made
+
+    def process(self, message: LLMSentence) -> Iterator[TTSAudio]:
+        turn = message.turn
+        turn.mark("tts_start")
+        for piece in self.pieces(message):
+            for samples in self.audio(piece, message.language):
+                if samples.size == 0:
+                    continue
+                turn.mark("tts_first_audio")
+                yield TTSAudio(samples=samples, sample_rate=self.output_sample_rate, text=piece, turn=turn)

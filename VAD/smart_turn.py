@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.packaged_models import ModelNotInstalledError
+from models.packaged import ModelNotInstalledError
 
 MODEL_FILE = "smart-turn-v3.2-cpu.onnx"
 SAMPLE_RATE = 16000

@@ -34,13 +34,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from audio.pcm import int16_to_float, resample
 from baseHandler import BaseHandler
-from utils.audio import int16_to_float, resample
-from utils.messages import AudioChunk, ClearInput, CommitInput, SpeechProgress, SpeechSegment, Turn
-from utils.session import Session
-from utils.turn_end import looks_unfinished
+from conversation.session import Session
+from conversation.turn import Turn
+from utils.messages import AudioChunk, ClearInput, CommitInput, SpeechProgress, SpeechSegment
 from VAD.silero import SileroModel, SileroStream
 from VAD.smart_turn import SmartTurnModel
+from VAD.turn_end import looks_unfinished
 from VAD.vad_iterator import Utterance, VADIterator
 
 logger = logging.getLogger(__name__)

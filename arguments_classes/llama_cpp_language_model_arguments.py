@@ -1,17 +1,10 @@
 from dataclasses import dataclass, field
 
-# Measured on the 30 spoken questions of benchmarks/answers.py: the answer comes
-# first (the first sentence the TTS speaks holds it), plain words for the voice,
-# and "not sure" instead of a confident invention.
-DEFAULT_SYSTEM_PROMPT = (
-    "You are a voice assistant: your replies are spoken aloud. Answer the question directly in your "
-    "first sentence, in one or two short sentences. Use plain spoken words: no lists, no markdown, "
-    "no emoji. If you are not sure of a fact, say that you are not sure instead of guessing."
-)
+from arguments_classes.chat_arguments import ChatArguments
 
 
 @dataclass
-class LlamaCppLanguageModelHandlerArguments:
+class LlamaCppLanguageModelHandlerArguments(ChatArguments):
     """llama.cpp on a GGUF. Packaged aliases: smollm2-135m, qwen2.5-0.5b, qwen2.5-1.5b."""
 
     lm_model_name: str = field(
@@ -27,12 +20,6 @@ class LlamaCppLanguageModelHandlerArguments:
         default=0, metadata={"help": "Layers offloaded to the GPU (-1: all; needs a CUDA build)."}
     )
     lm_device: str = field(default="cpu", metadata={"help": "'cpu' or 'cuda' (cuda offloads all layers)."})
-    user_role: str = field(default="user", metadata={"help": "Role name of the user's messages."})
-    init_chat_role: str = field(default="system", metadata={"help": "Role of the initial prompt."})
-    init_chat_prompt: str = field(default=DEFAULT_SYSTEM_PROMPT, metadata={"help": "System prompt."})
-    chat_size: int = field(
-        default=2, metadata={"help": "User/assistant exchanges kept in the prompt (system prompt always kept)."}
-    )
     lm_prefill: bool = field(
         default=True,
         metadata={

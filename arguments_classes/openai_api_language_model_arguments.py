@@ -1,10 +1,10 @@
 from dataclasses import dataclass, field
 
-from arguments_classes.llama_cpp_language_model_arguments import DEFAULT_SYSTEM_PROMPT
+from arguments_classes.chat_arguments import ChatArguments
 
 
 @dataclass
-class OpenApiLanguageModelHandlerArguments:
+class OpenApiLanguageModelHandlerArguments(ChatArguments):
     """Any OpenAI-compatible chat completions server (OpenAI, vLLM, llama.cpp's server, Ollama, ...).
 
     Flags use the LLM stage's `lm_` prefix like every LLM backend; the seed's
@@ -39,11 +39,5 @@ class OpenApiLanguageModelHandlerArguments:
         default=2, metadata={"help": "Retries on connection errors, HTTP 429 and 5xx, with exponential back-off."}
     )
     lm_retry_backoff_s: float = field(default=0.5, metadata={"help": "First back-off delay; doubles each retry."})
-    user_role: str = field(default="user", metadata={"help": "Role name of the user's messages."})
-    init_chat_role: str = field(default="system", metadata={"help": "Role of the initial prompt."})
-    init_chat_prompt: str = field(default=DEFAULT_SYSTEM_PROMPT, metadata={"help": "System prompt."})
-    chat_size: int = field(
-        default=2, metadata={"help": "User/assistant exchanges sent each turn (system prompt always sent)."}
-    )
     lm_gen_max_tokens: int = field(default=128, metadata={"help": "Most tokens in one reply."})
     lm_gen_temperature: float = field(default=0.0, metadata={"help": "Sampling temperature (0: greedy)."})

@@ -1,10 +1,10 @@
 from dataclasses import dataclass, field
 
-from arguments_classes.llama_cpp_language_model_arguments import DEFAULT_SYSTEM_PROMPT
+from arguments_classes.chat_arguments import ChatArguments
 
 
 @dataclass
-class TransformersLanguageModelHandlerArguments:
+class TransformersLanguageModelHandlerArguments(ChatArguments):
     """A causal LM through Hugging Face transformers (safetensors folder, hub id, or a GGUF)."""
 
     lm_model_name: str = field(
@@ -26,12 +26,6 @@ class TransformersLanguageModelHandlerArguments:
     lm_n_threads: int = field(
         default=0,
         metadata={"help": "torch CPU threads (0: torch's default). Process-wide: applies to every torch stage."},
-    )
-    user_role: str = field(default="user", metadata={"help": "Role name of the user's messages."})
-    init_chat_role: str = field(default="system", metadata={"help": "Role of the initial prompt."})
-    init_chat_prompt: str = field(default=DEFAULT_SYSTEM_PROMPT, metadata={"help": "System prompt."})
-    chat_size: int = field(
-        default=2, metadata={"help": "User/assistant exchanges kept in the prompt (system prompt always kept)."}
     )
     lm_gen_max_new_tokens: int = field(default=128, metadata={"help": "Most tokens in one reply."})
     lm_gen_min_new_tokens: int = field(default=0, metadata={"help": "Fewest tokens in one reply."})

@@ -15,7 +15,7 @@ about 5 s more per question for loading the models).
 
 Each turn is matched to its question in order, then scored twice:
 - the transcript: right when its words equal the question's (after
-  `utils.wer.normalize`), so an STT mistake is told apart from an LLM one;
+  `benchmarks.wer.normalize`), so an STT mistake is told apart from an LLM one;
 - the reply: right when it contains an accepted answer, matched at the start
   of a word ("butterfl" matches "butterflies"), and as a whole word for
   answers of three characters or fewer ("au" is not "because", "0" is not "10").
@@ -47,9 +47,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
 
-from latency import SHARED_AUDIO, Sample, fmt, machine_description, percentile, run_file_mode  # noqa: E402
+from benchmarks.latency import SHARED_AUDIO, Sample, fmt, machine_description, percentile, run_file_mode  # noqa: E402
 
 QA = SHARED_AUDIO / "qa"
 GAP_S = 2.0
@@ -72,7 +71,7 @@ class Scored:
 
     @property
     def heard_right(self) -> bool:
-        from utils.wer import normalize
+        from benchmarks.wer import normalize
 
         return self.transcript is not None and normalize(self.transcript) == normalize(self.question.text)
 
@@ -117,7 +116,7 @@ def is_right(reply: str, accepted: list[str]) -> bool:
 
 def joined_recording(questions: list[Question], folder: Path) -> Path:
     """All questions in one 16 kHz file, `GAP_S` of silence between them."""
-    from utils.audio import load_audio, write_wav
+    from audio.pcm import load_audio, write_wav
 
     gap = np.zeros(int(GAP_S * 16000), dtype=np.int16)
     parts = []
@@ -131,7 +130,7 @@ def joined_recording(questions: list[Question], folder: Path) -> Path:
 def align(questions: list[Question], records: list[dict]) -> tuple[list[Scored], int]:
     """Match turns to questions in order, by the words they share (a turn the
     VAD cut in two, or a question with no turn, does not shift the rest)."""
-    from utils.wer import normalize
+    from benchmarks.wer import normalize
 
     def overlap(question: Question, record: dict) -> float:
         asked, heard = set(normalize(question.text)), set(normalize(record.get("transcript", "")))
@@ -175,12 +174,14 @@ def run_pipeline(questions: list[Question], name: str, flags: str, separate: boo
 def run_llm_alone(questions: list[Question], flags: str) -> LLMAlone:
     """The configured LLM handler on the question texts: its own accuracy,
     first sentence and decoding speed, with nothing else running."""
-    from utils.config import parse_config
-    from utils.messages import LLMSentence, Transcript, Turn
+    from config.parse import parse_config
+    from conversation.turn import Turn
+    from pipeline.builder import stage_kwargs
+    from utils.messages import LLMSentence, Transcript
 
     config = parse_config(shlex.split(flags))
     handler = config.llm_backend.handler_class()(
-        threading.Event(), queue.Queue(), queue.Queue(), setup_kwargs=config.stage_kwargs("llm")
+        threading.Event(), queue.Queue(), queue.Queue(), setup_kwargs=stage_kwargs(config, "llm")
     )
     stamps: list[float] = []
     real_generate = handler.generate

@@ -61,8 +61,9 @@ import soundfile
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from audio.pcm import load_audio  # noqa: E402
+from benchmarks.server_process import ServerProcess  # noqa: E402
 from tests.conftest import HUMAN, QUESTIONS  # noqa: E402
-from utils.audio import load_audio  # noqa: E402
 
 RATE = 16000
 GUARD_MS = 200  # --interrupt_min_speech_ms default
@@ -121,9 +122,8 @@ def silence(seconds: float) -> np.ndarray:
 # --- socket mode ----------------------------------------------------------------------------------
 def socket_rounds(rounds: int, clips, work: Path) -> tuple[list[Round], list[dict]]:
     from tests.test_conversation import ReplyRecorder, stream
-    from tests.test_socket_mode import Server
 
-    server = Server(work, "--barge_in", "True", "--init_chat_prompt", LONG_ANSWERS)
+    server = ServerProcess("socket", work, "--barge_in", "True", "--init_chat_prompt", LONG_ANSWERS)
     results, first_turns = [], []
     try:
         for index in range(rounds):
@@ -178,9 +178,9 @@ def client_silent_at(arrivals: list[tuple[float, int]], onset: float) -> float |
 # --- realtime mode ------------------------------------------------------------------------------------
 def realtime_rounds(rounds: int, clips, work: Path) -> list[Round]:
     from connections.realtime.client import connect, to_pcm24k
-    from tests.test_realtime import KEY, RealtimeServer
+    from tests.test_realtime import KEY
 
-    server = RealtimeServer(work)
+    server = ServerProcess("realtime", work, api_key=KEY)
     results = []
     try:
         for index in range(rounds):
@@ -336,7 +336,7 @@ def score_echo(run: EchoRun, asked: int) -> None:
 NO_CANCELLATION = """
 import sys
 sys.path.insert(0, {repo!r})
-import utils.full_duplex as full_duplex
+import audio.full_duplex as full_duplex
 full_duplex.FullDuplexMic.process = lambda self, mic, played, now=None: mic  # the echo goes out as it is
 import listen_and_play
 sys.exit(listen_and_play.main(sys.argv[1:]))
@@ -344,8 +344,6 @@ sys.exit(listen_and_play.main(sys.argv[1:]))
 
 
 def socket_echo_runs(questions: int, control_questions: int, work: Path) -> list[EchoRun]:
-    from tests.test_socket_mode import Server
-
     runs = []
     for label, count, cancel in (
         ("socket mode, listen_and_play.py --barge_in, simulated room (-6 dB, 120 ms)", questions, True),
@@ -355,7 +353,7 @@ def socket_echo_runs(questions: int, control_questions: int, work: Path) -> list
             continue
         folder = work / ("echo" if cancel else "control")
         folder.mkdir()
-        server = Server(folder, "--barge_in", "True", "--init_chat_prompt", LONG_ANSWERS)
+        server = ServerProcess("socket", folder, "--barge_in", "True", "--init_chat_prompt", LONG_ANSWERS)
         run = EchoRun(label)
         try:
             for index in range(count):

@@ -26,7 +26,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
 
 QUESTIONS = [
     "What is the capital of France?",
@@ -46,7 +45,8 @@ QUESTIONS = [
 
 def run_conversation(handler, cut_cache: bool) -> list[dict]:
     import LLM.llama_cpp_language_model as module
-    from utils.messages import Transcript, Turn
+    from conversation.turn import Turn
+    from utils.messages import Transcript
 
     real_cut, real_eval, real_generate = module.drop_evicted_tokens, handler.model.eval, handler.generate
     evaluated: list[int] = []
@@ -83,7 +83,7 @@ def run_conversation(handler, cut_cache: bool) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    from latency import add_output_arguments, machine_description, save_results
+    from benchmarks.latency import add_output_arguments, machine_description, save_results
 
     committed = REPO / "benchmarks" / "RESULTS_conversation.md"
     add_output_arguments(parser, committed)

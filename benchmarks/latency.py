@@ -40,7 +40,6 @@ import csv
 import json
 import os
 import platform
-import re
 import shlex
 import statistics
 import subprocess
@@ -52,10 +51,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
+
+from benchmarks.server_process import ServerProcess  # noqa: E402
 
 SHARED_AUDIO = Path(os.environ.get("S2S_SHARED_AUDIO", REPO.parent / "shared" / "audio"))
-READY = re.compile(r"ready: send audio to port (\d+), replies come from port (\d+)")
 
 STAGES = [
     ("vad_wait_ms", "end of speech → end-of-turn decision"),
@@ -150,45 +149,26 @@ def run_socket_mode(samples: list[Sample], extra: list[str], label: str, setting
     result = RunResult(label, cpus=setting.cpus)
     began = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        metrics, log = Path(tmp) / "metrics.jsonl", Path(tmp) / "server.log"
-        with open(log, "w") as log_handle:
-            server = subprocess.Popen(
-                setting.command("s2s_pipeline.py", "--mode", "socket", "--recv_port", "0", "--send_port", "0",
-                                "--metrics_file", str(metrics), *extra),
-                cwd=setting.tree, stdout=log_handle, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-            try:
-                ports = None
-                for _ in range(600):
-                    ports = READY.search(log.read_text())
-                    if ports or server.poll() is not None:
-                        break
-                    time.sleep(0.2)
-                if not ports:
-                    raise RuntimeError("server did not start:\n" + log.read_text()[-2000:])
-                for sample in samples:
-                    before = len(metrics.read_text().splitlines()) if metrics.exists() else 0
-                    # The client leaves once no reply audio has come for 3 s: with 1 s, a
-                    # long second sentence still being written (the LLM on 2 cores) made it
-                    # leave mid-reply, and the turn was dropped unmeasured.
-                    subprocess.run(
-                        [sys.executable, "listen_and_play.py", "--send_port", ports.group(1),
-                         "--recv_port", ports.group(2), "--input_file", str(sample.path),
-                         "--reply_idle_s", "3.0", "--timeout_s", "60"],
-                        cwd=REPO, capture_output=True, text=True, timeout=120,
-                    )  # fmt: skip
-                    lines = metrics.read_text().splitlines() if metrics.exists() else []
-                    records = [{**json.loads(line), "file": sample.path.name} for line in lines[before:]]
-                    result.records += records
-                    result.transcripts.append((sample.reference, " ".join(r["transcript"] for r in records)))
-                    if not records:
-                        result.unanswered.append(sample.path.name)
-            finally:
-                server.send_signal(2)
-                try:
-                    server.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    server.kill()
+        server = ServerProcess("socket", Path(tmp), *extra, cpus=setting.cpus, tree=setting.tree, start_timeout_s=120)
+        try:
+            for sample in samples:
+                before = len(server.turns())
+                # The client leaves once no reply audio has come for 3 s: with 1 s, a
+                # long second sentence still being written (the LLM on 2 cores) made it
+                # leave mid-reply, and the turn was dropped unmeasured.
+                subprocess.run(
+                    [sys.executable, "listen_and_play.py", "--send_port", str(server.recv_port),
+                     "--recv_port", str(server.send_port), "--input_file", str(sample.path),
+                     "--reply_idle_s", "3.0", "--timeout_s", "60"],
+                    cwd=REPO, capture_output=True, text=True, timeout=120,
+                )  # fmt: skip
+                records = [{**record, "file": sample.path.name} for record in server.turns()[before:]]
+                result.records += records
+                result.transcripts.append((sample.reference, " ".join(r["transcript"] for r in records)))
+                if not records:
+                    result.unanswered.append(sample.path.name)
+        finally:
+            server.stop()
     result.wall_s = time.perf_counter() - began
     return result
 
@@ -216,17 +196,18 @@ def bare_models(samples: list[Sample], label: str = "bare models") -> RunResult:
     import queue
     import threading
 
+    from audio.pcm import int16_to_float, load_audio
+    from config.parse import parse_config
     from LLM.llama_cpp_language_model import LlamaCppLanguageModelHandler
+    from LLM.sentences import SentenceAggregator
+    from pipeline.builder import stage_kwargs
     from STT.faster_whisper_handler import FasterWhisperSTTHandler
     from TTS.piper_handler import PiperTTSHandler
-    from utils.audio import int16_to_float, load_audio
-    from utils.config import parse_config
-    from utils.sentences import SentenceAggregator
 
     config = parse_config([])
 
     def build(handler_class, stage):
-        return handler_class(threading.Event(), queue.Queue(), queue.Queue(), setup_kwargs=config.stage_kwargs(stage))
+        return handler_class(threading.Event(), queue.Queue(), queue.Queue(), setup_kwargs=stage_kwargs(config, stage))
 
     stt, llm, tts = (
         build(FasterWhisperSTTHandler, "stt"),
@@ -339,7 +320,7 @@ def table(results: list[RunResult]) -> str:
 
 
 def wer_table(results: list[RunResult]) -> str:
-    from utils.wer import corpus_wer
+    from benchmarks.wer import corpus_wer
 
     lines = ["| run | files | WER | files without a reply |", "|---|---|---|---|"]
     for run in results:
@@ -567,7 +548,7 @@ def main() -> int:
     save_results(args, RESULTS, report.strip() + "\n")
 
     if args.long:
-        from long_requests import joined_requests, long_human_clips
+        from benchmarks.long_requests import joined_requests, long_human_clips
 
         long_load_before = os.getloadavg()
         with tempfile.TemporaryDirectory() as tmp:

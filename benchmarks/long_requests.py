@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.audio import load_audio, write_wav
+from audio.pcm import load_audio, write_wav
 
 RATE = 16000
 REPO = Path(__file__).resolve().parent.parent

@@ -28,9 +28,10 @@ def measure(max_words: int) -> None:
     import psutil
 
     sys.path.insert(0, str(REPO))
+    from conversation.turn import Turn
     from tests.conftest import make_handler
     from TTS.piper_handler import PiperTTSHandler
-    from utils.messages import LLMSentence, Turn
+    from utils.messages import LLMSentence
 
     voice = make_handler(PiperTTSHandler, voice="joe", output_sample_rate=16000, max_words=max_words)
     process = psutil.Process()

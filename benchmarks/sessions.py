@@ -18,10 +18,7 @@ the turns answered.
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,37 +31,10 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "RESULTS_sessions.md"
 sys.path.insert(0, str(REPO))
 
+from audio.pcm import load_audio  # noqa: E402
 from benchmarks.latency import add_output_arguments, machine_description, percentile, pick_samples, save_results  # noqa: E402
+from benchmarks.server_process import ServerProcess  # noqa: E402
 from connections.realtime.client import connect, to_pcm24k  # noqa: E402
-from utils.audio import load_audio  # noqa: E402
-
-REALTIME_READY = re.compile(r"ready: realtime API on ws://127\.0\.0\.1:(\d+)/v1/realtime")
-SOCKET_READY = re.compile(r"ready: send audio to port (\d+), replies come from port (\d+)")
-
-
-def start(args: list[str], ready: re.Pattern[str], log: Path) -> tuple[subprocess.Popen, re.Match[str]]:
-    handle = open(log, "w")
-    process = subprocess.Popen(
-        [sys.executable, "s2s_pipeline.py", *args], cwd=REPO, stdout=handle, stderr=subprocess.STDOUT,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )  # fmt: skip
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        match = ready.search(log.read_text())
-        if match:
-            return process, match
-        if process.poll() is not None:
-            break
-        time.sleep(0.2)
-    raise RuntimeError("server did not start:\n" + log.read_text()[-2000:])
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.send_signal(2)
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        process.kill()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -212,24 +182,19 @@ def main() -> int:
     questions = [load_audio(sample.path) for sample in samples]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        process, match = start(
-            ["--mode", "socket", "--recv_port", "0", "--send_port", "0"], SOCKET_READY, Path(tmp) / "socket.log"
-        )
+        server = ServerProcess("socket", Path(tmp), suffix="-socket")
         try:
-            rows.append(socket_round(int(match.group(1)), int(match.group(2)), questions, process.pid))
+            rows.append(socket_round(server.recv_port, server.send_port, questions, server.process.pid))
         finally:
-            stop(process)
+            server.stop()
         counts = [int(n) for n in args.sessions.split(",")]
-        process, match = start(
-            ["--mode", "realtime", "--realtime_port", "0", "--max_sessions", str(max(counts))],
-            REALTIME_READY, Path(tmp) / "realtime.log",
-        )  # fmt: skip
+        server = ServerProcess("realtime", Path(tmp), "--max_sessions", str(max(counts)), suffix="-realtime")
         try:
             for count in counts:
-                rows.append(realtime_round(int(match.group(1)), count, questions, process.pid))
+                rows.append(realtime_round(server.port, count, questions, server.process.pid))
                 print(rows[-1], flush=True)
         finally:
-            stop(process)
+            server.stop()
     text = report(rows, len(questions), args.note)
     print(text)
     save_results(args, RESULTS, text)

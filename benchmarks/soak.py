@@ -23,8 +23,8 @@ the end, reconnect times, and the time to answer the first turn after each
 kind of fault against an undisturbed turn.  Last, Ctrl-C (SIGINT) and SIGTERM
 are sent while a client is stalled, and the time to exit is measured.
 
-A client is one class per server mode (`CLIENTS`); a mode's server command is
-in `SERVER_FLAGS`.  `--mode realtime` soaks the realtime server through the
+A client is one class per server mode (`CLIENTS`); the server is started and
+stopped as the tests do (benchmarks/server_process.py).  `--mode realtime` soaks the realtime server through the
 official SDK: garbage is sent as undecodable messages, bad JSON, bad base64
 and odd-length audio; a stalled client stops reading its WebSocket; the bare
 cycles open and close whole conversations.
@@ -37,11 +37,9 @@ import csv
 import json
 import os
 import random
-import re
 import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -54,100 +52,16 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
 
-from latency import add_output_arguments, machine_description, save_results  # noqa: E402
-
-from utils.audio import load_audio  # noqa: E402
+from audio.pcm import load_audio  # noqa: E402
+from benchmarks.latency import add_output_arguments, machine_description, save_results  # noqa: E402
+from benchmarks.server_process import ServerProcess  # noqa: E402
 
 SHARED_AUDIO = Path(os.environ.get("S2S_SHARED_AUDIO", REPO.parent / "shared" / "audio"))
 RESULTS = REPO / "benchmarks" / "RESULTS_soak.md"
-READY = re.compile(r"ready: send audio to port (\d+), replies come from port (\d+)")
 RATE = 16000
 LONG_QUESTION = "Give me five tips for sleeping well, one full sentence for each tip."
 REFERENCE = "What is the capital of France?"  # questions/q01.wav, the first of questions()
-
-
-# --- the server under test ------------------------------------------------------------
-
-SERVER_FLAGS: dict[str, list[str]] = {
-    "socket": ["--mode", "socket", "--recv_port", "0", "--send_port", "0"],
-    "realtime": ["--mode", "realtime", "--realtime_port", "0"],
-}
-READY_LINES = {"socket": READY, "realtime": re.compile(r"ready: realtime API on ws://127\.0\.0\.1:(\d+)/v1/realtime")}
-
-
-class Server:
-    """`s2s_pipeline.py` in a child process; its log, metrics and /proc figures."""
-
-    def __init__(self, mode: str, workdir: Path, extra: list[str]) -> None:
-        self.log = workdir / f"server-{int(time.time() * 1000)}.log"
-        self.metrics = workdir / f"metrics-{int(time.time() * 1000)}.jsonl"
-        self._log_handle = open(self.log, "w")
-        self.process = subprocess.Popen(
-            [sys.executable, "s2s_pipeline.py", *SERVER_FLAGS[mode], "--metrics_file", str(self.metrics), *extra],
-            cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=self._log_handle, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        deadline = time.time() + 300
-        while time.time() < deadline:
-            match = READY_LINES[mode].search(self.log.read_text())
-            if match:
-                self.recv_port = int(match.group(1))  # realtime: the one port
-                self.send_port = int(match.group(2)) if mode == "socket" else self.recv_port
-                return
-            if self.process.poll() is not None:
-                raise RuntimeError("server died while starting:\n" + self.log.read_text()[-3000:])
-            time.sleep(0.2)
-        raise RuntimeError("server did not start:\n" + self.log.read_text()[-3000:])
-
-    def turns(self) -> list[dict]:
-        if not self.metrics.exists():
-            return []
-        return [json.loads(line) for line in self.metrics.read_text().splitlines() if line.strip()]
-
-    def wait_for_turns(self, count: int, timeout: float) -> list[dict]:
-        deadline = time.time() + timeout
-        while time.time() < deadline and self.alive():
-            turns = self.turns()
-            if len(turns) >= count:
-                return turns
-            time.sleep(0.02)
-        return self.turns()
-
-    def wait_for_log(self, text: str, after: int, timeout: float) -> bool:
-        deadline = time.time() + timeout
-        while time.time() < deadline and self.alive():
-            if text in self.log.read_text()[after:]:
-                return True
-            time.sleep(0.05)
-        return False
-
-    def log_size(self) -> int:
-        return len(self.log.read_text())
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def figures(self) -> dict[str, int]:
-        """Resident memory (MiB), threads and open descriptors, from /proc."""
-        pid = self.process.pid
-        status = Path(f"/proc/{pid}/status").read_text()
-        rss_kib = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
-        threads = int(re.search(r"Threads:\s+(\d+)", status).group(1))
-        return {"rss_mib": rss_kib // 1024, "threads": threads, "fds": len(os.listdir(f"/proc/{pid}/fd"))}
-
-    def stop(self, signum: int = signal.SIGINT, timeout: float = 30) -> tuple[int | None, float]:
-        """Send `signum`; the exit status and the seconds until the process was gone."""
-        began = time.perf_counter()
-        self.process.send_signal(signum)
-        try:
-            code = self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            code = None
-        took = time.perf_counter() - began
-        self._log_handle.close()
-        return code, took
 
 
 # --- clients, one per mode ---------------------------------------------------------------
@@ -183,7 +97,7 @@ class ReplyReader(threading.Thread):
 class SocketClient:
     """The socket protocol: raw int16 16 kHz in on one port, replies out on the other."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: ServerProcess) -> None:
         self.server = server
         self.audio: socket.socket | None = None
         self.reader: ReplyReader | None = None
@@ -271,18 +185,18 @@ class SocketClient:
 class RealtimeClient:
     """The realtime API through the official `openai` SDK (connections/realtime/client.py)."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: ServerProcess) -> None:
         self.server = server
         self.conversation = None
 
     def _url(self) -> str:
-        return f"ws://127.0.0.1:{self.server.recv_port}/v1/realtime?model=s2s"
+        return f"ws://127.0.0.1:{self.server.port}/v1/realtime?model=s2s"
 
     def connect(self) -> float:
         from connections.realtime.client import connect
 
         began = time.perf_counter()
-        self.conversation = connect(self.server.recv_port)
+        self.conversation = connect(self.server.port)
         self.conversation.wait_for("session.created", timeout=10)
         return time.perf_counter() - began
 
@@ -347,7 +261,7 @@ class RealtimeClient:
 
         raw = socket.socket()
         raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        raw.connect(("127.0.0.1", self.server.recv_port))
+        raw.connect(("127.0.0.1", self.server.port))
         from websockets.sync.client import connect as ws_connect
 
         websocket = ws_connect(self._url(), sock=raw, open_timeout=10)
@@ -370,7 +284,7 @@ class RealtimeClient:
         return times
 
 
-CLIENTS: dict[str, Callable[[Server], SocketClient | RealtimeClient]] = {
+CLIENTS: dict[str, Callable[[ServerProcess], SocketClient | RealtimeClient]] = {
     "socket": SocketClient,
     "realtime": RealtimeClient,
 }
@@ -409,9 +323,9 @@ def spoken(text: str) -> np.ndarray:
     """A question nobody recorded, spoken by the packaged Piper voice."""
     import queue
 
+    from conversation.turn import Turn as PipelineTurn
     from TTS.piper_handler import PiperTTSHandler
     from utils.messages import LLMSentence
-    from utils.messages import Turn as PipelineTurn
 
     tts = PiperTTSHandler(threading.Event(), queue.Queue(), queue.Queue(), setup_kwargs={"output_sample_rate": RATE})
     pieces = [out.samples for out in tts.process(LLMSentence(text, "en", PipelineTurn()))]
@@ -437,12 +351,19 @@ class Report:
     rss_trace: list[int] = field(default_factory=list)  # every 10 turns
 
 
+def start_server(args: argparse.Namespace, workdir: Path) -> ServerProcess:
+    """The server under test, its log and metrics files named by when it started."""
+    return ServerProcess(
+        args.mode, workdir, *args.server_flags.split(), start_timeout_s=300, suffix=f"-{int(time.time() * 1000)}"
+    )
+
+
 def soak(args: argparse.Namespace, workdir: Path) -> Report:
     report = Report()
     rng = random.Random(args.seed)
     asked = questions()
     long_question = spoken(LONG_QUESTION)
-    server = Server(args.mode, workdir, args.server_flags.split())
+    server = start_server(args, workdir)
     client = CLIENTS[args.mode](server)
     report.figures["start"] = server.figures()
     began = time.perf_counter()
@@ -510,12 +431,12 @@ def soak(args: argparse.Namespace, workdir: Path) -> Report:
     if "Traceback" in server.log.read_text():
         report.crashes.append("a traceback in the server log")
     report.stops.append(stop_while_stalled(server, client, long_question, signal.SIGINT))
-    second = Server(args.mode, workdir, args.server_flags.split())
+    second = start_server(args, workdir)
     report.stops.append(stop_while_stalled(second, CLIENTS[args.mode](second), long_question, signal.SIGTERM))
     return report
 
 
-def stall_once(server: Server, client: SocketClient, long_question: np.ndarray) -> str:
+def stall_once(server: ServerProcess, client: SocketClient, long_question: np.ndarray) -> str:
     """A client that asks, then never reads; the server must drop it on its own."""
     mark = server.log_size()
     began = time.perf_counter()
@@ -529,7 +450,7 @@ def stall_once(server: Server, client: SocketClient, long_question: np.ndarray) 
     return f"not dropped within {took:.0f} s (its reply may have fit in the socket buffers)"
 
 
-def stop_while_stalled(server: Server, client: SocketClient, long_question: np.ndarray, signum: int) -> str:
+def stop_while_stalled(server: ServerProcess, client: SocketClient, long_question: np.ndarray, signum: int) -> str:
     """Signal the server while a client's reply is stuck in a send."""
     name = signal.Signals(signum).name
     if not server.alive():
@@ -538,7 +459,8 @@ def stop_while_stalled(server: Server, client: SocketClient, long_question: np.n
     stalled = client.stall(long_question)
     stuck = server.wait_for_log("reply:", mark, timeout=120)  # the LLM has answered; the sender is busy
     time.sleep(1.0)
-    code, took = server.stop(signum)
+    code = server.stop(signum, timeout_s=30)
+    took = server.stop_s
     for conn in stalled:
         conn.close()
     when = "while a reply client was stalled" if stuck else "(the stalled reply never started)"

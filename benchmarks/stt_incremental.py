@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "RESULTS_stt_incremental.md"
 sys.path.insert(0, str(REPO))
 
+from audio.pcm import load_audio, split_chunks  # noqa: E402
 from benchmarks.latency import (  # noqa: E402
     SHARED_AUDIO,
     add_output_arguments,
@@ -39,10 +40,9 @@ from benchmarks.latency import (  # noqa: E402
     save_results,
 )
 from benchmarks.long_requests import joined_requests, long_human_clips  # noqa: E402
-from utils.audio import load_audio, split_chunks  # noqa: E402
+from benchmarks.wer import corpus_wer  # noqa: E402
+from conversation.session import Session  # noqa: E402
 from utils.messages import AudioChunk, SpeechSegment, Transcript  # noqa: E402
-from utils.session import Session  # noqa: E402
-from utils.wer import corpus_wer  # noqa: E402
 
 
 def english_clips() -> list[tuple[Path, str]]:

@@ -29,8 +29,8 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "RESULTS_turn_detection.md"
 sys.path.insert(0, str(REPO))
 
+from audio.pcm import load_audio, split_chunks  # noqa: E402
 from benchmarks.latency import SHARED_AUDIO, add_output_arguments, machine_description, percentile, save_results  # noqa: E402
-from utils.audio import load_audio, split_chunks  # noqa: E402
 from utils.messages import AudioChunk, SpeechSegment  # noqa: E402
 from VAD.vad_handler import VADHandler  # noqa: E402
 

@@ -20,7 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from baseHandler import BaseHandler
-from utils.messages import EndOfResponse, LLMSentence, TTSAudio, Turn
+from conversation.turn import Turn
+from utils.messages import EndOfResponse, LLMSentence, TTSAudio
 from utils.turn_log import report_turn
 
 logger = logging.getLogger(__name__)
@@ -117,5 +118,3 @@ class AudioSink(BaseHandler):
             logger.info("turn %d says: %s", turn.number or turn.turn_id, audio.text)
         turn.playback.add(audio.text, len(audio.samples), audio.sample_rate, time.perf_counter())
         self.output(audio)
-        if turn.session is not None:
-            turn.session.observer.response_audio(audio)

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from audio.pcm import PIPELINE_SAMPLE_RATE, split_chunks, write_wav
 from connections.audio_sink import AudioSink
-from utils.audio import PIPELINE_SAMPLE_RATE, split_chunks, write_wav
-from utils.messages import AudioChunk, EndOfStream, TTSAudio, Turn
+from conversation.turn import Turn
+from utils.messages import AudioChunk, EndOfStream, TTSAudio
 
 logger = logging.getLogger(__name__)
 

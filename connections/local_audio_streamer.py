@@ -8,7 +8,7 @@ resampler for the whole stream, so block boundaries do not click).  Replies are 
 
 With echo cancellation (`--aec`, on by default) the microphone stays open
 while the assistant speaks: each mic block is cleaned of the block played at
-the same time (utils/echo_cancel.py) and goes to the VAD, stamped with the
+the same time (audio/echo_cancel.py) and goes to the VAD, stamped with the
 local session, whose barge-in lets the user interrupt.  Without it (`--aec
 False`) the microphone is ignored while a reply plays and for the output
 latency after it (half duplex, as in the seed), so the assistant does not
@@ -32,14 +32,15 @@ from typing import Any
 
 import numpy as np
 
+from audio.echo_cancel import EchoCancellerUnavailable
+from audio.full_duplex import FullDuplexMic
+from audio.pcm import PIPELINE_SAMPLE_RATE, resample
+from audio.stream_resample import StreamResampler
 from connections.audio_sink import AudioSink
 from connections.playback_buffer import PlaybackBuffer
-from TTS.stream_resample import StreamResampler
-from utils.audio import PIPELINE_SAMPLE_RATE, resample
-from utils.echo_cancel import EchoCancellerUnavailable
-from utils.full_duplex import FullDuplexMic
-from utils.messages import AudioChunk, EndOfResponse, EndOfStream, LLMSentence, TTSAudio, Turn
-from utils.session import Session
+from conversation.session import Session
+from conversation.turn import Turn
+from utils.messages import AudioChunk, EndOfResponse, EndOfStream, LLMSentence, TTSAudio
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ class LocalAudioStreamer:
         session: Session | None = None,
     ) -> None:
         """`echo_cancellation`: None (half duplex) or an engine of
-        utils/echo_cancel.py ("auto", "webrtc", "speex"); `session`: the
+        audio/echo_cancel.py ("auto", "webrtc", "speex"); `session`: the
         conversation the mic audio belongs to."""
         self.sd = import_sounddevice()
         self.latency_s = latency_s

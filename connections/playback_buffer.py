@@ -16,7 +16,7 @@ from collections import deque
 
 import numpy as np
 
-from utils.messages import Turn
+from conversation.turn import Turn
 
 
 class PlaybackBuffer:

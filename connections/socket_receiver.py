@@ -19,8 +19,8 @@ import threading
 import numpy as np
 
 from connections.tcp import listen
+from conversation.session import Session, SessionSettings
 from utils.messages import AudioChunk, EndOfStream, ResetConversation
-from utils.session import Session, SessionSettings
 
 logger = logging.getLogger(__name__)
 

@@ -25,7 +25,8 @@ from pathlib import Path
 
 from connections.audio_sink import AudioSink
 from connections.tcp import listen
-from utils.messages import TTSAudio, Turn
+from conversation.turn import Turn
+from utils.messages import TTSAudio
 
 logger = logging.getLogger(__name__)
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import errno
-import ipaddress
 import logging
 import socket
+
+from utils.net import is_loopback
 
 logger = logging.getLogger(__name__)
 
@@ -17,15 +18,6 @@ ACCEPT_POLL_S = 0.2
 # (1 s, then 3 s): 1,000 reconnects took 0.5 s each on average.  The system's
 # maximum costs nothing and lets bursts queue; the newest still wins.
 LISTEN_BACKLOG = socket.SOMAXCONN
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class PortUnavailableError(OSError):

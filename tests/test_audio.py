@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import soundfile
 
+from audio.pcm import AudioInputError, load_audio, resample, split_chunks
 from tests.conftest import QUESTIONS
-from utils.audio import AudioInputError, load_audio, resample, split_chunks
 
 
 def tone(freq: float, rate: int, seconds: float = 1.0) -> np.ndarray:

@@ -6,7 +6,8 @@ import threading
 import numpy as np
 
 from connections.audio_sink import AudioSink
-from utils.messages import EndOfResponse, TTSAudio, Turn
+from conversation.turn import Turn
+from utils.messages import EndOfResponse, TTSAudio
 
 
 class ListSink(AudioSink):

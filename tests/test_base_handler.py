@@ -5,8 +5,9 @@ import threading
 import time
 
 from baseHandler import BaseHandler
+from conversation.turn import Turn
 from tests.conftest import drain
-from utils.messages import EndOfResponse, EndOfStream, LLMSentence, ResetConversation, Transcript, Turn
+from utils.messages import EndOfResponse, EndOfStream, LLMSentence, ResetConversation, Transcript
 from utils.thread_manager import ThreadManager
 
 
@@ -96,7 +97,7 @@ def test_end_of_stream_drains_a_chain_and_ends_all_threads():
 
 
 def test_turns_of_a_departed_client_are_dropped_not_forwarded():
-    from utils.messages import Session
+    from conversation.session import Session
 
     session = Session()
     handler = make()

@@ -7,11 +7,8 @@ import argparse
 import subprocess
 import sys
 
+from benchmarks.latency import add_output_arguments, save_results
 from tests.conftest import REPO
-
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from latency import add_output_arguments, save_results
 
 
 def saved(tmp_path, argv: list[str]) -> tuple[bool, str]:

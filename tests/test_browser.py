@@ -31,9 +31,9 @@ import pytest
 import soundfile as sf
 import soxr
 
+from audio.pcm import load_audio
+from benchmarks.server_process import ServerProcess
 from tests.conftest import SHARED_AUDIO
-from tests.test_realtime import RealtimeServer
-from utils.audio import load_audio
 
 CHROMIUM = Path(os.environ.get("S2S_CHROMIUM", "/usr/lib/chromium/chromium"))
 KEY = "browser-test-key-" + "k" * 16
@@ -70,7 +70,7 @@ def playwright():
 def open_server(tmp_path_factory):
     """No API key, on loopback: the page just connects."""
     require_browser()
-    running = RealtimeServer(tmp_path_factory.mktemp("browser-open"), "--max_sessions", "3", api_key=None)
+    running = ServerProcess("realtime", tmp_path_factory.mktemp("browser-open"), "--max_sessions", "3", api_key=None)
     yield running
     assert running.stop() == 0
 
@@ -78,7 +78,7 @@ def open_server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def keyed_server(tmp_path_factory):
     require_browser()
-    running = RealtimeServer(tmp_path_factory.mktemp("browser-keyed"), api_key=KEY)
+    running = ServerProcess("realtime", tmp_path_factory.mktemp("browser-keyed"), api_key=KEY)
     yield running
     assert running.stop() == 0
 
@@ -380,7 +380,7 @@ def test_a_full_server_and_a_restarted_server_are_explained_and_retried(playwrig
     require_browser()
     for name in ("first", "second"):
         (tmp_path / name).mkdir()
-    server = RealtimeServer(tmp_path / "first", "--max_sessions", "1", api_key=None)
+    server = ServerProcess("realtime", tmp_path / "first", "--max_sessions", "1", api_key=None)
     microphone = fake_microphone(tmp_path / "silence.wav", 5.0)
     browser = launch(playwright, microphone)
     restarted = None
@@ -401,7 +401,7 @@ def test_a_full_server_and_a_restarted_server_are_explained_and_retried(playwrig
         wait_for_state(first, "reconnecting", 15)
         assert "cannot be reached" in first.inner_text("#notice")
         # ...and is back in the conversation once a server answers on the same address again.
-        restarted = RealtimeServer(tmp_path / "second", "--realtime_port", str(server.port), api_key=None)
+        restarted = ServerProcess("realtime", tmp_path / "second", "--realtime_port", str(server.port), api_key=None)
         wait_for_state(first, "connected", 60)
         assert "Reconnected" in first.inner_text("#notice")
         assert stats(first)["reconnects"] >= 1

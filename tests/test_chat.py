@@ -1,4 +1,4 @@
-from utils.chat import Chat, language_instruction
+from conversation.chat import Chat, language_instruction
 
 
 def test_system_prompt_is_kept_and_history_bounded_in_pairs():

@@ -5,8 +5,9 @@ import subprocess
 
 import pytest
 
+from config.parse import ConfigError, handler_kwargs, parse_config
+from pipeline.builder import stage_kwargs
 from s2s_pipeline import main
-from utils.config import ConfigError, handler_kwargs, parse_config
 
 FLAGS = {
     "mode": "file",
@@ -52,7 +53,7 @@ def test_prefixes_are_stripped_and_gen_flags_collected():
     stt = config.stage_kwargs("stt")
     assert stt["model_name"] == "tiny.en" and "stt_model_name" not in stt
     assert stt["gen_kwargs"]["beam_size"] == 3 and "gen_beam_size" not in stt
-    llm = config.stage_kwargs("llm")
+    llm = stage_kwargs(config, "llm")
     assert llm["model_name"] == "smollm2-135m"
     assert llm["chat_size"] == 4  # unprefixed fields pass as they are
     pacing = llm["pacing"]  # global flags the shared answer loop reads
@@ -216,7 +217,7 @@ def test_a_preset_fills_in_what_the_user_did_not_set():
     quality = parse_config(["--preset", "quality"])
     assert quality.llm.lm_model_name == "qwen2.5-1.5b"
     assert quality.module.first_clause_words == 0
-    pacing = quality.stage_kwargs("llm")["pacing"]
+    pacing = stage_kwargs(quality, "llm")["pacing"]
     assert (pacing.first_clause_words, pacing.first_phrase_words) == (0, 0)  # every sentence spoken whole
     assert quality.stage_kwargs("tts")["split_first_sentence"] is False
     assert parse_config([]).module.preset is None
@@ -258,7 +259,7 @@ def test_an_unknown_preset_is_a_config_error(capsys):
 
 
 def test_a_preset_whose_model_is_not_installed_says_the_pip_command_in_one_line(tmp_path, monkeypatch, capsys):
-    from utils import packaged_models
+    from models import packaged as packaged_models
 
     real_package_dir = packaged_models.package_dir
     monkeypatch.setenv("S2S_CACHE_DIR", str(tmp_path))  # no joined copy in the cache either
@@ -293,7 +294,7 @@ def test_tls_files_that_are_not_a_certificate_and_key_are_one_line(tmp_path, cap
 
 
 def test_a_matching_certificate_and_key_pass_and_a_foreign_key_does_not(tmp_path):
-    from utils.config import tls_files_problem
+    from config.parse import tls_files_problem
 
     def make(name: str) -> tuple[str, str]:
         cert, key = tmp_path / f"{name}-cert.pem", tmp_path / f"{name}-key.pem"

@@ -17,14 +17,15 @@ import numpy as np
 import pytest
 import soundfile
 
+from audio.pcm import int16_to_float, load_audio
+from benchmarks.server_process import ServerProcess
+from conversation.chat import Chat
+from conversation.playback import PlaybackLog
+from conversation.session import Session
+from conversation.turn import Turn
 from tests.conftest import QUESTIONS, make_handler
-from tests.test_socket_mode import Server, client
-from utils.audio import int16_to_float, load_audio
-from utils.chat import Chat
-from utils.messages import Turn
-from utils.playback import PlaybackLog
-from utils.session import Session
-from utils.turn_end import looks_unfinished
+from tests.test_socket_mode import client
+from VAD.turn_end import looks_unfinished
 
 RATE = 16000
 
@@ -190,8 +191,8 @@ def wait_until_saying(server, audio: socket.socket, before: int, min_words: int,
 
 @pytest.fixture(scope="module")
 def barge_in_server(tmp_path_factory):
-    running = Server(
-        tmp_path_factory.mktemp("barge_in"), "--barge_in", "True",
+    running = ServerProcess(
+        "socket",         tmp_path_factory.mktemp("barge_in"), "--barge_in", "True",
         "--init_chat_prompt", "You are a helpful assistant. Always answer in five sentences or more.",
     )  # fmt: skip
     yield running
@@ -202,7 +203,7 @@ def barge_in_server(tmp_path_factory):
 def test_a_pause_before_the_last_word_gets_one_answer_to_the_whole_question(tmp_path, steady_voice):
     """'What is the capital city of' ... 600 ms ... 'France?': the silence
     outlasts the 300 ms end of turn, but the sentence is not over."""
-    server = Server(tmp_path)
+    server = ServerProcess("socket", tmp_path)
     try:
         question = np.concatenate([
             silence(0.3), speak(steady_voice, "What is the capital city of"), silence(0.6),

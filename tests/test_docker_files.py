@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from config.parse import parse_config
 from tests.conftest import REPO
-from utils.config import parse_config
 
 DOCKERFILES = {"cuda": REPO / "Dockerfile", "jetson": REPO / "Dockerfile.arm64"}
 COMPOSE = REPO / "docker-compose.yml"
@@ -433,10 +433,10 @@ def test_model_cache_is_a_volume(name: str, monkeypatch: pytest.MonkeyPatch) -> 
     volumes = [item.arguments for item in instructions if item.keyword == "VOLUME" and item.stage == final]
     assert volumes and CACHE in (item.strip('[]" ') for item in volumes)
 
-    from utils.packaged_models import cache_root
+    from models.packaged import cache_root
 
     monkeypatch.setenv("S2S_CACHE_DIR", env["S2S_CACHE_DIR"])
-    assert cache_root() == Path(CACHE), "the ENV name is the one utils/packaged_models.py reads"
+    assert cache_root() == Path(CACHE), "the ENV name is the one models/packaged.py reads"
     user = [item.arguments for item in instructions if item.keyword == "USER" and item.stage == final]
     assert user and user[-1] not in ("root", "0"), "the server does not run as root"
 
@@ -550,7 +550,7 @@ def test_compose_scale_profile_puts_realtime_replicas_behind_nginx_with_one_llm_
     assert "proxy_set_header Upgrade $http_upgrade" in nginx_conf and "s2s-realtime:8765" in nginx_conf
     assert "llama_cpp.server" in " ".join(llm["entrypoint"])
     # the replica's command is one the real option parser accepts, and it refuses to run without a key
-    from utils.config import ConfigError, parse_config
+    from config.parse import ConfigError, parse_config
 
     monkeypatch.delenv("S2S_API_KEY", raising=False)
     with pytest.raises(ConfigError, match="S2S_API_KEY"):

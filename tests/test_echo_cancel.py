@@ -2,7 +2,7 @@
 microphone through a simulated room must vanish, a recorded human voice on
 top of it must stay (the VAD hears it, Whisper understands it).
 
-The echo path (delay, reflections, -6 dB) comes from utils/echo_path.py; the
+The echo path (delay, reflections, -6 dB) comes from audio/echo_path.py; the
 canceller is never told the delay.
 """
 
@@ -14,18 +14,18 @@ import threading
 import numpy as np
 import pytest
 
-from tests.conftest import HUMAN, make_handler, read_transcripts
-from utils.audio import int16_to_float, load_audio
-from utils.echo_cancel import (
+from audio.echo_cancel import (
     EchoCanceller,
     EchoCancellerUnavailable,
     SpeexEchoCanceller,
     WebRtcEchoCanceller,
     create_echo_canceller,
 )
-from utils.echo_path import SimulatedEchoPath
+from audio.echo_path import SimulatedEchoPath
+from audio.pcm import int16_to_float, load_audio
+from benchmarks.wer import corpus_wer
+from tests.conftest import HUMAN, make_handler, read_transcripts
 from utils.messages import AudioChunk
-from utils.wer import corpus_wer
 from VAD.vad_handler import VADHandler
 
 RATE = 16000
@@ -179,7 +179,7 @@ def test_a_short_played_block_counts_as_silence():
 
 
 def test_device_rates_other_than_16_khz_are_cancelled(reply):
-    from utils.audio import resample
+    from audio.pcm import resample
 
     played = resample(reply, RATE, 48000)
     path = SimulatedEchoPath(48000)
@@ -203,10 +203,10 @@ def test_speex_fallback_cancels_once_converged(reply):
 def test_unknown_or_missing_engines_are_clear_errors(monkeypatch):
     with pytest.raises(ValueError, match="unknown echo canceller 'nope'"):
         create_echo_canceller(RATE, "nope")
-    monkeypatch.setattr("utils.echo_cancel.installed_engines", lambda: [])
+    monkeypatch.setattr("audio.echo_cancel.installed_engines", lambda: [])
     with pytest.raises(EchoCancellerUnavailable, match="pip install livekit"):
         create_echo_canceller(RATE)
-    monkeypatch.setattr("utils.echo_cancel.installed_engines", lambda: ["speex"])
+    monkeypatch.setattr("audio.echo_cancel.installed_engines", lambda: ["speex"])
     with pytest.raises(EchoCancellerUnavailable, match="'webrtc'"):
         create_echo_canceller(RATE, "webrtc")
     if importlib.util.find_spec("pyaec") is not None:

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import soundfile
 
+from audio.pcm import int16_to_float, load_audio, resample
 from tests.conftest import QUESTIONS, REPO, SHARED_AUDIO
-from utils.audio import int16_to_float, load_audio, resample
 
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -17,9 +17,9 @@ import threading
 import numpy as np
 import soundfile
 
+from audio.pcm import load_audio
 from tests.conftest import QUESTIONS, REPO
 from tests.test_end_to_end import run_cli
-from utils.audio import load_audio
 
 FAST = ["--stt_model_name", "tiny.en", "--lm_model_name", "smollm2-135m"]
 
@@ -69,10 +69,10 @@ def test_an_output_that_cannot_be_written_fails_before_the_models_load(tmp_path)
 def test_a_write_that_fails_at_the_end_is_an_error_not_a_success(tmp_path):
     """The folder is fine when the run starts and gone read-only by the end."""
     code = (
-        "import sys, s2s_pipeline, utils.audio\n"
+        "import sys, s2s_pipeline, audio.pcm\n"
         "from connections import file_io\n"
         "def refuse(path, samples, rate):\n"
-        "    raise utils.audio.AudioOutputError(f'cannot write {path}: No space left on device')\n"
+        "    raise audio.pcm.AudioOutputError(f'cannot write {path}: No space left on device')\n"
         "file_io.write_wav = refuse\n"
         "sys.exit(s2s_pipeline.main(sys.argv[1:]))\n"
     )

@@ -3,7 +3,7 @@ the delay line (echo paths longer than the canceller's reach, paths that
 jump), the hold after a sound-card hiccup, and the per-turn playback buffer.
 
 Speech is real (Piper speaks for the assistant, a recorded human clip for
-the user); the room is utils/echo_path.py.
+the user); the room is audio/echo_path.py.
 """
 
 from __future__ import annotations
@@ -13,16 +13,16 @@ import time
 import numpy as np
 import pytest
 
+from audio.echo_cancel import WebRtcEchoCanceller
+from audio.echo_delay import DelayCompensatedEchoCanceller, EchoDelayTracker
+from audio.echo_path import SimulatedEchoPath
+from audio.full_duplex import FullDuplexMic
+from audio.pcm import load_audio
 from connections.playback_buffer import PlaybackBuffer
+from conversation.playback import PlaybackLog
+from conversation.session import Session
+from conversation.turn import Turn
 from tests.conftest import HUMAN, make_handler
-from utils.audio import load_audio
-from utils.echo_cancel import WebRtcEchoCanceller
-from utils.echo_delay import DelayCompensatedEchoCanceller, EchoDelayTracker
-from utils.echo_path import SimulatedEchoPath
-from utils.full_duplex import FullDuplexMic
-from utils.messages import Turn
-from utils.playback import PlaybackLog
-from utils.session import Session
 
 RATE = 16000
 BLOCK = 512

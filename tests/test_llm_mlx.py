@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 import pytest
 
+from config.parse import parse_config
+from conversation.turn import Turn
 from LLM.mlx_language_model import MLXLanguageModelHandler
 from tests.conftest import make_handler
-from utils.config import parse_config
-from utils.messages import EndOfResponse, LLMSentence, Transcript, Turn
+from utils.messages import EndOfResponse, LLMSentence, Transcript
 
 
 def test_flags_and_registry_wiring():

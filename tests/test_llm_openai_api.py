@@ -23,11 +23,12 @@ from urllib.parse import urlparse
 
 import pytest
 
+from config.parse import parse_config
+from conversation.turn import Turn
 from LLM.openai_api_language_model import PLACEHOLDER_API_KEY, LLMServerError, OpenApiLanguageModelHandler
+from models.packaged import GGUF_MODELS
 from tests.conftest import drain, make_handler
-from utils.config import parse_config
-from utils.messages import EndOfResponse, EndOfStream, LLMSentence, Transcript, Turn
-from utils.packaged_models import GGUF_MODELS
+from utils.messages import EndOfResponse, EndOfStream, LLMSentence, Transcript
 
 SYSTEM = "You are a helpful assistant. Answer in one short sentence."
 

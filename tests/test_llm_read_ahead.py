@@ -2,8 +2,9 @@
 
 import queue
 
-from utils.messages import EndOfResponse, LLMSentence, PartialTranscript, Transcript, Turn
-from utils.session import Session
+from conversation.session import Session
+from conversation.turn import Turn
+from utils.messages import EndOfResponse, LLMSentence, PartialTranscript, Transcript
 
 QUESTION = "Can you recommend a good book for a long train ride across the mountains in winter?"
 

@@ -4,8 +4,9 @@ import re
 
 import pytest
 
+from conversation.turn import Turn
 from tests.conftest import make_handler
-from utils.messages import EndOfResponse, LLMSentence, ResetConversation, Transcript, Turn
+from utils.messages import EndOfResponse, LLMSentence, ResetConversation, Transcript
 
 
 def ask(handler, text: str, language: str | None = "en") -> tuple[list[LLMSentence], list]:
@@ -211,7 +212,7 @@ def test_the_kv_cut_never_moves_one_conversations_cache_into_anothers(llm_handle
     computed in a conversation's context) runs only on its own conversation's
     next prompt, and each session's chat holds only its own exchanges."""
     import LLM.llama_cpp_language_model as llama_module
-    from utils.messages import Session
+    from conversation.session import Session
 
     cut_for: list[str] = []
     monkeypatch.setattr(
@@ -229,7 +230,7 @@ def test_the_kv_cut_never_moves_one_conversations_cache_into_anothers(llm_handle
 
 def test_markdown_from_the_real_model_never_reaches_the_tts_as_symbols():
     """Asked for a formatted list, the packaged model writes markdown; the
-    sentences sent on to the TTS carry only words (utils/spoken_text.py)."""
+    sentences sent on to the TTS carry only words (LLM/spoken_text.py)."""
     import re
 
     from LLM.llama_cpp_language_model import LlamaCppLanguageModelHandler
@@ -276,12 +277,10 @@ def test_interrupted_replies_in_the_history_do_not_become_the_next_answers():
     was heard, one mid-sentence), still answers the next questions.  With a
     note in words in the history ("[interrupted: the user heard none of this
     reply]"), the model answered every following question with that note."""
-    from arguments_classes.llama_cpp_language_model_arguments import (
-        DEFAULT_SYSTEM_PROMPT,
-        LlamaCppLanguageModelHandlerArguments,
-    )
+    from arguments_classes.chat_arguments import DEFAULT_SYSTEM_PROMPT
+    from arguments_classes.llama_cpp_language_model_arguments import LlamaCppLanguageModelHandlerArguments
+    from conversation.session import Session
     from LLM.llama_cpp_language_model import LlamaCppLanguageModelHandler
-    from utils.session import Session
 
     handler = make_handler(
         LlamaCppLanguageModelHandler,

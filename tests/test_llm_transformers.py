@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from config.parse import parse_config
+from conversation.turn import Turn
+from models.packaged import GGUF_MODELS
 from tests.conftest import drain, make_handler
-from utils.config import parse_config
-from utils.messages import EndOfResponse, EndOfStream, LLMSentence, Transcript, Turn
-from utils.packaged_models import GGUF_MODELS
+from utils.messages import EndOfResponse, EndOfStream, LLMSentence, Transcript
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

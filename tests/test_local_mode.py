@@ -27,8 +27,8 @@ import numpy as np
 import pytest
 import soundfile
 
+from audio.pcm import int16_to_float, load_audio
 from tests.conftest import QUESTIONS, REPO
-from utils.audio import int16_to_float, load_audio
 
 TOOLS = ("pulseaudio", "pactl", "paplay", "parecord", "parec")
 

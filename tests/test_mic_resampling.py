@@ -16,10 +16,10 @@ import threading
 
 import numpy as np
 
+from audio.pcm import resample
+from audio.stream_resample import StreamResampler
 from connections import local_audio_streamer
 from connections.local_audio_streamer import LocalAudioStreamer, PlaybackBuffer
-from TTS.stream_resample import StreamResampler
-from utils.audio import resample
 from utils.messages import AudioChunk
 
 DEVICE_RATE = 44100

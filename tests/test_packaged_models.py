@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from utils import packaged_models
-from utils.packaged_models import (
+from models import packaged as packaged_models
+from models.packaged import (
     GGUF_MODELS,
     ModelNotInstalledError,
     PackagedFile,

@@ -9,8 +9,9 @@ import time
 import numpy as np
 
 from baseHandler import BaseHandler
+from conversation.session import Session
 from tests.conftest import drain
-from utils.messages import AudioChunk, CommitInput, EndOfStream, Session
+from utils.messages import AudioChunk, CommitInput, EndOfStream
 from utils.queues import LiveAudioQueue, StageQueue
 
 

@@ -16,65 +16,23 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soxr
 from websockets.exceptions import ConnectionClosed
 
+from audio.pcm import int16_to_float, load_audio
+from benchmarks.server_process import ServerProcess
 from connections.realtime.client import RATE, connect, to_pcm24k
 from tests.conftest import HUMAN, QUESTIONS, REPO
-from utils.audio import int16_to_float, load_audio
 
 KEY = "test-key-" + "x" * 16
-READY = re.compile(r"ready: realtime API on ws://127\.0\.0\.1:(\d+)/v1/realtime")
-
-
-class RealtimeServer:
-    def __init__(self, tmp: Path, *extra: str, api_key: str | None = KEY) -> None:
-        self.metrics = tmp / "metrics.jsonl"
-        self.log = tmp / "server.log"
-        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-        env.pop("S2S_API_KEY", None)
-        if api_key:
-            env["S2S_API_KEY"] = api_key
-        self._log_handle = open(self.log, "w")
-        self.process = subprocess.Popen(
-            [sys.executable, "s2s_pipeline.py", "--mode", "realtime", "--realtime_port", "0",
-             "--metrics_file", str(self.metrics), *extra],
-            cwd=REPO, env=env, stdout=self._log_handle, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            match = READY.search(self.log.read_text())
-            if match:
-                self.port = int(match.group(1))
-                return
-            if self.process.poll() is not None:
-                raise RuntimeError("server died:\n" + self.log.read_text()[-3000:])
-            time.sleep(0.2)
-        raise RuntimeError("server did not start:\n" + self.log.read_text()[-3000:])
-
-    def turns(self) -> list[dict]:
-        if not self.metrics.exists():
-            return []
-        return [json.loads(line) for line in self.metrics.read_text().splitlines()]
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def stop(self) -> int:
-        self.process.send_signal(2)
-        try:
-            return self.process.wait(10)
-        finally:
-            self._log_handle.close()
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    running = RealtimeServer(tmp_path_factory.mktemp("realtime"), "--max_sessions", "3")
+    running = ServerProcess("realtime", tmp_path_factory.mktemp("realtime"), "--max_sessions", "3", api_key=KEY)
     yield running
     assert running.stop() == 0
 

@@ -19,11 +19,12 @@ import numpy as np
 from openai.types.realtime import RealtimeServerEvent
 from pydantic import TypeAdapter
 
+from audio.pcm import load_audio, split_chunks
 from connections.realtime.connection import RealtimeConnection, RealtimeOptions
+from conversation.session import TurnDetection
+from conversation.turn import Turn
 from tests.conftest import QUESTIONS, make_handler
-from utils.audio import load_audio, split_chunks
-from utils.messages import AudioChunk, TTSAudio, Turn
-from utils.session import TurnDetection
+from utils.messages import AudioChunk, TTSAudio
 from VAD.vad_handler import VADHandler
 
 SERVER_EVENTS = TypeAdapter(RealtimeServerEvent)

@@ -1,6 +1,6 @@
 """The sentence aggregator alone: text pieces in, sentences out."""
 
-from utils.sentences import SentenceAggregator
+from LLM.sentences import SentenceAggregator
 
 
 def feed(pieces: list[str], first_clause_words: int = 0) -> tuple[list[list[str]], list[str]]:
@@ -118,7 +118,7 @@ def test_only_the_first_phrase_is_cut():
 
 
 def test_a_sentence_for_the_tts_is_cut_once_with_enough_words_on_each_side():
-    from utils.sentences import split_first_piece
+    from LLM.sentences import split_first_piece
 
     assert split_first_piece(
         "Walking from the train station to the old town would take approximately ten minutes."
@@ -138,7 +138,7 @@ def test_a_sentence_for_the_tts_is_cut_once_with_enough_words_on_each_side():
 
 
 def test_a_long_piece_is_cut_at_its_last_boundary_within_the_limit():
-    from utils.sentences import split_long_piece
+    from LLM.sentences import split_long_piece
 
     text = (
         "A great book for a long train ride is The Count of Monte Cristo by Alexandre Dumas, which tells the "
@@ -154,7 +154,7 @@ def test_a_long_piece_is_cut_at_its_last_boundary_within_the_limit():
 
 
 def test_a_long_piece_without_boundaries_is_cut_between_words():
-    from utils.sentences import split_long_piece
+    from LLM.sentences import split_long_piece
 
     text = "  ".join(f"w{i}" for i in range(45))  # no clause marks, no phrase openers, double spaces
     pieces = split_long_piece(text, 20)

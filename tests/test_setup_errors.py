@@ -13,9 +13,9 @@ import sys
 import pytest
 
 import s2s_pipeline
+from models.packaged import ModelNotInstalledError
+from pipeline.stage_setup import BackendUnavailableError, set_up_handler
 from tests.conftest import QUESTIONS
-from utils.handler_setup import BackendUnavailableError, set_up_handler
-from utils.packaged_models import ModelNotInstalledError
 
 FAST = ["--stt_model_name", "tiny.en", "--lm_model_name", "smollm2-135m"]
 

@@ -15,10 +15,10 @@ import threading
 import numpy as np
 import pytest
 
+from audio.pcm import int16_to_float, load_audio, split_chunks
+from models.packaged import ModelNotInstalledError
 from tests.conftest import QUESTIONS, make_handler
-from utils.audio import int16_to_float, load_audio, split_chunks
 from utils.messages import AudioChunk
-from utils.packaged_models import ModelNotInstalledError
 from VAD.smart_turn import SmartTurnModel, model_path
 from VAD.vad_handler import VADHandler
 

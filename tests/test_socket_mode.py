@@ -6,7 +6,6 @@ in this module in turn; each test also checks it is still up afterwards.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -19,69 +18,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from audio.pcm import int16_to_float, load_audio
+from benchmarks.server_process import ServerProcess
 from connections.tcp import listen
 from tests.conftest import HUMAN, QUESTIONS, REPO
-from utils.audio import int16_to_float, load_audio
-
-READY = re.compile(r"ready: send audio to port (\d+), replies come from port (\d+)")
-
-
-class Server:
-    def __init__(self, tmp: Path, *extra: str) -> None:
-        self.metrics = tmp / "metrics.jsonl"
-        self.log = tmp / "server.log"
-        self._log_handle = open(self.log, "w")
-        self.process = subprocess.Popen(
-            [sys.executable, "s2s_pipeline.py", "--mode", "socket", "--recv_port", "0", "--send_port", "0",
-             "--metrics_file", str(self.metrics), *extra],
-            cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"},
-            stdout=self._log_handle, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            match = READY.search(self.log.read_text())
-            if match:
-                self.recv_port, self.send_port = int(match.group(1)), int(match.group(2))
-                return
-            if self.process.poll() is not None:
-                raise RuntimeError("server died:\n" + self.log.read_text()[-3000:])
-            time.sleep(0.2)
-        raise RuntimeError("server did not start:\n" + self.log.read_text()[-3000:])
-
-    def turns(self) -> list[dict]:
-        if not self.metrics.exists():
-            return []
-        return [json.loads(line) for line in self.metrics.read_text().splitlines()]
-
-    def wait_for_turns(self, count: int, timeout: float = 60) -> list[dict]:
-        deadline = time.time() + timeout
-        while time.time() < deadline and len(self.turns()) < count:
-            time.sleep(0.2)
-        return self.turns()
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def stop(self) -> int:
-        self.process.send_signal(2)  # Ctrl-C
-        try:
-            return self.process.wait(timeout=10)
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
-            self._log_handle.close()
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    running = Server(tmp_path_factory.mktemp("socket_server"))
+    running = ServerProcess("socket", tmp_path_factory.mktemp("socket_server"))
     yield running
     assert running.alive(), "the server died during the tests:\n" + running.log.read_text()[-3000:]
     assert running.stop() == 0
     assert "Traceback" not in running.log.read_text()
 
 
-def client(server: Server, input_file: Path, output_file: Path, *extra: str) -> subprocess.CompletedProcess:
+def client(server: ServerProcess, input_file: Path, output_file: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "listen_and_play.py", "--host", "127.0.0.1",
          "--send_port", str(server.recv_port), "--recv_port", str(server.send_port),
@@ -94,7 +46,7 @@ def transcribe(stt_handler, path: Path) -> str:
     return stt_handler.transcribe(int16_to_float(load_audio(path)))[0].lower()
 
 
-def send_raw(server: Server, payload: bytes, pace_chunks: bool = False) -> None:
+def send_raw(server: ServerProcess, payload: bytes, pace_chunks: bool = False) -> None:
     with socket.create_connection(("127.0.0.1", server.recv_port)) as conn:
         if pace_chunks:
             for start in range(0, len(payload), 1024):
@@ -259,7 +211,7 @@ def test_binding_beyond_loopback_warns(caplog):
 
 def test_server_stops_on_ctrl_c_within_two_seconds(tmp_path):
     """A second server, only to time its shutdown."""
-    other = Server(tmp_path)
+    other = ServerProcess("socket", tmp_path)
     began = time.perf_counter()
     assert other.stop() == 0
     assert time.perf_counter() - began < 2.0

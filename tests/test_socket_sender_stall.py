@@ -17,7 +17,8 @@ import time
 import numpy as np
 
 from connections.socket_sender import SocketSender
-from utils.messages import EndOfResponse, EndOfStream, TTSAudio, Turn
+from conversation.turn import Turn
+from utils.messages import EndOfResponse, EndOfStream, TTSAudio
 
 # Five minutes of reply, 9.6 MB: more than Linux's largest send buffer
 # (tcp_wmem, 4 MB by default), so a plain blocking sendall blocks for good.

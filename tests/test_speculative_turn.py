@@ -7,10 +7,12 @@ import time
 
 import numpy as np
 
+from conversation.chat import Chat
+from conversation.session import Session
+from conversation.turn import Turn
+from LLM.answer_loop import answer_transcript
 from tests.test_audio_sink import ListSink
-from utils.chat import Chat
-from utils.llm_stream import answer_transcript
-from utils.messages import EndOfResponse, LLMSentence, Session, Transcript, TTSAudio, Turn
+from utils.messages import EndOfResponse, LLMSentence, Transcript, TTSAudio
 
 
 def decide_later(action, delay_s: float = 0.1) -> threading.Thread:
@@ -121,9 +123,10 @@ def test_a_pause_inside_a_turn_is_not_heard_as_a_turn_of_its_own(stt_handler, ca
     turn heard says how many early replies were dropped."""
     import logging
 
+    from audio.pcm import load_audio
+    from conversation.session import Session
     from tests.conftest import QUESTIONS
-    from utils.audio import load_audio
-    from utils.messages import AudioChunk, Session, SpeechSegment
+    from utils.messages import AudioChunk, SpeechSegment
     from VAD.vad_handler import VADHandler
 
     caplog.set_level(logging.DEBUG, logger="STT")
@@ -158,7 +161,7 @@ def test_a_speculative_transcript_finished_after_its_cancel_is_not_heard(caplog)
     the transcript then belongs to no turn and is not logged as heard."""
     import logging
 
-    from utils.stt_result import transcript_messages
+    from STT.results import transcript_messages
 
     caplog.set_level(logging.DEBUG, logger="STT")
     turn = Turn(speculative=True)
@@ -177,7 +180,7 @@ def test_the_llm_waits_for_the_first_audio_before_going_on():
     """--first_audio_wait_ms: once the first sentence is out (released when
     the second piece arrives), no piece is pulled until the TTS has made its
     audio (here 0.15 s later), or the limit passes."""
-    from utils.llm_stream import ReplyPacing
+    from LLM.answer_loop import ReplyPacing
 
     turn = Turn()
     pulled = []

@@ -1,4 +1,4 @@
-"""What the voice is given: LLM text rewritten into words (utils/spoken_text.py).
+"""What the voice is given: LLM text rewritten into words (LLM/spoken_text.py).
 
 The pure function alone here; tests/test_llm_real.py checks real model output
 through the LLM handler, where the rewrite is applied to every sentence.
@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from utils.sentences import SentenceAggregator
-from utils.spoken_text import speakable, strip_markdown
+from LLM.sentences import SentenceAggregator
+from LLM.spoken_text import speakable, strip_markdown
 
 # Nothing a reader sees but a listener should not hear.
 SYMBOLS = re.compile(r"[*#`_|~<>\[\]{}$€£¥%°•]|https?://|www\.|\d")
@@ -115,14 +115,15 @@ def test_speakable_is_stable_on_its_own_output():
 
 
 def test_the_shared_answer_loop_speaks_words_and_the_chat_keeps_the_written_reply():
-    """Every LLM backend answers through utils/llm_stream.py: the TTS gets the
+    """Every LLM backend answers through LLM/answer_loop.py: the TTS gets the
     spoken form, the turn records it, the chat remembers what the model wrote,
     and a sentence with nothing to say (emoji only) is not sent at all."""
     import threading
 
-    from utils.chat import Chat
-    from utils.llm_stream import answer_transcript
-    from utils.messages import EndOfResponse, LLMSentence, Transcript, Turn
+    from conversation.chat import Chat
+    from conversation.turn import Turn
+    from LLM.answer_loop import answer_transcript
+    from utils.messages import EndOfResponse, LLMSentence, Transcript
 
     chat = Chat(size=2)
     pieces = ["**Water** boils", " at 100°C.", " 🎉🎉.", " It costs $5", " a bottle."]

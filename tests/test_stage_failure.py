@@ -18,9 +18,9 @@ import time
 
 import pytest
 
+from benchmarks.server_process import SOCKET_READY as READY
 from tests.conftest import QUESTIONS, REPO
 from tests.test_local_mode import sound_server  # noqa: F401 - the fixture
-from tests.test_socket_mode import READY
 
 FAST_MODELS = ["--stt_model_name", "tiny.en", "--lm_model_name", "smollm2-135m"]
 MARK = "FAULT INJECTED"
@@ -145,7 +145,7 @@ def test_ctrl_c_while_the_tts_is_inside_a_long_call_still_stops_within_2_s():
 
     import numpy as np
 
-    from utils.audio import load_audio
+    from audio.pcm import load_audio
 
     patch = """
 import time

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from audio.pcm import load_audio, split_chunks
 from benchmarks.long_requests import joined_requests, long_human_clips
+from benchmarks.wer import corpus_wer, normalize
+from conversation.session import Session
 from STT.incremental_transcript import MAX_DECODE_S
 from tests.conftest import make_handler
-from utils.audio import load_audio, split_chunks
 from utils.messages import AudioChunk, PartialTranscript, SpeechProgress, SpeechSegment, Transcript
-from utils.session import Session
-from utils.wer import corpus_wer, normalize
 from VAD.vad_handler import VADHandler
 
 # WER points between CPUs' int8 kernels on the same audio (see the test below).

@@ -11,10 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from audio.pcm import int16_to_float, load_audio
+from config.parse import parse_config
+from conversation.turn import Turn
 from tests.conftest import QUESTIONS, make_handler
-from utils.audio import int16_to_float, load_audio
-from utils.config import parse_config
-from utils.messages import SpeechSegment, Transcript, Turn
+from utils.messages import SpeechSegment, Transcript
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

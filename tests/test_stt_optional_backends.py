@@ -17,13 +17,14 @@ from pathlib import Path
 
 import pytest
 
+from audio.pcm import int16_to_float, load_audio
+from config.parse import ConfigError, parse_config
+from config.registry import STT_BACKENDS
+from conversation.turn import Turn
 from STT.lightning_whisper_mlx_handler import LightningWhisperSTTHandler
 from STT.paraformer_handler import ParaformerSTTHandler, join_cjk
 from tests.conftest import QUESTIONS, make_handler
-from utils.audio import int16_to_float, load_audio
-from utils.config import ConfigError, parse_config
-from utils.messages import SpeechSegment, Transcript, Turn
-from utils.registry import STT_BACKENDS
+from utils.messages import SpeechSegment, Transcript
 
 ON_APPLE_SILICON = platform.system() == "Darwin" and platform.machine() == "arm64"
 
@@ -51,7 +52,7 @@ def test_whisper_mlx_flags_and_registry():
 def test_mac_preset_resolves_whisper_mlx():
     """`--local_mac_optimal_settings` picks whisper-mlx, mlx-lm and melo; the STT part
     must resolve, and the whole preset parses once the LLM and TTS backends exist."""
-    from utils.registry import LLM_BACKENDS, TTS_BACKENDS
+    from config.registry import LLM_BACKENDS, TTS_BACKENDS
 
     if "mlx-lm" in LLM_BACKENDS and "melo" in TTS_BACKENDS:
         config = parse_config(["--local_mac_optimal_settings"])

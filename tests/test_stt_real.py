@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 
+from audio.pcm import int16_to_float, load_audio
+from benchmarks.wer import corpus_wer
+from conversation.turn import Turn
 from tests.conftest import HUMAN, QUESTIONS, make_handler, read_transcripts
-from utils.audio import int16_to_float, load_audio
-from utils.messages import EndOfResponse, SpeechSegment, Transcript, Turn
-from utils.wer import corpus_wer
+from utils.messages import EndOfResponse, SpeechSegment, Transcript
 
 # Measured 8.0% over these 164 English clips with faster-whisper's 30 s window
 # and 7.6% with the default 10 s short window (greedy, int8, 2 cores); most

@@ -13,12 +13,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from audio.pcm import int16_to_float, load_audio
+from config.parse import ConfigError, parse_config
+from conversation.chat import language_instruction
+from conversation.turn import Turn
+from models.packaged import WHISPER_MODELS
 from tests.conftest import QUESTIONS, make_handler
-from utils.audio import int16_to_float, load_audio
-from utils.chat import language_instruction
-from utils.config import ConfigError, parse_config
-from utils.messages import EndOfResponse, SpeechSegment, Transcript, Turn
-from utils.packaged_models import WHISPER_MODELS
+from utils.messages import EndOfResponse, SpeechSegment, Transcript
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

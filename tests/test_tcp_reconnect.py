@@ -18,7 +18,8 @@ import numpy as np
 
 from connections.socket_receiver import SocketReceiver
 from connections.socket_sender import SocketSender
-from utils.messages import AudioChunk, TTSAudio, Turn
+from conversation.turn import Turn
+from utils.messages import AudioChunk, TTSAudio
 
 CYCLES = 300
 RETRANSMIT_S = 0.5  # a dropped SYN costs at least 1 s; a served connect well under 1 ms

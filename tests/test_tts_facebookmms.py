@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from config.parse import parse_config
+from config.registry import lookup
+from conversation.turn import Turn
 from tests.conftest import drain, make_handler
-from utils.config import parse_config
-from utils.messages import EndOfStream, LLMSentence, TTSAudio, Turn
-from utils.registry import lookup
+from utils.messages import EndOfStream, LLMSentence, TTSAudio
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

@@ -24,13 +24,14 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
+from audio.stream_resample import StreamResampler
+from config.parse import parse_config
+from config.registry import lookup
+from conversation.turn import Turn
 from tests.conftest import make_handler
 from TTS.chattts_handler import CHATTTS_SAMPLE_RATE, ChatTTSHandler, chattts_mono, to_output_rate
 from TTS.melo_handler import WHISPER_TO_MELO, MeloTTSHandler, melo_language
-from TTS.stream_resample import StreamResampler
-from utils.config import parse_config
-from utils.messages import LLMSentence, TTSAudio, Turn
-from utils.registry import lookup
+from utils.messages import LLMSentence, TTSAudio
 
 MELO_RATE = 44100
 

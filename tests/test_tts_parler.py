@@ -18,6 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from config.parse import parse_config
+from config.registry import lookup
+from conversation.turn import Turn
 from tests.conftest import make_handler
 from TTS.parler_handler import (
     DEFAULT_DESCRIPTION,
@@ -26,9 +29,7 @@ from TTS.parler_handler import (
     pad_lengths,
     per_language,
 )
-from utils.config import parse_config
-from utils.messages import LLMSentence, TTSAudio, Turn
-from utils.registry import lookup
+from utils.messages import LLMSentence, TTSAudio
 
 PARLER_SKIP = (
     "parler_tts does not import here: parler-tts 0.2.3 pins transformers==4.46.1 and needs "

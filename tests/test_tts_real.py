@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from utils.messages import LLMSentence, TTSAudio, Turn
+from conversation.turn import Turn
+from utils.messages import LLMSentence, TTSAudio
 
 
 def test_one_chunk_per_sentence_at_the_output_rate(tts_handler):

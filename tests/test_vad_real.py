@@ -5,8 +5,8 @@ import threading
 import numpy as np
 import pytest
 
+from audio.pcm import load_audio, split_chunks
 from tests.conftest import HUMAN, QUESTIONS, drain, make_handler, read_transcripts
-from utils.audio import load_audio, split_chunks
 from utils.messages import AudioChunk, EndOfStream, SpeechSegment
 from VAD.vad_handler import VADHandler
 

@@ -6,7 +6,7 @@ import logging
 import sys
 from pathlib import Path
 
-from utils.messages import Turn
+from conversation.turn import Turn
 
 logger = logging.getLogger("s2s.turns")
 

@@ -13,8 +13,8 @@ import binascii
 
 import numpy as np
 
-from TTS.stream_resample import StreamResampler
-from utils.audio import int16_to_float
+from audio.pcm import int16_to_float
+from audio.stream_resample import StreamResampler
 
 PCM_RATE = 24000  # the API's only PCM rate
 G711_RATE = 8000

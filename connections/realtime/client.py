@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from utils.audio import int16_to_float
+from audio.pcm import int16_to_float
 
 RATE = 24000
 FRAME_S = 0.02

@@ -3,9 +3,10 @@
 Client events become pipeline messages stamped with this connection's
 `Session` (audio, commits, typed messages, response requests) and go into
 the shared VAD queue, in order.  What the stages report about the session
-(speech started, transcript ready, reply audio and text, reply done) comes
-back through the `SessionObserver` methods, from the stage threads, and
-leaves as the API's server events, in order, through one writer task.
+(speech started, transcript ready, reply text, reply done) comes back
+through the `SessionObserver` methods, and the reply audio from the realtime
+sink (`response_audio`), all from the stage threads; it leaves as the API's
+server events, in order, through one writer task.
 
 A client that reads too slowly has its outgoing events queue up to a bound,
 then it is disconnected: it never holds up the stage threads, which serve
@@ -27,8 +28,9 @@ from pydantic import BaseModel
 
 from connections.realtime import events as ev
 from connections.realtime.audio import FORMAT_RATES, AudioFormatError, InputAudio, OutputAudio, decode_base64
-from utils.messages import AudioChunk, ClearInput, CommitInput, CreateResponse, TTSAudio, Turn, UserText
-from utils.session import Session, SessionObserver, SessionSettings, TurnDetection
+from conversation.session import Session, SessionObserver, SessionSettings, TurnDetection
+from conversation.turn import Turn
+from utils.messages import AudioChunk, ClearInput, CommitInput, CreateResponse, TTSAudio, UserText
 
 logger = logging.getLogger(__name__)
 
@@ -441,6 +443,9 @@ class RealtimeConnection(SessionObserver):
         return state
 
     def response_audio(self, audio: TTSAudio) -> None:
+        """One piece of a reply's audio (the sink's `output`): the reply's
+        transcript delta when a new sentence starts, then the audio encoded
+        in the session's output format, in deltas of `DELTA_SECONDS`."""
         state = self._response(audio.turn)
         if state.encoder is None:
             state.encoder = OutputAudio(self.output_format, audio.sample_rate)

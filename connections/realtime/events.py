@@ -57,7 +57,7 @@ from openai.types.realtime.realtime_audio_formats import AudioPCM, AudioPCMA, Au
 from openai.types.realtime.realtime_audio_input_turn_detection import ServerVad
 from pydantic import BaseModel, ValidationError
 
-from utils.session import SessionSettings, TurnDetection
+from conversation.session import SessionSettings, TurnDetection
 
 # Each client event type -> the SDK model that types it.
 CLIENT_EVENTS: dict[str, type[BaseModel]] = {

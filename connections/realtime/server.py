@@ -31,6 +31,7 @@ from connections.realtime.connection import RealtimeConnection, RealtimeOptions
 from connections.realtime.events import dump, error
 from connections.realtime.ws_protocol import ErrorBeforeCloseProtocol
 from connections.tcp import listen
+from conversation.session import Session
 from utils.messages import EndOfStream
 
 logger = logging.getLogger(__name__)
@@ -88,7 +89,9 @@ class RealtimeServer:
         self.max_sessions = max_sessions
         self.ssl = (ssl_certfile, ssl_keyfile)
         self.secrets = ClientSecrets()
-        self.connections: set[RealtimeConnection] = set()
+        # Each open conversation's connection, by its session: the sink sends a
+        # turn's reply audio through the connection of the turn's session.
+        self.connections: dict[Session, RealtimeConnection] = {}
         self.sessions_served = 0
         # Listening before any model loads: a port in use fails in a second.
         # Accepted connections inherit the send buffer: a few seconds of reply
@@ -193,7 +196,7 @@ class RealtimeServer:
             connection = RealtimeConnection(
                 websocket.send_text, asyncio.get_running_loop(), self.pipeline_in, self.options
             )
-            self.connections.add(connection)
+            self.connections[connection.session] = connection
             self.sessions_served += 1
             logger.info("realtime session %s opened (%d active)", connection.session.id, len(self.connections))
             writer = asyncio.create_task(connection.writer())
@@ -216,7 +219,7 @@ class RealtimeServer:
                 reason = f"connection lost ({type(problem).__name__})"
             finally:
                 connection.close()
-                self.connections.discard(connection)
+                self.connections.pop(connection.session, None)
                 writer.cancel()
                 try:
                     await websocket.close()

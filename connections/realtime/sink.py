@@ -1,29 +1,44 @@
 """The realtime mode's sink: each turn's reply goes to its own connection.
 
-The audio, the text and the end of each reply reach the client through the
-turn's session observer (its `RealtimeConnection`), which the shared
-`AudioSink` bookkeeping already calls; nothing else goes out here.  Replies
-are not paced: the client buffers them (as with the real API) and reports
-what it played with `conversation.item.truncate` when the user interrupts.
+The reply audio goes out here (`output`), through the `RealtimeConnection`
+of the turn's session (the server's map of open connections), which encodes
+it and emits the API's deltas; the text and the end of each reply reach the
+client through the session's observer (that same connection), which the
+shared `AudioSink` bookkeeping calls.  Replies are not paced: the client
+buffers them (as with the real API) and reports what it played with
+`conversation.item.truncate` when the user interrupts.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 from connections.audio_sink import AudioSink
+from connections.realtime.connection import RealtimeConnection
+from conversation.session import Session
 from utils.messages import TTSAudio
 
 
 class RealtimeSink(AudioSink):
     listener_buffers = True
 
-    def setup(self, should_listen: threading.Event, metrics_file: str | Path | None = None) -> None:
+    def setup(
+        self,
+        should_listen: threading.Event,
+        connections: Mapping[Session, RealtimeConnection],
+        metrics_file: str | Path | None = None,
+    ) -> None:
         self.setup_sink(should_listen, metrics_file)
+        self.connections = connections
 
     def output(self, audio: TTSAudio) -> None:
-        """The session's observer sends it (see `AudioSink._play`)."""
+        """Send it to the client whose conversation it answers (nobody's, once
+        that client has left)."""
+        connection = self.connections.get(audio.turn.session)
+        if connection is not None:
+            connection.response_audio(audio)
 
     def cleanup(self) -> None:
         self.report_heard_turns(everything=True)

@@ -13,11 +13,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 from baseHandler import BaseHandler
-from utils.config import PipelineConfig
-from utils.handler_setup import BackendUnavailableError, set_up_handler
-from utils.messages import Session
+from config.parse import PipelineConfig
+from conversation.session import Session
+from LLM.answer_loop import ReplyPacing
+from pipeline.stage_setup import BackendUnavailableError, set_up_handler
 from utils.queues import LiveAudioQueue, StageQueue
 from VAD.vad_handler import VADHandler
 
@@ -46,6 +48,18 @@ def _handler_class(config: PipelineConfig, stage: str) -> type[BaseHandler]:
         raise BackendUnavailableError(
             f"--{stage} {backend.name} cannot be imported ({error}); install it: {backend.extra}"
         ) from None
+
+
+def stage_kwargs(config: PipelineConfig, stage: str) -> dict[str, Any]:
+    """What one model stage's setup() is given: its backend's own arguments,
+    and for the LLM the reply pacing every backend's answer loop follows
+    (the global flags --first_clause_words, --first_phrase_words,
+    --first_audio_wait_ms)."""
+    kwargs = config.stage_kwargs(stage)
+    if stage == "llm":
+        module = config.module
+        kwargs["pacing"] = ReplyPacing(module.first_clause_words, module.first_phrase_words, module.first_audio_wait_ms)
+    return kwargs
 
 
 def build_model_stages(
@@ -84,7 +98,7 @@ def build_model_stages(
         backend = getattr(config, f"{stage}_backend")
         handler_class = _handler_class(config, stage)
         began = time.perf_counter()
-        build = partial(handler_class, stop, queue_in, queue_out, setup_kwargs=config.stage_kwargs(stage))
+        build = partial(handler_class, stop, queue_in, queue_out, setup_kwargs=stage_kwargs(config, stage))
         stages.append(set_up_handler(f"--{stage} {backend.name}", backend.extra, build))
         logger.info("%s %r ready in %.1f s", stage.upper(), backend.name, time.perf_counter() - began)
     logger.info("models loaded and warmed up in %.1f s", time.perf_counter() - started)

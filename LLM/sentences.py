@@ -26,7 +26,7 @@ from collections.abc import Iterator
 
 from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
 
-from utils.spoken_text import strip_markdown
+from LLM.spoken_text import strip_markdown
 
 _ABBREVIATIONS = {
     "dr", "mr", "mrs", "ms", "prof", "st", "vs", "etc", "e.g", "i.e", "jr", "sr",

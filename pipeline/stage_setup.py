@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from utils.packaged_models import ModelNotInstalledError
+from models.packaged import ModelNotInstalledError
 
 # What a handler's setup() raises when its package, model or device cannot be
 # used; anything else is a bug and keeps its traceback.

@@ -3,7 +3,7 @@
 Local mode and `listen_and_play.py --barge_in` play the replies through a
 speaker next to the microphone.  `FullDuplexMic.process(mic, played)` gives
 the mic block with the reply's echo removed (WebRTC AEC3 behind a delay line
-that follows the sound card's echo delay, utils/echo_delay.py), so the user
+that follows the sound card's echo delay, audio/echo_delay.py), so the user
 can talk over the assistant and the assistant never answers itself.
 
 Where the canceller cannot be trusted, echo must not reach the VAD:
@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from utils.echo_cancel import create_echo_canceller
-from utils.echo_delay import DelayCompensatedEchoCanceller
+from audio.echo_cancel import create_echo_canceller
+from audio.echo_delay import DelayCompensatedEchoCanceller
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class FullDuplexMic:
         hold_s: float = 1.5,
         echo_tail_s: float = 0.3,
     ) -> None:
-        """`engine`: see utils/echo_cancel.py (raises EchoCancellerUnavailable
+        """`engine`: see audio/echo_cancel.py (raises EchoCancellerUnavailable
         when none is installed); `echo_tail_s`: how long a room rings on
         after the echo's delay."""
         self.sample_rate = sample_rate

@@ -1,6 +1,6 @@
 """Resampling for audio that arrives in pieces: streamed TTS output, microphone blocks.
 
-`utils.audio.resample` treats each call as a whole signal, so resampling
+`audio.pcm.resample` treats each call as a whole signal, so resampling
 consecutive pieces of one stream separately puts a small edge transient
 (a click) at every piece boundary.  This keeps soxr's filter state across the
 pieces of one stream instead, so the joined output equals resampling the
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import soxr
 
-from utils.audio import float_to_int16, resample
+from audio.pcm import float_to_int16, resample
 
 
 class StreamResampler:

@@ -1,6 +1,6 @@
 """Checks and wording that make configuration errors one plain line, before any model loads.
 
-`utils.config` parses; this module says what is wrong in words a user of the
+`config.parse` parses; this module says what is wrong in words a user of the
 command line understands: the flag's name (never "HfArgumentParser"), what it
 expects, and what it got.  Everything here runs on the parsed dataclasses, so
 a bad value fails in milliseconds rather than after every model has loaded

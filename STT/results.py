@@ -7,8 +7,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from utils.audio import resample
-from utils.messages import EndOfResponse, SpeechSegment, Transcript, Turn
+from audio.pcm import resample
+from conversation.turn import Turn
+from utils.messages import EndOfResponse, SpeechSegment, Transcript
 
 logger = logging.getLogger("STT")
 

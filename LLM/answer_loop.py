@@ -5,7 +5,7 @@ of text pieces (llama.cpp tokens, a transformers streamer, an HTTP stream, a
 whole non-streamed reply).  Everything after that is the same and lives here,
 once: record the user's message in the bounded chat (with the "reply in
 <language>" hint), cut the pieces into sentences and emit each one the moment
-it is complete, rewritten into words a voice can say (`utils.spoken_text`;
+it is complete, rewritten into words a voice can say (`LLM.spoken_text`;
 the chat keeps the model's own text), stop between pieces when the pipeline
 is stopping, keep the history paired when generation fails, and end the turn
 with `EndOfResponse`.
@@ -19,10 +19,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from utils.chat import Chat, language_instruction
-from utils.messages import EndOfResponse, LLMSentence, Transcript, Turn
-from utils.sentences import SentenceAggregator
-from utils.spoken_text import speakable
+from conversation.chat import Chat, language_instruction
+from conversation.turn import Turn
+from LLM.sentences import SentenceAggregator
+from LLM.spoken_text import speakable
+from utils.messages import EndOfResponse, LLMSentence, Transcript
 
 logger = logging.getLogger(__name__)
 

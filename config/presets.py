@@ -1,7 +1,7 @@
 """Named settings a user picks with `--preset`, chosen by measured figures.
 
 Each preset lists, per backend name (or `module` for the global flags), the
-arguments it sets; `utils.config.apply_preset` fills them in for the chosen
+arguments it sets; `config.parse.apply_preset` fills them in for the chosen
 backends only, and never over a flag the user gave.  A stage whose backend the
 preset does not mention keeps that backend's own defaults.  The figures behind
 every choice are in benchmarks/RESULTS_answers.md (`python benchmarks/answers.py`).

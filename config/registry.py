@@ -3,6 +3,8 @@
 Adding a backend is one handler file, one arguments file and one line here.
 Handlers are named by import path and loaded only when chosen, so a backend
 whose heavy dependency is not installed costs nothing until someone asks for it.
+The line also holds the backend's install command, its only home: a handler
+whose package is missing says it through `missing_package`.
 """
 
 from __future__ import annotations
@@ -81,7 +83,8 @@ TTS_BACKENDS: dict[str, Backend] = {
         Backend("facebookMMS", "TTS.facebookmms_handler:FacebookMMSTTSHandler",
                 FacebookMMSTTSHandlerArguments, "tts", "pip install transformers torch"),
         Backend("melo", "TTS.melo_handler:MeloTTSHandler",
-                MeloTTSHandlerArguments, "tts", "pip install git+https://github.com/myshell-ai/MeloTTS.git"),
+                MeloTTSHandlerArguments, "tts", "pip install git+https://github.com/myshell-ai/MeloTTS.git "
+                "&& python -m unidic download (own environment: pins transformers 4.27)"),
         Backend("chatTTS", "TTS.chattts_handler:ChatTTSHandler",
                 ChatTTSHandlerArguments, "tts", "pip install chattts"),
     ]
@@ -99,3 +102,29 @@ def lookup(stage: str, name: str) -> Backend:
     if name not in backends:
         raise UnknownBackendError(f"unknown --{stage} {name!r}; choose one of: {', '.join(sorted(backends))}")
     return backends[name]
+
+
+def backend_of(handler: type) -> tuple[str, Backend] | None:
+    """(stage, backend) of a handler class, or of the nearest registered class it derives from."""
+    for cls in handler.__mro__:
+        path = f"{cls.__module__}:{cls.__qualname__}"
+        for stage, backends in STAGES.items():
+            for backend in backends.values():
+                if backend.handler_path == path:
+                    return stage, backend
+    return None
+
+
+def missing_package(handler: type, error: BaseException | None = None, needs: str = "needs") -> ImportError:
+    """What a handler raises when its package is missing: the backend and the
+    registry's install command ("the chatTTS TTS needs: pip install chattts"),
+    then the import's own error when given.  `needs` words a condition
+    ("needs Apple silicon and", "needs, to load a GGUF")."""
+    found = backend_of(handler)
+    if found is None:
+        what, install = handler.__name__, "its package"
+    else:
+        stage, backend = found
+        what, install = f"the {backend.name} {stage.upper()}", backend.extra
+    detail = f" ({error})" if error is not None else ""
+    return ImportError(f"{what} {needs}: {install}{detail}")

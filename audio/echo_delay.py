@@ -31,7 +31,7 @@ from collections import deque
 import numpy as np
 import soxr
 
-from utils.echo_cancel import EchoCanceller
+from audio.echo_cancel import EchoCanceller
 
 logger = logging.getLogger(__name__)
 

