@@ -5,8 +5,11 @@ speaks.  When the user interrupts, the samples played by then are mapped
 back onto those sentences (whole sentences, then the share of the words of
 the one cut off), so the chat can remember only what the user heard.
 
-Over a network the server cannot know what was played and assumes real time
-from the first sample sent.  A local sound card knows: its playback buffer
+Over a network the server cannot know what was played.  It assumes the
+client plays each piece as soon as it arrives and the one before it has
+finished: real time from the first sample while audio comes faster than it
+plays, and a pause wherever the reply was made slower than real time (a busy
+machine), so that such gaps are not counted as heard.  A local sound card knows: its playback buffer
 reports every block it hands to the device (`record_device_playback`), and
 what was heard is what the device had taken one output latency ago.
 """
@@ -25,6 +28,8 @@ class PlaybackLog:
     sample_rate: int = 16000
     started_at: float | None = None  # when the first sample went out
     pieces: list[tuple[str, int]] = field(default_factory=list)  # (sentence, samples)
+    # When each piece starts playing on a client that plays audio as it comes.
+    piece_starts: list[float] = field(default_factory=list)
     # Reported by a local device: samples it has taken, when it finished
     # taking them, and how long a sample takes from there to the speaker.
     device_samples: int | None = None
@@ -33,13 +38,19 @@ class PlaybackLog:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, text: str, samples: int, sample_rate: int, when: float | None = None) -> None:
+        when = time.perf_counter() if when is None else when
         with self._lock:
             if self.started_at is None:
-                self.started_at = time.perf_counter() if when is None else when
+                self.started_at = when
                 self.sample_rate = sample_rate
             elif sample_rate != self.sample_rate:
                 samples = round(samples * self.sample_rate / sample_rate)
+            previous_end = self._piece_end(len(self.pieces) - 1) if self.pieces else when
+            self.piece_starts.append(max(when, previous_end))
             self.pieces.append((text, samples))
+
+    def _piece_end(self, index: int) -> float:
+        return self.piece_starts[index] + self.pieces[index][1] / self.sample_rate
 
     @property
     def sent_samples(self) -> int:
@@ -62,15 +73,21 @@ class PlaybackLog:
 
     def played_samples(self, now: float | None = None) -> int:
         """Samples the listener has heard by `now`: what the device had taken
-        one output latency earlier, or (no device reports) real time since
-        the first sample went out."""
+        one output latency earlier, or (no device reports) what a client
+        playing each piece as it arrived has played."""
         if self.started_at is None:
             return 0
         now = time.perf_counter() if now is None else now
         if self.device_samples is not None:
             not_yet_out = max(0.0, self.device_latency_s - (now - self.device_at)) * self.sample_rate
             return max(0, min(self.sent_samples, int(self.device_samples - not_yet_out)))
-        return max(0, min(self.sent_samples, int((now - self.started_at) * self.sample_rate)))
+        with self._lock:
+            played = 0
+            for start, (_, samples) in zip(self.piece_starts, self.pieces, strict=True):
+                if now <= start:
+                    break
+                played += min(samples, int((now - start) * self.sample_rate))
+            return played
 
     def playing(self, now: float | None = None) -> bool:
         return self.started_at is not None and self.played_samples(now) < self.sent_samples
@@ -79,7 +96,8 @@ class PlaybackLog:
         """When the last sample taken reaches (or reached) the speaker."""
         if self.device_samples is not None:
             return self.device_at + self.device_latency_s
-        return (self.started_at or 0.0) + self.sent_s
+        with self._lock:
+            return self._piece_end(len(self.pieces) - 1) if self.pieces else (self.started_at or 0.0)
 
     def heard_text(self, samples: int) -> str:
         """The words spoken by the first `samples` samples of the reply."""

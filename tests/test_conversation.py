@@ -36,14 +36,26 @@ RATE = 16000
 def test_heard_text_maps_played_samples_onto_words():
     log = PlaybackLog()
     log.add("The capital of France is Paris.", 16000, 16000, when=100.0)  # 1 s
-    log.add("It is a big city.", 8000, 16000)  # 0.5 s, in two pieces
-    log.add("It is a big city.", 8000, 16000)
+    log.add("It is a big city.", 8000, 16000, when=100.2)  # 0.5 s, in two pieces
+    log.add("It is a big city.", 8000, 16000, when=100.3)
     assert log.heard_text(0) == ""
     assert log.heard_text(8000) == "The capital of"  # half of six words
     assert log.heard_text(16000) == "The capital of France is Paris."
     assert log.heard_text(24000) == "The capital of France is Paris. It is"  # 2 of 5 words
     assert log.heard_text(10**6) == "The capital of France is Paris. It is a big city."
     assert log.played_samples(now=100.5) == 8000 and log.played_samples(now=200.0) == 32000
+    assert log.silent_at() == 102.0
+
+
+def test_a_reply_made_slower_than_real_time_is_heard_with_pauses():
+    """A client plays audio as it arrives: a sentence sent late starts late,
+    and the pause before it is not counted as heard."""
+    log = PlaybackLog()
+    log.add("One two three four.", 16000, 16000, when=10.0)  # plays 10-11
+    log.add("Five six seven eight.", 16000, 16000, when=13.0)  # made late: plays 13-14
+    assert log.played_samples(now=12.0) == 16000 and log.playing(now=12.0)
+    assert log.heard_text(log.played_samples(now=13.5)) == "One two three four. Five six"
+    assert log.silent_at() == 14.0 and not log.playing(now=14.0)
 
 
 def test_chat_keeps_only_what_the_user_heard_whenever_the_cut_arrives():

@@ -403,12 +403,13 @@ def test_speech_over_a_buffered_reply_is_counted_as_an_interruption(server, stt_
         conversation.send({"type": "session.update", "session": {"type": "realtime", "instructions": instructions}})
         conversation.wait_for("session.updated", timeout=10)
         conversation.speak(question("q04.wav"), silence_s=0.3)
-        first_delta = conversation.wait_for("response.output_audio.delta", timeout=60)[0]
         done = conversation.wait_for("response.done", timeout=120)[0]
         assert done.event.response.status == "completed"
-        reply_s = len(conversation.reply_audio()) / RATE
-        still_playing_s = first_delta.at + reply_s - time.perf_counter()
-        assert still_playing_s > 3.0, f"the reply ({reply_s:.1f} s) was made too slowly to be buffered"
+        # Played as it arrived: on a machine that makes speech slower than real
+        # time the client waits between sentences, and at `response.done` the
+        # last sentence, which came in one burst, is still to be played.
+        still_playing_s = conversation.playback_end() - time.perf_counter()
+        assert still_playing_s > 1.5, f"the last sentence plays for {still_playing_s:.1f} s only"
         mark = len(conversation.events)
         conversation.speak(question("q01.wav"), silence_s=2.0)  # over the part still playing
         conversation.wait_for("input_audio_buffer.speech_started", timeout=10, after=mark)

@@ -116,6 +116,17 @@ class Conversation:
         data = b"".join(base64.b64decode(e.delta) for e in self.of("response.output_audio.delta", after))
         return np.frombuffer(data, dtype="<i2").astype(np.int16)
 
+    def playback_end(self, after: int = 0) -> float:
+        """When (perf counter) a client playing each audio delta as it arrived,
+        after the one before it, falls silent: the server's own estimate of
+        what the user has heard."""
+        with self._changed:
+            deltas = [r for r in self.events[after:] if r.event.type == "response.output_audio.delta"]
+        end = 0.0
+        for received in deltas:
+            end = max(end, received.at) + len(base64.b64decode(received.event.delta)) / 2 / RATE
+        return end
+
     def close(self) -> None:
         try:
             self.connection.close()
