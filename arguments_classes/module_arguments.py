@@ -63,6 +63,17 @@ class ModuleArguments:
         default=None,
         metadata={"help": "Append each turn's metrics (JSON lines, with transcript and reply) to this file."},
     )
+    metrics_port: int | None = field(
+        default=None,
+        metadata={
+            "help": "Socket and local modes: serve /metrics (Prometheus), /healthz and /readyz on this port "
+            "(0: any free port; unset: no HTTP server). Realtime mode serves them on --realtime_port."
+        },
+    )
+    metrics_host: str = field(
+        default="127.0.0.1",
+        metadata={"help": "Address the --metrics_port server binds (anything but loopback logs a warning)."},
+    )
     log_level: str = field(
         default="info",
         metadata={"help": "Logging level: debug, info, warning or error."},

@@ -9,6 +9,11 @@ Over a network the server cannot know what was played and assumes real time
 from the first sample sent.  A local sound card knows: its playback buffer
 reports every block it hands to the device (`record_device_playback`), and
 what was heard is what the device had taken one output latency ago.
+
+A reply that runs dry mid-answer is a stall: a listener that plays each
+piece as it arrives has played everything sent so far and waits more than
+`STALL_GAP_S` for the next piece (`stalls`).  It is judged from when the
+sink put each piece out, the same in every mode.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+
+# A gap in the reply audio a listener notices as a pause that is not speech.
+STALL_GAP_S = 0.15
 
 
 @dataclass
@@ -30,16 +38,24 @@ class PlaybackLog:
     device_samples: int | None = None
     device_at: float = 0.0
     device_latency_s: float = 0.0
+    # When a listener that plays pieces as they arrive has played all that was
+    # sent, and how long it waited, each time it ran dry for over STALL_GAP_S.
+    plays_until: float | None = None
+    stalls: list[float] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, text: str, samples: int, sample_rate: int, when: float | None = None) -> None:
+        when = time.perf_counter() if when is None else when
         with self._lock:
             if self.started_at is None:
-                self.started_at = time.perf_counter() if when is None else when
+                self.started_at = when
                 self.sample_rate = sample_rate
             elif sample_rate != self.sample_rate:
                 samples = round(samples * self.sample_rate / sample_rate)
             self.pieces.append((text, samples))
+            if self.plays_until is not None and when - self.plays_until > STALL_GAP_S:
+                self.stalls.append(when - self.plays_until)
+            self.plays_until = max(when, self.plays_until or when) + samples / self.sample_rate
 
     @property
     def sent_samples(self) -> int:
