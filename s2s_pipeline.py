@@ -107,6 +107,7 @@ def run_socket_mode(config: PipelineConfig) -> int:
         },
     )
     manager, loaded = _start_operations_server(config, channels)
+    METRICS.sessions_max.set(1)  # one client at a time
     stages = build_model_stages(config, channels)
     manager.add([receiver, *stages, sender])
     loaded.set()
@@ -147,6 +148,7 @@ def run_local_mode(config: PipelineConfig) -> int:
     )
     settings.barge_in = streamer.full_duplex  # no canceller installed: half duplex
     manager, loaded = _start_operations_server(config, channels)
+    METRICS.sessions_max.set(1)  # whoever is at the microphone
     stages = build_model_stages(config, channels)
     sink = LocalAudioSink(
         channels.stop_event,
@@ -199,8 +201,8 @@ def run_realtime_mode(config: PipelineConfig) -> int:
         ssl_certfile=options.ssl_certfile,
         ssl_keyfile=options.ssl_keyfile,
     )
-    manager = ThreadManager([server], channels.stop_event)
-    manager.start()  # /healthz answers, /readyz says "models loading" while they load
+    # /healthz answers, /readyz says "models loading" while they load.
+    manager, _ = _start_operations_server(config, channels, [server], server.not_ready)
     stages = build_model_stages(config, channels)
     sink = RealtimeSink(
         channels.stop_event,
@@ -226,20 +228,28 @@ def run_realtime_mode(config: PipelineConfig) -> int:
     return 0
 
 
-def _start_operations_server(config: PipelineConfig, channels: Channels) -> tuple[ThreadManager, threading.Event]:
-    """The socket and local modes' threads, begun with the `--metrics_port`
-    server if asked for, which answers probes while the models load; and the
-    event to set once they are loaded."""
+def _start_operations_server(
+    config: PipelineConfig,
+    channels: Channels,
+    first: Sequence[object] = (),
+    not_ready: Callable[[], str | None] | None = None,
+) -> tuple[ThreadManager, threading.Event]:
+    """The threads that run while the models load: `first` (the realtime
+    server) and the `--metrics_port` server if asked for, which answers probes
+    meanwhile; returns their manager and the event to set once the models are
+    loaded."""
     from connections.operations import OperationsServer
 
-    METRICS.sessions_max.set(1)  # one client at a time
+    threads = list(first)
+    loaded = threading.Event()
     module = config.module
-    if module.metrics_port is None:
-        return ThreadManager([], channels.stop_event), threading.Event()
-    server = OperationsServer(channels.stop_event, module.metrics_host, module.metrics_port)
-    manager = ThreadManager([server], channels.stop_event)
+    if module.metrics_port is not None:
+        server = OperationsServer(channels.stop_event, module.metrics_host, module.metrics_port, not_ready)
+        threads.append(server)
+        loaded = server.loaded
+    manager = ThreadManager(threads, channels.stop_event)
     manager.start()
-    return manager, server.loaded
+    return manager, loaded
 
 
 class _Discard:

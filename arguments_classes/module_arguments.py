@@ -66,8 +66,9 @@ class ModuleArguments:
     metrics_port: int | None = field(
         default=None,
         metadata={
-            "help": "Socket and local modes: serve /metrics (Prometheus), /healthz and /readyz on this port "
-            "(0: any free port; unset: no HTTP server). Realtime mode serves them on --realtime_port."
+            "help": "Serve /metrics (Prometheus), /healthz and /readyz on this port (0: any free port; unset: "
+            "none). Realtime mode serves them on --realtime_port anyway; this port is apart from the "
+            "conversations' and needs no API key."
         },
     )
     metrics_host: str = field(

@@ -5,6 +5,10 @@ ready once its log says so; its per-turn metrics are read back from its
 `--metrics_file`, its HTTP endpoints (`/metrics`, `/healthz`, `/readyz`) are
 scraped with `get`, its log and /proc figures are at hand, and it is
 stopped with Ctrl-C (SIGINT), as a user stops it, or with another signal.
+
+`LlamaServerProcess` is the language model served once for several of them
+(`--llm open_api`): llama-cpp-python's own OpenAI-compatible server, as the
+compose file's `scale` profile runs it.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -30,10 +35,8 @@ SOCKET_READY = re.compile(r"ready: send audio to port (\d+), replies come from p
 REALTIME_READY = re.compile(r"ready: realtime API on ws://127\.0\.0\.1:(\d+)/v1/realtime")
 READY: dict[str, re.Pattern[str]] = {"socket": SOCKET_READY, "realtime": REALTIME_READY}
 # Where the HTTP endpoints are, logged as soon as they are served (before the models load).
-HTTP_SERVED = {
-    "realtime": re.compile(r"realtime API on wss?://[^:]+:(\d+)/v1/realtime"),
-    "socket": re.compile(r"metrics, health and readiness on http://[^:]+:(\d+)/metrics"),
-}
+METRICS_SERVED = re.compile(r"metrics, health and readiness on http://[^:]+:(\d+)/metrics")  # --metrics_port
+HTTP_SERVED = {"realtime": re.compile(r"realtime API on wss?://[^:]+:(\d+)/v1/realtime"), "socket": METRICS_SERVED}
 
 
 class ServerProcess:
@@ -105,9 +108,15 @@ class ServerProcess:
         socket mode: --metrics_port), known before the models load."""
         return int(self._wait_for_log(HTTP_SERVED[self.mode], timeout_s).group(1))
 
-    def get(self, path: str, api_key: str | None = None, timeout_s: float = 10) -> tuple[int, str]:
-        """(status, body) of a GET on the server's HTTP port, errors included."""
-        request = urllib.request.Request(f"http://127.0.0.1:{self.http_port()}{path}")
+    def metrics_port(self, timeout_s: float = 60) -> int:
+        """The `--metrics_port` server's port."""
+        return int(self._wait_for_log(METRICS_SERVED, timeout_s).group(1))
+
+    def get(
+        self, path: str, api_key: str | None = None, port: int | None = None, timeout_s: float = 10
+    ) -> tuple[int, str]:
+        """(status, body) of a GET on the server's HTTP port (or `port`), errors included."""
+        request = urllib.request.Request(f"http://127.0.0.1:{port or self.http_port()}{path}")
         if api_key:
             request.add_header("Authorization", f"Bearer {api_key}")
         try:
@@ -145,11 +154,11 @@ class ServerProcess:
             time.sleep(0.05)
         return False
 
-    def scrape(self, api_key: str | None = None) -> dict[tuple[str, frozenset], float]:
+    def scrape(self, api_key: str | None = None, port: int | None = None) -> dict[tuple[str, frozenset], float]:
         """GET /metrics, parsed: {(sample name, its labels as (name, value) pairs): value}."""
         from prometheus_client.parser import text_string_to_metric_families
 
-        status, body = self.get("/metrics", api_key)
+        status, body = self.get("/metrics", api_key, port)
         if status != 200:
             raise RuntimeError(f"GET /metrics: HTTP {status}: {body[:200]}")
         return {
@@ -185,3 +194,56 @@ class ServerProcess:
         self.stop_s = time.perf_counter() - began
         self._log_handle.close()
         return code
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# As docker-compose.yml's `llm` service runs it: several s2s servers ask at
+# once, and llama_cpp.server's default (interrupt_requests) would end the
+# reply it is streaming whenever another request arrives.
+LLAMA_SERVER_FLAGS = ("--interrupt_requests", "False")
+
+
+class LlamaServerProcess:
+    """`python -m llama_cpp.server` on a packaged GGUF (models/packaged.py), on loopback; `url` is its /v1."""
+
+    def __init__(self, model: str, workdir: Path, *extra: str, start_timeout_s: float = 120) -> None:
+        from models.packaged import resolve_gguf
+
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}/v1"
+        # Its log goes to a file: llama.cpp logs more than a pipe buffer holds,
+        # and a pipe nobody reads would block the server.
+        self.log = Path(workdir) / "llama_server.log"
+        self._log_handle = open(self.log, "w")
+        command = [sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_gguf(model)), "--host",
+                   "127.0.0.1", "--port", str(port), "--n_ctx", "2048", *LLAMA_SERVER_FLAGS, *extra]  # fmt: skip
+        self.process = subprocess.Popen(command, stdout=self._log_handle, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + start_timeout_s
+        while True:
+            if self.process.poll() is not None:
+                self._log_handle.close()
+                raise RuntimeError(
+                    f"llama_cpp.server exited with {self.process.returncode}: {self.log.read_text()[-2000:]}"
+                )
+            try:
+                with urllib.request.urlopen(f"{self.url}/models", timeout=2):
+                    return
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"llama_cpp.server did not come up within {start_timeout_s:.0f} s") from None
+                time.sleep(0.5)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log_handle.close()

@@ -277,11 +277,8 @@ def validate(config: PipelineConfig) -> None:
                 "(or --api_key), or pass --allow_unauthenticated to let anyone talk to the assistant"
             )
     if module.metrics_port is not None:
-        if module.mode not in ("socket", "local"):
-            where = (
-                " (it serves /metrics, /healthz and /readyz on --realtime_port)" if module.mode == "realtime" else ""
-            )
-            raise ConfigError(f"--metrics_port is for --mode socket and local, not --mode {module.mode}{where}")
+        if module.mode == "file":
+            raise ConfigError("--metrics_port is for the servers (socket, local and realtime modes), not --mode file")
         if not 0 <= module.metrics_port <= 65535:
             raise ConfigError(f"--metrics_port must be a port number (0-65535), not {module.metrics_port}")
     if not realtime.drain_timeout_s >= 0:

@@ -10,7 +10,9 @@
 
 The realtime server adds these routes to its own app, on its own port.  The
 socket and local modes have no HTTP server of their own: `--metrics_port`
-starts `OperationsServer`, which serves only these three.
+starts `OperationsServer`, which serves only these three (in realtime mode
+too, for a port apart from the conversations': probes and Prometheus inside
+a private network, no API key).
 """
 
 from __future__ import annotations
@@ -81,14 +83,23 @@ class OperationsServer:
 
     name = "OperationsServer"
 
-    def __init__(self, stop_event: threading.Event, host: str = "127.0.0.1", port: int = 9100) -> None:
+    def __init__(
+        self,
+        stop_event: threading.Event,
+        host: str = "127.0.0.1",
+        port: int = 9100,
+        not_ready: Callable[[], str | None] | None = None,
+    ) -> None:
+        """`not_ready`: the front door's own readiness (the realtime server's
+        counts its sessions); by default, whether `loaded` is set."""
         self.stop_event = stop_event
         self.host = host
         self.loaded = threading.Event()
+        self.not_ready = not_ready or self._not_loaded
         self.socket = listen(host, port, "the metrics server", "--metrics_port", accept_timeout_s=None)
         self.port = self.socket.getsockname()[1]
 
-    def not_ready(self) -> str | None:
+    def _not_loaded(self) -> str | None:
         if self.stop_event.is_set():
             return "stopping"
         return None if self.loaded.is_set() else "models loading"
