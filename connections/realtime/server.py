@@ -218,32 +218,40 @@ class RealtimeServer:
     def _drain(self, timeout_s: float) -> None:
         began = time.monotonic()
         deadline = began + timeout_s
+        told: set[Session] = set()
         idle_before: set[Session] = set()
-        while self.connections and time.monotonic() < deadline and not self.stop_event.is_set():
-            idle_now = {session for session, connection in list(self.connections.items()) if not connection.busy()}
+        while time.monotonic() < deadline and not self.stop_event.is_set():
+            open_now = dict(self.connections)
+            if not open_now.keys() - told:
+                break
+            idle_now = {session for session, connection in open_now.items() if not connection.busy()}
             # Idle at two looks in a row: a turn does not slip in between the
             # end of the user's speech and its reply being under way.
-            for session in idle_now & idle_before:
-                self._close_for_drain(session, "this server is shutting down; reconnect to go on")
+            for session in (idle_now & idle_before) - told:
+                self._close_for_drain(open_now[session], "this server is shutting down; reconnect to go on")
+                told.add(session)
             idle_before = idle_now
             time.sleep(DRAIN_POLL_S)
-        cut = list(self.connections)
-        for session in cut:
-            self._close_for_drain(session, "this server is shutting down; the reply in progress was cut short")
+        cut = 0
+        for session, connection in dict(self.connections).items():
+            if session not in told:
+                busy = connection.busy()
+                cut += busy
+                self._close_for_drain(connection, "this server is shutting down; " + (
+                    "the reply in progress was cut short" if busy else "reconnect to go on"))  # fmt: skip
         if cut:
-            logger.warning("drain: %.0f s passed; %d conversation(s) cut short", timeout_s, len(cut))
+            logger.warning("drain: %.0f s passed; %d conversation(s) cut short", timeout_s, cut)
         give_up = time.monotonic() + FLUSH_TIMEOUT_S + 1.0
         while self.connections and time.monotonic() < give_up:
             time.sleep(DRAIN_POLL_S)
         logger.info("drained in %.1f s: stopping", time.monotonic() - began)
         self.stop_event.set()
 
-    def _close_for_drain(self, session: Session, why: str) -> None:
-        """Tell the conversation why, then close it (its handler flushes what is queued)."""
-        connection = self.connections.get(session)
-        leave = self._send_away.get(session)
-        if connection is None or leave is None or leave.is_set():
-            return
+    def _close_for_drain(self, connection: DrainableConnection, why: str) -> None:
+        """Tell the conversation why, then close it (its handler flushes what is queued first)."""
+        leave = self._send_away.get(connection.session)
+        if leave is None:
+            return  # it is closing by itself
         connection.emit(error(SHUTTING_DOWN, why))
         try:
             connection.loop.call_soon_threadsafe(leave.set)
