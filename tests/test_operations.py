@@ -20,6 +20,8 @@ from benchmarks.server_process import ServerProcess
 from connections.realtime.client import connect, to_pcm24k
 from tests.conftest import QUESTIONS
 
+pytestmark = pytest.mark.timing
+
 KEY = "ops-key-" + "x" * 16
 FAST_LLM = ("--lm_model_name", "qwen2.5-0.5b")
 AT_LENGTH = "Always answer at great length, in five sentences or more."

@@ -19,6 +19,8 @@ from benchmarks.answers import QA, is_right, load_questions
 from benchmarks.server_process import LlamaServerProcess, ServerProcess
 from connections.realtime.client import connect, to_pcm24k
 
+pytestmark = pytest.mark.timing
+
 MODEL = "qwen2.5-0.5b"
 # Questions the 0.5B answers right from the question text (benchmarks/RESULTS_answers.md).
 ASKED = ("qa01.wav", "qa03.wav")  # the capital of Japan, the red planet
