@@ -9,15 +9,17 @@ to keep the turns short; nothing here depends on how fast they are.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import time
+from collections.abc import Iterator
 
 import pytest
 
 from audio.pcm import load_audio
 from benchmarks.server_process import ServerProcess
-from connections.realtime.client import connect, to_pcm24k
+from connections.realtime.client import Conversation, connect, to_pcm24k
 from tests.conftest import QUESTIONS
 
 pytestmark = pytest.mark.timing
@@ -189,11 +191,22 @@ def test_bad_input_is_counted_by_its_error_code(server):
 # ----------------------------------------------------------------------------- realtime: SIGTERM
 
 
-def test_sigterm_lets_the_reply_in_flight_finish_refuses_newcomers_and_exits_0(tmp_path):
-    running = ServerProcess("realtime", tmp_path, *FAST_LLM, api_key=KEY)
+@contextlib.contextmanager
+def a_server_and_a_conversation(tmp_path, *flags: str) -> Iterator[tuple[ServerProcess, Conversation]]:
+    """A server of its own (the test stops it with a signal) and one SDK conversation with it."""
+    running = ServerProcess("realtime", tmp_path, *FAST_LLM, *flags, api_key=KEY)
     conversation = connect(running.port, KEY)
-    idle = connect(running.port, KEY)  # open, with nothing under way
     try:
+        yield running, conversation
+    finally:
+        conversation.close()
+        if running.alive():
+            running.stop()
+
+
+def test_sigterm_lets_the_reply_in_flight_finish_refuses_newcomers_and_exits_0(tmp_path):
+    with a_server_and_a_conversation(tmp_path) as (running, conversation):
+        idle = connect(running.port, KEY)  # open, with nothing under way
         idle.wait_for("session.created", timeout=30)
         speak_at_length(conversation)
         conversation.wait_for("response.output_audio.delta", timeout=90)
@@ -216,18 +229,12 @@ def test_sigterm_lets_the_reply_in_flight_finish_refuses_newcomers_and_exits_0(t
         assert farewell.event.error.code == "server_shutting_down" and farewell.at > done.at
         assert conversation.closed.wait(10)
         assert running.process.wait(timeout=30) == 0
-    finally:
-        conversation.close()
-        if running.alive():
-            running.stop()
     log = running.log.read_text()
     assert "SIGTERM received" in log and "Traceback" not in log
 
 
 def test_a_reply_longer_than_the_drain_timeout_is_cut_and_the_server_still_exits_0(tmp_path):
-    running = ServerProcess("realtime", tmp_path, *FAST_LLM, "--drain_timeout_s", "0", api_key=KEY)
-    conversation = connect(running.port, KEY)
-    try:
+    with a_server_and_a_conversation(tmp_path, "--drain_timeout_s", "0") as (running, conversation):
         speak_at_length(conversation)
         conversation.wait_for("response.output_audio.delta", timeout=90)
         running.process.send_signal(signal.SIGTERM)
@@ -235,10 +242,6 @@ def test_a_reply_longer_than_the_drain_timeout_is_cut_and_the_server_still_exits
         assert farewell.code == "server_shutting_down" and "cut short" in farewell.message
         assert conversation.closed.wait(10)
         assert running.process.wait(timeout=30) == 0
-    finally:
-        conversation.close()
-        if running.alive():
-            running.stop()
 
 
 # ----------------------------------------------------------------------------- socket mode: --metrics_port
