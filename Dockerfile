@@ -69,13 +69,16 @@ VOLUME /cache
 # Numeric, so the host and Kubernetes can tell it is not root without reading /etc/passwd.
 USER 10001
 
-EXPOSE 12345 12346
+EXPOSE 12345 12346 9100
 # Inside a container the server must bind 0.0.0.0: 127.0.0.1 there is the container's own loopback,
 # which the published ports (-p, compose `ports:`) cannot reach. The server logs a warning that the
 # port is open when it binds a non-loopback address; that is expected here. Who can actually reach
 # the ports is decided where they are published (compose publishes on the host's 127.0.0.1 unless
 # S2S_BIND says otherwise).
-ENTRYPOINT ["python", "s2s_pipeline.py", "--mode", "socket", "--recv_host", "0.0.0.0", "--send_host", "0.0.0.0"]
+# Port 9100 serves /metrics, /healthz and /readyz (compose's healthchecks, Prometheus on the container
+# network); compose does not publish it.
+ENTRYPOINT ["python", "s2s_pipeline.py", "--mode", "socket", "--recv_host", "0.0.0.0", "--send_host", "0.0.0.0", \
+            "--metrics_port", "9100", "--metrics_host", "0.0.0.0"]
 # STT and LLM on the GPU; Piper stays on the CPU (it needs onnxruntime-gpu for CUDA and is fast anyway).
 # Arguments given to `docker run IMAGE ...` or compose's `command:` replace this line.
 CMD ["--stt_device", "cuda", "--stt_compute_type", "float16", "--lm_device", "cuda"]

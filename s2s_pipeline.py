@@ -18,7 +18,8 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 
 from audio.pcm import AudioInputError, check_output_file, load_audio
 from config.parse import ConfigError, PipelineConfig, parse_config
@@ -26,6 +27,7 @@ from connections.local_audio_streamer import AudioDeviceError
 from conversation.session import Session, SessionSettings
 from models.packaged import ModelNotInstalledError
 from pipeline.builder import BackendUnavailableError, Channels, build_model_stages
+from utils.metrics import METRICS
 from utils.signals import ctrl_c_requested, listen_for_ctrl_c
 from utils.thread_manager import StageFailedError, ThreadManager
 
@@ -104,9 +106,11 @@ def run_socket_mode(config: PipelineConfig) -> int:
             "yield_floor_while_speaking": not config.turn_taking.barge_in,
         },
     )
+    manager, loaded = _start_operations_server(config, channels)
+    METRICS.sessions_max.set(1)  # one client at a time
     stages = build_model_stages(config, channels)
-    manager = ThreadManager([receiver, *stages, sender], channels.stop_event)
-    manager.start()
+    manager.add([receiver, *stages, sender])
+    loaded.set()
     logger.info("ready: send audio to port %d, replies come from port %d", receiver.port, sender.port)
     _wait_or_interrupt(manager)
     return 0
@@ -143,6 +147,8 @@ def run_local_mode(config: PipelineConfig) -> int:
         session=channels.session,
     )
     settings.barge_in = streamer.full_duplex  # no canceller installed: half duplex
+    manager, loaded = _start_operations_server(config, channels)
+    METRICS.sessions_max.set(1)  # whoever is at the microphone
     stages = build_model_stages(config, channels)
     sink = LocalAudioSink(
         channels.stop_event,
@@ -155,8 +161,9 @@ def run_local_mode(config: PipelineConfig) -> int:
             "metrics_file": config.module.metrics_file,
         },
     )
-    manager = ThreadManager([streamer, *stages, sink], channels.stop_event)
-    manager.start()
+    manager.add([streamer, *stages, sink])
+    loaded.set()
+    METRICS.session_opened()  # the one conversation, with whoever is at the microphone
     streamer.started.wait(5)
     if not channels.stop_event.is_set():  # else the stream could not be opened: reported below
         logger.info("ready: speak into the microphone")
@@ -194,6 +201,8 @@ def run_realtime_mode(config: PipelineConfig) -> int:
         ssl_certfile=options.ssl_certfile,
         ssl_keyfile=options.ssl_keyfile,
     )
+    # /healthz answers, /readyz says "models loading" while they load.
+    manager, _ = _start_operations_server(config, channels, [server], server.not_ready)
     stages = build_model_stages(config, channels)
     sink = RealtimeSink(
         channels.stop_event,
@@ -205,8 +214,8 @@ def run_realtime_mode(config: PipelineConfig) -> int:
             "metrics_file": config.module.metrics_file,
         },
     )
-    manager = ThreadManager([server, *stages, sink], channels.stop_event)
-    manager.start()
+    manager.add([*stages, sink])
+    server.loaded.set()
     server.started.wait(5)
     logger.info(
         "ready: realtime API on %s://%s:%d/v1/realtime%s",
@@ -215,8 +224,32 @@ def run_realtime_mode(config: PipelineConfig) -> int:
         server.port,
         "" if options.api_key else " (no API key: anyone who reaches it can talk)",
     )
-    _wait_or_interrupt(manager)
+    _wait_or_interrupt(manager, drain=lambda: server.drain(options.drain_timeout_s))
     return 0
+
+
+def _start_operations_server(
+    config: PipelineConfig,
+    channels: Channels,
+    first: Sequence[object] = (),
+    not_ready: Callable[[], str | None] | None = None,
+) -> tuple[ThreadManager, threading.Event]:
+    """The threads that run while the models load: `first` (the realtime
+    server) and the `--metrics_port` server if asked for, which answers probes
+    meanwhile; returns their manager and the event to set once the models are
+    loaded."""
+    from connections.operations import OperationsServer
+
+    threads = list(first)
+    loaded = threading.Event()
+    module = config.module
+    if module.metrics_port is not None:
+        server = OperationsServer(channels.stop_event, module.metrics_host, module.metrics_port, not_ready)
+        threads.append(server)
+        loaded = server.loaded
+    manager = ThreadManager(threads, channels.stop_event)
+    manager.start()
+    return manager, loaded
 
 
 class _Discard:
@@ -226,19 +259,25 @@ class _Discard:
         pass
 
 
-def _wait_or_interrupt(manager: ThreadManager) -> bool:
+def _wait_or_interrupt(manager: ThreadManager, drain: Callable[[], None] | None = None) -> bool:
     """Block until the stages drain; Ctrl-C (SIGINT) or SIGTERM stops them all.
 
     SIGINT is handled explicitly, not left to KeyboardInterrupt: a shell
     starts background jobs with SIGINT ignored, and a server started that way
-    must still stop on `kill -INT`.  A stage that died stops them all too,
-    and raises StageFailedError naming it.  Returns True when a signal
-    stopped the pipeline.
+    must still stop on `kill -INT`.  With `drain` (realtime mode), the first
+    SIGTERM calls it instead: the server finishes the turns under way and
+    sets the stop event itself; a second SIGTERM, or SIGINT, stops at once.
+    A stage that died stops them all too, and raises StageFailedError naming
+    it.  Returns True when a signal stopped the pipeline.
     """
     signalled: list[str] = []
 
     def request_stop(signum: int, _frame: object) -> None:
         signalled.append(signal.Signals(signum).name)
+        if drain is not None and signalled == ["SIGTERM"]:
+            logger.info("SIGTERM received: finishing the turns under way, then stopping (SIGINT: stop now)")
+            drain()
+            return
         logger.info("%s received: stopping", signalled[-1])
         manager.stop_event.set()
 

@@ -63,6 +63,18 @@ class ModuleArguments:
         default=None,
         metadata={"help": "Append each turn's metrics (JSON lines, with transcript and reply) to this file."},
     )
+    metrics_port: int | None = field(
+        default=None,
+        metadata={
+            "help": "Serve /metrics (Prometheus), /healthz and /readyz on this port (0: any free port; unset: "
+            "none). Realtime mode serves them on --realtime_port anyway; this port is apart from the "
+            "conversations' and needs no API key."
+        },
+    )
+    metrics_host: str = field(
+        default="127.0.0.1",
+        metadata={"help": "Address the --metrics_port server binds (anything but loopback logs a warning)."},
+    )
     log_level: str = field(
         default="info",
         metadata={"help": "Logging level: debug, info, warning or error."},

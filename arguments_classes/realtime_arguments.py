@@ -27,6 +27,13 @@ class RealtimeArguments:
             "asking at once wait for each other's replies (benchmarks/RESULTS_sessions.md)."
         },
     )
+    drain_timeout_s: float = field(
+        default=10.0,
+        metadata={
+            "help": "On SIGTERM the server takes no new conversations and lets the turns under way finish, "
+            "for at most this many seconds, then exits 0 (SIGINT stops at once)."
+        },
+    )
     realtime_model_name: str = field(
         default="s2s", metadata={"help": "The model name the server reports in session.created."}
     )

@@ -2,8 +2,13 @@
 
 Started as README shows (socket or realtime mode, on free ports, offline),
 ready once its log says so; its per-turn metrics are read back from its
-`--metrics_file`, its log and /proc figures are at hand, and it is stopped
-with Ctrl-C (SIGINT), as a user stops it.
+`--metrics_file`, its HTTP endpoints (`/metrics`, `/healthz`, `/readyz`) are
+scraped with `get`, its log and /proc figures are at hand, and it is
+stopped with Ctrl-C (SIGINT), as a user stops it, or with another signal.
+
+`LlamaServerProcess` is the language model served once for several of them
+(`--llm open_api`): llama-cpp-python's own OpenAI-compatible server, as the
+compose file's `scale` profile runs it.
 """
 
 from __future__ import annotations
@@ -12,9 +17,12 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,6 +34,9 @@ FLAGS: dict[str, list[str]] = {
 SOCKET_READY = re.compile(r"ready: send audio to port (\d+), replies come from port (\d+)")
 REALTIME_READY = re.compile(r"ready: realtime API on ws://127\.0\.0\.1:(\d+)/v1/realtime")
 READY: dict[str, re.Pattern[str]] = {"socket": SOCKET_READY, "realtime": REALTIME_READY}
+# Where the HTTP endpoints are, logged as soon as they are served (before the models load).
+METRICS_SERVED = re.compile(r"metrics, health and readiness on http://[^:]+:(\d+)/metrics")  # --metrics_port
+HTTP_SERVED = {"realtime": re.compile(r"realtime API on wss?://[^:]+:(\d+)/v1/realtime"), "socket": METRICS_SERVED}
 
 
 class ServerProcess:
@@ -35,6 +46,7 @@ class ServerProcess:
     process's environment holds).  `cpus`: a taskset CPU list the server is
     confined to; `tree`: the checkout it runs from.  `suffix` tells apart the
     log and metrics files of several servers started in one `workdir`.
+    `wait`: return once it is ready (else at once: see `wait_until_ready`).
     """
 
     def __init__(
@@ -47,6 +59,7 @@ class ServerProcess:
         tree: Path = REPO,
         start_timeout_s: float = 180,
         suffix: str = "",
+        wait: bool = True,
     ) -> None:
         self.mode = mode
         self.log = Path(workdir) / f"server{suffix}.log"
@@ -62,21 +75,55 @@ class ServerProcess:
             [*prefix, sys.executable, "s2s_pipeline.py", *FLAGS[mode], "--metrics_file", str(self.metrics), *extra],
             cwd=tree, env=env, stdout=self._log_handle, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        deadline = time.time() + start_timeout_s
+        if wait:
+            self.wait_until_ready(start_timeout_s)
+
+    def wait_until_ready(self, timeout_s: float = 180) -> None:
+        """Until its log says it is ready (models loaded, ports known)."""
+        self._wait_for_log(READY[self.mode], timeout_s)
+
+    def _wait_for_log(self, pattern: re.Pattern[str], timeout_s: float) -> re.Match[str]:
+        deadline = time.time() + timeout_s
         while time.time() < deadline:
-            match = READY[mode].search(self.log.read_text())
-            if match:
-                if mode == "socket":
-                    self.recv_port, self.send_port = int(match.group(1)), int(match.group(2))
+            text = self.log.read_text()
+            ready = READY[self.mode].search(text)
+            if ready:
+                if self.mode == "socket":
+                    self.recv_port, self.send_port = int(ready.group(1)), int(ready.group(2))
                 else:
-                    self.port = int(match.group(1))
-                return
+                    self.port = int(ready.group(1))
+            match = pattern.search(text)
+            if match:
+                return match
             if self.process.poll() is not None:
                 self._log_handle.close()
                 raise RuntimeError("server died while starting:\n" + self.log.read_text()[-3000:])
-            time.sleep(0.2)
+            time.sleep(0.1)
         self.stop()
-        raise RuntimeError("server did not start:\n" + self.log.read_text()[-3000:])
+        raise RuntimeError(f"server did not log {pattern.pattern!r}:\n" + self.log.read_text()[-3000:])
+
+    # --- its HTTP endpoints -----------------------------------------------------------------
+    def http_port(self, timeout_s: float = 60) -> int:
+        """The port of /metrics, /healthz and /readyz (realtime mode: its own;
+        socket mode: --metrics_port), known before the models load."""
+        return int(self._wait_for_log(HTTP_SERVED[self.mode], timeout_s).group(1))
+
+    def metrics_port(self, timeout_s: float = 60) -> int:
+        """The `--metrics_port` server's port."""
+        return int(self._wait_for_log(METRICS_SERVED, timeout_s).group(1))
+
+    def get(
+        self, path: str, api_key: str | None = None, port: int | None = None, timeout_s: float = 10
+    ) -> tuple[int, str]:
+        """(status, body) of a GET on the server's HTTP port (or `port`), errors included."""
+        request = urllib.request.Request(f"http://127.0.0.1:{port or self.http_port()}{path}")
+        if api_key:
+            request.add_header("Authorization", f"Bearer {api_key}")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_s) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
 
     # --- what it said -------------------------------------------------------------------
     def turns(self) -> list[dict]:
@@ -107,6 +154,19 @@ class ServerProcess:
             time.sleep(0.05)
         return False
 
+    def scrape(self, api_key: str | None = None, port: int | None = None) -> dict[tuple[str, frozenset], float]:
+        """GET /metrics, parsed: {(sample name, its labels as (name, value) pairs): value}."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        status, body = self.get("/metrics", api_key, port)
+        if status != 200:
+            raise RuntimeError(f"GET /metrics: HTTP {status}: {body[:200]}")
+        return {
+            (sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(body)
+            for sample in family.samples
+        }
+
     # --- the process ----------------------------------------------------------------------
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -134,3 +194,56 @@ class ServerProcess:
         self.stop_s = time.perf_counter() - began
         self._log_handle.close()
         return code
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# As docker-compose.yml's `llm` service runs it: several s2s servers ask at
+# once, and llama_cpp.server's default (interrupt_requests) would end the
+# reply it is streaming whenever another request arrives.
+LLAMA_SERVER_FLAGS = ("--interrupt_requests", "False")
+
+
+class LlamaServerProcess:
+    """`python -m llama_cpp.server` on a packaged GGUF (models/packaged.py), on loopback; `url` is its /v1."""
+
+    def __init__(self, model: str, workdir: Path, *extra: str, start_timeout_s: float = 120) -> None:
+        from models.packaged import resolve_gguf
+
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}/v1"
+        # Its log goes to a file: llama.cpp logs more than a pipe buffer holds,
+        # and a pipe nobody reads would block the server.
+        self.log = Path(workdir) / "llama_server.log"
+        self._log_handle = open(self.log, "w")
+        command = [sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_gguf(model)), "--host",
+                   "127.0.0.1", "--port", str(port), "--n_ctx", "2048", *LLAMA_SERVER_FLAGS, *extra]  # fmt: skip
+        self.process = subprocess.Popen(command, stdout=self._log_handle, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + start_timeout_s
+        while True:
+            if self.process.poll() is not None:
+                self._log_handle.close()
+                raise RuntimeError(
+                    f"llama_cpp.server exited with {self.process.returncode}: {self.log.read_text()[-2000:]}"
+                )
+            try:
+                with urllib.request.urlopen(f"{self.url}/models", timeout=2):
+                    return
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"llama_cpp.server did not come up within {start_timeout_s:.0f} s") from None
+                time.sleep(0.5)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log_handle.close()

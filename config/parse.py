@@ -276,6 +276,13 @@ def validate(config: PipelineConfig) -> None:
                 f"--realtime_host {realtime.realtime_host} is reachable from other machines: set S2S_API_KEY "
                 "(or --api_key), or pass --allow_unauthenticated to let anyone talk to the assistant"
             )
+    if module.metrics_port is not None:
+        if module.mode == "file":
+            raise ConfigError("--metrics_port is for the servers (socket, local and realtime modes), not --mode file")
+        if not 0 <= module.metrics_port <= 65535:
+            raise ConfigError(f"--metrics_port must be a port number (0-65535), not {module.metrics_port}")
+    if not realtime.drain_timeout_s >= 0:
+        raise ConfigError("--drain_timeout_s must be a number of seconds >= 0")
     if realtime.max_sessions < 1:
         raise ConfigError("--max_sessions must be at least 1")
     if bool(realtime.ssl_certfile) != bool(realtime.ssl_keyfile):

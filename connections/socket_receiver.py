@@ -21,6 +21,7 @@ import numpy as np
 from connections.tcp import listen
 from conversation.session import Session, SessionSettings
 from utils.messages import AudioChunk, EndOfStream, ResetConversation
+from utils.metrics import METRICS
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class SocketReceiver:
         conn.setblocking(False)
         self._conn, self._peer = conn, f"{address[0]}:{address[1]}"
         selector.register(conn, selectors.EVENT_READ)
+        METRICS.session_opened()
         logger.info("audio client connected from %s", self._peer)
 
     def _read(self, selector: selectors.BaseSelector) -> None:
@@ -114,6 +116,7 @@ class SocketReceiver:
         selector.unregister(self._conn)
         self._conn.close()
         self._conn = None
+        METRICS.session_closed()
         if self._buffer:
             logger.info("discarding %d bytes of a partial chunk", len(self._buffer))
         self._buffer.clear()

@@ -12,6 +12,11 @@ plays, and a pause wherever the reply was made slower than real time (a busy
 machine), so that such gaps are not counted as heard.  A local sound card knows: its playback buffer
 reports every block it hands to the device (`record_device_playback`), and
 what was heard is what the device had taken one output latency ago.
+
+A reply that runs dry mid-answer is a stall: a listener that plays each
+piece as it arrives has played everything sent so far and waits more than
+`STALL_GAP_S` for the next piece (`stalls`).  It is judged from when the
+sink put each piece out, the same in every mode.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+
+# A gap in the reply audio a listener notices as a pause that is not speech.
+STALL_GAP_S = 0.15
 
 
 @dataclass
@@ -35,6 +43,10 @@ class PlaybackLog:
     device_samples: int | None = None
     device_at: float = 0.0
     device_latency_s: float = 0.0
+    # When a listener that plays pieces as they arrive has played all that was
+    # sent, and how long it waited, each time it ran dry for over STALL_GAP_S.
+    plays_until: float | None = None
+    stalls: list[float] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, text: str, samples: int, sample_rate: int, when: float | None = None) -> None:
@@ -48,6 +60,9 @@ class PlaybackLog:
             previous_end = self._piece_end(len(self.pieces) - 1) if self.pieces else when
             self.piece_starts.append(max(when, previous_end))
             self.pieces.append((text, samples))
+            if self.plays_until is not None and when - self.plays_until > STALL_GAP_S:
+                self.stalls.append(when - self.plays_until)
+            self.plays_until = max(when, self.plays_until or when) + samples / self.sample_rate
 
     def _piece_end(self, index: int) -> float:
         return self.piece_starts[index] + self.pieces[index][1] / self.sample_rate

@@ -192,6 +192,8 @@ class Turn:
             "heard_reply": self.heard_reply,
             "interrupt_to_silence_ms": span("interrupt", "audio_stopped"),
             "speculations_cancelled": self.speculations_cancelled,
+            "audio_stalls": len(self.playback.stalls),
+            "audio_stalled_ms": round(sum(self.playback.stalls) * 1000.0, 1),
             "error": self.error,
             "transcript": self.transcript,
             "reply": self.reply,

@@ -4,7 +4,8 @@ No engine runs on the dev or CI machines, so nothing here builds an image. What 
 checked without one is checked: the Dockerfiles are parsed and every file they copy must exist
 and survive .dockerignore; every project command they run must be one the README documents, and
 the server command must parse with the real option parser; the compose file must publish
-12345/12346, reserve an NVIDIA GPU, mount the model cache and hold no secret. hadolint lints both
+12345/12346, reserve an NVIDIA GPU, mount the model cache, hold no secret and check every s2s
+service's health at its /readyz (the check's own command is run against a real server). hadolint lints both
 Dockerfiles and `docker-compose config` validates the compose file against Compose's schema
 (.ci/run installs docker-compose when it is missing; here the test skips without it).
 """
@@ -31,6 +32,7 @@ DOCKERFILES = {"cuda": REPO / "Dockerfile", "jetson": REPO / "Dockerfile.arm64"}
 COMPOSE = REPO / "docker-compose.yml"
 CACHE = "/cache"
 PORTS = {12345, 12346}
+METRICS_PORT = 9100  # /metrics, /healthz, /readyz (--metrics_port): the healthchecks' port, not published
 OPERATORS = {"&&", "||", ";", "|", "&"}
 # Key-like names in `environment:` must come from the caller's environment, never from the file.
 SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
@@ -373,8 +375,9 @@ def test_server_command_parses_and_binds_all_interfaces(name: str) -> None:
         assert config.stt.stt_device == "cuda"
     assert config.tts.tts_device == "cpu", "Piper on CUDA needs onnxruntime-gpu, which is not installed"
 
+    assert config.module.metrics_port == METRICS_PORT and config.module.metrics_host == "0.0.0.0"
     exposed = {int(port) for item in instructions if item.keyword == "EXPOSE" for port in item.arguments.split()}
-    assert exposed == PORTS
+    assert exposed == PORTS | {METRICS_PORT}
     entrypoint = next(item for item in instructions if item.keyword == "ENTRYPOINT")
     note = " ".join(entrypoint.comments)
     assert "0.0.0.0" in note and "warning" in note and "published" in note, (
@@ -555,3 +558,90 @@ def test_compose_scale_profile_puts_realtime_replicas_behind_nginx_with_one_llm_
     monkeypatch.delenv("S2S_API_KEY", raising=False)
     with pytest.raises(ConfigError, match="S2S_API_KEY"):
         parse_config(command)
+
+
+# ----------------------------------------------------------------------------- healthchecks
+
+
+S2S_SERVICES = ("s2s", "s2s-jetson", "s2s-realtime")
+
+
+def service_argv(name: str, service: dict) -> list[str]:
+    """What the service's container runs: its image's ENTRYPOINT, then its `command:` or the image's CMD."""
+    dockerfile = DOCKERFILES["jetson"] if name == "s2s-jetson" else DOCKERFILES["cuda"]
+    argv = server_command(parse_dockerfile(dockerfile))
+    if "command" in service:
+        entrypoint = next(item for item in parse_dockerfile(dockerfile) if item.keyword == "ENTRYPOINT").exec_form()
+        argv = [*entrypoint, *service["command"]]
+    return argv
+
+
+def healthcheck_code(service: dict) -> str:
+    """The Python a healthcheck runs (`CMD python -c CODE`)."""
+    test = service["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "python", "-c"] and len(test) == 4, f"exec form, python (every image has it): {test}"
+    return test[3]
+
+
+def test_compose_healthchecks_ask_each_server_its_readyz(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("S2S_API_KEY", "k" * 24)  # the realtime replica refuses to start without one
+    services = compose()["services"]
+    for name in S2S_SERVICES:
+        service = services[name]
+        argv = service_argv(name, service)
+        assert argv[:2] == ["python", "s2s_pipeline.py"]
+        config = parse_config(argv[2:])
+        port = config.module.metrics_port
+        assert port is not None, f"{name} serves no /readyz"
+        code = healthcheck_code(service)
+        assert f"'http://127.0.0.1:{port}/readyz'" in code, f"{name}: {code}"
+        check = service["healthcheck"]
+        assert check.get("start_period"), f"{name}: the first start loads the models; give it a start period"
+        if name == "s2s-realtime":
+            assert config.module.mode == "realtime"
+            grace = float(service["stop_grace_period"].rstrip("s"))
+            assert grace > config.realtime.drain_timeout_s, "docker's SIGKILL comes after the drain"
+    llm = services["llm"]
+    assert "/v1/models" in healthcheck_code(llm)
+    assert services["nginx"]["depends_on"] == {"s2s-realtime": {"condition": "service_healthy"}}
+    assert services["s2s-realtime"]["depends_on"] == {"llm": {"condition": "service_healthy"}}
+
+
+def test_compose_llm_server_serves_several_replicas_at_once() -> None:
+    """The flags the scale-out test runs llama_cpp.server with are the compose file's: without
+    `--interrupt_requests False` a second replica's request ends the reply being streamed."""
+    from benchmarks.server_process import LLAMA_SERVER_FLAGS
+
+    command = shlex.split(compose()["services"]["llm"]["entrypoint"][-1])
+    assert command[:4] == ["exec", "python", "-m", "llama_cpp.server"]
+    flags = " ".join(command)
+    assert " ".join(LLAMA_SERVER_FLAGS) in flags
+
+
+def test_the_readyz_healthcheck_passes_only_when_the_server_is_ready() -> None:
+    """The healthcheck's own command, run against a real `--metrics_port` server
+    (its port changed to a free one): it fails while the models load, passes
+    once they are loaded, and fails once the server stops taking sessions."""
+    import sys
+    import threading
+
+    from connections.operations import OperationsServer
+
+    code = healthcheck_code(compose()["services"]["s2s"])
+    stop = threading.Event()
+    server = OperationsServer(stop, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    check = code.replace(f":{METRICS_PORT}/", f":{server.port}/")
+
+    def healthy() -> bool:
+        return subprocess.run([sys.executable, "-c", check], capture_output=True, timeout=60).returncode == 0
+
+    try:
+        assert not healthy(), "healthy while the models load"
+        server.loaded.set()
+        assert healthy()
+    finally:
+        stop.set()
+        thread.join(10)
+    assert not healthy(), "healthy once stopped"

@@ -11,67 +11,32 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
 
 import pytest
 
+from benchmarks.server_process import LlamaServerProcess, free_port
 from config.parse import parse_config
 from conversation.turn import Turn
 from LLM.openai_api_language_model import PLACEHOLDER_API_KEY, LLMServerError, OpenApiLanguageModelHandler
-from models.packaged import GGUF_MODELS
 from tests.conftest import drain, make_handler
 from utils.messages import EndOfResponse, EndOfStream, LLMSentence, Transcript
 
 SYSTEM = "You are a helpful assistant. Answer in one short sentence."
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory) -> Iterator[str]:
     """llama_cpp.server on the packaged SmolLM2 GGUF; yields its /v1 URL."""
-    port = free_port()
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(GGUF_MODELS["smollm2-135m"].path())]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"]
-    # Its log goes to a file: llama.cpp logs more than a pipe buffer holds, and
-    # a pipe nobody reads would block the server.
-    log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
-    log = open(log_path, "w")
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/v1"
+    server = LlamaServerProcess("smollm2-135m", tmp_path_factory.mktemp("llama-server"))
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited with {server.returncode}: {log_path.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/models", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("llama_cpp.server did not come up within 120 s")
-                time.sleep(0.5)
-        yield url
+        yield server.url
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
+        server.stop()
 
 
 class RecordingProxy(ThreadingHTTPServer):

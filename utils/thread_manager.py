@@ -105,11 +105,17 @@ class ThreadManager:
         self.failures = FailureRecord(stop_event)
 
     def start(self) -> None:
-        for handler in self.handlers:
+        for handler in self.handlers[len(self.threads) :]:
             target = run_guarded(handler.run, handler.name, self.failures)
             thread = threading.Thread(target=target, name=handler.name, daemon=True)
             self.threads.append(thread)
             thread.start()
+
+    def add(self, handlers: Sequence[Runnable]) -> None:
+        """More threads, started now: a server that answers health probes
+        runs while the models load, and the stages join it once loaded."""
+        self.handlers.extend(handlers)
+        self.start()
 
     @property
     def failure(self) -> StageFailure | None:

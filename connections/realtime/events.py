@@ -58,6 +58,7 @@ from openai.types.realtime.realtime_audio_input_turn_detection import ServerVad
 from pydantic import BaseModel, ValidationError
 
 from conversation.session import SessionSettings, TurnDetection
+from utils.metrics import METRICS
 
 # Each client event type -> the SDK model that types it.
 CLIENT_EVENTS: dict[str, type[BaseModel]] = {
@@ -165,6 +166,7 @@ def session_updated(session: RealtimeSessionCreateRequest) -> SessionUpdatedEven
 
 def error(code: str, message: str, event_id: str | None = None, param: str | None = None) -> RealtimeErrorEvent:
     kind = "server_error" if code == "server_error" else "invalid_request_error"
+    METRICS.error_sent(code)  # every error event is built here to be sent: counted once, by its code
     return RealtimeErrorEvent(
         event_id=new_id("event"),
         type="error",

@@ -4,16 +4,24 @@ A FastAPI app served by uvicorn in its own thread.  `/v1/realtime` takes
 one WebSocket per conversation (the official SDK connects with
 `OpenAI(base_url="http://HOST:PORT/v1").realtime.connect(model=...)`); each
 becomes a `RealtimeConnection` feeding the one shared pipeline.
-`POST /v1/realtime/client_secrets` mints short-lived tokens for browsers, and
-`GET /` serves the talk page.
+`POST /v1/realtime/client_secrets` mints short-lived tokens for browsers,
+`GET /` serves the talk page, and `/healthz`, `/readyz` and `/metrics` are
+for load balancers, Kubernetes and Prometheus (`connections/operations.py`).
 
-The port is bound before any model loads, so a port in use fails in a second
-and names itself.
+The port is bound and served before any model loads: a port in use fails in
+a second and names itself, and a probe hears "not ready" while the models
+load (a conversation that connects then waits for them).
+
+`drain()` (SIGTERM) stops taking new conversations and lets the turns under
+way finish: each conversation is closed, with an `error` event saying why,
+as soon as nothing of it is in flight, and the server stops once all are
+closed or `drain_timeout_s` has passed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import queue
@@ -27,18 +35,25 @@ from typing import Any
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, JSONResponse
 
+from connections.operations import add_operations_routes, serve_until_stopped
 from connections.realtime.connection import RealtimeConnection, RealtimeOptions
 from connections.realtime.events import dump, error
 from connections.realtime.ws_protocol import ErrorBeforeCloseProtocol
 from connections.tcp import listen
 from conversation.session import Session
+from conversation.turn import Turn
 from utils.messages import EndOfStream
+from utils.metrics import METRICS
 
 logger = logging.getLogger(__name__)
 
 SUBPROTOCOL_KEY_PREFIX = "openai-insecure-api-key."
 SEND_BUFFER_BYTES = 128 * 1024
 STATIC = Path(__file__).resolve().parent / "static"
+DRAIN_POLL_S = 0.05
+GOING_AWAY = 1001  # WebSocket close code: the server is going down
+FLUSH_TIMEOUT_S = 5.0  # a departing conversation's last events get this long to go out
+SHUTTING_DOWN = "server_shutting_down"
 
 
 @dataclass
@@ -62,6 +77,33 @@ class ClientSecrets:
         with self._lock:
             expires = self._tokens.get(token)
         return expires is not None and expires > time.time()
+
+
+class DrainableConnection(RealtimeConnection):
+    """A connection that says whether a turn of it is under way: the user
+    speaking, or a reply being made or sent (until its `response.done` is
+    out).  A draining server closes it only once none is."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.speaking = False
+
+    def speech_started(self, session: Session, audio_ms: int) -> None:
+        self.speaking = True
+        super().speech_started(session, audio_ms)
+
+    def speech_stopped(self, session: Session, audio_ms: int) -> None:
+        super().speech_stopped(session, audio_ms)
+        self.speaking = False
+
+    def response_done(self, turn: Turn) -> None:
+        super().response_done(turn)
+        turn.mark("response_done")  # after its last event was queued
+
+    def busy(self) -> bool:
+        turn = self.session.active_turn
+        replying = turn is not None and not turn.withdrawn and "response_done" not in turn.marks
+        return self.speaking or replying
 
 
 class RealtimeServer:
@@ -91,8 +133,12 @@ class RealtimeServer:
         self.secrets = ClientSecrets()
         # Each open conversation's connection, by its session: the sink sends a
         # turn's reply audio through the connection of the turn's session.
-        self.connections: dict[Session, RealtimeConnection] = {}
+        self.connections: dict[Session, DrainableConnection] = {}
         self.sessions_served = 0
+        self.loaded = threading.Event()  # the models are loaded: conversations are served
+        self.draining = threading.Event()
+        self._send_away: dict[Session, asyncio.Event] = {}  # set: close that conversation now
+        METRICS.sessions_max.set(max_sessions)
         # Listening before any model loads: a port in use fails in a second.
         # Accepted connections inherit the send buffer: a few seconds of reply
         # audio in flight (far more than a client that reads as it plays
@@ -143,9 +189,79 @@ class RealtimeServer:
                 chosen = protocol
         return self._key_matches(token), chosen
 
+    # --- readiness and drain -------------------------------------------------------------
+    def not_ready(self) -> str | None:
+        """Why a new conversation would not be served now (None: it would)."""
+        if not self.loaded.is_set():
+            return "models loading"
+        if self.draining.is_set() or self.stop_event.is_set():
+            return "shutting down"
+        if len(self.connections) >= self.max_sessions:
+            return f"all {self.max_sessions} sessions in use"
+        return None
+
+    def drain(self, timeout_s: float) -> None:
+        """Stop taking conversations; close each open one once nothing of it
+        is in flight, or when `timeout_s` is up; then stop the server.  Returns
+        at once (it is called from a signal handler)."""
+        if self.draining.is_set():
+            return
+        self.draining.set()
+        METRICS.draining.set(1)
+        busy = sum(connection.busy() for connection in list(self.connections.values()))
+        logger.info(
+            "draining: no new conversations; %d open (%d with a turn under way), up to %.0f s",
+            len(self.connections), busy, timeout_s,
+        )  # fmt: skip
+        threading.Thread(target=self._drain, args=(timeout_s,), name="RealtimeServerDrain", daemon=True).start()
+
+    def _drain(self, timeout_s: float) -> None:
+        began = time.monotonic()
+        deadline = began + timeout_s
+        told: set[Session] = set()
+        idle_before: set[Session] = set()
+        while time.monotonic() < deadline and not self.stop_event.is_set():
+            open_now = dict(self.connections)
+            if not open_now.keys() - told:
+                break
+            idle_now = {session for session, connection in open_now.items() if not connection.busy()}
+            # Idle at two looks in a row: a turn does not slip in between the
+            # end of the user's speech and its reply being under way.
+            for session in (idle_now & idle_before) - told:
+                self._close_for_drain(open_now[session], "this server is shutting down; reconnect to go on")
+                told.add(session)
+            idle_before = idle_now
+            time.sleep(DRAIN_POLL_S)
+        cut = 0
+        for session, connection in dict(self.connections).items():
+            if session not in told:
+                busy = connection.busy()
+                cut += busy
+                self._close_for_drain(connection, "this server is shutting down; " + (
+                    "the reply in progress was cut short" if busy else "reconnect to go on"))  # fmt: skip
+        if cut:
+            logger.warning("drain: %.0f s passed; %d conversation(s) cut short", timeout_s, cut)
+        give_up = time.monotonic() + FLUSH_TIMEOUT_S + 1.0
+        while self.connections and time.monotonic() < give_up:
+            time.sleep(DRAIN_POLL_S)
+        logger.info("drained in %.1f s: stopping", time.monotonic() - began)
+        self.stop_event.set()
+
+    def _close_for_drain(self, connection: DrainableConnection, why: str) -> None:
+        """Tell the conversation why, then close it (its handler flushes what is queued first)."""
+        leave = self._send_away.get(connection.session)
+        if leave is None:
+            return  # it is closing by itself
+        connection.emit(error(SHUTTING_DOWN, why))
+        try:
+            connection.loop.call_soon_threadsafe(leave.set)
+        except RuntimeError:  # the loop is closed: the server stopped already
+            pass
+
     # --- app ----------------------------------------------------------------------------
     def app(self) -> Any:
         app = FastAPI(title="s2s realtime", docs_url=None, redoc_url=None)
+        add_operations_routes(app, self.not_ready, self._holds_server_key)
 
         @app.get("/")
         async def page() -> Any:
@@ -181,31 +297,40 @@ class RealtimeServer:
                     JSONResponse(_http_error("invalid_api_key", "missing or wrong API key"), status_code=401)
                 )
                 return
+            while not self.loaded.is_set():  # a conversation waits while the models load
+                if self.stop_event.is_set():
+                    return
+                await asyncio.sleep(0.1)
             await websocket.accept(subprotocol=subprotocol)
-            if len(self.connections) >= self.max_sessions:
-                await websocket.send_text(
-                    dump(
-                        error(
-                            "session_limit_reached",
-                            f"this server holds at most {self.max_sessions} conversations at once; try again later",
-                        )
-                    )
-                )
-                await websocket.close(code=1013, reason="session limit reached")
+            if self.draining.is_set() or self.stop_event.is_set():
+                await self._refuse(websocket, SHUTTING_DOWN, "this server is shutting down; connect again to reach "
+                                   "another one", GOING_AWAY, "server shutting down")  # fmt: skip
                 return
-            connection = RealtimeConnection(
+            if len(self.connections) >= self.max_sessions:
+                await self._refuse(websocket, "session_limit_reached", f"this server holds at most "
+                                   f"{self.max_sessions} conversations at once; try again later", 1013,
+                                   "session limit reached")  # fmt: skip
+                return
+            connection = DrainableConnection(
                 websocket.send_text, asyncio.get_running_loop(), self.pipeline_in, self.options
             )
             self.connections[connection.session] = connection
+            leave = self._send_away[connection.session] = asyncio.Event()
             self.sessions_served += 1
+            METRICS.session_opened()
             logger.info("realtime session %s opened (%d active)", connection.session.id, len(self.connections))
             writer = asyncio.create_task(connection.writer())
+            sent_away = asyncio.create_task(leave.wait())
             connection.start()
             reason = "client closed"
             try:
                 while not connection.closed:
                     receiver = asyncio.create_task(websocket.receive())
-                    done, _ = await asyncio.wait({receiver, writer}, return_when=asyncio.FIRST_COMPLETED)
+                    done, _ = await asyncio.wait({receiver, writer, sent_away}, return_when=asyncio.FIRST_COMPLETED)
+                    if sent_away in done:
+                        receiver.cancel()
+                        reason = "server shutting down"
+                        break
                     if receiver not in done:  # the writer ended: the client stopped reading
                         receiver.cancel()
                         reason = "client not reading"
@@ -219,10 +344,19 @@ class RealtimeServer:
                 reason = f"connection lost ({type(problem).__name__})"
             finally:
                 connection.close()
-                self.connections.pop(connection.session, None)
+                if leave.is_set():  # sent away: its last events (the error saying why) go out first
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(asyncio.shield(writer), FLUSH_TIMEOUT_S)
                 writer.cancel()
+                sent_away.cancel()
+                self.connections.pop(connection.session, None)
+                self._send_away.pop(connection.session, None)
+                METRICS.session_closed()
                 try:
-                    await websocket.close()
+                    if leave.is_set():
+                        await websocket.close(code=GOING_AWAY, reason="server shutting down")
+                    else:
+                        await websocket.close()
                 except Exception:
                     pass
                 logger.info(
@@ -230,6 +364,12 @@ class RealtimeServer:
                 )
 
         return app
+
+    @staticmethod
+    async def _refuse(websocket: WebSocket, code: str, message: str, close_code: int, close_reason: str) -> None:
+        """An accepted WebSocket that gets no conversation: one `error` event, then a clean close."""
+        await websocket.send_text(dump(error(code, message)))
+        await websocket.close(code=close_code, reason=close_reason)
 
     # --- thread body -------------------------------------------------------------------------
     def run(self) -> None:
@@ -249,22 +389,15 @@ class RealtimeServer:
             lifespan="off",
         )
         self._server = uvicorn.Server(config)
-        watcher = threading.Thread(target=self._stop_when_asked, name="RealtimeServerStop", daemon=True)
-        watcher.start()
         scheme = "wss" if certfile else "ws"
         logger.info("realtime API on %s://%s:%d/v1/realtime", scheme, self.host, self.port)
         logger.info("talk page on %s://%s:%d/", "https" if certfile else "http", self.host, self.port)
         try:
             self.started.set()
-            self._server.run(sockets=[self.socket])
+            serve_until_stopped(self._server, [self.socket], self.stop_event)
         finally:
             self.stop_event.set()
             self.pipeline_in.put(EndOfStream())
-
-    def _stop_when_asked(self) -> None:
-        self.stop_event.wait()
-        if self._server is not None:
-            self._server.should_exit = True
 
 
 def _http_error(code: str, message: str) -> dict[str, Any]:
