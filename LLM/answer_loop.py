@@ -49,9 +49,10 @@ class ReplyPacing:
     first_phrase_words: int = 0
     first_audio_wait_ms: int = 0
 
-    def aggregator(self) -> SentenceAggregator:
+    def aggregator(self, language: str | None = None) -> SentenceAggregator:
+        """A sentence cutter for a reply in `language` (its abbreviations and phrase words)."""
         return SentenceAggregator(
-            first_clause_words=self.first_clause_words, first_phrase_words=self.first_phrase_words
+            first_clause_words=self.first_clause_words, first_phrase_words=self.first_phrase_words, language=language
         )
 
 
@@ -108,7 +109,7 @@ def answer_chat(
     """
     turn.mark("llm_start")
     pacing = pacing or ReplyPacing()
-    sentences = pacing.aggregator()
+    sentences = pacing.aggregator(language)
     reply: list[str] = []
     written: list[str] = []
 

@@ -96,5 +96,5 @@ class PiperTTSHandler(SpeechHandler):
         onnxruntime keeps the memory of the longest one."""
         pieces = [message.text]
         if self.split_first_sentence and "tts_first_audio" not in message.turn.marks:
-            pieces = [piece for piece in split_first_piece(message.text) if piece]
-        return [short for piece in pieces for short in split_long_piece(piece, self.max_words)]
+            pieces = [piece for piece in split_first_piece(message.text, language=message.language) if piece]
+        return [short for piece in pieces for short in split_long_piece(piece, self.max_words, language=message.language)]
