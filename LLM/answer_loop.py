@@ -108,6 +108,7 @@ def answer_chat(
     (see `SentenceAggregator`) and whether to wait for its audio.
     """
     turn.mark("llm_start")
+    turn.reply_language = (language or "").removesuffix("-auto") or None
     pacing = pacing or ReplyPacing()
     sentences = pacing.aggregator(language)
     reply: list[str] = []
