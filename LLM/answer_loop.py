@@ -65,10 +65,11 @@ def wait_for_first_audio(turn: Turn, stop_event: threading.Event, limit_s: float
         time.sleep(poll_s)
 
 
-def user_content(text: str, language: str | None) -> str:
+def user_content(text: str, language: str | None, english_too: bool = False) -> str:
     """The user's message as the LLM reads it: the words, asking for a reply
-    in their language when it is not English."""
-    return language_instruction(language) + text
+    in their language when it is not English (or always, `english_too`: the
+    conversation has instructions of its own, perhaps in another language)."""
+    return language_instruction(language, english_too) + text
 
 
 def answer_transcript(
