@@ -33,8 +33,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from models.hub import HubUnreachableError, hub_endpoint, hub_offline, hub_problem
-from models.packaged import cache_root
+from models.hub import hub_endpoint, hub_offline, hub_problem
+from models.packaged import ModelNotInstalledError, cache_root
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ VOICE_NAME = re.compile(
 )
 
 
-class VoiceNotInstalledError(HubUnreachableError):
+class VoiceNotInstalledError(ModelNotInstalledError):
     """A named voice is neither cached nor fetchable now; the message says how to get it."""
 
 
@@ -174,7 +174,7 @@ def main(argv: list[str]) -> int:
     for name in argv:
         try:
             print(voice_path(name))
-        except (HubUnreachableError, OSError, urllib.error.URLError) as error:
+        except (VoiceNotInstalledError, OSError, urllib.error.URLError) as error:
             print(f"s2s: error: {error}", file=sys.stderr)
             return 1
     return 0
