@@ -323,7 +323,7 @@ class FasterWhisperSTTHandler(BaseHandler):
                 return decoder.decode(audio, code).average_log_probability
 
         scores = self.policy.scores(probabilities, likelihood, allowed, conversation.language if conversation else None)
-        return self.policy.decide(scores, conversation)
+        return self.policy.decide(scores, conversation, len(audio) / WHISPER_RATE)
 
     def session_language(self, session: Session | None) -> tuple[str | None, tuple[str, ...] | None]:
         """(the fixed language or None to detect, the languages detection may

@@ -12,11 +12,11 @@ language is decided once, at its end, from:
   renormalised, so a Czech speaker is never heard as Polish where Polish is
   not expected;
 - **the conversation**: a conversation keeps its language (`ConversationLanguage`,
-  in the session).  One turn that leans to another language does not move it
-  unless the evidence is strong (the other language at least `switch_odds`
-  times likelier); two turns in a row that lean to the same other language
-  do: a speaker who really switches is followed from their second sentence,
-  or from the first when it is clear.
+  in the session): its belief about the language is carried from turn to
+  turn, and each turn's evidence updates it, weighed by how much was said.
+  One short or unclear turn that leans elsewhere does not move it; a clear
+  one, or two leaning the same way, does: a speaker who really switches is
+  followed.
 
 `rescore` adds a second opinion where the first is unsure: the utterance is
 decoded in each of the leading languages and the decoder's own likelihood of
@@ -38,24 +38,28 @@ FLOOR = 1e-6
 
 @dataclass
 class ConversationLanguage:
-    """One conversation's language, kept between turns (in its `Session`)."""
+    """One conversation's belief about its language, kept between turns (in its `Session`)."""
 
-    language: str | None = None  # the language of the conversation so far
-    challenger: str | None = None  # another language the last turn leaned to
-    # The utterance decided last (its start sample) and the state before it:
+    belief: dict[str, float] = field(default_factory=dict)  # language -> probability, after the last turn
+    # The utterance decided last (its start sample) and the belief before it:
     # a turn decided again (a pause's transcript, then the end of the turn)
     # counts once.
     utterance: int | None = None
-    before: tuple[str | None, str | None] = (None, None)
-    history: list[str] = field(default_factory=list)  # each turn's language, for the metrics
+    before: dict[str, float] = field(default_factory=dict)
+    history: list[str] = field(default_factory=list)  # each turn's language
+
+    @property
+    def language(self) -> str | None:
+        """The conversation's language so far (None before its first turn)."""
+        return max(self.belief, key=self.belief.get) if self.belief else None
 
     def begin(self, utterance: int | None) -> None:
         if utterance is not None and utterance == self.utterance:
-            self.language, self.challenger = self.before  # this utterance again: its last decision is undone
+            self.belief = dict(self.before)  # this utterance again: its last decision is undone
             if self.history:
                 self.history.pop()
         else:
-            self.utterance, self.before = utterance, (self.language, self.challenger)
+            self.utterance, self.before = utterance, dict(self.belief)
 
 
 def narrowed(probabilities: dict[str, float], allowed: Iterable[str] | None) -> dict[str, float]:
@@ -77,15 +81,25 @@ def log_scores(probabilities: dict[str, float]) -> dict[str, float]:
 class LanguagePolicy:
     """How a turn's language is chosen (see the module's docstring).
 
-    `switch_odds`: how much likelier another language must be, in one turn,
-    to move the conversation to it.  `rescore_below`: when the leading
-    language's share is below this, the leading `rescore_count` languages are
-    decoded and compared (0: never).  `decode_weight`: how much the decoder's
-    average log-likelihood per token counts beside the language token's log-probability.
+    A conversation's belief is a forward filter over its turns (a hidden
+    Markov model whose state is the language): before each turn, the speaker
+    keeps the language with probability 1 - `switch_rate` and picks any of the
+    candidates otherwise; the turn's evidence (its scores, weighed by
+    `evidence_weight` and by how much speech there was, up to `full_evidence_s`)
+    then updates it, and the turn's language is the most believed one.  An
+    unclear turn (flat evidence) hardly moves the belief; a clear one, or two
+    leaning the same way, does.
+
+    `rescore_below`: when the leading language's share is below this, the
+    leading `rescore_count` languages are also decoded and the decoder's
+    average log-likelihood per token (times `decode_weight`) joins the scores
+    (0: never).
     """
 
     allowed: tuple[str, ...] | None = None
-    switch_odds: float = 20.0
+    switch_rate: float = 0.03
+    evidence_weight: float = 0.5
+    full_evidence_s: float = 2.0
     rescore_below: float = 0.0
     rescore_count: int = 2
     decode_weight: float = 1.0
@@ -110,23 +124,28 @@ class LanguagePolicy:
         contenders = ranked[: self.rescore_count]
         if also is not None and also in shares and also not in contenders:
             contenders.append(also)
-        return {code: scores[code] + self.decode_weight * decode_likelihood(code) for code in contenders}
+        rescored = {code: scores[code] + self.decode_weight * decode_likelihood(code) for code in contenders}
+        worst = min(rescored.values())
+        return {code: rescored.get(code, min(worst, scores[code]) - 1.0) for code in scores}
 
-    def decide(self, scores: dict[str, float], conversation: ConversationLanguage | None = None) -> str:
-        """The turn's language; the conversation (if given) moves to it only
-        on strong evidence or a second turn in a row."""
-        best = max(scores, key=scores.get)
+    def decide(
+        self, scores: dict[str, float], conversation: ConversationLanguage | None = None, speech_s: float | None = None
+    ) -> str:
+        """The turn's language, and the conversation's belief updated with this turn's evidence."""
         if conversation is None:
-            return best
-        current = conversation.language
-        if current is None or current not in scores or best == current:
-            chosen = best
-        elif scores[best] - scores[current] >= math.log(self.switch_odds) or conversation.challenger == best:
-            chosen = best
+            return max(scores, key=scores.get)
+        weight = self.evidence_weight * (1.0 if speech_s is None else min(1.0, speech_s / self.full_evidence_s))
+        top = max(scores.values())
+        evidence = {code: math.exp(weight * (score - top)) for code, score in scores.items()}
+        if conversation.belief:
+            spread = self.switch_rate / len(evidence)
+            prior = {code: (1 - self.switch_rate) * conversation.belief.get(code, 0.0) + spread for code in evidence}
         else:
-            chosen = current
-        conversation.challenger = best if best != chosen else None
-        conversation.language = chosen
+            prior = dict.fromkeys(evidence, 1.0)
+        posterior = {code: evidence[code] * prior[code] for code in evidence}
+        total = sum(posterior.values()) or 1.0
+        conversation.belief = {code: value / total for code, value in posterior.items() if value / total > FLOOR}
+        chosen = conversation.language or max(scores, key=scores.get)
         conversation.history.append(chosen)
         return chosen
 

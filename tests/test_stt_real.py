@@ -95,7 +95,7 @@ def test_a_provisional_transcript_is_reused_when_nothing_followed_the_pause(stt_
     audio = int16_to_float(load_audio(QUESTIONS / "q01.wav"))
     calls = []
     real = stt_handler.transcribe
-    monkeypatch.setattr(stt_handler, "transcribe", lambda a: calls.append(a.size) or real(a))
+    monkeypatch.setattr(stt_handler, "transcribe", lambda a, *rest: calls.append(a.size) or real(a, *rest))
     key = (100, 200)
     assert list(stt_handler.process(SpeechSegment(audio[:-4000], 16000, None, provisional=True, speech_key=key))) == []
     (out,) = stt_handler.process(SpeechSegment(audio, 16000, Turn(), speech_key=key))
