@@ -21,39 +21,50 @@ def test_without_a_conversation_the_best_language_wins():
     assert policy.decide(policy.scores({"de": 0.6, "nl": 0.4}, allowed=("en", "nl"))) == "nl"
 
 
-def test_one_unclear_turn_does_not_move_the_conversation_but_a_clear_one_does():
-    policy = LanguagePolicy(switch_odds=20)
-    conversation = ConversationLanguage(language="nl")
-    assert policy.decide(policy.scores({"de": 0.6, "nl": 0.3, "en": 0.1}), conversation) == "nl"
-    assert conversation.challenger == "de"
-    assert policy.decide(policy.scores({"nl": 0.9, "de": 0.1}), conversation) == "nl"
-    assert conversation.challenger is None
-    # English 50 times likelier than Dutch: a real switch, followed at once.
-    assert policy.decide(policy.scores({"en": 0.95, "nl": 0.019}), conversation) == "en"
-    assert conversation.language == "en"
+def settled(language: str, policy: LanguagePolicy, turns: int = 3) -> ConversationLanguage:
+    """A conversation that has spoken `language` clearly for a few turns."""
+    conversation = ConversationLanguage()
+    for _ in range(turns):
+        policy.decide(policy.scores({language: 0.9, "en": 0.05, "de": 0.05}), conversation, 3.0)
+    assert conversation.language == language
+    return conversation
 
 
-def test_a_speaker_who_switches_is_followed_from_the_second_turn():
-    policy = LanguagePolicy(switch_odds=20)
-    conversation = ConversationLanguage(language="en")
-    leaning_dutch = {"nl": 0.6, "en": 0.3, "de": 0.1}
-    assert policy.decide(policy.scores(leaning_dutch), conversation) == "en"
-    assert policy.decide(policy.scores(leaning_dutch), conversation) == "nl"
-    assert conversation.history == ["en", "nl"]
+def test_one_unclear_or_short_turn_does_not_move_the_conversation_but_a_clear_one_does():
+    policy = LanguagePolicy(switch_rate=0.03, evidence_weight=1.0)
+    conversation = settled("nl", policy)
+    assert policy.decide(policy.scores({"de": 0.6, "nl": 0.3, "en": 0.1}), conversation, 3.0) == "nl"
+    # Very sure, but half a second of speech ("Ja."): not enough to switch on.
+    conversation = settled("nl", policy)
+    assert policy.decide(policy.scores({"en": 0.999, "nl": 0.001}), conversation, 0.4) == "nl"
+    # The same certainty over three seconds: a real switch, followed at once.
+    assert policy.decide(policy.scores({"en": 0.9999, "nl": 0.0001}), conversation, 3.0) == "en"
+
+
+def test_a_speaker_who_switches_is_followed_within_two_turns():
+    policy = LanguagePolicy(switch_rate=0.03, evidence_weight=1.0)
+    conversation = settled("en", policy)
+    leaning_dutch = {"nl": 0.9, "en": 0.08, "de": 0.02}
+    first = policy.decide(policy.scores(leaning_dutch), conversation, 3.0)
+    second = policy.decide(policy.scores(leaning_dutch), conversation, 3.0)
+    assert second == "nl" and conversation.history[-2:] in (["en", "nl"], ["nl", "nl"]), first
 
 
 def test_the_same_utterance_decided_again_counts_once():
     """A pause's transcript decides, then the end of the same turn decides
     again: that is one turn leaning to German, not two in a row."""
-    policy = LanguagePolicy(switch_odds=20)
-    conversation = ConversationLanguage(language="nl")
-    leaning_german = {"de": 0.6, "nl": 0.4}
+    policy = LanguagePolicy(switch_rate=0.03, evidence_weight=1.0)
+    conversation = settled("nl", policy)
+    belief = dict(conversation.belief)
+    leaning_german = {"de": 0.8, "nl": 0.2}
     for _ in range(3):
         conversation.begin(utterance=1000)
-        assert policy.decide(policy.scores(leaning_german), conversation) == "nl"
-    assert conversation.history == ["nl"]
-    conversation.begin(utterance=5000)  # the next turn, leaning the same way: now it switches
-    assert policy.decide(policy.scores(leaning_german), conversation) == "de"
+        policy.decide(policy.scores(leaning_german), conversation, 3.0)
+    once = ConversationLanguage(belief=dict(belief))
+    once.begin(utterance=1000)
+    policy.decide(policy.scores(leaning_german), once, 3.0)
+    assert conversation.belief == once.belief
+    assert len(conversation.history) == 4  # three settled turns and this one
 
 
 def test_an_unsure_vote_is_settled_by_decoding_the_leading_languages():
