@@ -274,6 +274,9 @@ class FasterWhisperSTTHandler(BaseHandler):
         if incremental and self.short_window is not None:
             self.incremental = IncrementalTranscriber(self.decode_tail, WHISPER_RATE, None, context_s)
         self._default_state = ConversationSTT()  # segments that name no session (tests, benchmarks)
+        # Decodes made while choosing a turn's language, reused for its transcript.
+        self._rescored_audio: np.ndarray | None = None
+        self._rescored: dict[str, WindowResult] = {}
 
     def warmup(self) -> None:
         """One pass on a second of low noise: loads kernels, fills caches."""
@@ -288,7 +291,8 @@ class FasterWhisperSTTHandler(BaseHandler):
         if language is None and self.multilingual:
             language = self.choose_language(audio, None, self.policy.allowed)
         if self.short_window is not None and self.short_window.fits(audio):
-            result = self.short_window.decode(audio, language)
+            reused = self._rescored.get(language) if self._rescored_audio is audio else None
+            result = reused or self.short_window.decode(audio, language)
             if result.silence:
                 return "", result.language
             if not result.doubtful:
@@ -318,9 +322,11 @@ class FasterWhisperSTTHandler(BaseHandler):
             likelihood = None
         else:
             probabilities = decoder.language_probabilities(audio)
+            self._rescored_audio, self._rescored = audio, {}  # the decodes, for the transcript to reuse
 
             def likelihood(code: str) -> float:
-                return decoder.decode(audio, code).average_log_probability
+                self._rescored[code] = decoder.decode(audio, code)
+                return self._rescored[code].average_log_probability
 
         scores = self.policy.scores(probabilities, likelihood, allowed, conversation.language if conversation else None)
         return self.policy.decide(scores, conversation, len(audio) / WHISPER_RATE)

@@ -73,10 +73,6 @@ def narrowed(probabilities: dict[str, float], allowed: Iterable[str] | None) -> 
     return {code: value / total for code, value in chosen.items()}
 
 
-def log_scores(probabilities: dict[str, float]) -> dict[str, float]:
-    return {code: math.log(max(FLOOR, value)) for code, value in probabilities.items()}
-
-
 @dataclass(frozen=True)
 class LanguagePolicy:
     """How a turn's language is chosen (see the module's docstring).
@@ -90,19 +86,27 @@ class LanguagePolicy:
     unclear turn (flat evidence) hardly moves the belief; a clear one, or two
     leaning the same way, does.
 
-    `rescore_below`: when the leading language's share is below this, the
-    leading `rescore_count` languages are also decoded and the decoder's
-    average log-likelihood per token (times `decode_weight`) joins the scores
-    (0: never).
+    `rescore_below`: with no expected languages, when the leading language's
+    share is below this, the leading `rescore_count` languages are also
+    decoded and the decoder's average log-likelihood per token (times
+    `decode_weight`) joins the scores (0: never).
+
+    The defaults were chosen on the Dutch, Czech and English clips of
+    `../shared/audio/human/` (benchmarks/RESULTS_languages.md): Whisper base
+    calls many acted Dutch lines English and Czech ones Polish, confidently,
+    so one turn's vote counts for little (`evidence_weight` 0.5, a floor of
+    0.03) and the conversation keeps its language turn to turn (a 3% chance
+    of a switch before each turn).
     """
 
     allowed: tuple[str, ...] | None = None
     switch_rate: float = 0.03
     evidence_weight: float = 0.5
+    evidence_floor: float = 0.03
     full_evidence_s: float = 2.0
-    rescore_below: float = 0.0
+    rescore_below: float = 0.95
     rescore_count: int = 2
-    decode_weight: float = 1.0
+    decode_weight: float = 10.0
 
     def scores(
         self,
@@ -111,22 +115,33 @@ class LanguagePolicy:
         allowed: tuple[str, ...] | None = None,
         also: str | None = None,
     ) -> dict[str, float]:
-        """Log-scores of the candidate languages for one utterance.
+        """Log-evidence for each candidate language of one utterance.
+
+        Whisper's probability of each allowed language, plus `evidence_floor`:
+        its language vote is sometimes confidently wrong, and where it gives
+        every expected language almost nothing (it heard none of them), their
+        ratios are noise, which the floor keeps from deciding anything.
         `decode_likelihood(code)`: the decoder's average log-likelihood per
-        token when told the utterance is in `code`; asked only when the
-        language vote is unsure, for the leading languages (and `also`, the
-        conversation's language)."""
-        shares = narrowed(probabilities, allowed if allowed is not None else self.allowed)
-        scores = log_scores(shares)
+        token when told the utterance is in `code`; asked only when the vote
+        is unsure (the leading allowed language's share below `rescore_below`),
+        for the leading `rescore_count` languages and `also` (the
+        conversation's language); the others rank below them."""
+        allowed = allowed if allowed is not None else self.allowed
+        candidates = list(allowed) if allowed is not None else list(probabilities)
+        scores = {code: math.log(probabilities.get(code, 0.0) + self.evidence_floor) for code in candidates}
+        shares = narrowed(probabilities, candidates)
         ranked = sorted(shares, key=shares.get, reverse=True)
-        if decode_likelihood is None or not ranked or shares[ranked[0]] >= self.rescore_below:
+        # Narrowed to the expected languages, the look-alikes that decoding
+        # tells apart (Polish for Czech) are gone already, and decoding the
+        # rest cost Dutch turns to English (measured: 57 -> 51 of 58).
+        if decode_likelihood is None or allowed is not None or not ranked or shares[ranked[0]] >= self.rescore_below:
             return scores
         contenders = ranked[: self.rescore_count]
-        if also is not None and also in shares and also not in contenders:
+        if also is not None and also in scores and also not in contenders:
             contenders.append(also)
         rescored = {code: scores[code] + self.decode_weight * decode_likelihood(code) for code in contenders}
-        worst = min(rescored.values())
-        return {code: rescored.get(code, min(worst, scores[code]) - 1.0) for code in scores}
+        lowest = min(rescored.values())
+        return {code: rescored.get(code, min(lowest, scores[code]) - 1.0) for code in scores}
 
     def decide(
         self, scores: dict[str, float], conversation: ConversationLanguage | None = None, speech_s: float | None = None
