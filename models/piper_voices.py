@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import sys
 import urllib.error
@@ -34,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from models.hub import hub_endpoint, hub_offline, hub_problem
-from models.packaged import ModelNotInstalledError, cache_root
+from models.packaged import ModelNotInstalledError, cache_root, write_checked
 
 logger = logging.getLogger(__name__)
 
@@ -103,22 +102,18 @@ def _index(timeout_s: float) -> dict[str, Any]:
 def _download(url: str, target: Path, size: int, md5: str, timeout_s: float) -> None:
     """`url` into `target` through a temporary file, which becomes `target`
     only when its size and MD5 are the ones the index gives."""
-    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
-    digest, written = hashlib.md5(usedforsecurity=False), 0
-    try:
-        with _get(url, timeout_s) as response, open(partial, "wb") as out:
-            while block := response.read(_BLOCK):
-                out.write(block)
-                digest.update(block)
-                written += len(block)
-        if written != size or digest.hexdigest() != md5:
-            raise VoiceNotInstalledError(
-                f"{url}: got {written} bytes with MD5 {digest.hexdigest()}, the hub's index says {size} bytes "
-                f"with MD5 {md5}; nothing was kept (try again: {fetch_command(target.parent.name)})"
-            )
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
+
+    def problem(digest: str, written: int) -> str | None:
+        if written == size and digest == md5:
+            return None
+        return (
+            f"{url}: got {written} bytes with MD5 {digest}, the hub's index says {size} bytes with MD5 {md5}; "
+            f"nothing was kept (try again: {fetch_command(target.parent.name)})"
+        )
+
+    with _get(url, timeout_s) as response:
+        blocks = iter(lambda: response.read(_BLOCK), b"")
+        write_checked(target, blocks, hashlib.md5(usedforsecurity=False), problem, VoiceNotInstalledError)
 
 
 def download_voice(name: str, timeout_s: float = DOWNLOAD_TIMEOUT_S) -> Path:
