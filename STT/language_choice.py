@@ -79,8 +79,8 @@ class LanguagePolicy:
 
     A conversation's belief is a forward filter over its turns (a hidden
     Markov model whose state is the language): before each turn, the speaker
-    keeps the language with probability 1 - `switch_rate` and picks any of the
-    candidates otherwise; the turn's evidence (its scores, weighed by
+    keeps the language with probability 1 - `switch_rate`, and each other
+    candidate gets `switch_rate` of prior weight; the turn's evidence (its scores, weighed by
     `evidence_weight` and by how much speech there was, up to `full_evidence_s`)
     then updates it, and the turn's language is the most believed one.  An
     unclear turn (flat evidence) hardly moves the belief; a clear one, or two
@@ -95,12 +95,12 @@ class LanguagePolicy:
     `../shared/audio/human/` (benchmarks/RESULTS_languages.md): Whisper base
     calls many acted Dutch lines English and Czech ones Polish, confidently,
     so one turn's vote counts for little (`evidence_weight` 0.5, a floor of
-    0.03) and the conversation keeps its language turn to turn (a 3% chance
-    of a switch before each turn).
+    0.03) and the conversation keeps its language turn to turn (a 1% prior
+    for a switch to any other language before each turn).
     """
 
     allowed: tuple[str, ...] | None = None
-    switch_rate: float = 0.03
+    switch_rate: float = 0.01
     evidence_weight: float = 0.5
     evidence_floor: float = 0.03
     full_evidence_s: float = 2.0
@@ -153,8 +153,13 @@ class LanguagePolicy:
         top = max(scores.values())
         evidence = {code: math.exp(weight * (score - top)) for code, score in scores.items()}
         if conversation.belief:
-            spread = self.switch_rate / len(evidence)
-            prior = {code: (1 - self.switch_rate) * conversation.belief.get(code, 0.0) + spread for code in evidence}
+            # Any language may be switched to; how many there are does not
+            # make a switch to one of them less likely (with 99 candidates, an
+            # even share made a Dutch speaker wait for their fourth clear turn).
+            prior = {
+                code: (1 - self.switch_rate) * conversation.belief.get(code, 0.0) + self.switch_rate
+                for code in evidence
+            }
         else:
             prior = dict.fromkeys(evidence, 1.0)
         posterior = {code: evidence[code] * prior[code] for code in evidence}
