@@ -337,9 +337,12 @@ class FasterWhisperSTTHandler(BaseHandler):
         if not self.multilingual:
             return "en", None
         settings = session.settings if session is not None else None
-        fixed = settings.language if settings is not None and settings.language else self.language
-        allowed = settings.languages if settings is not None and settings.languages else self.policy.allowed
-        return fixed, allowed
+        if settings is None or (settings.language is None and settings.languages is None):
+            return self.language, self.policy.allowed
+        if settings.language not in (None, "auto"):
+            return settings.language, None
+        # The client asked for detection ("auto", or the languages to choose from).
+        return None, settings.languages or self.policy.allowed
 
     def decode_tail(self, tail: np.ndarray, known: str, language: str | None, with_words: bool) -> TailDecoding:
         """The incremental transcriber's decoder: one tail on the short window."""

@@ -2,10 +2,11 @@
 
 A client fixes the language it speaks, or narrows what detection may choose,
 with `session.update` → `audio.input.transcription.language` (one ISO 639-1
-code, Whisper's) and `.languages` (a list), as in the API's own transcription
-settings; `transcription: null` goes back to the server's `--language` and
-`--languages`.  The transcript's language goes out in the completed
-transcription event's `languages`, and the reply's language and voice in its
+code, Whisper's, or "auto" to detect it) and `.languages` (a list, which
+means detection among those), as in the API's own transcription settings;
+`transcription: null` goes back to the server's `--language` and `--languages`.
+The transcript's language goes out in the completed transcription event's
+`languages`, and the reply's language and voice in its
 `response.done` as `response.metadata` (`{"language": "nl", "voice": ...}`):
 the API has no field of its own for either.
 """
@@ -31,7 +32,7 @@ def apply_transcription(settings: SessionSettings, transcription: Any) -> tuple[
     fields = transcription.model_fields_set
     language = settings.language
     if "language" in fields:
-        language = transcription.language if transcription.language not in (None, *AUTO) else None
+        language = transcription.language or None
         problem = whisper_language_problem(language)
         if problem is not None:
             return "session.audio.input.transcription.language", problem.replace("--language", "language")
