@@ -10,8 +10,9 @@ detected by the STT), and is spoken by the voice for that language:
 
 1. a voice named for it (`--tts_voices nl=nl_NL-mls-medium,cs=/voices/cs.onnx`,
    or `--tts_voice` itself, whose language its config says);
-2. else a Piper voice of that language already installed: packaged, or
-   fetched by name into the cache before (`models.piper_voices`);
+2. else a Piper voice of that language already installed: packaged (joe
+   speaks English even when `--tts_voice` names a Dutch voice), or fetched by
+   name into the cache before (`models.piper_voices`);
 3. else `--tts_other_languages` says what speaks it: `espeak` (default),
    espeak-ng's own voice of that language from the library inside Piper's
    wheel; `phonemes`, the default voice reading the language's phonemes;
@@ -85,6 +86,18 @@ def voice_language(model_path: Path) -> str:
     config = json.loads(Path(f"{model_path}.json").read_text())
     family = (config.get("language") or {}).get("family") or config.get("espeak", {}).get("voice", "en")
     return base_language(family)
+
+
+def installed_voices() -> dict[str, str]:
+    """Every Piper voice this machine has without a download, by language:
+    the packaged ones, then those fetched into the cache before (which win)."""
+    found = {}
+    for name, packaged in PACKAGED_VOICES.items():
+        try:
+            found[voice_language(packaged.path())] = name
+        except (ModelNotInstalledError, OSError, ValueError):
+            continue  # its package is not installed
+    return {**found, **cached_voices()}
 
 
 def cached_voices() -> dict[str, str]:
@@ -168,7 +181,9 @@ class PiperTTSHandler(SpeechHandler):
         for language, name in parse_voices(voices).items():
             self.voices[language] = self._load(name)  # named voices must load now, not on the first sentence
         # Installed but not named: loaded on their language's first sentence.
-        self.installed = {language: name for language, name in cached_voices().items() if language not in self.voices}
+        self.installed = {
+            language: name for language, name in installed_voices().items() if language not in self.voices
+        }
         self._espeak: EspeakVoice | None = None
         self._accents: dict[str, Any] = {}
         self.unavailable: set[str] = set()  # languages whose cached voice failed to load: not retried

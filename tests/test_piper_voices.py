@@ -176,3 +176,17 @@ def test_piper_speaks_each_language_with_its_voice(hub, monkeypatch):
     assert named.voice_name("nl") == NAME and named.voice_name("cs") == "joe"  # the seed's behaviour, asked for
     accent = make_handler(PiperTTSHandler, voice="joe", other_languages="phonemes")
     assert accent.voice_name("cs") == "joe:cs-phonemes"
+
+
+def test_a_dutch_default_voice_leaves_english_to_the_packaged_one(hub, monkeypatch):
+    from tests.conftest import make_handler
+    from TTS.piper_handler import PiperTTSHandler
+
+    root, stop = hub
+    build_hub(root)
+    voice_path(NAME)
+    stop()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    handler = make_handler(PiperTTSHandler, voice=NAME)
+    assert handler.voice_name("nl") == NAME and handler.voice_name(None) == NAME
+    assert handler.voice_name("en") == "joe"  # installed (packaged): not espeak-ng's English
