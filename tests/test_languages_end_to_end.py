@@ -37,7 +37,8 @@ def conversation(tmp_path, rows: list[dict[str, str]], *flags: str) -> list[dict
     """The clips joined with 2 s of silence, answered by s2s_pipeline.py in file mode; the turns' metrics."""
     gap = np.zeros(int(GAP_S * 16000), dtype=np.int16)
     recording = tmp_path / "conversation.wav"
-    write_wav(recording, np.concatenate([part for row in rows for part in (load_audio(HUMAN / row["file"]), gap)]))
+    parts = [part for row in rows for part in (load_audio(HUMAN / row["file"]), gap)]
+    write_wav(recording, np.concatenate(parts), 16000)
     metrics, answer = tmp_path / "turns.jsonl", tmp_path / "answer.wav"
     completed = subprocess.run(
         [sys.executable, "s2s_pipeline.py", "--mode", "file", "--input_file", str(recording),
