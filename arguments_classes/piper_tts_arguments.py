@@ -21,13 +21,13 @@ class PiperTTSHandlerArguments:
         },
     )
     tts_other_languages: str = field(
-        default="espeak",
+        default="auto",
         metadata={
-            "help": "What speaks a language no Piper voice is installed for: 'espeak' (espeak-ng's voice of that "
-            "language, from Piper's wheel; instant), 'kokoro' (Kokoro-82M's packaged Japanese voice reading the "
-            "language's phonemes: the most intelligible for Dutch and Czech, ~2 s to first audio; optional "
-            "packages), 'phonemes' (the default voice reading the language's phonemes), "
-            "'default' (the default voice reading it as its own language)."
+            "help": "What speaks a language no Piper voice is installed for: 'auto' (the most intelligible installed, "
+            "measured: 'kokoro' if its optional packages are there, else 'espeak'), 'kokoro' (Kokoro-82M's "
+            "packaged Japanese voice reading the language's phonemes; ~2 s to first audio), 'espeak' (espeak-ng's "
+            "voice of that language, from Piper's wheel; instant), 'phonemes' (the default voice reading the "
+            "language's phonemes), 'default' (the default voice reading it as its own language)."
         },
     )
     tts_speaker_id: int | None = field(default=None, metadata={"help": "Speaker of a multi-speaker voice."})

@@ -166,7 +166,7 @@ def test_piper_speaks_each_language_with_its_voice(hub, monkeypatch):
     voice_path(NAME)
     stop()
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    handler = make_handler(PiperTTSHandler, voice="joe")
+    handler = make_handler(PiperTTSHandler, voice="joe", other_languages="espeak")
     assert handler.voice_name("en") == "joe"
     assert handler.voice_name("nl") == NAME
     assert handler.voice_name("cs") == "espeak-ng:cs"

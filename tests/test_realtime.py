@@ -440,7 +440,8 @@ def test_a_session_set_to_dutch_with_dutch_instructions_is_answered_and_spoken_i
     `session.update` (audio.input.transcription.language) and gives Dutch
     instructions.  A recorded Dutch line is transcribed in Dutch, the
     completed transcription and response.done say so, and the reply is
-    Dutch (judged by lingua) spoken by a Dutch voice."""
+    Dutch (judged by lingua) spoken by a voice of Dutch (the server has no
+    Dutch Piper voice: Kokoro's packaged model where installed, else espeak-ng)."""
     from lingua import IsoCode639_1, LanguageDetectorBuilder
 
     conversation = connect(server.port, KEY)
@@ -462,7 +463,8 @@ def test_a_session_set_to_dutch_with_dutch_instructions_is_answered_and_spoken_i
         assert len(heard & {"dat", "rode", "beest", "is", "een", "beetje", "vreemd"}) >= 4, completed.transcript
         response = conversation.of("response.done")[0].response
         assert response.status == "completed"
-        assert response.metadata == {"language": "nl", "voice": "espeak-ng:nl"}
+        assert response.metadata["language"] == "nl"
+        assert response.metadata["voice"] in ("kokoro-jf_alpha:nl", "espeak-ng:nl")  # a Dutch voice, not joe
         reply = response.output[0].content[0].transcript
         detector = LanguageDetectorBuilder.from_iso_codes_639_1(
             IsoCode639_1.EN, IsoCode639_1.NL, IsoCode639_1.DE, IsoCode639_1.AF
