@@ -191,25 +191,28 @@ def conversation_row(name: str, truth: list[str], items: list[Clip], turns: list
     )
 
 
-def pipeline(clips: dict[str, list[Clip]], judge: LanguageJudge, extra: list[str], mixed_count: int) -> str:
+CONFIGS = {"auto": ["--language", "auto"], "narrowed": ["--language", "auto", "--languages", EXPECTED]}
+
+
+def pipeline(
+    clips: dict[str, list[Clip]], judge: LanguageJudge, extra: list[str], mixed_count: int, configs: list[str]
+) -> str:
     rows = ["| conversation | clips | turns | turns detected right | WER | replies in the detected language (lingua) "
             "| voice | end of turn → first audio p50 ms |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     details = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        for label, flags in (
-            ("auto", ["--language", "auto"]),
-            ("narrowed", ["--language", "auto", "--languages", EXPECTED]),
-        ):
+        for label in (name for name in configs if name in CONFIGS):
             for language, items in clips.items():
-                turns = run_file_mode(joined(items, folder, f"{language}"), [*flags, *extra], folder)
+                turns = run_file_mode(joined(items, folder, f"{language}"), [*CONFIGS[label], *extra], folder)
                 rows.append(conversation_row(f"{language}, {label}", [language] * len(turns), items, turns, judge))
                 details.append((f"{language}, {label}", turns))
-        mixed = clips["en"][:mixed_count] + clips["nl"][:mixed_count]
-        turns = run_file_mode(joined(mixed, folder, "mixed"), ["--language", "auto", *extra], folder)
-        truth = mixed_truth(turns, clips["en"][:mixed_count], clips["nl"][:mixed_count])
-        rows.append(conversation_row("en then nl, auto", truth, mixed, turns, judge))
-        details.append(("en then nl, auto", turns))
+        if "mixed" in configs:
+            mixed = clips["en"][:mixed_count] + clips["nl"][:mixed_count]
+            turns = run_file_mode(joined(mixed, folder, "mixed"), ["--language", "auto", *extra], folder)
+            truth = mixed_truth(turns, clips["en"][:mixed_count], clips["nl"][:mixed_count])
+            rows.append(conversation_row("en then nl, auto", truth, mixed, turns, judge))
+            details.append(("en then nl, auto", turns))
     lines = ["", "Every turn's detected language and judged reply language (detected → reply):", ""]
     for name, turns in details:
         codes = " ".join(f"{t.get('language')}→{judge(t.get('reply') or '') or '-'}" for t in turns)
@@ -322,6 +325,7 @@ def main() -> int:
     parser.add_argument("--mixed", type=int, default=6, help="Clips of each language in the mixed conversation.")
     parser.add_argument("--sentences", type=int, default=20, help="Sentences per language and voice.")
     parser.add_argument("--flags", default="", help="Extra pipeline flags for the pipeline part.")
+    parser.add_argument("--configs", default="auto,narrowed,mixed", help="Pipeline conversations to run.")
     parser.add_argument("--write", metavar="PATH", help="Write the report (markdown) there; default: print only.")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
@@ -340,7 +344,7 @@ def main() -> int:
     if "pipeline" in parts:
         judge = LanguageJudge()
         report += ["", "## Through the pipeline (file mode, one conversation per row)", ""]
-        report.append(pipeline(clips, judge, args.flags.split(), args.mixed))
+        report.append(pipeline(clips, judge, args.flags.split(), args.mixed, args.configs.split(",")))
         print(report[-1], flush=True)
     if "voices" in parts:
         report += ["", "## Voices: intelligibility, speed", "", voices(clips, args.sentences)]
