@@ -49,9 +49,10 @@ class ReplyPacing:
     first_phrase_words: int = 0
     first_audio_wait_ms: int = 0
 
-    def aggregator(self) -> SentenceAggregator:
+    def aggregator(self, language: str | None = None) -> SentenceAggregator:
+        """A sentence cutter for a reply in `language` (its abbreviations and phrase words)."""
         return SentenceAggregator(
-            first_clause_words=self.first_clause_words, first_phrase_words=self.first_phrase_words
+            first_clause_words=self.first_clause_words, first_phrase_words=self.first_phrase_words, language=language
         )
 
 
@@ -64,10 +65,11 @@ def wait_for_first_audio(turn: Turn, stop_event: threading.Event, limit_s: float
         time.sleep(poll_s)
 
 
-def user_content(text: str, language: str | None) -> str:
+def user_content(text: str, language: str | None, english_too: bool = False) -> str:
     """The user's message as the LLM reads it: the words, asking for a reply
-    in their language when it is not English."""
-    return language_instruction(language) + text
+    in their language when it is not English (or always, `english_too`: the
+    conversation has instructions of its own, perhaps in another language)."""
+    return language_instruction(language, english_too) + text
 
 
 def answer_transcript(
@@ -107,8 +109,9 @@ def answer_chat(
     (see `SentenceAggregator`) and whether to wait for its audio.
     """
     turn.mark("llm_start")
+    turn.reply_language = (language or "").removesuffix("-auto") or None
     pacing = pacing or ReplyPacing()
-    sentences = pacing.aggregator()
+    sentences = pacing.aggregator(language)
     reply: list[str] = []
     written: list[str] = []
 

@@ -110,7 +110,8 @@ class LanguageModelHandler(BaseHandler):
         messages = chat.messages()
         if messages and messages[-1]["role"] == self.user_role:
             return None
-        return [*messages, {"role": self.user_role, "content": user_content(partial.text, partial.language)}]
+        content = user_content(partial.text, partial.language, own_instructions(partial.session))
+        return [*messages, {"role": self.user_role, "content": content}]
 
     def process(
         self, message: Transcript | UserText | CreateResponse | PartialTranscript
@@ -127,7 +128,8 @@ class LanguageModelHandler(BaseHandler):
         chat = self.chat_for(turn.session)
         language = getattr(message, "language", None)
         if isinstance(message, Transcript):
-            chat.add_user(user_content(message.text, language), role=self.user_role, turn_id=turn.turn_id)
+            content = user_content(message.text, language, own_instructions(turn.session))
+            chat.add_user(content, role=self.user_role, turn_id=turn.turn_id)
         elif isinstance(message, UserText):
             chat.add_user(message.text, role=self.user_role, turn_id=turn.turn_id)
         if not turn.respond:
@@ -138,6 +140,12 @@ class LanguageModelHandler(BaseHandler):
         """Whether a message that asks for an answer (any conversation's) is
         queued: it goes first, reading ahead would only delay it."""
         return self.queued(lambda queued: isinstance(queued, Transcript | UserText | CreateResponse))
+
+
+def own_instructions(session: Session | None) -> bool:
+    """Whether a conversation replaced the system prompt (a realtime client's
+    `instructions`): then the reply language is asked for English too."""
+    return session is not None and session.settings.instructions is not None
 
 
 # setup_kwargs that LanguageModelHandler hands to setup_chat, not to the backend's setup.

@@ -14,27 +14,45 @@ without a clause mark is cut before a word that opens a phrase ("Walking from
 the train station | to the old town").  Only the first: later sentences are
 spoken whole, for their intonation, while the first one plays.
 
-nltk's Punkt tokenizer is instantiated directly (default parameters plus a
-few common English abbreviations); nltk's data downloader is never called: it
+Cuts follow the reply's language (`rules_for`): Dutch "bijv." and Czech
+"např." do not end a sentence, and a first phrase is cut before a Dutch "met"
+or a Czech "protože" as before an English "with".  A language without rules
+of its own gets English's abbreviations and clause marks, and no phrase cuts.
+
+nltk's Punkt tokenizer is instantiated directly (default parameters plus the
+language's common abbreviations); nltk's data downloader is never called: it
 fails offline.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
 
+from LLM.spoken_languages import base_language
 from LLM.spoken_text import strip_markdown
 
+# Abbreviations that end in a full stop without ending the sentence, per
+# language (lower case, without the last full stop, as Punkt stores them).
 _ABBREVIATIONS = {
-    "dr", "mr", "mrs", "ms", "prof", "st", "vs", "etc", "e.g", "i.e", "jr", "sr",
-    "inc", "ltd", "co", "no", "fig", "approx", "dept", "u.s", "a.m", "p.m",
+    "en": {
+        "dr", "mr", "mrs", "ms", "prof", "st", "vs", "etc", "e.g", "i.e", "jr", "sr",
+        "inc", "ltd", "co", "no", "fig", "approx", "dept", "u.s", "a.m", "p.m",
+    },
+    "nl": {
+        "bijv", "bv", "d.w.z", "o.a", "enz", "m.a.w", "dhr", "mevr", "ca", "nr", "incl", "excl", "a.u.b",
+        "ong", "evt", "i.p.v", "z.g.a.n", "mr", "dr", "prof", "blz", "resp", "vgl", "zgn", "t.o.v", "e.d",
+    },
+    "cs": {
+        "např", "tj", "atd", "apod", "tzv", "mj", "resp", "č", "sv", "str", "hod", "min", "tis", "mil", "mld",
+        "př", "n", "l", "p", "pí", "ing", "mgr", "dr", "prof", "doc", "ul", "tel", "kap", "obr", "viz", "cca",
+    },
 }  # fmt: skip
 
-
-_LIST_MARKER = re.compile(r"^\s*(?:\d+[.)]|[-•*])\s*$")
 # A clause mark followed by a space and the start of the next word: "ride, a".
 # The space rules out "3,000" and "10:30"; the next word rules out a mark that
 # ends the sentence's last clause.
@@ -42,21 +60,62 @@ _CLAUSE_END = re.compile(r"[,;:](?=\s+\w)|\s[-–—](?=\s+\w)")
 # Words that open a phrase (conjunctions, prepositions, relative words): a
 # speaker can pause before them.  Matched whole, once the word after them has
 # started, so "to" is not the start of "tomorrow".
-_PHRASE_OPENERS = (
-    "and but or so because since while when where which who whose whom if unless although though whether "
+_PHRASE_OPENERS = {
+    "en": "and but or so because since while when where which who whose whom if unless although though whether "
     "with without for from to in on at by about into onto through during before after between under over "
-    "across along around against until like"
-).split()
-_PHRASE_START = re.compile(r"\s(?=(?:" + "|".join(_PHRASE_OPENERS) + r")\s+\w)", re.IGNORECASE)
-# A phrase does not end on these: "the | of", "a | for", "5 | to 10".
-_NO_PHRASE_END = set("a an the my your his her its our their this these those some any no every each of".split())
+    "across along around against until like",
+    "nl": "en maar of want omdat doordat terwijl wanneer als toen waar waarin waarbij die dat wie wiens indien "
+    "hoewel ofschoon met zonder voor naar in op bij door over tijdens na tussen onder boven tegen tot "
+    "langs rond sinds vanaf zoals",
+    "cs": "a ale nebo protože když kde který která které jež kdo co pokud ačkoli i s se z ze do na v ve pro o "
+    "k ke po před za od u při mezi pod nad proti přes během kolem jako až",
+}
+# A phrase does not end on these (articles, determiners, "of"): "the | of", "5 | to 10".
+_NO_PHRASE_END = {
+    "en": "a an the my your his her its our their this these those some any no every each of",
+    "nl": "de het een mijn jouw je zijn haar ons onze hun deze die dit dat elk elke geen van",
+    "cs": "ten ta to ty ti tento tato toto můj moje tvůj jeho její náš naše váš vaše jejich každý žádný",
+}
 _NUMBER = re.compile(r"^[\d.,:%$€£+-]*\d[\d.,:%$€£+-]*$")
+_LIST_MARKER = re.compile(r"^\s*(?:\d+[.)]|[-•*])\s*$")
 
 
-def _tokenizer() -> PunktSentenceTokenizer:
-    params = PunktParameters()
-    params.abbrev_types = set(_ABBREVIATIONS)
-    return PunktSentenceTokenizer(params)
+@dataclass(frozen=True)
+class SentenceRules:
+    """Where one language's sentences and phrases may be cut: its
+    abbreviations (for Punkt), the words a phrase opens with, and the words
+    one never ends on.  Languages without rules of their own get English's
+    punctuation handling and no phrase cuts inside words we do not know."""
+
+    language: str
+    abbreviations: frozenset[str]
+    phrase_start: re.Pattern[str] | None
+    no_phrase_end: frozenset[str]
+
+    def tokenizer(self) -> PunktSentenceTokenizer:
+        params = PunktParameters()
+        params.abbrev_types = set(self.abbreviations)
+        return PunktSentenceTokenizer(params)
+
+
+def _phrase_start(openers: str) -> re.Pattern[str]:
+    return re.compile(r"\s(?=(?:" + "|".join(openers.split()) + r")\s+\w)", re.IGNORECASE)
+
+
+@functools.cache
+def rules_for(language: str | None) -> SentenceRules:
+    """The cutting rules of a language (Whisper code); English's abbreviations
+    are known in every language (an LLM writes "e.g." in any of them), but
+    phrase cuts only where the language's own words are listed."""
+    code = base_language(language)
+    abbreviations = _ABBREVIATIONS["en"] | _ABBREVIATIONS.get(code, set())
+    openers = _PHRASE_OPENERS.get(code)
+    return SentenceRules(
+        code,
+        frozenset(abbreviations),
+        _phrase_start(openers) if openers else None,
+        frozenset(_NO_PHRASE_END.get(code, "").split()),
+    )
 
 
 def _clean(sentence: str) -> str:
@@ -77,8 +136,11 @@ class SentenceAggregator:
     first sentence without a comma does not hold back the first audio.
     """
 
-    def __init__(self, min_chars: int = 2, first_clause_words: int = 0, first_phrase_words: int = 0) -> None:
-        self._tokenizer = _tokenizer()
+    def __init__(
+        self, min_chars: int = 2, first_clause_words: int = 0, first_phrase_words: int = 0, language: str | None = None
+    ) -> None:
+        self.rules = rules_for(language)
+        self._tokenizer = self.rules.tokenizer()
         self._buffer = ""
         self.min_chars = min_chars
         self.first_clause_words = first_clause_words
@@ -117,14 +179,14 @@ class SentenceAggregator:
         """Where the first phrase ends: before a word that opens a new one,
         after enough words, never inside a number ("10 | to 15") or after an
         article ("the | of")."""
-        if self.first_phrase_words <= 0:
+        if self.first_phrase_words <= 0 or self.rules.phrase_start is None:
             return None
-        for boundary in _PHRASE_START.finditer(self._buffer):
+        for boundary in self.rules.phrase_start.finditer(self._buffer):
             words = _clean(self._buffer[: boundary.start()]).split()
             if len(words) < self.first_phrase_words:
                 continue
             last = words[-1].lower().strip("\"'()")
-            if last not in _NO_PHRASE_END and not _NUMBER.match(last) and last.isascii() and last[-1:].isalnum():
+            if last not in self.rules.no_phrase_end and not _NUMBER.match(last) and last[-1:].isalnum():
                 return boundary.start()
         return None
 
@@ -151,32 +213,34 @@ class SentenceAggregator:
                 yield sentence
 
 
-def split_first_piece(text: str, min_words: int = 4) -> tuple[str, str]:
+def split_first_piece(text: str, min_words: int = 4, language: str | None = None) -> tuple[str, str]:
     """`text` cut once, after its first clause mark or before its first word
     that opens a phrase, leaving at least `min_words` words on each side and
     never cutting a number ("10 | to 15"); ("", text) if there is no such cut.
     For a TTS that speaks a piece only once it is whole: the head of a long
     sentence is heard while the rest is synthesised."""
-    for cut in _cuts(text, min_words):
+    for cut in _cuts(text, min_words, rules_for(language)):
         return text[:cut].strip(), text[cut:].strip()
     return "", text
 
 
-def _cuts(text: str, min_words: int) -> Iterator[int]:
+def _cuts(text: str, min_words: int, rules: SentenceRules) -> Iterator[int]:
     """Where `text` may be cut, in order: after a clause mark or before a
     word that opens a phrase, with at least `min_words` words on each side,
     never after an article or inside a number ("10 | to 15")."""
-    marks = {m.end() for m in _CLAUSE_END.finditer(text)} | {m.start() for m in _PHRASE_START.finditer(text)}
+    marks = {m.end() for m in _CLAUSE_END.finditer(text)}
+    if rules.phrase_start is not None:
+        marks |= {m.start() for m in rules.phrase_start.finditer(text)}
     for cut in sorted(marks):
         head, rest = text[:cut].split(), text[cut:].split()
         if len(head) < min_words or len(rest) < min_words:
             continue
         last = head[-1].lower().strip("\"'()").rstrip(",;:")
-        if last and last not in _NO_PHRASE_END and not _NUMBER.match(last):
+        if last and last not in rules.no_phrase_end and not _NUMBER.match(last):
             yield cut
 
 
-def split_long_piece(text: str, max_words: int, min_words: int = 4) -> list[str]:
+def split_long_piece(text: str, max_words: int, min_words: int = 4, language: str | None = None) -> list[str]:
     """`text` in pieces of at most `max_words` words (0: no limit), each cut
     at the last clause mark or phrase start that keeps it within the limit,
     else after `max_words` words.  For a TTS whose memory and time to first
@@ -185,7 +249,7 @@ def split_long_piece(text: str, max_words: int, min_words: int = 4) -> list[str]
     pieces: list[str] = []
     rest = text.strip()
     while max_words > 0 and len(rest.split()) > max_words:
-        fitting = [cut for cut in _cuts(rest, min_words) if len(rest[:cut].split()) <= max_words]
+        fitting = [cut for cut in _cuts(rest, min_words, rules_for(language)) if len(rest[:cut].split()) <= max_words]
         if fitting:
             cut = fitting[-1]
         else:  # no clause or phrase boundary within the limit: cut between words

@@ -28,6 +28,8 @@ from urllib.parse import urlsplit
 
 from num2words import num2words
 
+from LLM.spoken_languages import LANGUAGES, base_language, rewrite
+
 # --- markdown ------------------------------------------------------------------------
 
 _FENCED_CODE = re.compile(r"```.*?```|~~~.*?~~~", re.S)
@@ -100,20 +102,23 @@ def _domain(url: str) -> str:
     return host.removeprefix("www.")
 
 
-def _say_domain(domain: str, english: bool) -> str:
-    return domain.replace(".", " dot ") if english else domain
+def _say_domain(domain: str, dot: str | None) -> str:
+    return domain.replace(".", f" {dot} ") if dot else domain
 
 
-def _links(text: str, english: bool) -> str:
+def _links(text: str, dot: str | None, at: str | None) -> str:
+    """URLs as their domain, e-mail addresses spelled out, with the
+    language's words for "dot" and "at" (None: left as written)."""
+
     def url(match: re.Match[str]) -> str:
         raw = match.group(0)
         stripped = raw.rstrip(".,;:!?")
-        return _say_domain(_domain(stripped), english) + raw[len(stripped) :]
+        return _say_domain(_domain(stripped), dot) + raw[len(stripped) :]
 
     def email(match: re.Match[str]) -> str:
-        if not english:
+        if not (dot and at):
             return match.group(0)
-        return f"{match.group(1).replace('.', ' dot ')} at {_say_domain(match.group(2), english)}"
+        return f"{match.group(1).replace('.', f' {dot} ')} {at} {_say_domain(match.group(2), dot)}"
 
     return _EMAIL.sub(email, _URL.sub(url, text))
 
@@ -286,10 +291,6 @@ def _english(text: str) -> str:
 # --- the whole rewrite -----------------------------------------------------------------
 
 
-def _base_language(language: str | None) -> str:
-    return (language or "en").removesuffix("-auto").split("-")[0].lower() or "en"
-
-
 def speakable(text: str, language: str | None = "en") -> str:
     """One sentence of an LLM reply -> the words a voice should say.
 
@@ -297,14 +298,17 @@ def speakable(text: str, language: str | None = "en") -> str:
     Returns "" when no word is left (a sentence that was only code, emoji or
     punctuation), which callers treat as nothing to say.
     """
-    language = _base_language(language)
+    language = base_language(language)
     english = language == "en"
+    local = LANGUAGES.get(language)
     text = strip_markdown(text)
-    text = _links(text, english)
+    text = _links(text, *(("dot", "at") if english else (local.dot, local.at) if local else (None, None)))
     text = _EMOJI.sub(" ", text)
     if english:
         text = _english(text)
         text = _NUMBER_RE.sub(lambda m: _words("en", m.group(1), m.group(2)), text)
+    elif local is not None:
+        text = rewrite(text, local)
     else:
         text = _NUMBER_RE.sub(lambda m: m.group(0) if m.group(2) else _words(language, m.group(1)), text)
     text = re.sub(r"[#~]", " ", text)

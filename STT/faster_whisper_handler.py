@@ -12,7 +12,7 @@ import logging
 import time
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -23,6 +23,7 @@ from conversation.session import Session
 from conversation.turn import Turn
 from models.packaged import resolve_whisper_model
 from STT.incremental_transcript import IncrementalTranscriber, TailDecoding, UtteranceTranscript, Word
+from STT.language_choice import ConversationLanguage, LanguagePolicy, parse_languages
 from STT.results import log_heard, segment_audio, transcript_messages
 from utils.messages import EndOfResponse, PartialTranscript, SpeechProgress, SpeechSegment, Transcript
 from utils.threads import engine_threads
@@ -137,14 +138,15 @@ class ShortWindowDecoder:
         mel = self.model.feature_extractor(padded, padding=0)[:, : int(seconds * 100)]
         return ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None]))
 
-    def detect_language(self, audio: np.ndarray, features: Any) -> str:
-        """The most likely language; when the short window is unsure (below
-        even odds), the full window is asked instead, which is more often
-        right on short English clips."""
-        best, probability = self.model.model.detect_language(features)[0][0]
-        if probability < UNSURE_LANGUAGE_PROBABILITY:
-            best, _ = self.model.model.detect_language(self.features(audio, FULL_WINDOW_S))[0][0]
-        return best.strip("<|>")
+    def language_probabilities(self, audio: np.ndarray, features: Any = None) -> dict[str, float]:
+        """Whisper's probability of each language for the whole utterance (the
+        window holds all of it); when the short window is unsure (below even
+        odds), the full window's, which is more often right on short English clips."""
+        features = self.features(audio) if features is None else features
+        probabilities = self.model.model.detect_language(features)[0]
+        if probabilities[0][1] < UNSURE_LANGUAGE_PROBABILITY:
+            probabilities = self.model.model.detect_language(self.features(audio, FULL_WINDOW_S))[0]
+        return {token.strip("<|>"): probability for token, probability in probabilities}
 
     def decode(
         self, audio: np.ndarray, language: str | None, known: str = "", with_words: bool = False
@@ -157,7 +159,8 @@ class ShortWindowDecoder:
         audio (one extra, cheap, alignment pass)."""
         features = self.features(audio)
         if language is None:
-            language = self.detect_language(audio, features) if self.model.model.is_multilingual else "en"
+            probabilities = self.language_probabilities(audio, features) if self.model.model.is_multilingual else {}
+            language = max(probabilities, key=probabilities.get) if probabilities else "en"
         tokenizer, prompt, suppressed = self.decoding(language)
         prefix = tokenizer.encode(" " + known.strip()) if known.strip() else []
         if with_words:
@@ -218,6 +221,7 @@ class ConversationSTT:
     speculation: tuple[tuple[int, int], str, str | None, float, float] | None = None
     followed_start: int | None = None  # speech start of the utterance followed while spoken
     followed: UtteranceTranscript | None = None
+    language: ConversationLanguage = field(default_factory=ConversationLanguage)  # the conversation's, sticky
 
 
 class FasterWhisperSTTHandler(BaseHandler):
@@ -234,6 +238,7 @@ class FasterWhisperSTTHandler(BaseHandler):
         compute_type: str = "int8",
         cpu_threads: int = 0,
         language: str = "en",
+        languages: str = "",
         window_s: float | None = None,
         incremental: bool = True,
         context_s: float = 4.0,
@@ -249,9 +254,11 @@ class FasterWhisperSTTHandler(BaseHandler):
         self.detect_language = language in ("auto", "", None)
         self.language = None if self.detect_language else language
         self.last_language = self.language
-        if not self.model.model.is_multilingual and self.detect_language:
+        self.multilingual = self.model.model.is_multilingual
+        if not self.multilingual and self.detect_language:
             logger.info("%s is English-only: language detection off", model_name)
             self.detect_language, self.language, self.last_language = False, "en", "en"
+        self.policy = LanguagePolicy(allowed=parse_languages(languages))
         self.gen_kwargs = {"beam_size": 1, "condition_on_previous_text": False, **(gen_kwargs or {})}
         if window_s is None:
             window_s = MEASURED_WINDOWS_S.get(model_name, FULL_WINDOW_S)
@@ -265,25 +272,77 @@ class FasterWhisperSTTHandler(BaseHandler):
         # (prompted tails, word times); without it each turn is decoded whole.
         self.incremental: IncrementalTranscriber | None = None
         if incremental and self.short_window is not None:
-            self.incremental = IncrementalTranscriber(self.decode_tail, WHISPER_RATE, self.language, context_s)
+            self.incremental = IncrementalTranscriber(self.decode_tail, WHISPER_RATE, None, context_s)
         self._default_state = ConversationSTT()  # segments that name no session (tests, benchmarks)
+        # Decodes made while choosing a turn's language, reused for its transcript.
+        self._rescored_audio: np.ndarray | None = None
+        self._rescored: dict[str, WindowResult] = {}
 
     def warmup(self) -> None:
         """One pass on a second of low noise: loads kernels, fills caches."""
         noise = np.random.default_rng(0).normal(0, 0.01, WHISPER_RATE).astype(np.float32)
         self.transcribe(noise)
 
-    def transcribe(self, audio: np.ndarray) -> tuple[str, str | None]:
+    def transcribe(self, audio: np.ndarray, language: str | None = None) -> tuple[str, str | None]:
+        """The utterance's text and language: decoded in `language`, else in
+        --language, else in the language decided on the whole utterance
+        (narrowed to --languages; no conversation to stick to)."""
+        language = language or self.language
+        if language is None and self.multilingual:
+            language = self.choose_language(audio, None, self.policy.allowed)
         if self.short_window is not None and self.short_window.fits(audio):
-            result = self.short_window.decode(audio, self.language)  # its language: self.language, if set
+            reused = self._rescored.get(language) if self._rescored_audio is audio else None
+            result = reused or self.short_window.decode(audio, language)
             if result.silence:
                 return "", result.language
             if not result.doubtful:
                 return result.text, result.language
             logger.debug("short window doubtful (%r): decoding on the full window", result.text[:60])
-        segments, info = self.model.transcribe(audio, language=self.language, vad_filter=False, **self.gen_kwargs)
+        segments, info = self.model.transcribe(audio, language=language, vad_filter=False, **self.gen_kwargs)
         text = " ".join(segment.text.strip() for segment in segments).strip()
-        return text, info.language if self.detect_language else self.language
+        return text, language or info.language
+
+    def choose_language(
+        self,
+        audio: np.ndarray,
+        conversation: ConversationLanguage | None,
+        allowed: tuple[str, ...] | None,
+        utterance: int | None = None,
+    ) -> str:
+        """The language of a whole utterance (`STT.language_choice`): Whisper's
+        vote narrowed to `allowed`, a decode of the leading languages where the
+        vote is unsure, and the conversation's own language, which one unclear
+        turn does not move."""
+        if conversation is not None:
+            conversation.begin(utterance)
+        decoder = self.short_window
+        if decoder is None or not decoder.fits(audio):
+            _, info = self.model.transcribe(audio[: int(FULL_WINDOW_S * WHISPER_RATE)], vad_filter=False, beam_size=1)
+            probabilities = dict(info.all_language_probs or [(info.language, 1.0)])
+            likelihood = None
+        else:
+            probabilities = decoder.language_probabilities(audio)
+            self._rescored_audio, self._rescored = audio, {}  # the decodes, for the transcript to reuse
+
+            def likelihood(code: str) -> float:
+                self._rescored[code] = decoder.decode(audio, code)
+                return self._rescored[code].average_log_probability
+
+        scores = self.policy.scores(probabilities, likelihood, allowed, conversation.language if conversation else None)
+        return self.policy.decide(scores, conversation, len(audio) / WHISPER_RATE)
+
+    def session_language(self, session: Session | None) -> tuple[str | None, tuple[str, ...] | None]:
+        """(the fixed language or None to detect, the languages detection may
+        choose from) for a conversation: its own settings, else the server's."""
+        if not self.multilingual:
+            return "en", None
+        settings = session.settings if session is not None else None
+        if settings is None or (settings.language is None and settings.languages is None):
+            return self.language, self.policy.allowed
+        if settings.language not in (None, "auto"):
+            return settings.language, None
+        # The client asked for detection ("auto", or the languages to choose from).
+        return None, settings.languages or self.policy.allowed
 
     def decode_tail(self, tail: np.ndarray, known: str, language: str | None, with_words: bool) -> TailDecoding:
         """The incremental transcriber's decoder: one tail on the short window."""
@@ -298,26 +357,40 @@ class FasterWhisperSTTHandler(BaseHandler):
         return TailDecoding(result.text, result.language, result.words, result.silence, doubtful)
 
     def transcribe_turn(self, message: SpeechSegment, audio: np.ndarray) -> tuple[str, str | None]:
-        """The turn's text: its stable words plus a decode of the tail when it
-        was followed while spoken, else one decode of the whole turn."""
+        """The turn's language, decided on the whole utterance (or fixed), and
+        its text: the stable words plus a decode of the tail when it was
+        followed while spoken in that language, else one decode of the whole turn."""
+        session = message.session or (message.turn.session if message.turn is not None else None)
+        fixed, allowed = self.session_language(session)
+        state = self._state(message)
+        language = fixed or self.choose_language(audio, state.language, allowed, message.speech_key[0])
         followed = self._followed(message, create=False)
         if self.incremental is None or followed is None:
-            return self.transcribe(audio)
+            return self.transcribe(audio, language)
         if not followed.done:
             # No words before the tail yet: the tail is the whole turn, and a
             # plain decode of it is what the turn would get unfollowed (on the
             # 164 English clips, mostly short, a tail decode here cost 7.6% ->
             # 7.8% WER and 106 -> 133 ms at p50).
-            text, language = self.transcribe(audio)
+            text, language = self.transcribe(audio, language)
+            followed.language = language
             self.incremental.heard_whole(followed, audio, text)
             return text, language
+        if followed.language != language:
+            logger.debug("followed in %s, decided %s: decoding the whole turn", followed.language, language)
+            return self._decoded_whole(followed, audio, language)
         result = self.incremental.finish(followed, audio)
         if result.doubtful:
             logger.debug("tail decode doubtful: decoding the whole turn")
-            text, language = self.transcribe(audio)
-            self.incremental.restart_at_pause(followed, audio, text)
-            return text, language
-        return result.text, result.language if self.detect_language else self.language
+            return self._decoded_whole(followed, audio, language)
+        return result.text, language
+
+    def _decoded_whole(self, followed: UtteranceTranscript, audio: np.ndarray, language: str) -> tuple[str, str | None]:
+        """One decode of the whole turn, which the followed transcript restarts from (at this pause)."""
+        text, language = self.transcribe(audio, language)
+        self.incremental.restart_at_pause(followed, audio, text)
+        followed.language = language
+        return text, language
 
     def process(
         self, message: SpeechSegment | SpeechProgress
@@ -404,7 +477,11 @@ class FasterWhisperSTTHandler(BaseHandler):
             return state.followed
         if not create or self.incremental is None:
             return None
-        state.followed_start, state.followed = start, self.incremental.new_utterance()
+        # Followed in the conversation's language (detected on the first words
+        # when it has none yet); the end of the turn decides on all of it.
+        fixed, _ = self.session_language(message.session)
+        state.followed_start = start
+        state.followed = self.incremental.new_utterance(fixed or state.language.language)
         return state.followed
 
     def on_reset(self) -> None:

@@ -236,8 +236,10 @@ class IncrementalTranscriber:
         self.sample_rate = sample_rate
         self.fixed_language = fixed_language
 
-    def new_utterance(self) -> UtteranceTranscript:
-        return UtteranceTranscript(language=self.fixed_language)
+    def new_utterance(self, language: str | None = None) -> UtteranceTranscript:
+        """A new utterance to follow, decoded in `language` (else the fixed
+        language, else the one detected on its first settled words)."""
+        return UtteranceTranscript(language=language or self.fixed_language)
 
     def progress(self, state: UtteranceTranscript, audio: np.ndarray) -> TranscriptResult:
         """The user is still speaking: decode the tail, settle agreed words,

@@ -49,6 +49,10 @@ class SpeechHandler(BaseHandler):
         order; by default the sentence itself."""
         return [message.text]
 
+    def voice_name(self, language: str | None) -> str | None:
+        """What speaks a sentence in `language` (for the turn's metrics); None: not said."""
+        return None
+
     def warmup(self) -> None:
         """One short synthesis, so the first sentence does not pay for the model's first run."""
         for _ in self.audio("Hello.", None):
@@ -63,6 +67,8 @@ class SpeechHandler(BaseHandler):
     def process(self, message: LLMSentence) -> Iterator[TTSAudio]:
         turn = message.turn
         turn.mark("tts_start")
+        if turn.voice is None:
+            turn.voice = self.voice_name(message.language)
         for piece in self.pieces(message):
             for samples in self.audio(piece, message.language):
                 if samples.size == 0:

@@ -23,8 +23,16 @@ class FasterWhisperSTTHandlerArguments:
     language: str = field(
         default="en",
         metadata={
-            "help": "Language code of the speaker, or 'auto' to detect it on every turn "
-            "(the detected code then also steers the LLM's reply language)."
+            "help": "Language code of the speaker, or 'auto' to detect it on every turn, on the whole utterance; a "
+            "conversation keeps its language until the speaker clearly switches (the detected code also steers "
+            "the LLM's reply language and the voice)."
+        },
+    )
+    languages: str = field(
+        default="",
+        metadata={
+            "help": "With --language auto: the languages to choose from, e.g. 'en,nl,cs' (Whisper's probabilities "
+            "narrowed to these). Empty: any of Whisper's 99."
         },
     )
     stt_window_s: float | None = field(

@@ -6,7 +6,29 @@ class PiperTTSHandlerArguments:
     """Piper (ONNX VITS voices). Packaged voice: 'joe' (en_US-joe-medium)."""
 
     tts_voice: str = field(
-        default="joe", metadata={"help": "'joe' (packaged en_US-joe-medium) or a path to a voice .onnx."}
+        default="joe",
+        metadata={
+            "help": "The default voice: 'joe' (packaged en_US-joe-medium), a Piper voice name such as "
+            "nl_NL-mls-medium (fetched from the hub into the cache on first use, offline afterwards), or a path "
+            "to a voice .onnx. It also speaks its own language's sentences."
+        },
+    )
+    tts_voices: str = field(
+        default="",
+        metadata={
+            "help": "Voices for other languages, as language=voice pairs: 'nl=nl_NL-mls-medium,cs=/v/cs.onnx'. "
+            "Languages without one use a Piper voice fetched into the cache before, else --tts_other_languages."
+        },
+    )
+    tts_other_languages: str = field(
+        default="auto",
+        metadata={
+            "help": "What speaks a language no Piper voice is installed for: 'auto' (the most intelligible installed, "
+            "measured: 'kokoro' if its optional packages are there, else 'espeak'), 'kokoro' (Kokoro-82M's "
+            "packaged Japanese voice reading the language's phonemes; ~2 s to first audio), 'espeak' (espeak-ng's "
+            "voice of that language, from Piper's wheel; instant), 'phonemes' (the default voice reading the "
+            "language's phonemes), 'default' (the default voice reading it as its own language)."
+        },
     )
     tts_speaker_id: int | None = field(default=None, metadata={"help": "Speaker of a multi-speaker voice."})
     tts_length_scale: float | None = field(

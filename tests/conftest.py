@@ -79,6 +79,7 @@ LONGEST_FILES = (
     "test_stt_real.py", "test_local_mode.py", "test_realtime.py", "test_browser.py",
     "test_stt_incremental_real.py", "test_end_to_end.py", "test_socket_mode.py", "test_conversation.py",
     "test_llm_real.py", "test_llm_transformers.py", "test_file_mode_outcomes.py", "test_stage_failure.py",
+    "test_languages_end_to_end.py",
 )  # fmt: skip
 
 

@@ -188,6 +188,33 @@ def test_a_spoken_question_is_answered_and_played_in_the_page(playwright, open_s
         browser.close()
 
 
+def test_the_language_you_speak_is_set_in_the_page_and_each_turn_shows_its_language(playwright, open_server, tmp_path):
+    """Settings' language field (kept in the browser) fixes Dutch for the
+    session; a recorded Dutch line is shown as heard in Dutch, and the reply as
+    spoken in Dutch, by a voice of Dutch (no Dutch Piper voice here: Kokoro or espeak-ng)."""
+    microphone = fake_microphone(tmp_path / "dutch.wav", 1.0, "human/fillets_nl/cave__jes-m-tvor.wav", 40.0)
+    browser = launch(playwright, microphone)
+    try:
+        page, problems = open_page(browser, f"http://127.0.0.1:{open_server.port}/")
+        page.evaluate("localStorage.setItem('s2s.language', 'nl')")
+        page.reload()
+        assert page.input_value("#language") == "nl"
+        page.click("#toggle")
+        wait_for_state(page, "connected", 30)
+        page.wait_for_selector(".turn.user[data-language='nl']")
+        assert page.inner_text(".turn.user .who") == "you · nl"
+        page.wait_for_selector(".turn.assistant[data-language='nl']", timeout=120_000)
+        who = page.locator(".turn.assistant .who").first
+        assert who.inner_text() == "assistant · nl"
+        assert who.get_attribute("title") in ("spoken by kokoro-jf_alpha:nl", "spoken by espeak-ng:nl")
+        shown = stats(page)["languages"]
+        assert [(entry["role"], entry["language"]) for entry in shown][:2] == [("user", "nl"), ("assistant", "nl")]
+        assert problems == [] and stats(page)["errors"] == []
+        screenshot(page, tmp_path, "dutch.png")
+    finally:
+        browser.close()
+
+
 def test_a_long_utterance_is_captioned_in_the_page_while_it_is_spoken(playwright, open_server, tmp_path):
     """Live captions: an 8 s recorded announcement; its settled words show in
     the user's bubble (greyed) while it is spoken, then the whole transcript

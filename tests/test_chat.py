@@ -27,7 +27,7 @@ def test_roles_are_configurable():
 
 
 def test_language_instruction():
-    assert language_instruction("fr") == "Please reply to my message in French. "
-    assert language_instruction("fr-auto") == "Please reply to my message in French. "
+    assert language_instruction("fr") == "(I speak French: answer me in French, do not translate.) "
+    assert language_instruction("fr-auto") == "(I speak French: answer me in French, do not translate.) "
     assert language_instruction("en") == "" and language_instruction(None) == ""
     assert language_instruction("xx") == ""

@@ -101,7 +101,7 @@ def test_handler_logic_over_a_stand_in_module(stand_in_mlx_lm):
     assert [m.text for m in out[:-1]] == ["Paris is the capital.", "It is in France."]
     assert calls["kwargs"][-1] == {"max_tokens": 50} and calls["samplers"][-1] == (0.3, 0.9)
     assert calls["prompts"][-1] == (
-        "<system>Be brief.<user>Please reply to my message in French. Where is Paris?<assistant>"
+        "<system>Be brief.<user>(I speak French: answer me in French, do not translate.) Where is Paris?<assistant>"
     )
     list(handler.process(Transcript("And Rome?", "en", Turn())))
     assert "<assistant>Paris is the capital. It is in France.<user>And Rome?" in calls["prompts"][-1]

@@ -146,7 +146,7 @@ def test_whole_bounded_history_is_sent_each_turn(proxy):
         {"role": "system", "content": SYSTEM},
         {"role": "user", "content": "My name is Anna."},
         {"role": "assistant", "content": first_reply},
-        {"role": "user", "content": "Please reply to my message in French. What is my name?"},
+        {"role": "user", "content": "(I speak French: answer me in French, do not translate.) What is my name?"},
     ]
     ask(handler, "Say yes.")
     third = proxy.posts()[2]["messages"]

@@ -140,7 +140,7 @@ def test_sentences_stream_in_order_then_end_of_response(tiny):
 def test_language_instruction_reaches_the_prompt(tiny):
     ask(tiny, "Name apple", language="fr")
     last_user = tiny.prompts[-1].rsplit("<|im_start|> user", 1)[1]
-    assert last_user.startswith(" Please reply to my message in French. Name apple")
+    assert last_user.startswith(" (I speak French: answer me in French, do not translate.) Name apple")
     ask(tiny, "Name apple", language="en")
     last_user = tiny.prompts[-1].rsplit("<|im_start|> user", 1)[1]
     assert "French" not in last_user and "Name apple" in last_user

@@ -434,3 +434,43 @@ def test_the_server_refuses_an_open_address_without_a_key(tmp_path):
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "--allow_unauthenticated" in lines[0], result.stderr
+
+
+def test_a_session_set_to_dutch_with_dutch_instructions_is_answered_and_spoken_in_dutch(server):
+    """The server runs with --language en; the client fixes Dutch with
+    `session.update` (audio.input.transcription.language) and gives Dutch
+    instructions.  A recorded Dutch line is transcribed in Dutch, the
+    completed transcription and response.done say so, and the reply is
+    Dutch (judged by lingua) spoken by a voice of Dutch (the server has no
+    Dutch Piper voice: Kokoro's packaged model where installed, else espeak-ng)."""
+    from lingua import IsoCode639_1, LanguageDetectorBuilder
+
+    conversation = connect(server.port, KEY)
+    try:
+        conversation.wait_for("session.created", timeout=10)
+        conversation.send({"type": "session.update", "session": {
+            "type": "realtime",
+            "instructions": "Je bent een vriendelijke assistent. Antwoord in één korte zin, in het Nederlands.",
+            "audio": {"input": {"transcription": {"language": "nl"}}},
+        }})  # fmt: skip
+        updated = conversation.wait_for("session.updated", timeout=10)[0].event.session
+        assert updated.audio.input.transcription.language == "nl"
+        line = HUMAN / "fillets_nl" / "cave__jes-m-tvor.wav"  # "Dat rode beest is een beetje vreemd."
+        conversation.speak(to_pcm24k(load_audio(line), 16000), silence_s=1.5)
+        conversation.wait_for("response.done", timeout=90)
+        completed = conversation.of("conversation.item.input_audio_transcription.completed")[0]
+        assert [language.code for language in completed.languages] == ["nl"]
+        heard = set(words_of(completed.transcript))
+        assert len(heard & {"dat", "rode", "beest", "is", "een", "beetje", "vreemd"}) >= 4, completed.transcript
+        response = conversation.of("response.done")[0].response
+        assert response.status == "completed"
+        assert response.metadata["language"] == "nl"
+        assert response.metadata["voice"] in ("kokoro-jf_alpha:nl", "espeak-ng:nl")  # a Dutch voice, not joe
+        reply = response.output[0].content[0].transcript
+        detector = LanguageDetectorBuilder.from_iso_codes_639_1(
+            IsoCode639_1.EN, IsoCode639_1.NL, IsoCode639_1.DE, IsoCode639_1.AF
+        ).build()
+        assert detector.detect_language_of(reply).iso_code_639_1 == IsoCode639_1.NL, reply
+        assert conversation.reply_audio().size > RATE * 0.5
+    finally:
+        conversation.close()

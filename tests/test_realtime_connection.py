@@ -221,3 +221,55 @@ def test_a_user_item_is_added_before_it_is_done_whichever_thread_runs_first(monk
         assert types.count("conversation.item.done") == 1
     finally:
         harness.close()
+
+
+def test_the_transcript_and_the_reply_carry_their_language():
+    """The completed transcription names the language it was heard in
+    (`languages`), response.done the reply's language and voice (`metadata`)."""
+    harness = Harness()
+    try:
+        turn = committed_turn(harness, "Wat is de hoofdstad van Frankrijk?")
+        turn.language, turn.reply_language, turn.voice = "nl", "nl", "espeak-ng:nl"
+        harness.connection.transcript_ready(turn)
+        harness.connection.response_audio(TTSAudio(np.ones(4800, np.int16), 24000, "Parijs.", turn))
+        turn.reply_sentences = ["Parijs."]
+        harness.connection.response_done(turn)
+        events = harness.events()
+        completed = [e for e in events if e.type == "conversation.item.input_audio_transcription.completed"]
+        assert [language.code for language in completed[-1].languages] == ["nl"]
+        done = events[-1]
+        assert done.type == "response.done" and done.response.metadata == {"language": "nl", "voice": "espeak-ng:nl"}
+    finally:
+        harness.close()
+
+
+def test_session_update_fixes_or_narrows_the_language_and_refuses_unknown_codes():
+    from openai.types.realtime import SessionUpdatedEvent
+
+    harness = Harness()
+    try:
+        settings = harness.connection.session.settings
+
+        def update(transcription) -> None:
+            session = {"type": "realtime", "audio": {"input": {"transcription": transcription}}}
+            harness.connection.receive(json.dumps({"type": "session.update", "session": session}))
+
+        update({"language": "nl"})
+        assert settings.language == "nl" and settings.languages is None
+        update({"language": "auto", "languages": ["en", "cs"]})
+        assert settings.language == "auto" and settings.languages == ("en", "cs")
+        update({"language": "NL"})
+        update({"languages": ["en", "xx"]})
+        assert settings.language == "auto" and settings.languages == ("en", "cs")  # refused: nothing changed
+        updated = [e for e in harness.events() if isinstance(e, SessionUpdatedEvent)]
+        assert updated[1].session.audio.input.transcription.languages == ["en", "cs"]
+        errors = [e.error for e in harness.events() if e.type == "error"]
+        assert [error.param for error in errors] == [
+            "session.audio.input.transcription.language",
+            "session.audio.input.transcription.languages",
+        ]
+        assert "did you mean 'nl'" in errors[0].message
+        update(None)
+        assert settings.language is None and settings.languages is None
+    finally:
+        harness.close()

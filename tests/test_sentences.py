@@ -160,3 +160,33 @@ def test_a_long_piece_without_boundaries_is_cut_between_words():
     pieces = split_long_piece(text, 20)
     assert [len(piece.split()) for piece in pieces] == [20, 20, 5]
     assert " ".join(" ".join(piece.split()) for piece in pieces) == " ".join(text.split())
+
+
+def cut(text: str, language: str) -> list[str]:
+    aggregator = SentenceAggregator(language=language)
+    return list(aggregator.push(text)) + list(aggregator.flush())
+
+
+def test_dutch_and_czech_abbreviations_do_not_end_a_sentence():
+    """Before per-language rules, 'bijv.', 'nr.' and 'např.' each cut the sentence in two."""
+    assert cut("Dat is bijv. een goed idee. Maar ja.", "nl") == ["Dat is bijv. een goed idee.", "Maar ja."]
+    assert cut("Hij woont op nr. 5 in Utrecht. Ver weg.", "nl") == ["Hij woont op nr. 5 in Utrecht.", "Ver weg."]
+    assert cut("To je např. Praha, tj. hlavní město. Ano.", "cs-auto") == [
+        "To je např. Praha, tj. hlavní město.",
+        "Ano.",
+    ]
+    assert cut("Dr. Smith is here. Yes.", "nl") == ["Dr. Smith is here.", "Yes."]  # English ones hold everywhere
+
+
+def test_a_first_phrase_is_cut_before_the_languages_own_phrase_words():
+    from LLM.sentences import split_first_piece
+
+    head, rest = split_first_piece("Praha je hlavní město České republiky protože tam sídlí vláda", language="cs")
+    assert (head, rest) == ("Praha je hlavní město České republiky", "protože tam sídlí vláda")
+    head, _ = split_first_piece("Amsterdam is de hoofdstad van Nederland met veel grachten en musea", language="nl")
+    assert head == "Amsterdam is de hoofdstad van Nederland"  # not "the capital | of"
+    assert split_first_piece("Praha je hlavní město České republiky protože tam sídlí vláda", language="xx")[0] == ""
+    aggregator = SentenceAggregator(first_phrase_words=5, language="cs")
+    assert list(aggregator.push("Praha je hlavní město České republiky a má ")) == [
+        "Praha je hlavní město České republiky"
+    ]

@@ -133,3 +133,36 @@ def test_the_shared_answer_loop_speaks_words_and_the_chat_keeps_the_written_repl
     assert sentences == ["Water boils at one hundred degrees Celsius.", "It costs five dollars a bottle."]
     assert isinstance(out[-1], EndOfResponse) and turn.reply == " ".join(sentences)
     assert chat.messages()[-1] == {"role": "assistant", "content": "Water boils at 100°C. 🎉🎉. It costs $5 a bottle."}
+
+
+@pytest.mark.parametrize(
+    "written,language,spoken",
+    [
+        ("Het is 3,5 km en kost €5,50.", "nl", "Het is drie komma vijf kilometer en kost vijf euro vijftig."),
+        ("Om 10:30 uur, bijv. morgen.", "nl", "Om tien uur dertig, bijvoorbeeld morgen."),
+        (
+            "Er wonen 1.000.000 mensen, ca. 25% meer.",
+            "nl",
+            "Er wonen een miljoen mensen, circa vijfentwintig procent meer.",
+        ),
+        (
+            "Het is 21 °C op de 3e dag, 5-10 min.",
+            "nl",
+            "Het is eenentwintig graden Celsius op de derde dag, vijf tot tien minuten.",
+        ),
+        (
+            "Mail jan@example.nl of zie www.example.nl.",
+            "nl",
+            "Mail jan apenstaartje example punt nl of zie example punt nl.",
+        ),
+        ("Je to 3,5 km a stojí 150 Kč.", "cs", "Je to tři celé pět kilometru a stojí sto padesát korun."),
+        ("Teplota je -2 °C, např. v 10:30.", "cs", "Teplota je mínus dva stupně Celsia, například v deset třicet."),
+        ("Stojí to 2 € nebo 1 €, tj. 2 koruny.", "cs-auto", "Stojí to dvě eura nebo jedno euro, to jest dvě koruny."),
+        ("Praha má 1 300 000 obyvatel, 21 %.", "cs", "Praha má milion třista tisíc obyvatel, dvacet jedna procent."),
+    ],
+)
+def test_dutch_and_czech_numbers_units_and_abbreviations_are_read_in_their_language(written, language, spoken):
+    """Before, only whole numbers became words: '3,5 km', '€5,50', '150 Kč'
+    stayed symbols, '10:30' became 'tien:dertig', 'bijv.' and 'tj.' stayed
+    abbreviations, and Czech 'two' did not agree with its noun ('dva koruny')."""
+    assert speakable(written, language) == spoken

@@ -154,11 +154,11 @@ def test_ctrl_c_while_the_tts_is_inside_a_long_call_still_stops_within_2_s():
 import time
 from TTS.piper_handler import PiperTTSHandler
 synthesize = PiperTTSHandler.synthesize
-def slow(self, text):
+def slow(self, text, language=None):
     if text != "Hello.":  # not the warm-up
         print("FAULT INJECTED", file=sys.stderr, flush=True)
         time.sleep(10)  # one very long sentence
-    yield from synthesize(self, text)
+    yield from synthesize(self, text, language)
 PiperTTSHandler.synthesize = slow
 """
     child = Child(patch, ["--mode", "socket", "--recv_port", "0", "--send_port", "0", *FAST_MODELS])

@@ -68,6 +68,48 @@ def test_language_detection_in_auto_mode(folder, code):
     assert detected.count(code) >= 8, detected
 
 
+def clips_of(language: str, shortest_s: float = 2.0, longest_s: float = 8.0) -> list[dict[str, str]]:
+    import soundfile
+
+    rows = [row for row in read_transcripts(HUMAN) if row["language"] == language]
+    return [row for row in rows if shortest_s <= soundfile.info(str(HUMAN / row["file"])).duration <= longest_s]
+
+
+@pytest.mark.parametrize("code", ["nl", "cs"])
+def test_the_expected_languages_narrow_detection(code):
+    """With --languages en,nl,cs the twelve longest lines of each language,
+    each on its own, are heard in it but for one at most (measured 11/12 Dutch,
+    one line heard as Czech; 12/12 Czech): Polish, Slovak, German and Afrikaans
+    are not among the choices (without the list: 8-9 of 12, Czech as Polish)."""
+    from STT.faster_whisper_handler import FasterWhisperSTTHandler
+
+    handler = make_handler(FasterWhisperSTTHandler, model_name="whisper-base", language="auto", languages="en,nl,cs")
+    rows = sorted(clips_of(code), key=lambda r: -len(r["transcript"]))[:12]
+    detected = [handler.transcribe(int16_to_float(load_audio(HUMAN / r["file"])))[1] for r in rows]
+    assert detected.count(code) >= len(rows) - 1, detected
+
+
+@pytest.mark.parametrize("code", ["nl", "cs"])
+def test_a_conversations_language_holds_over_its_turns(code):
+    """Every 2-8 s line of one language, as the turns of one conversation, with
+    --languages en,nl,cs: the conversation keeps its language through the lines
+    Whisper alone calls English (measured 57/58 Dutch, 41/41 Czech; each line
+    on its own, 36/58 and 33/41)."""
+    from conversation.session import Session
+    from STT.faster_whisper_handler import FasterWhisperSTTHandler
+
+    handler = make_handler(FasterWhisperSTTHandler, model_name="whisper-base", language="auto", languages="en,nl,cs")
+    session, detected = Session(), []
+    for index, row in enumerate(clips_of(code)):
+        audio = int16_to_float(load_audio(HUMAN / row["file"]))
+        turn = Turn(session=session)
+        segment = SpeechSegment(audio, 16000, turn, speech_key=(index * 1_000_000, len(audio)), session=session)
+        for out in handler.process(segment):
+            if isinstance(out, Transcript):
+                detected.append(out.language)
+    assert detected.count(code) >= 0.95 * len(detected), detected
+
+
 def test_english_clips_are_detected_as_english_in_auto_mode():
     """On a short window Whisper base is less sure of the language of short
     clips (155 of 164 English clips right, against 163 on the full window);
@@ -95,7 +137,7 @@ def test_a_provisional_transcript_is_reused_when_nothing_followed_the_pause(stt_
     audio = int16_to_float(load_audio(QUESTIONS / "q01.wav"))
     calls = []
     real = stt_handler.transcribe
-    monkeypatch.setattr(stt_handler, "transcribe", lambda a: calls.append(a.size) or real(a))
+    monkeypatch.setattr(stt_handler, "transcribe", lambda a, *rest: calls.append(a.size) or real(a, *rest))
     key = (100, 200)
     assert list(stt_handler.process(SpeechSegment(audio[:-4000], 16000, None, provisional=True, speech_key=key))) == []
     (out,) = stt_handler.process(SpeechSegment(audio, 16000, Turn(), speech_key=key))

@@ -213,7 +213,11 @@ def test_choose_language_rules():
 
 
 def test_auto_suffix_is_understood_by_the_llm_prompt():
-    assert language_instruction("fr-auto") == language_instruction("fr") == "Please reply to my message in French. "
+    assert (
+        language_instruction("fr-auto")
+        == language_instruction("fr")
+        == "(I speak French: answer me in French, do not translate.) "
+    )
     assert language_instruction("en-auto") == ""
 
 

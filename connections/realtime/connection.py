@@ -28,6 +28,7 @@ from pydantic import BaseModel
 
 from connections.realtime import events as ev
 from connections.realtime.audio import FORMAT_RATES, AudioFormatError, InputAudio, OutputAudio, decode_base64
+from connections.realtime.language import apply_transcription, reply_metadata
 from conversation.session import Session, SessionObserver, SessionSettings, TurnDetection
 from conversation.turn import Turn
 from utils.messages import AudioChunk, ClearInput, CommitInput, CreateResponse, TTSAudio, UserText
@@ -197,6 +198,10 @@ class RealtimeConnection(SessionObserver):
             name = self._format_name(event, audio_input.format, "session.audio.input.format")
             if name != self.input_format:
                 self.input_format, self.input = name, InputAudio(name, self.options.pipeline_rate)
+        if "transcription" in audio_input.model_fields_set:
+            problem = apply_transcription(settings, audio_input.transcription)
+            if problem is not None:
+                self._fail(event, "invalid_value", problem[1], problem[0])
         if "turn_detection" not in audio_input.model_fields_set:
             return
         wanted = audio_input.turn_detection
@@ -402,7 +407,7 @@ class RealtimeConnection(SessionObserver):
             self._transcribed(turn, item_id, previous)
 
     def _transcribed(self, turn: Turn, item_id: str, previous: str | None) -> None:
-        self.emit(ev.transcription_completed(item_id, turn.transcript, turn.speech_duration_s))
+        self.emit(ev.transcription_completed(item_id, turn.transcript, turn.speech_duration_s, turn.language))
         self.emit(ev.item_done(ev.user_item(item_id, transcript=turn.transcript), previous))
 
     def turn_withdrawn(self, turn: Turn) -> None:
@@ -519,6 +524,7 @@ class RealtimeConnection(SessionObserver):
                     error,
                     output_tokens=round(words * 1.3),
                     input_tokens=round(len(turn.transcript.split()) * 1.3),
+                    metadata=reply_metadata(turn),
                 )
             )
         )

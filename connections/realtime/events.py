@@ -15,6 +15,7 @@ import typing
 import uuid
 from typing import Any
 
+from openai.types.audio.transcription_language import TranscriptionLanguage
 from openai.types.realtime import (
     ConversationItemAdded,
     ConversationItemDeletedEvent,
@@ -53,6 +54,7 @@ from openai.types.realtime import (
     SessionCreatedEvent,
     SessionUpdatedEvent,
 )
+from openai.types.realtime.audio_transcription import AudioTranscription
 from openai.types.realtime.realtime_audio_formats import AudioPCM, AudioPCMA, AudioPCMU
 from openai.types.realtime.realtime_audio_input_turn_detection import ServerVad
 from pydantic import BaseModel, ValidationError
@@ -148,7 +150,7 @@ def session_model(
             input=RealtimeAudioConfigInput(
                 format=audio_format_model(input_format),
                 turn_detection=turn_detection,
-                transcription=None,
+                transcription=transcription_model(settings),
                 noise_reduction=None,
             ),
             output=RealtimeAudioConfigOutput(format=audio_format_model(output_format), voice="alloy", speed=1.0),
@@ -241,8 +243,23 @@ def transcription_delta(item_id: str, delta: str) -> ConversationItemInputAudioT
     )
 
 
+def transcription_model(settings: SessionSettings) -> AudioTranscription | None:
+    """The session's `audio.input.transcription`: the language the client fixed
+    (`language`) or the ones detection chooses from (`languages`); None when it set neither."""
+    if settings.language is None and settings.languages is None:
+        return None
+    return AudioTranscription(
+        model=None,
+        language=settings.language,
+        languages=list(settings.languages) if settings.languages is not None else None,
+        prompt=None,
+        delay=None,
+        keywords=None,
+    )
+
+
 def transcription_completed(
-    item_id: str, transcript: str, seconds: float
+    item_id: str, transcript: str, seconds: float, language: str | None = None
 ) -> ConversationItemInputAudioTranscriptionCompletedEvent:
     return ConversationItemInputAudioTranscriptionCompletedEvent(
         event_id=new_id("event"),
@@ -251,6 +268,7 @@ def transcription_completed(
         content_index=0,
         transcript=transcript,
         usage={"type": "duration", "seconds": round(seconds, 3)},
+        languages=[TranscriptionLanguage(code=language)] if language else [],
         logprobs=None,
     )
 
@@ -290,6 +308,7 @@ def response_model(
     error_message: str | None = None,
     output_tokens: int = 0,
     input_tokens: int = 0,
+    metadata: dict[str, str] | None = None,
 ) -> RealtimeResponse:
     details = None
     if status != "in_progress":
@@ -307,7 +326,7 @@ def response_model(
         output_modalities=["audio"] if audio else ["text"],
         conversation_id=None,
         max_output_tokens="inf",
-        metadata=None,
+        metadata=metadata,
         audio={"output": {"format": audio_format_model(output_format).model_dump(), "voice": "alloy"}},
         usage=RealtimeResponseUsage(
             total_tokens=input_tokens + output_tokens,
