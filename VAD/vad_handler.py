@@ -14,9 +14,12 @@ Turn-taking decided here, per session:
 - A pause that turns out not to be the end: speech that resumes after the
   turn was handed on, but before any of its reply was heard, joins that turn
   (its reply is withdrawn and the whole utterance answered once).
-- Barge-in (where the session listens while the assistant speaks): speech
-  over an audible reply, once it lasts `interrupt_min_speech_ms`, interrupts
-  it; the chat keeps only what the user heard.
+- Barge-in (where the session listens while the assistant speaks): a sound
+  over an audible reply pauses it, and its words decide (VAD/overlap.py): a
+  backchannel or a noise resumes it, anything else interrupts it, and the
+  chat keeps only what the user heard.  Without an STT that can tell
+  (`hears_overlaps`), or with `resume_false_interruption` off, speech over
+  the reply interrupts it once it lasts `interrupt_min_speech_ms`.
 
 Half duplex (file mode): the VAD clears `should_listen` when it hands a turn
 on, and the sink sets it again once the reply is out; the sources hold back
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Iterator
@@ -38,7 +42,16 @@ from audio.pcm import int16_to_float, resample
 from baseHandler import BaseHandler
 from conversation.session import Session
 from conversation.turn import Turn
-from utils.messages import AudioChunk, ClearInput, CommitInput, SpeechProgress, SpeechSegment
+from utils.messages import (
+    AudioChunk,
+    ClearInput,
+    CommitInput,
+    Overheard,
+    OverheardSpeech,
+    SpeechProgress,
+    SpeechSegment,
+)
+from VAD.overlap import Overlap, OverlapRules, Step
 from VAD.silero import SileroModel, SileroStream
 from VAD.smart_turn import SmartTurnModel
 from VAD.turn_end import looks_unfinished
@@ -50,6 +63,12 @@ logger = logging.getLogger(__name__)
 MIN_COMMIT_MS = 100
 # Audio a client may append without committing (no server turn detection).
 MAX_UNCOMMITTED_S = 120
+# A sound over the reply is transcribed with this much of its trailing silence at most.
+OVERHEARD_TAIL_S = 0.4
+# The sink's own deadline for a paused reply, beyond the VAD's timeout: the
+# reply goes on even if the VAD never hears another chunk (a client that
+# stopped sending).
+PAUSE_MARGIN_S = 0.25
 
 
 @dataclass
@@ -76,6 +95,11 @@ class VADStream:
     overflowed: bool = False  # manual_audio outgrew its bound since the last commit
     cancelled_speculations: int = 0  # early replies dropped in the turn under way, for its metrics
     progress_sent: tuple[int, int] = (-1, 0)  # (speech start, stream position) of the last SpeechProgress
+    announced: bool = False  # speech_started was told for the speech in progress
+    overlap: Overlap | None = None  # a sound over the reply, being judged
+    overlap_audio: list[np.ndarray] = field(default_factory=list)  # that sound, since its pre-roll
+    overlap_voiced: tuple[int, int] = (0, 0)  # its (first, last) voiced stream positions
+    held: Utterance | None = None  # that sound's utterance, ended before the verdict
 
 
 class VADHandler(BaseHandler):
@@ -99,6 +123,7 @@ class VADHandler(BaseHandler):
         turn_detector: str = "silence",
         finished_silence_ms: int = 150,
         incremental_stt_ms: int = 0,
+        hears_overlaps: bool = False,
     ) -> None:
         self.should_listen = should_listen
         # Audio that names no session (file mode, tests) belongs to this one.
@@ -132,6 +157,9 @@ class VADHandler(BaseHandler):
         # Send the speech so far every this many samples of it (None: never),
         # so the STT transcribes while the user speaks.
         self.progress_every = int(incremental_stt_ms * sample_rate / 1000) if incremental_stt_ms > 0 else None
+        # The STT transcribes sounds over the reply at once (OverheardSpeech),
+        # so a backchannel or a noise can be told from an interruption.
+        self.hears_overlaps = hears_overlaps
         self._sessions: weakref.WeakSet[Session] = weakref.WeakSet()
 
     # --- per-session state --------------------------------------------------------
@@ -165,11 +193,15 @@ class VADHandler(BaseHandler):
         return self.stream_for(session or self.default_session).silero.probability(window)
 
     def on_reset(self) -> None:
-        self._cancel_speculation(self.stream_for(self.default_session))
+        stream = self.stream_for(self.default_session)
+        self._cancel_speculation(stream)
+        self._forget_overlap(self.default_session, stream)
         self.default_session.drop_state("vad")
 
     # --- messages ---------------------------------------------------------------------
-    def process(self, message: AudioChunk | CommitInput | ClearInput) -> Iterator[SpeechSegment | SpeechProgress]:
+    def process(
+        self, message: AudioChunk | CommitInput | ClearInput
+    ) -> Iterator[SpeechSegment | SpeechProgress | OverheardSpeech]:
         session = message.session or self.default_session
         if session.closed:
             return  # audio of a client that has left: never a turn of anyone
@@ -200,10 +232,17 @@ class VADHandler(BaseHandler):
             utterance = iterator(window, stream.silero.probability(window))
             if iterator.speaking and not was_speaking:
                 self._speech_started(session, stream)
+            if stream.overlap is not None:
+                if utterance is not None:
+                    stream.held, utterance = utterance, None  # its fate waits for the verdict
+                yield from self._judge_overlap(session, stream, window)
+                if stream.overlap is not None:
+                    continue  # still judging: no speculation, no progress
             if utterance is not None:
                 yield from self._segment(session, stream, utterance)
                 continue
-            if not iterator.speaking and was_speaking:
+            if not iterator.speaking and was_speaking and stream.announced:
+                stream.announced = False
                 session.observer.speech_stopped(session, self._ms(iterator.position))  # noise, not a turn
             if iterator.speaking and not stream.interrupted:
                 self._maybe_interrupt(session, stream)
@@ -219,6 +258,7 @@ class VADHandler(BaseHandler):
             if session.closed:
                 continue
             stream = self.stream_for(session)
+            self._forget_overlap(session, stream)
             utterance = stream.iterator.flush()
             if utterance is not None:
                 yield from self._segment(session, stream, utterance)
@@ -229,7 +269,12 @@ class VADHandler(BaseHandler):
         return int(position * 1000 / self.sample_rate)
 
     def _speech_started(self, session: Session, stream: VADStream) -> None:
+        if stream.overlap is not None:
+            return  # the sound being judged goes on after a break
         stream.interrupted = False
+        if self._judges_overlaps(session) and self._start_overlap(session, stream):
+            return  # not announced (clients stop playing at speech_started) until it interrupts
+        stream.announced = True
         session.observer.speech_started(session, self._ms(stream.iterator.speech_start))
         if stream.last_turn is None:
             return
@@ -245,18 +290,103 @@ class VADHandler(BaseHandler):
                 session.active_turn = None
         stream.last_turn = None
 
-    def _maybe_interrupt(self, session: Session, stream: VADStream) -> None:
-        """Barge-in: speech over an audible reply, past the guard, stops it."""
+    def _barge_in(self, session: Session) -> bool:
+        """Whether speech over this session's reply may interrupt it."""
         settings = session.settings
         detection = settings.turn_detection
-        if not settings.barge_in or (detection is not None and not detection.interrupt_response):
+        return settings.barge_in and (detection is None or detection.interrupt_response)
+
+    def _judges_overlaps(self, session: Session) -> bool:
+        return self.hears_overlaps and session.settings.resume_false_interruption and self._barge_in(session)
+
+    def _maybe_interrupt(self, session: Session, stream: VADStream) -> None:
+        """Barge-in without a judgement: speech over an audible reply, past the
+        guard, stops it."""
+        if not self._barge_in(session):
             return
-        if stream.iterator.voiced_samples * 1000 < settings.interrupt_min_speech_ms * self.sample_rate:
+        if stream.iterator.voiced_samples * 1000 < session.settings.interrupt_min_speech_ms * self.sample_rate:
             return
+        self._interrupt(session, stream)
+
+    def _interrupt(self, session: Session, stream: VADStream) -> None:
         stream.interrupted = True
         turn = session.interrupt_reply()
         if turn is not None:
             logger.info("turn %d interrupted by the user after: %s", turn.number, turn.heard_reply or "<nothing>")
+
+    # --- sounds over the reply ----------------------------------------------------------
+    def _start_overlap(self, session: Session, stream: VADStream) -> bool:
+        """Speech began over an audible reply: pause it, and judge the sound."""
+        settings = session.settings
+        rules = OverlapRules(timeout_ms=settings.false_interruption_timeout_ms,
+                             guard_ms=settings.interrupt_min_speech_ms)  # fmt: skip
+        turn = session.pause_reply(rules.timeout_ms / 1000 + PAUSE_MARGIN_S)
+        if turn is None:
+            return False
+        iterator = stream.iterator
+        stream.overlap = Overlap(turn, self._ms(iterator.speech_start), time.perf_counter(), rules)
+        stream.overlap_audio = [iterator.audio_so_far()]
+        stream.overlap_voiced = (iterator.speech_start, iterator.last_voiced_end)
+        stream.held = None
+        logger.debug("turn %d: a sound over the reply; paused while it is judged", turn.number)
+        return True
+
+    def _judge_overlap(
+        self, session: Session, stream: VADStream, window: np.ndarray
+    ) -> Iterator[SpeechSegment | OverheardSpeech]:
+        overlap, iterator = stream.overlap, stream.iterator
+        assert overlap is not None
+        stream.overlap_audio.append(window)
+        first, last = stream.overlap_voiced
+        if iterator.speaking:
+            last = max(last, iterator.last_voiced_end)
+            stream.overlap_voiced = (first, last)
+        voiced_ms = self._ms(last - first)
+        silent_ms = self._ms(iterator.position - last) if not iterator.speaking or iterator.in_silence else 0
+        step = overlap.step(voiced_ms, silent_ms, time.perf_counter())
+        if step is Step.PROBE:
+            yield self._overhear(session, stream, voiced_ms)
+            return
+        if step is Step.WAIT:
+            return
+        stream.overlap, stream.overlap_audio = None, []
+        held, stream.held = stream.held, None
+        turn = overlap.turn
+        if step is Step.RESUME:
+            logger.info("turn %d: the sound over the reply was %s; it goes on", turn.number, overlap.reason)
+            session.resume_reply(turn)
+            if iterator.speaking:
+                iterator.discard()  # no turn of its own
+            return
+        logger.info("turn %d: the sound over the reply is an interruption (%s)", turn.number, overlap.reason)
+        stream.announced = True
+        session.observer.speech_started(session, overlap.onset_ms)
+        self._interrupt(session, stream)
+        if held is not None:
+            yield from self._segment(session, stream, held)
+        elif not iterator.speaking:
+            stream.announced = False
+            session.observer.speech_stopped(session, self._ms(last))  # too short for a turn ("Stop.")
+
+    def _forget_overlap(self, session: Session, stream: VADStream) -> None:
+        """The input ended or was cleared while a sound over the reply was
+        judged: the reply goes on, and the sound is nobody's turn."""
+        if stream.overlap is not None:
+            stream.overlap.turn.playback.resume()
+            stream.iterator.discard()
+        stream.overlap, stream.overlap_audio, stream.held = None, [], None
+
+    def _overhear(self, session: Session, stream: VADStream, voiced_ms: float) -> OverheardSpeech:
+        """Ask the STT what the sound says so far (its audio up to a little
+        after its last voiced window)."""
+        audio = np.concatenate(stream.overlap_audio)
+        _, last = stream.overlap_voiced
+        extra = stream.iterator.position - last - int(OVERHEARD_TAIL_S * self.sample_rate)
+        if extra > 0:
+            audio = audio[: len(audio) - extra]
+        heard = Overheard()
+        stream.overlap.probing(heard, voiced_ms)
+        return OverheardSpeech(audio=audio, sample_rate=self.sample_rate, heard=heard, session=session)
 
     def _fit_silence_to_words(self, stream: VADStream) -> None:
         """The silence that ends this pause's turn: longer when the early
@@ -387,6 +517,7 @@ class VADHandler(BaseHandler):
         arrived = self._arrival_of(stream, utterance.end_sample)
         if arrived is not None:
             turn.mark("speech_end", arrived)
+        stream.announced = False
         session.observer.speech_stopped(session, self._ms(utterance.end_sample))
         yield from self._hand_on(session, stream, turn, utterance, key)
 
@@ -455,6 +586,7 @@ class VADHandler(BaseHandler):
         stream.pending = np.zeros(0, dtype=np.float32)
         stream.iterator.discard()
         self._cancel_speculation(stream)
+        self._forget_overlap(session, stream)
         session.observer.input_cleared(session)
 
     def _arrival_of(self, stream: VADStream, sample_position: int) -> float | None:

@@ -286,6 +286,8 @@ def validate(config: PipelineConfig) -> None:
             raise ConfigError(problem)
     if config.turn_taking.interrupt_min_speech_ms < 0 or config.socket_sender.playback_lead_ms < 0:
         raise ConfigError("--interrupt_min_speech_ms and --playback_lead_ms must be >= 0")
+    if config.turn_taking.false_interruption_timeout_ms <= 0:
+        raise ConfigError("--false_interruption_timeout_ms must be a positive number of ms")
     if not config.socket_sender.send_timeout_s > 0:
         raise ConfigError("--send_timeout_s must be a positive number of seconds")
     if config.socket_receiver.chunk_size <= 0 or config.socket_receiver.chunk_size % 2:

@@ -9,6 +9,11 @@ Over a network the server cannot know what was played and assumes real time
 from the first sample sent.  A local sound card knows: its playback buffer
 reports every block it hands to the device (`record_device_playback`), and
 what was heard is what the device had taken one output latency ago.
+
+The log also holds the reply's pause: while a sound heard over the reply is
+judged (a backchannel or a cough resumes the reply, a real interruption stops
+it), the sinks that pace the audio hold it back (`paused`).  A pause always
+ends by itself at its deadline, so a reply can never stay silent for good.
 """
 
 from __future__ import annotations
@@ -30,6 +35,11 @@ class PlaybackLog:
     device_samples: int | None = None
     device_at: float = 0.0
     device_latency_s: float = 0.0
+    # Held back until then at most (a sound over the reply is being judged); None: playing.
+    paused_until: float | None = None
+    pauses: int = 0  # times the reply was paused and went on
+    paused_s: float = 0.0  # how long, all together
+    _paused_at: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, text: str, samples: int, sample_rate: int, when: float | None = None) -> None:
@@ -80,6 +90,35 @@ class PlaybackLog:
         if self.device_samples is not None:
             return self.device_at + self.device_latency_s
         return (self.started_at or 0.0) + self.sent_s
+
+    def pause(self, seconds: float, now: float | None = None) -> None:
+        """Hold the rest of the reply back for at most `seconds` (until `resume`)."""
+        now = time.perf_counter() if now is None else now
+        with self._lock:
+            if self.paused_until is None:
+                self._paused_at = now
+            self.paused_until = now + seconds
+
+    def resume(self, now: float | None = None) -> None:
+        """Play on from where the reply paused."""
+        now = time.perf_counter() if now is None else now
+        with self._lock:
+            if self.paused_until is None:
+                return
+            self.pauses += 1
+            self.paused_s += max(0.0, min(now, self.paused_until) - self._paused_at)
+            self.paused_until = None
+
+    def paused(self, now: float | None = None) -> bool:
+        """Whether the sinks should hold the reply back now; a pause past its
+        deadline has ended by itself."""
+        until = self.paused_until
+        if until is None:
+            return False
+        if (time.perf_counter() if now is None else now) < until:
+            return True
+        self.resume(until)
+        return False
 
     def heard_text(self, samples: int) -> str:
         """The words spoken by the first `samples` samples of the reply."""

@@ -75,6 +75,8 @@ class Turn:
     number: int = 0  # the turn number users see (confirmed turns of the session)
     playback: PlaybackLog = field(default_factory=PlaybackLog, repr=False, compare=False)
     speculations_cancelled: int = 0  # early replies started during this turn's pauses, then dropped
+    backchannels: int = 0  # sounds over the reply judged a backchannel or a noise: it went on
+    silence_waited_ms: float | None = None  # silence after the last word before the VAD ended the turn (audio time)
     _decided: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -192,6 +194,9 @@ class Turn:
             "heard_reply": self.heard_reply,
             "interrupt_to_silence_ms": span("interrupt", "audio_stopped"),
             "speculations_cancelled": self.speculations_cancelled,
+            "silence_waited_ms": self.silence_waited_ms,
+            "backchannels": self.backchannels,
+            "paused_ms": round(self.playback.paused_s * 1000.0, 1),
             "error": self.error,
             "transcript": self.transcript,
             "reply": self.reply,

@@ -1,0 +1,126 @@
+"""Sounds over the reply: backchannels and noises resume it, real interruptions stop it.
+
+The judgement's logic alone first (no models, scripted time), then the real
+VAD and the real STT on real audio: Piper's voice and the interruption set's
+recorded and synthesized sounds over a reply that is playing.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conversation.playback import PlaybackLog
+from conversation.session import Session
+from conversation.turn import Turn
+from utils.messages import Overheard
+from VAD.overlap import Heard, Overlap, OverlapRules, Step, classify, words_of
+
+RATE = 16000
+
+
+# --- logic, no models -------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "heard"),
+    [
+        ("Uh-huh.", Heard.BACKCHANNEL), ("Mm-hmm.", Heard.BACKCHANNEL), ("Yeah.", Heard.BACKCHANNEL),
+        ("Okay.", Heard.BACKCHANNEL), ("Right.", Heard.BACKCHANNEL), ("I see.", Heard.BACKCHANNEL),
+        ("Oh, I see.", Heard.BACKCHANNEL), ("Yeah, yeah, right.", Heard.BACKCHANNEL), ("OK", Heard.BACKCHANNEL),
+        ("Ha ha ha!", Heard.BACKCHANNEL), ("Hmm", Heard.BACKCHANNEL),
+        ("", Heard.NOTHING), ("(coughing)", Heard.NOTHING), ("[LAUGHTER]", Heard.NOTHING), ("*cough*", Heard.NOTHING),
+        ("♪", Heard.NOTHING), ("...", Heard.NOTHING),
+        ("Wait.", Heard.WORDS), ("Stop!", Heard.WORDS), ("No, I meant Paris.", Heard.WORDS),
+        ("What is the capital of France?", Heard.WORDS), ("Yeah, but what about Spain?", Heard.WORDS),
+        ("I", Heard.WORDS), ("Okay, stop.", Heard.WORDS), ("Hold on", Heard.WORDS),
+    ],
+)  # fmt: skip
+def test_what_a_transcript_of_a_sound_over_the_reply_amounts_to(text, heard):
+    assert classify(text) is heard
+
+
+def test_text_whisper_itself_doubts_is_no_words():
+    assert classify("Thank you.", likely_speech=False) is Heard.NOTHING
+    assert classify("Stop.", likely_speech=False) is Heard.NOTHING
+    assert words_of("Uh-huh, I'm (laughs) fine") == ["uh", "huh", "i'm", "fine"]
+
+
+def heard(text: str, likely_speech: bool = True) -> Overheard:
+    result = Overheard()
+    result.answer(text, likely_speech)
+    return result
+
+
+def overlap() -> Overlap:
+    return Overlap(Turn(), onset_ms=1000, started_at=0.0, rules=OverlapRules(timeout_ms=1500))
+
+
+def test_a_backchannel_is_judged_once_it_is_over_and_its_words_are_known():
+    judging = overlap()
+    assert judging.step(voiced_ms=64, silent_ms=0, now=0.06) is Step.WAIT
+    assert judging.step(voiced_ms=160, silent_ms=0, now=0.16) is Step.PROBE
+    judging.probing(Overheard(), 160)
+    assert judging.step(voiced_ms=320, silent_ms=0, now=0.3) is Step.WAIT  # one transcription at a time
+    judging.heard.answer("Uh", True)
+    assert judging.step(voiced_ms=350, silent_ms=96, now=0.4) is Step.WAIT  # "uh" so far, still sounding
+    assert judging.step(voiced_ms=350, silent_ms=160, now=0.45) is Step.PROBE  # over: hear all of it
+    judging.probing(heard("Uh-huh."), 350)
+    assert judging.step(voiced_ms=350, silent_ms=192, now=0.6) is Step.RESUME
+    assert judging.step(voiced_ms=350, silent_ms=500, now=0.9) is Step.RESUME  # a verdict is final
+    assert "backchannel" in judging.reason
+
+
+def test_words_that_are_no_backchannel_interrupt_at_once_even_while_the_sound_goes_on():
+    judging = overlap()
+    judging.probing(heard("Wait, I"), 240)
+    assert judging.step(voiced_ms=300, silent_ms=0, now=0.3) is Step.INTERRUPT
+    short = overlap()
+    short.probing(heard("No."), 150)
+    assert short.step(voiced_ms=150, silent_ms=32, now=0.2) is Step.WAIT  # not past the guard, not over
+    assert short.step(voiced_ms=150, silent_ms=160, now=0.35) is Step.INTERRUPT  # over: "No." was said
+
+
+def test_a_noise_resumes_and_a_backchannel_that_goes_on_into_words_interrupts():
+    cough = overlap()
+    cough.probing(heard("you", likely_speech=False), 300)
+    assert cough.step(voiced_ms=300, silent_ms=160, now=0.5) is Step.RESUME
+    going_on = overlap()
+    going_on.probing(heard("Yeah,"), 200)
+    assert going_on.step(voiced_ms=500, silent_ms=0, now=0.5) is Step.PROBE  # more to hear
+    going_on.probing(heard("Yeah, but what about"), 500)
+    assert going_on.step(voiced_ms=600, silent_ms=0, now=0.7) is Step.INTERRUPT
+
+
+def test_the_pause_never_outlasts_the_timeout():
+    still = overlap()
+    still.probing(heard("Ha ha"), 300)
+    assert still.step(voiced_ms=1400, silent_ms=0, now=1.4) is Step.PROBE
+    still.probing(Overheard(), 1400)  # the STT is slow
+    assert still.step(voiced_ms=1500, silent_ms=0, now=1.5) is Step.INTERRUPT  # the user holds the floor
+    quiet = overlap()
+    quiet.probing(Overheard(), 200)  # never answered
+    assert quiet.step(voiced_ms=200, silent_ms=1000, now=1.5) is Step.RESUME
+
+
+def test_a_paused_reply_resumes_by_itself_at_its_deadline():
+    log = PlaybackLog()
+    log.pause(1.0, now=10.0)
+    assert log.paused(now=10.5)
+    assert not log.paused(now=11.2)
+    assert log.pauses == 1 and log.paused_s == pytest.approx(1.0)
+    log.pause(1.0, now=20.0)
+    log.resume(now=20.25)
+    assert not log.paused(now=20.3) and log.paused_s == pytest.approx(1.25)
+
+
+def test_the_session_pauses_only_an_audible_reply_and_resumes_it_whole():
+    session = Session()
+    turn = Turn(session=session)
+    session.active_turn = turn
+    assert session.pause_reply(1.0) is None  # nothing audible yet
+    assert turn.begin_playback()
+    session.chat.add_user("Recommend a book.", turn_id=turn.turn_id)
+    turn.playback.add("You could read Dune, a long novel.", RATE * 2, RATE)
+    assert session.pause_reply(1.0) is turn and turn.playback.paused()
+    session.resume_reply(turn)
+    assert not turn.playback.paused() and not turn.stale and turn.backchannels == 1
+    session.chat.add_assistant("You could read Dune, a long novel.", turn_id=turn.turn_id)
+    assert session.chat.messages()[-1]["content"] == "You could read Dune, a long novel."
