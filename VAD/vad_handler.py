@@ -9,8 +9,12 @@ thread.  Incoming chunks of any size are re-cut into the 512-sample windows
 Silero expects.
 
 Turn-taking decided here, per session:
-- End of turn after `--min_silence_ms` of silence (or the client's
-  `input_audio_buffer.commit` when it turned server turn detection off).
+- End of turn on the evidence of the pause (VAD/end_of_turn.py: the silence
+  so far, the early transcript's words, Smart Turn where installed, the
+  speaker's own pauses), as eager as the session asks; after a fixed
+  `--min_silence_ms` with `--turn_detector silence` or a client's
+  `silence_duration_ms`; or at the client's `input_audio_buffer.commit` when
+  it turned server turn detection off.
 - A pause that turns out not to be the end: speech that resumes after the
   turn was handed on, but before any of its reply was heard, joins that turn
   (its reply is withdrawn and the whole utterance answered once).
@@ -42,6 +46,7 @@ from audio.pcm import int16_to_float, resample
 from baseHandler import BaseHandler
 from conversation.session import Session
 from conversation.turn import Turn
+from models.packaged import ModelNotInstalledError
 from utils.messages import (
     AudioChunk,
     ClearInput,
@@ -51,6 +56,7 @@ from utils.messages import (
     SpeechProgress,
     SpeechSegment,
 )
+from VAD.end_of_turn import EAGERNESS, EndOfTurn, PauseHabits, words_evidence
 from VAD.overlap import Overlap, OverlapRules, Step
 from VAD.silero import SileroModel, SileroStream
 from VAD.smart_turn import SmartTurnModel
@@ -89,8 +95,11 @@ class VADStream:
     last_turn: tuple[Turn, Utterance] | None = None
     interrupted: bool = False  # the speech in progress already interrupted a reply
     base_silence: int | None = None  # the session's end-of-turn silence, in samples
+    decision: EndOfTurn | None = None  # the end of turn on evidence (None: a fixed silence)
     smart_turn_key: tuple[int, int] | None = None  # the pause Smart Turn last judged
-    smart_turn_finished: bool | None = None
+    smart_turn_probability: float = 0.5
+    smart_turn_due: int = 0  # stream position from which its verdict may be used (it took that long)
+    trailing: int = 0  # the trailing silence at the last window, in samples
     manual_audio: list[np.ndarray] = field(default_factory=list)  # client-committed turns
     overflowed: bool = False  # manual_audio outgrew its bound since the last commit
     cancelled_speculations: int = 0  # early replies dropped in the turn under way, for its metrics
@@ -120,8 +129,9 @@ class VADHandler(BaseHandler):
         yield_floor_at_end_of_turn: bool = True,
         join_window_ms: int = 1500,
         unfinished_silence_ms: int = 900,
-        turn_detector: str = "silence",
+        turn_detector: str = "evidence",
         finished_silence_ms: int = 150,
+        eagerness: str = "auto",
         incremental_stt_ms: int = 0,
         hears_overlaps: bool = False,
     ) -> None:
@@ -149,10 +159,15 @@ class VADHandler(BaseHandler):
         self.join_window = int(join_window_ms * sample_rate / 1000)
         # The silence that ends a turn whose early transcript stops mid-sentence.
         self.unfinished_silence_ms = unfinished_silence_ms
-        # Smart Turn: asked once a pause is `finished_silence_ms` old; a turn it
-        # hears as finished (and whose words do not dangle) ends right then, one
-        # it hears as unfinished waits `unfinished_silence_ms`.
-        self.smart_turn = SmartTurnModel() if turn_detector == "smart-turn" else None
+        # "evidence": the end of turn weighs all a pause tells (VAD/end_of_turn.py),
+        # Smart Turn's ear included where it is installed.  "smart-turn": Smart
+        # Turn asked once a pause is `finished_silence_ms` old; a turn it hears
+        # as finished (and whose words do not dangle) ends right then, one it
+        # hears as unfinished waits `unfinished_silence_ms`.  "silence": the
+        # words alone lengthen the fixed silence.
+        self.turn_detector = turn_detector
+        self.eagerness = EndOfTurn(eagerness).eagerness
+        self.smart_turn = self._smart_turn(turn_detector)
         self.finished_silence_ms = finished_silence_ms
         # Send the speech so far every this many samples of it (None: never),
         # so the STT transcribes while the user speaks.
@@ -161,6 +176,20 @@ class VADHandler(BaseHandler):
         # so a backchannel or a noise can be told from an interruption.
         self.hears_overlaps = hears_overlaps
         self._sessions: weakref.WeakSet[Session] = weakref.WeakSet()
+
+    @staticmethod
+    def _smart_turn(turn_detector: str) -> SmartTurnModel | None:
+        if turn_detector == "smart-turn":
+            return SmartTurnModel()
+        if turn_detector != "evidence":
+            return None
+        try:
+            model = SmartTurnModel()
+        except ModelNotInstalledError:
+            logger.info("end of turn on the words and the silence (Smart Turn is not installed)")
+            return None
+        logger.info("end of turn on the words, the silence and Smart Turn's ear")
+        return model
 
     # --- per-session state --------------------------------------------------------
     def stream_for(self, session: Session) -> VADStream:
@@ -172,7 +201,12 @@ class VADHandler(BaseHandler):
         silence = detection.silence_duration_ms if detection and detection.silence_duration_ms is not None else None
         pad = detection.prefix_padding_ms if detection and detection.prefix_padding_ms is not None else None
         self._sessions.add(session)
+        decision = None
+        if self.turn_detector == "evidence" and silence is None:  # a client's fixed silence wins
+            wanted = detection.eagerness if detection is not None else None
+            decision = EndOfTurn(wanted if wanted in EAGERNESS else self.eagerness)
         return VADStream(
+            decision=decision,
             silero=self.model.stream(self.sample_rate),
             iterator=VADIterator(
                 threshold=threshold,
@@ -197,6 +231,7 @@ class VADHandler(BaseHandler):
         self._cancel_speculation(stream)
         self._forget_overlap(self.default_session, stream)
         self.default_session.drop_state("vad")
+        self.default_session.drop_state("pause_habits")  # a new client: a new speaker
 
     # --- messages ---------------------------------------------------------------------
     def process(
@@ -227,9 +262,10 @@ class VADHandler(BaseHandler):
         iterator = stream.iterator
         for start in range(0, usable, self.window):
             window = windows[start : start + self.window]
-            self._fit_silence_to_words(stream)
+            self._fit_silence_to_evidence(session, stream)
             was_speaking = iterator.speaking
             utterance = iterator(window, stream.silero.probability(window))
+            self._learn_pauses(session, stream, utterance)
             if iterator.speaking and not was_speaking:
                 self._speech_started(session, stream)
             if stream.overlap is not None:
@@ -284,6 +320,7 @@ class VADHandler(BaseHandler):
             # The pause was not the end: its reply is withdrawn before a word of
             # it was heard, and what the user says now continues that turn.
             logger.info("turn %d: speech resumed before the reply was heard; joining it", turn.number)
+            self._habits(session).observe(self._ms(stream.iterator.speech_start - utterance.end_sample))
             stream.iterator.join_previous(utterance)
             session.observer.turn_withdrawn(turn)
             if session.active_turn is turn:
@@ -388,52 +425,76 @@ class VADHandler(BaseHandler):
         stream.overlap.probing(heard, voiced_ms)
         return OverheardSpeech(audio=audio, sample_rate=self.sample_rate, heard=heard, session=session)
 
-    def _fit_silence_to_words(self, stream: VADStream) -> None:
-        """The silence that ends this pause's turn: longer when the early
-        transcript stops mid-sentence ("What is the capital city of...") or
-        Smart Turn hears an unfinished voice; shorter when Smart Turn hears a
-        finished one; the usual silence otherwise."""
+    def _habits(self, session: Session) -> PauseHabits:
+        """How this speaker pauses inside turns (kept apart from the VAD's
+        stream, which a change of settings starts afresh)."""
+        return session.state("pause_habits", PauseHabits)
+
+    def _learn_pauses(self, session: Session, stream: VADStream, utterance: Utterance | None) -> None:
+        """A pause the speaker went on after is one of their pauses inside a turn."""
+        iterator = stream.iterator
+        if utterance is None and iterator.speaking and not iterator.in_silence and stream.trailing:
+            self._habits(session).observe(self._ms(stream.trailing))
+        stream.trailing = iterator.trailing_silence_samples
+
+    def _fit_silence_to_evidence(self, session: Session, stream: VADStream) -> None:
+        """The silence that ends this pause's turn.  On evidence: what the
+        decision needs, given the words, the voice and the speaker's habits
+        known now.  With a fixed silence: longer when the early transcript
+        stops mid-sentence ("What is the capital city of...") or Smart Turn
+        hears an unfinished voice; shorter when Smart Turn hears a finished
+        one; the usual silence otherwise."""
         iterator = stream.iterator
         if stream.base_silence is None:
             stream.base_silence = iterator.min_silence_samples
+        if not iterator.in_silence:
+            return  # only a pause can end a turn
         turn = stream.speculative_turn
-        words_unfinished = (
-            turn is not None and "transcript_ready" in turn.marks and looks_unfinished(turn.transcript, turn.language)
-        )
-        voice = self._smart_turn_verdict(stream)
-        if words_unfinished or voice is False:
-            wanted = max(stream.base_silence, self._samples(self.unfinished_silence_ms))
-        elif voice is True:
-            wanted = min(stream.base_silence, self._samples(self.finished_silence_ms))
+        transcript = turn.transcript if turn is not None and "transcript_ready" in turn.marks else None
+        if stream.decision is not None:
+            words = words_evidence(transcript, turn.language if turn is not None else None)
+            voice = self._smart_turn_probability(stream, self.speculate_after or 2 * self.window)
+            wanted = self._samples(stream.decision.silence_needed_ms(words, voice, self._habits(session)))
+            detail = f"words: {words.value}, voice finished: {'-' if voice is None else f'{voice:.2f}'}"
         else:
-            wanted = stream.base_silence
+            words_unfinished = transcript is not None and looks_unfinished(transcript, turn.language)
+            probability = self._smart_turn_probability(stream, self._samples(self.finished_silence_ms) - self.window)
+            voice = None if probability is None else probability > 0.5
+            if words_unfinished or voice is False:
+                wanted = max(stream.base_silence, self._samples(self.unfinished_silence_ms))
+            elif voice is True:
+                wanted = min(stream.base_silence, self._samples(self.finished_silence_ms))
+            else:
+                wanted = stream.base_silence
+            detail = f"words unfinished: {words_unfinished}, voice finished: {voice}"
         if wanted != iterator.min_silence_samples:
-            logger.debug(
-                "end-of-turn silence %d ms (words unfinished: %s, voice finished: %s)",
-                wanted * 1000 // self.sample_rate, words_unfinished, voice,
-            )  # fmt: skip
+            logger.debug("end-of-turn silence %d ms (%s)", wanted * 1000 // self.sample_rate, detail)
             iterator.min_silence_samples = wanted
 
-    def _samples(self, ms: int) -> int:
+    def _samples(self, ms: float) -> int:
         return int(ms * self.sample_rate / 1000)
 
-    def _smart_turn_verdict(self, stream: VADStream) -> bool | None:
-        """Smart Turn's verdict on the current pause (asked once per pause,
-        when it is `finished_silence_ms` old); None before that or when off."""
+    def _smart_turn_probability(self, stream: VADStream, ask_at: int) -> float | None:
+        """Smart Turn's probability that the voice sounds finished, for the
+        current pause: asked once, when the pause is `ask_at` samples old;
+        None before its answer is due (it is used only from the stream position
+        the call would have reached live, however fast the audio comes) or
+        without the model."""
         iterator = stream.iterator
-        if self.smart_turn is None or not iterator.in_silence:
+        if self.smart_turn is None:
             return None
         key = self._current_key(stream)
-        if stream.smart_turn_key == key:
-            return stream.smart_turn_finished
-        if iterator.trailing_silence_samples < self._samples(self.finished_silence_ms) - self.window:
-            return None
-        utterance = iterator.peek()
-        if utterance is None:
-            return None
-        stream.smart_turn_key = key
-        stream.smart_turn_finished = self.smart_turn.finished_probability(utterance.audio) > 0.5
-        return stream.smart_turn_finished
+        if stream.smart_turn_key != key:
+            if iterator.trailing_silence_samples < ask_at:
+                return None
+            utterance = iterator.peek()
+            if utterance is None:
+                return None
+            began = time.perf_counter()
+            stream.smart_turn_probability = self.smart_turn.finished_probability(utterance.audio)
+            took = self._samples((time.perf_counter() - began) * 1000)
+            stream.smart_turn_key, stream.smart_turn_due = key, iterator.position + took
+        return stream.smart_turn_probability if iterator.position >= stream.smart_turn_due else None
 
     def _current_key(self, stream: VADStream) -> tuple[int, int] | None:
         if not stream.iterator.speaking:

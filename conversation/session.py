@@ -41,10 +41,11 @@ class TurnDetection:
     interrupt_response: bool = True  # user speech over a reply cancels it
     # How soon the end of a turn is decided on the evidence of a pause
     # (VAD/end_of_turn.py): "low" waits longer for the speaker to go on, "high"
-    # answers sooner; "auto" is "medium".  The realtime API's semantic_vad
-    # eagerness maps onto it as it is.  Not used while a fixed silence is asked
-    # for (silence_duration_ms, or --turn_detector silence).
-    eagerness: str = "auto"
+    # answers sooner, "auto" is "medium"; None: the pipeline's --eagerness.  The
+    # realtime API's semantic_vad eagerness maps onto it as it is.  Not used
+    # while a fixed silence is asked for (silence_duration_ms, or
+    # --turn_detector silence).
+    eagerness: str | None = None
 
 
 @dataclass
