@@ -321,6 +321,7 @@ class VADHandler(BaseHandler):
             # it was heard, and what the user says now continues that turn.
             logger.info("turn %d: speech resumed before the reply was heard; joining it", turn.number)
             self._habits(session).observe(self._ms(stream.iterator.speech_start - utterance.end_sample))
+            session.chat.forget(turn.turn_id)  # its answer may be stored already (a fast reply)
             stream.iterator.join_previous(utterance)
             session.observer.turn_withdrawn(turn)
             if session.active_turn is turn:
@@ -433,6 +434,9 @@ class VADHandler(BaseHandler):
     def _learn_pauses(self, session: Session, stream: VADStream, utterance: Utterance | None) -> None:
         """A pause the speaker went on after is one of their pauses inside a turn."""
         iterator = stream.iterator
+        if stream.overlap is not None:
+            stream.trailing = 0  # a sound over the reply says nothing of how the user pauses
+            return
         if utterance is None and iterator.speaking and not iterator.in_silence and stream.trailing:
             self._habits(session).observe(self._ms(stream.trailing))
         stream.trailing = iterator.trailing_silence_samples
@@ -447,8 +451,8 @@ class VADHandler(BaseHandler):
         iterator = stream.iterator
         if stream.base_silence is None:
             stream.base_silence = iterator.min_silence_samples
-        if not iterator.in_silence:
-            return  # only a pause can end a turn
+        if not iterator.in_silence or stream.overlap is not None:
+            return  # only a pause can end a turn; a sound over the reply waits for its verdict
         turn = stream.speculative_turn
         transcript = turn.transcript if turn is not None and "transcript_ready" in turn.marks else None
         if stream.decision is not None:
@@ -578,6 +582,7 @@ class VADHandler(BaseHandler):
         arrived = self._arrival_of(stream, utterance.end_sample)
         if arrived is not None:
             turn.mark("speech_end", arrived)
+        turn.silence_waited_ms = float(self._ms(stream.iterator.position - utterance.end_sample))
         stream.announced = False
         session.observer.speech_stopped(session, self._ms(utterance.end_sample))
         yield from self._hand_on(session, stream, turn, utterance, key)

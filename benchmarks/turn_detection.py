@@ -106,7 +106,27 @@ class ClipResult:
     resumed_after_ms: list[float] = field(default_factory=list)  # per cut: speech went on this long after it
 
 
-def run_clip(vad: VADHandler, stt, samples: np.ndarray, live: bool, stt_ms: list[float]) -> ClipResult:
+class Transcriber:
+    """The real STT on each early transcript, once per distinct audio: the
+    variants see the same pauses, and get the same text and the time it took
+    the first time."""
+
+    def __init__(self, stt) -> None:
+        self.stt = stt
+        self.known: dict[bytes, tuple[str, float]] = {}
+        self.times_ms: list[float] = []
+
+    def __call__(self, audio: np.ndarray) -> tuple[str, float]:
+        key = audio.tobytes()
+        if key not in self.known:
+            began = time.perf_counter()
+            text, _ = self.stt.transcribe(audio)
+            self.known[key] = (text, time.perf_counter() - began)
+            self.times_ms.append(self.known[key][1] * 1000)
+        return self.known[key]
+
+
+def run_clip(vad: VADHandler, transcribe: Transcriber | None, samples: np.ndarray, live: bool) -> ClipResult:
     session = vad.default_session
     session.drop_state("vad")
     session.drop_state("pause_habits")  # every clip is a new speaker
@@ -125,11 +145,8 @@ def run_clip(vad: VADHandler, stt, samples: np.ndarray, live: bool, stt_ms: list
             if not isinstance(segment, SpeechSegment):
                 continue
             if segment.provisional:
-                if stt is not None and segment.turn is not None:
-                    began = time.perf_counter()
-                    text, _ = stt.transcribe(segment.audio)
-                    took = time.perf_counter() - began
-                    stt_ms.append(took * 1000)
+                if transcribe is not None and segment.turn is not None:
+                    text, took = transcribe(segment.audio)
                     pending.append((fed + (int(took * RATE) if live else 0), segment.turn, text))
                 continue
             ended.append(segment.turn)
@@ -152,7 +169,7 @@ class Row:
     results: dict[str, list[ClipResult]]
 
 
-def measure(variant: Variant, sets: dict[str, list[tuple[str, np.ndarray]]], stt, stt_ms: list[float]) -> Row:
+def measure(variant: Variant, sets: dict[str, list[tuple[str, np.ndarray]]], transcribe: Transcriber) -> Row:
     from tests.conftest import make_handler
 
     saved = dict(end_of_turn.EAGERNESS)
@@ -166,7 +183,7 @@ def measure(variant: Variant, sets: dict[str, list[tuple[str, np.ndarray]]], stt
         if not variant.smart_turn:
             vad.smart_turn = None
         results = {
-            name: [run_clip(vad, stt if variant.words else None, audio, variant.live, stt_ms) for _, audio in clips]
+            name: [run_clip(vad, transcribe if variant.words else None, audio, variant.live) for _, audio in clips]
             for name, clips in sets.items()
         }
     finally:
@@ -216,17 +233,16 @@ def main() -> int:
     sets = {"170 clips": base_clips(), "pause-heavy": pause_set.clips()}
     if args.limit:
         sets = {name: clips[: args.limit] for name, clips in sets.items()}
-    stt = make_handler(FasterWhisperSTTHandler, model_name="whisper-base", language="en")
-    stt_ms: list[float] = []
+    transcribe = Transcriber(make_handler(FasterWhisperSTTHandler, model_name="whisper-base", language="en"))
     rows = []
     for variant in VARIANTS:
-        rows.append(measure(variant, sets, stt, stt_ms))
+        rows.append(measure(variant, sets, transcribe))
         print(variant.label, [summary(rows[-1].results[name]) for name in sets], flush=True)
     curve = []
     if not args.no_curve:
         for bar in CURVE_BARS:
             variant = Variant(f"bar {bar:.2f}", "evidence", bar=bar)
-            curve.append(measure(variant, sets, stt, stt_ms))
+            curve.append(measure(variant, sets, transcribe))
             print(variant.label, [summary(curve[-1].results[name]) for name in sets], flush=True)
     count = ", ".join(f"{len(clips)} {name}" for name, clips in sets.items())
     lines = [
@@ -236,8 +252,8 @@ def main() -> int:
         "clip, each clip a conversation of its own (see the script's docstring for the sets).",
         "",
         f"Machine: {machine_description()}. Waits and cuts are stream positions, not wall-clock times; the "
-        f"live evidence timing uses this run's transcription times (p50 {fmt(percentile(stt_ms, 50))} ms, "
-        f"p90 {fmt(percentile(stt_ms, 90))} ms per early transcript).",
+        f"live evidence timing uses this run's transcription times (p50 {fmt(percentile(transcribe.times_ms, 50))} "
+        f"ms, p90 {fmt(percentile(transcribe.times_ms, 90))} ms per early transcript).",
         "",
         "Cut: the clip became two turns or more. Longest resume after a cut: how long after the VAD ended the "
         "turn the speaker went on; the join window (`--join_window_ms`) repairs the cut when that comes before "

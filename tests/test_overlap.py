@@ -7,15 +7,22 @@ recorded and synthesized sounds over a reply that is playing.
 
 from __future__ import annotations
 
+import threading
+import time
+
+import numpy as np
 import pytest
 
+from audio.pcm import load_audio
 from conversation.playback import PlaybackLog
-from conversation.session import Session
+from conversation.session import Session, SessionSettings
 from conversation.turn import Turn
+from tests.conftest import QUESTIONS, REPO
 from utils.messages import Overheard
 from VAD.overlap import Heard, Overlap, OverlapRules, Step, classify, words_of
 
 RATE = 16000
+INTERRUPTIONS = REPO / "tests" / "data" / "interruptions"
 
 
 # --- logic, no models -------------------------------------------------------------------------
@@ -124,3 +131,74 @@ def test_the_session_pauses_only_an_audible_reply_and_resumes_it_whole():
     assert not turn.playback.paused() and not turn.stale and turn.backchannels == 1
     session.chat.add_assistant("You could read Dune, a long novel.", turn_id=turn.turn_id)
     assert session.chat.messages()[-1]["content"] == "You could read Dune, a long novel."
+
+
+# --- the real VAD and STT on real audio ---------------------------------------------------------
+def playing_reply(session: Session) -> Turn:
+    """A reply that has been playing for a second, with ten more to go."""
+    turn = Turn(session=session)
+    session.active_turn = turn
+    assert turn.begin_playback()
+    turn.playback.add("Paris is the capital of France. It is known for the Eiffel Tower.", RATE * 11, RATE,
+                      when=time.perf_counter() - 1.0)  # fmt: skip
+    return turn
+
+
+def over_the_reply(sound: np.ndarray, stt_handler, **settings) -> tuple[Turn, list]:
+    """`sound` heard over a playing reply by the real VAD, whose questions
+    the real STT answers as they come; returns the reply's turn and the turns
+    the VAD handed on."""
+    from tests.conftest import make_handler
+    from utils.messages import AudioChunk, OverheardSpeech, SpeechSegment
+    from VAD.vad_handler import VADHandler
+
+    # A generous timeout: the words decide here, not a slow machine's clock.
+    session = Session(SessionSettings(barge_in=True, false_interruption_timeout_ms=60000, **settings))
+    vad = make_handler(VADHandler, should_listen=threading.Event(), session=session, hears_overlaps=True)
+    turn = playing_reply(session)
+    audio = np.concatenate([np.zeros(RATE // 2, np.int16), sound, np.zeros(RATE * 2, np.int16)])
+    handed_on = []
+    for start in range(0, len(audio), 512):
+        for message in vad.process(AudioChunk(samples=audio[start : start + 512], session=session)):
+            if isinstance(message, OverheardSpeech):
+                assert turn.playback.paused()  # held back while the sound is judged
+                list(stt_handler.process(message))
+            elif isinstance(message, SpeechSegment) and not message.provisional:
+                handed_on.append(message.turn)
+    return turn, handed_on
+
+
+def sound_of(name: str) -> np.ndarray:
+    return load_audio(INTERRUPTIONS / name)
+
+
+@pytest.mark.parametrize("name", ["bc_piper_00.flac", "bc_piper_03.flac", "bc_piper_05.flac", "bc_human_00.flac"])
+def test_a_backchannel_over_the_reply_pauses_it_then_it_goes_on_whole(name, stt_handler):
+    turn, handed_on = over_the_reply(sound_of(name), stt_handler)
+    assert not turn.stale and not turn.interrupted, turn.heard_reply
+    assert turn.backchannels == 1 and turn.playback.pauses == 1 and not turn.playback.paused()
+    assert handed_on == []  # no turn of its own: nothing to answer
+
+
+@pytest.mark.parametrize("name", ["noise_cough_double.flac", "noise_laugh_short.flac"])
+def test_a_cough_or_a_laugh_over_the_reply_is_no_interruption(name, stt_handler):
+    turn, handed_on = over_the_reply(sound_of(name), stt_handler)
+    assert not turn.stale and not turn.interrupted
+    assert handed_on == []
+
+
+@pytest.mark.parametrize("name", ["short_piper_01.flac", "short_human_whole_02.flac"])
+def test_stop_over_the_reply_stops_it(name, stt_handler):
+    turn, _ = over_the_reply(sound_of(name), stt_handler)
+    assert turn.stale and turn.interrupted
+
+
+def test_a_new_question_over_the_reply_stops_it_and_becomes_the_next_turn(stt_handler):
+    turn, handed_on = over_the_reply(load_audio(QUESTIONS / "q01.wav"), stt_handler)
+    assert turn.interrupted and turn.heard_reply
+    assert len(handed_on) == 1 and handed_on[0] is not turn
+
+
+def test_without_resuming_any_speech_past_the_guard_stops_the_reply(stt_handler):
+    turn, _ = over_the_reply(sound_of("bc_piper_00.flac"), stt_handler, resume_false_interruption=False)
+    assert turn.interrupted and turn.playback.pauses == 0
