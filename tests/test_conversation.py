@@ -27,6 +27,8 @@ from tests.conftest import QUESTIONS, make_handler
 from tests.test_socket_mode import client
 from VAD.turn_end import looks_unfinished
 
+pytestmark = pytest.mark.timing
+
 RATE = 16000
 
 

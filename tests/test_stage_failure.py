@@ -28,6 +28,8 @@ MARK = "FAULT INJECTED"
 # Prepended to the entry point: `fault()` prints the mark, then raises.
 PRELUDE = f"""
 import sys, s2s_pipeline
+
+pytestmark = pytest.mark.timing
 def fault(*args, **kwargs):
     print("{MARK}", file=sys.stderr, flush=True)
     raise RuntimeError("injected fault")
