@@ -56,7 +56,7 @@ from utils.messages import (
     SpeechProgress,
     SpeechSegment,
 )
-from VAD.end_of_turn import EAGERNESS, EndOfTurn, PauseHabits, words_evidence
+from VAD.end_of_turn import EAGERNESS, EndOfTurn, PauseHabits, Words, words_evidence
 from VAD.overlap import Overlap, OverlapRules, Step
 from VAD.silero import SileroModel, SileroStream
 from VAD.smart_turn import SmartTurnModel
@@ -458,7 +458,10 @@ class VADHandler(BaseHandler):
         if stream.decision is not None:
             words = words_evidence(transcript, turn.language if turn is not None else None)
             voice = self._smart_turn_probability(stream, self.speculate_after or 2 * self.window)
-            wanted = self._samples(stream.decision.silence_needed_ms(words, voice, self._habits(session)))
+            needed = stream.decision.silence_needed_ms(words, voice, self._habits(session))
+            if words is Words.UNFINISHED:  # dangling words wait at least as long as they always did
+                needed = max(needed, self.unfinished_silence_ms)
+            wanted = self._samples(needed)
             detail = f"words: {words.value}, voice finished: {'-' if voice is None else f'{voice:.2f}'}"
         else:
             words_unfinished = transcript is not None and looks_unfinished(transcript, turn.language)

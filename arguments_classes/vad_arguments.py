@@ -59,9 +59,9 @@ class VADHandlerArguments:
     unfinished_silence_ms: int = field(
         default=900,
         metadata={
-            "help": "End-of-turn silence when the early transcript of the pause stops mid-sentence (on 'of', "
-            "'and', 'the', a comma, '...'): the speaker is probably thinking, not done. Needs "
-            "--speculative_stt_ms with --speculative_reply."
+            "help": "End-of-turn silence (with --turn_detector evidence: the least) when the early transcript of "
+            "the pause stops mid-sentence (on 'of', 'and', 'the', a comma, '...'): the speaker is probably "
+            "thinking, not done. Needs --speculative_stt_ms with --speculative_reply."
         },
     )
     turn_detector: str = field(

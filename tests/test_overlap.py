@@ -7,6 +7,7 @@ recorded and synthesized sounds over a reply that is playing.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
@@ -202,3 +203,114 @@ def test_a_new_question_over_the_reply_stops_it_and_becomes_the_next_turn(stt_ha
 def test_without_resuming_any_speech_past_the_guard_stops_the_reply(stt_handler):
     turn, _ = over_the_reply(sound_of("bc_piper_00.flac"), stt_handler, resume_false_interruption=False)
     assert turn.interrupted and turn.playback.pauses == 0
+
+
+# --- real servers -------------------------------------------------------------------------------
+THREE_SENTENCES = "You are a helpful assistant. Always answer in four or five sentences."
+
+
+@pytest.fixture(scope="module")
+def realtime_server(tmp_path_factory):
+    from benchmarks.server_process import ServerProcess
+    from tests.test_realtime import KEY
+
+    # A generous timeout, so a slow machine's transcription cannot decide for the words.
+    running = ServerProcess(
+        "realtime", tmp_path_factory.mktemp("overlap_rt"), "--false_interruption_timeout_ms", "4000", api_key=KEY
+    )
+    yield running
+    assert running.stop() == 0
+
+
+@pytest.mark.timing
+def test_realtime_a_backchannel_is_never_announced_and_stop_is(realtime_server):
+    """Over a reply the client is playing: "uh-huh" sends no speech_started
+    (every client would stop playing) and gets no response of its own; the
+    reply's item stays whole.  "Stop." is announced and cuts the reply."""
+    from connections.realtime.client import connect, to_pcm24k
+    from tests.test_realtime import KEY
+
+    conversation = connect(realtime_server.port, KEY)
+    try:
+        conversation.wait_for("session.created", timeout=10)
+        conversation.send({"type": "session.update", "session": {"type": "realtime", "instructions": THREE_SENTENCES}})
+        conversation.wait_for("session.updated", timeout=10)
+        conversation.speak(to_pcm24k(load_audio(QUESTIONS / "q04.wav"), RATE), silence_s=0.3)
+        first = conversation.wait_for("response.output_audio.delta", timeout=90)[0]
+        silence = bytes(480 * 2)
+        while time.perf_counter() - first.at < 1.5:  # the user listens a while
+            conversation.append(silence)
+            time.sleep(0.02)
+        mark = len(conversation.events)
+        conversation.speak(to_pcm24k(sound_of("bc_piper_00.flac"), RATE), silence_s=4.5)  # "Uh-huh." and a wait
+        assert conversation.of("input_audio_buffer.speech_started", mark) == []
+        done = conversation.wait_for("response.done", timeout=120)[0].event.response
+        assert done.status == "completed"
+        reply_s = len(conversation.reply_audio()) / 24000
+        assert len(conversation.of("response.created")) == 1  # the backchannel got no answer
+        # The next reply, and "Stop." over it.
+        mark = len(conversation.events)
+        conversation.speak(to_pcm24k(load_audio(QUESTIONS / "q02.wav"), RATE), silence_s=0.3)
+        second = conversation.wait_for("response.output_audio.delta", timeout=90, after=mark)[0]
+        while time.perf_counter() - second.at < 1.0:
+            conversation.append(silence)
+            time.sleep(0.02)
+        stop_at = len(conversation.events)
+        conversation.speak(to_pcm24k(sound_of("short_piper_01.flac"), RATE), silence_s=1.5)
+        conversation.wait_for("input_audio_buffer.speech_started", timeout=10, after=stop_at)
+    finally:
+        conversation.close()
+    time.sleep(0.5)
+    turns = realtime_server.turns()
+    book = [t for t in turns if "book" in t["transcript"].lower()]
+    assert book and not book[-1]["interrupted"] and book[-1]["backchannels"] == 1, book
+    assert reply_s > 3.0, "the reply was over before the backchannel"
+    stopped = [t for t in turns if "fun fact" in t["transcript"].lower() or "fact" in t["transcript"].lower()]
+    assert stopped and stopped[-1]["interrupted"], turns
+
+
+@pytest.fixture(scope="module")
+def socket_server(tmp_path_factory):
+    from benchmarks.server_process import ServerProcess
+
+    running = ServerProcess(
+        "socket", tmp_path_factory.mktemp("overlap_socket"), "--barge_in", "True", "--init_chat_prompt",
+        THREE_SENTENCES, "--false_interruption_timeout_ms", "4000",
+    )  # fmt: skip
+    yield running
+    assert running.stop() == 0
+
+
+@pytest.mark.timing
+def test_socket_a_backchannel_and_a_cough_pause_the_reply_and_it_plays_on_to_its_end(socket_server):
+    """Socket mode with --barge_in: "yeah" and then a cough over the reply
+    each hold it back a moment; it then plays on from where it paused and
+    ends whole, and neither sound becomes a turn."""
+    from tests.test_conversation import ReplyRecorder, silence, stream, wait_until_saying
+
+    server = socket_server
+    before = len(server.turns())
+    replies = ReplyRecorder(server.send_port)
+    try:
+        with socket.create_connection(("127.0.0.1", server.recv_port)) as audio:
+            stream(audio, np.concatenate([silence(0.3), load_audio(QUESTIONS / "q04.wav"), silence(0.3)]))
+            said_before = 0
+            wait_until_saying(server, audio, said_before, min_words=4)
+            onsets = []
+            for name in ("bc_piper_02.flac", "noise_cough_single.flac"):
+                onsets.append(time.perf_counter())
+                stream(audio, np.concatenate([sound_of(name), silence(2.5)]))
+            turns = server.wait_for_turns(before + 1, timeout=120)[before:]
+            stream(audio, silence(1.0))
+    finally:
+        replies.close()
+    assert len(turns) == 1, [t["transcript"] for t in turns]
+    reply = turns[0]
+    assert "book" in reply["transcript"].lower()
+    assert not reply["interrupted"] and reply["heard_reply"] is None
+    assert reply["backchannels"] >= 1 and reply["paused_ms"] > 0
+    # The reply went on after each sound (audio arrived after it), and ended by itself.
+    for onset in onsets:
+        assert replies.bytes_between(onset + 1.0, onset + 3.0) > 0
+    log = server.log.read_text()
+    assert "the sound over the reply was" in log
