@@ -230,7 +230,7 @@ def main() -> int:
     from STT.faster_whisper_handler import FasterWhisperSTTHandler
     from tests.conftest import make_handler
 
-    sets = {"170 clips": base_clips(), "pause-heavy": pause_set.clips()}
+    sets = {"shared clips": base_clips(), "pause-heavy": pause_set.clips()}
     if args.limit:
         sets = {name: clips[: args.limit] for name, clips in sets.items()}
     transcribe = Transcriber(make_handler(FasterWhisperSTTHandler, model_name="whisper-base", language="en"))
@@ -244,7 +244,7 @@ def main() -> int:
             variant = Variant(f"bar {bar:.2f}", "evidence", bar=bar)
             curve.append(measure(variant, sets, transcribe))
             print(variant.label, [summary(curve[-1].results[name]) for name in sets], flush=True)
-    count = ", ".join(f"{len(clips)} {name}" for name, clips in sets.items())
+    count = " and ".join(f"{name} ({len(clips)} clips)" for name, clips in sets.items())
     lines = [
         "# End-of-turn detection",
         "",
