@@ -27,6 +27,8 @@ import re
 from dataclasses import dataclass, field
 from enum import Enum
 
+import numpy as np
+
 from conversation.turn import Turn
 from utils.messages import Overheard
 
@@ -107,7 +109,9 @@ class Overlap:
     The VAD feeds `step` each window with how much of the sound was voiced,
     how long it has been quiet since, and the time; it answers what to do
     next.  `heard` is the transcription asked last (None before the first),
-    covering the first `probed_ms` of voiced sound."""
+    covering the first `probed_ms` of voiced sound.  The sound's audio (from
+    its pre-roll on), its voiced span in the stream, and its utterance if the
+    VAD ended it before the verdict (`held`) are kept here too."""
 
     turn: Turn
     onset_ms: int  # stream position of the sound's start, for the API's audio_start_ms
@@ -117,6 +121,24 @@ class Overlap:
     probed_ms: float = 0.0
     verdict: Step | None = None
     reason: str = ""
+    audio: list[np.ndarray] = field(default_factory=list)
+    first_voiced: int = 0  # stream positions (samples)
+    last_voiced: int = 0
+    held: object | None = None  # the VAD's Utterance of the sound, ended before the verdict
+
+    def hear(self, window: np.ndarray, last_voiced: int | None) -> None:
+        """One more window of the sound; `last_voiced`: the VAD's last voiced
+        position while it still follows the sound (None once it let it go)."""
+        self.audio.append(window)
+        if last_voiced is not None:
+            self.last_voiced = max(self.last_voiced, last_voiced)
+
+    def audio_to_transcribe(self, position: int, tail: int) -> np.ndarray:
+        """The sound so far, up to `tail` samples after its last voiced one
+        (`position`: the stream position of the end of `audio`)."""
+        audio = np.concatenate(self.audio)
+        extra = position - self.last_voiced - tail
+        return audio[: len(audio) - extra] if extra > 0 else audio
 
     def step(self, voiced_ms: float, silent_ms: float, now: float) -> Step:
         """What to do after this window.  `silent_ms`: silence since the

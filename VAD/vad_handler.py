@@ -106,9 +106,6 @@ class VADStream:
     progress_sent: tuple[int, int] = (-1, 0)  # (speech start, stream position) of the last SpeechProgress
     announced: bool = False  # speech_started was told for the speech in progress
     overlap: Overlap | None = None  # a sound over the reply, being judged
-    overlap_audio: list[np.ndarray] = field(default_factory=list)  # that sound, since its pre-roll
-    overlap_voiced: tuple[int, int] = (0, 0)  # its (first, last) voiced stream positions
-    held: Utterance | None = None  # that sound's utterance, ended before the verdict
 
 
 class VADHandler(BaseHandler):
@@ -270,7 +267,7 @@ class VADHandler(BaseHandler):
                 self._speech_started(session, stream)
             if stream.overlap is not None:
                 if utterance is not None:
-                    stream.held, utterance = utterance, None  # its fate waits for the verdict
+                    stream.overlap.held, utterance = utterance, None  # its fate waits for the verdict
                 yield from self._judge_overlap(session, stream, window)
                 if stream.overlap is not None:
                     continue  # still judging: no speculation, no progress
@@ -362,10 +359,10 @@ class VADHandler(BaseHandler):
         if turn is None:
             return False
         iterator = stream.iterator
-        stream.overlap = Overlap(turn, self._ms(iterator.speech_start), time.perf_counter(), rules)
-        stream.overlap_audio = [iterator.audio_so_far()]
-        stream.overlap_voiced = (iterator.speech_start, iterator.last_voiced_end)
-        stream.held = None
+        stream.overlap = Overlap(
+            turn, self._ms(iterator.speech_start), time.perf_counter(), rules, audio=[iterator.audio_so_far()],
+            first_voiced=iterator.speech_start, last_voiced=iterator.last_voiced_end,
+        )  # fmt: skip
         logger.debug("turn %d: a sound over the reply; paused while it is judged", turn.number)
         return True
 
@@ -374,21 +371,20 @@ class VADHandler(BaseHandler):
     ) -> Iterator[SpeechSegment | OverheardSpeech]:
         overlap, iterator = stream.overlap, stream.iterator
         assert overlap is not None
-        stream.overlap_audio.append(window)
-        first, last = stream.overlap_voiced
-        if iterator.speaking:
-            last = max(last, iterator.last_voiced_end)
-            stream.overlap_voiced = (first, last)
-        voiced_ms = self._ms(last - first)
-        silent_ms = self._ms(iterator.position - last) if not iterator.speaking or iterator.in_silence else 0
+        overlap.hear(window, iterator.last_voiced_end if iterator.speaking else None)
+        voiced_ms = self._ms(overlap.last_voiced - overlap.first_voiced)
+        sounding = iterator.speaking and not iterator.in_silence
+        silent_ms = 0 if sounding else self._ms(iterator.position - overlap.last_voiced)
         step = overlap.step(voiced_ms, silent_ms, time.perf_counter())
         if step is Step.PROBE:
-            yield self._overhear(session, stream, voiced_ms)
+            heard = Overheard()
+            overlap.probing(heard, voiced_ms)
+            audio = overlap.audio_to_transcribe(iterator.position, int(OVERHEARD_TAIL_S * self.sample_rate))
+            yield OverheardSpeech(audio=audio, sample_rate=self.sample_rate, heard=heard, session=session)
             return
         if step is Step.WAIT:
             return
-        stream.overlap, stream.overlap_audio = None, []
-        held, stream.held = stream.held, None
+        stream.overlap = None
         turn = overlap.turn
         if step is Step.RESUME:
             logger.info("turn %d: the sound over the reply was %s; it goes on", turn.number, overlap.reason)
@@ -400,11 +396,11 @@ class VADHandler(BaseHandler):
         stream.announced = True
         session.observer.speech_started(session, overlap.onset_ms)
         self._interrupt(session, stream)
-        if held is not None:
-            yield from self._segment(session, stream, held)
+        if overlap.held is not None:
+            yield from self._segment(session, stream, overlap.held)
         elif not iterator.speaking:
             stream.announced = False
-            session.observer.speech_stopped(session, self._ms(last))  # too short for a turn ("Stop.")
+            session.observer.speech_stopped(session, self._ms(overlap.last_voiced))  # too short for a turn ("Stop.")
 
     def _forget_overlap(self, session: Session, stream: VADStream) -> None:
         """The input ended or was cleared while a sound over the reply was
@@ -412,19 +408,7 @@ class VADHandler(BaseHandler):
         if stream.overlap is not None:
             stream.overlap.turn.playback.resume()
             stream.iterator.discard()
-        stream.overlap, stream.overlap_audio, stream.held = None, [], None
-
-    def _overhear(self, session: Session, stream: VADStream, voiced_ms: float) -> OverheardSpeech:
-        """Ask the STT what the sound says so far (its audio up to a little
-        after its last voiced window)."""
-        audio = np.concatenate(stream.overlap_audio)
-        _, last = stream.overlap_voiced
-        extra = stream.iterator.position - last - int(OVERHEARD_TAIL_S * self.sample_rate)
-        if extra > 0:
-            audio = audio[: len(audio) - extra]
-        heard = Overheard()
-        stream.overlap.probing(heard, voiced_ms)
-        return OverheardSpeech(audio=audio, sample_rate=self.sample_rate, heard=heard, session=session)
+        stream.overlap = None
 
     def _habits(self, session: Session) -> PauseHabits:
         """How this speaker pauses inside turns (kept apart from the VAD's
