@@ -39,6 +39,7 @@ class PlaybackLog:
     paused_until: float | None = None
     pauses: int = 0  # times the reply was paused and went on
     paused_s: float = 0.0  # how long, all together
+    longest_pause_s: float = 0.0
     _paused_at: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -105,8 +106,10 @@ class PlaybackLog:
         with self._lock:
             if self.paused_until is None:
                 return
+            paused = max(0.0, min(now, self.paused_until) - self._paused_at)
             self.pauses += 1
-            self.paused_s += max(0.0, min(now, self.paused_until) - self._paused_at)
+            self.paused_s += paused
+            self.longest_pause_s = max(self.longest_pause_s, paused)
             self.paused_until = None
 
     def paused(self, now: float | None = None) -> bool:

@@ -197,6 +197,7 @@ class Turn:
             "silence_waited_ms": self.silence_waited_ms,
             "backchannels": self.backchannels,
             "paused_ms": round(self.playback.paused_s * 1000.0, 1),
+            "longest_pause_ms": round(self.playback.longest_pause_s * 1000.0, 1),
             "error": self.error,
             "transcript": self.transcript,
             "reply": self.reply,
