@@ -99,6 +99,12 @@ class VADStream:
     smart_turn_key: tuple[int, int] | None = None  # the pause Smart Turn last judged
     smart_turn_probability: float = 0.5
     smart_turn_due: int = 0  # stream position from which its verdict may be used (it took that long)
+
+    @property
+    def smart_turn_finished(self) -> bool | None:
+        """Smart Turn's verdict on the last pause it judged (None: none yet)."""
+        return None if self.smart_turn_key is None else self.smart_turn_probability > 0.5
+
     trailing: int = 0  # the trailing silence at the last window, in samples
     manual_audio: list[np.ndarray] = field(default_factory=list)  # client-committed turns
     overflowed: bool = False  # manual_audio outgrew its bound since the last commit
@@ -126,7 +132,7 @@ class VADHandler(BaseHandler):
         yield_floor_at_end_of_turn: bool = True,
         join_window_ms: int = 1500,
         unfinished_silence_ms: int = 900,
-        turn_detector: str = "evidence",
+        turn_detector: str = "silence",
         finished_silence_ms: int = 150,
         eagerness: str = "auto",
         incremental_stt_ms: int = 0,
@@ -449,7 +455,9 @@ class VADHandler(BaseHandler):
             detail = f"words: {words.value}, voice finished: {'-' if voice is None else f'{voice:.2f}'}"
         else:
             words_unfinished = transcript is not None and looks_unfinished(transcript, turn.language)
-            probability = self._smart_turn_probability(stream, self._samples(self.finished_silence_ms) - self.window)
+            probability = self._smart_turn_probability(
+                stream, self._samples(self.finished_silence_ms) - self.window, when_due=False
+            )
             voice = None if probability is None else probability > 0.5
             if words_unfinished or voice is False:
                 wanted = max(stream.base_silence, self._samples(self.unfinished_silence_ms))
@@ -465,12 +473,13 @@ class VADHandler(BaseHandler):
     def _samples(self, ms: float) -> int:
         return int(ms * self.sample_rate / 1000)
 
-    def _smart_turn_probability(self, stream: VADStream, ask_at: int) -> float | None:
+    def _smart_turn_probability(self, stream: VADStream, ask_at: int, when_due: bool = True) -> float | None:
         """Smart Turn's probability that the voice sounds finished, for the
         current pause: asked once, when the pause is `ask_at` samples old;
-        None before its answer is due (it is used only from the stream position
-        the call would have reached live, however fast the audio comes) or
-        without the model."""
+        None without the model, before that, and (`when_due`) before its
+        answer is due: the evidence decision uses it only from the stream
+        position the call would have reached live, however fast the audio
+        comes (`--turn_detector smart-turn` uses it at once, as it always did)."""
         iterator = stream.iterator
         if self.smart_turn is None:
             return None
@@ -485,7 +494,8 @@ class VADHandler(BaseHandler):
             stream.smart_turn_probability = self.smart_turn.finished_probability(utterance.audio)
             took = self._samples((time.perf_counter() - began) * 1000)
             stream.smart_turn_key, stream.smart_turn_due = key, iterator.position + took
-        return stream.smart_turn_probability if iterator.position >= stream.smart_turn_due else None
+        due = iterator.position >= stream.smart_turn_due or not when_due
+        return stream.smart_turn_probability if due else None
 
     def _current_key(self, stream: VADStream) -> tuple[int, int] | None:
         if not stream.iterator.speaking:

@@ -70,7 +70,7 @@ VARIANTS = [
     Variant("silence 300 ms", "silence", words=False, live=False),
     Variant("silence 300 ms + words (the previous default)", "silence", live=False),
     Variant("silence 300 ms + words, live", "silence"),
-    Variant("smart-turn + words, live", "smart-turn"),
+    Variant("smart-turn (its verdict at once) + words, live", "smart-turn"),
     Variant("evidence, eagerness low", "evidence", eagerness="low"),
     Variant("**evidence, eagerness auto (medium): the default**", "evidence"),
     Variant("evidence, eagerness high", "evidence", eagerness="high"),
