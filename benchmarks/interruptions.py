@@ -91,6 +91,15 @@ class Outcome:
     own_response: bool = False
     note: str = ""
     reply_longest_pause_ms: float | None = None  # the server's own record, for the reply the sound was over
+    verdicts: int = 0  # the VAD's verdicts logged while this sound was judged
+
+
+# Verdicts on sounds nobody made (the assistant's own echo, in local mode), per run label.
+UNPROMPTED: dict[str, int] = {}
+
+
+def count_unprompted(label: str, log: Path, outcomes: list[Outcome]) -> None:
+    UNPROMPTED[label] = len(verdicts_since(log, 0)) - sum(o.verdicts for o in outcomes)
 
 
 def load_set() -> list[Clip]:
@@ -214,7 +223,7 @@ def socket_run(rounds, work: Path, flags: tuple[str, ...], label: str) -> list[O
                 onset = began + voiced_onset(clip.audio)
                 time.sleep(len(clip.audio) / RATE + TIMEOUT_MS / 1000 + 0.6)
                 lines = verdicts_since(server.log, offset)
-                outcome = Outcome(label, clip, (stopped_by(lines) or False) if playing else None)
+                outcome = Outcome(label, clip, (stopped_by(lines) or False) if playing else None, verdicts=len(lines))
                 if clip.should_stop:
                     silent = client_silent_at(replies.arrivals, onset)
                     outcome.onset_to_silent_ms = None if silent is None else (silent - onset) * 1000
@@ -231,6 +240,7 @@ def socket_run(rounds, work: Path, flags: tuple[str, ...], label: str) -> list[O
         conn.close()
         replies.close()
         server.stop()
+    count_unprompted(label, server.log, outcomes)
     return outcomes
 
 
@@ -377,7 +387,9 @@ def local_run(rounds, work: Path, flags: tuple[str, ...], label: str) -> list[Ou
                     time.sleep(TIMEOUT_MS / 1000 + 0.6)
                     onset = mic.onset_of(clip.audio.astype(np.float64), began - 0.5) or began
                     lines = verdicts_since(log, offset)
-                    outcome = Outcome(label, clip, (stopped_by(lines) or False) if playing else None)
+                    outcome = Outcome(
+                        label, clip, (stopped_by(lines) or False) if playing else None, verdicts=len(lines)
+                    )
                     if clip.should_stop:
                         outcome.onset_to_silent_ms = (end_of_first_run(speaker.loud_times(onset)) - onset) * 1000
                     else:
@@ -397,6 +409,7 @@ def local_run(rounds, work: Path, flags: tuple[str, ...], label: str) -> list[Ou
             pipeline.wait(timeout=30)
             speaker.close()
             mic.close()
+        count_unprompted(label, log, outcomes)
     return outcomes
 
 
@@ -435,6 +448,9 @@ def report(outcomes: list[Outcome], load: str, command: str) -> str:
             f"| {sum(o.stopped for o in true)} of {len(true)} | {fmt(percentile(spans, 50))} / "
             f"{fmt(percentile(spans, 90))} |"
         )
+    if UNPROMPTED:
+        counts = ", ".join(f"{label} {count}" for label, count in UNPROMPTED.items())
+        lines += ["", f"Verdicts on sounds the benchmark did not make (the assistant's own echo): {counts}."]
     lines += ["", "## Every sound", "", "| mode | sound | kind | what it says | stopped | onset → silent ms "
               "| longest silence ms | own response |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for o in outcomes:
