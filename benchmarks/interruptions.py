@@ -470,12 +470,13 @@ def main() -> int:
     parser.add_argument("--variant", action="append", default=[], metavar='NAME="FLAGS"',
                         help='run each mode again with these pipeline flags, e.g. seed="--resume_false_interruption '
                         'False" (repeatable)')  # fmt: skip
+    parser.add_argument("--variants_only", action="store_true", help="run the --variant runs only, not the default")
     args = parser.parse_args()
     load = open("/proc/loadavg").read().split()[0]
     rounds = rounds_of(load_set())[: args.limit or None]
     runs = {"socket": socket_run, "realtime": realtime_run, "local": local_run}
-    variants = [("", ())] + [(name, tuple(shlex.split(flags))) for name, _, flags in
-                             (variant.partition("=") for variant in args.variant)]  # fmt: skip
+    variants = [] if args.variants_only else [("", ())]
+    variants += [(name, tuple(shlex.split(flags))) for name, _, flags in (v.partition("=") for v in args.variant)]
     outcomes: list[Outcome] = []
     with tempfile.TemporaryDirectory(prefix="s2s-interruptions-") as folder:
         for mode in args.modes.split(","):
