@@ -46,6 +46,17 @@ def configure_logging(level: str) -> None:
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def turn_taking_settings(config: PipelineConfig, barge_in: bool) -> SessionSettings:
+    """A session's settings from the turn-taking flags."""
+    turn_taking = config.turn_taking
+    return SessionSettings(
+        barge_in=barge_in,
+        interrupt_min_speech_ms=turn_taking.interrupt_min_speech_ms,
+        resume_false_interruption=turn_taking.resume_false_interruption,
+        false_interruption_timeout_ms=turn_taking.false_interruption_timeout_ms,
+    )
+
+
 def run_file_mode(config: PipelineConfig) -> int:
     from connections.file_io import FileAudioSink, FileAudioSource
 
@@ -83,10 +94,7 @@ def run_socket_mode(config: PipelineConfig) -> int:
         channels.stop_event,
         channels.audio_in,
         channels.should_listen,
-        SessionSettings(
-            barge_in=config.turn_taking.barge_in,
-            interrupt_min_speech_ms=config.turn_taking.interrupt_min_speech_ms,
-        ),
+        turn_taking_settings(config, config.turn_taking.barge_in),
         host=config.socket_receiver.recv_host,
         port=config.socket_receiver.recv_port,
         chunk_size=config.socket_receiver.chunk_size,
@@ -130,7 +138,7 @@ def run_local_mode(config: PipelineConfig) -> int:
         print(describe_devices(import_sounddevice()))
         return 0
     # With echo cancellation the user may talk over the assistant (barge-in).
-    settings = SessionSettings(barge_in=options.aec, interrupt_min_speech_ms=config.turn_taking.interrupt_min_speech_ms)
+    settings = turn_taking_settings(config, barge_in=options.aec)
     channels = Channels(session=Session(settings))
     playback = PlaybackBuffer()
     # Open the devices before loading models: a missing microphone fails in a second.
@@ -193,6 +201,8 @@ def run_realtime_mode(config: PipelineConfig) -> int:
                 prefix_padding_ms=config.vad.speech_pad_ms,
             ),
             interrupt_min_speech_ms=config.turn_taking.interrupt_min_speech_ms,
+            resume_false_interruption=config.turn_taking.resume_false_interruption,
+            false_interruption_timeout_ms=config.turn_taking.false_interruption_timeout_ms,
         ),
         host=options.realtime_host,
         port=options.realtime_port,

@@ -25,7 +25,14 @@ from models.packaged import resolve_whisper_model
 from STT.incremental_transcript import IncrementalTranscriber, TailDecoding, UtteranceTranscript, Word
 from STT.language_choice import ConversationLanguage, LanguagePolicy, parse_languages
 from STT.results import log_heard, segment_audio, transcript_messages
-from utils.messages import EndOfResponse, PartialTranscript, SpeechProgress, SpeechSegment, Transcript
+from utils.messages import (
+    EndOfResponse,
+    OverheardSpeech,
+    PartialTranscript,
+    SpeechProgress,
+    SpeechSegment,
+    Transcript,
+)
 from utils.threads import engine_threads
 
 logger = logging.getLogger(__name__)
@@ -225,11 +232,13 @@ class ConversationSTT:
 
 
 class FasterWhisperSTTHandler(BaseHandler):
-    accepts = (SpeechSegment, SpeechProgress)
-    # Transcribes provisional segments ahead of the end of turn (--speculative_stt_ms)
-    # and follows speech while it is spoken (--incremental_stt_ms).
+    accepts = (SpeechSegment, SpeechProgress, OverheardSpeech)
+    # Transcribes provisional segments ahead of the end of turn (--speculative_stt_ms),
+    # follows speech while it is spoken (--incremental_stt_ms), and tells the VAD
+    # what a sound over the reply says (a backchannel does not stop it).
     accepts_provisional = True
     follows_speech = True
+    hears_overlaps = True
 
     def setup(
         self,
@@ -344,6 +353,17 @@ class FasterWhisperSTTHandler(BaseHandler):
         # The client asked for detection ("auto", or the languages to choose from).
         return None, settings.languages or self.policy.allowed
 
+    def overhear(self, audio: np.ndarray) -> tuple[str, bool]:
+        """A short sound over the reply: its text, and whether Whisper's own
+        tests say it is speech at all.  One decode on the short window, never
+        the full window's second try: the answer is wanted now, and a doubt is
+        itself the answer (a cough or a knock)."""
+        if self.short_window is None or not self.short_window.fits(audio):
+            text, _ = self.transcribe(audio)
+            return text, True
+        result = self.short_window.decode(audio, self.language or self.last_language)
+        return result.text, not (result.silence or looks_like_a_loop(result.text))
+
     def decode_tail(self, tail: np.ndarray, known: str, language: str | None, with_words: bool) -> TailDecoding:
         """The incremental transcriber's decoder: one tail on the short window."""
         assert self.short_window is not None
@@ -397,6 +417,9 @@ class FasterWhisperSTTHandler(BaseHandler):
     ) -> Iterator[Transcript | EndOfResponse | PartialTranscript]:
         if isinstance(message, SpeechProgress):
             yield from self._follow(message)
+            return
+        if isinstance(message, OverheardSpeech):
+            message.heard.answer(*self.overhear(segment_audio(message, WHISPER_RATE)))
             return
         audio = segment_audio(message, WHISPER_RATE)
         turn = message.turn

@@ -18,6 +18,9 @@ DANGLING_WORDS = frozenset(
     if that which whose my your his her its our their this these those very so such is are was
     were be will would can could should what who where when how why""".split()
 )
+# ...and those that cannot end a question either (Whisper puts a question mark
+# on a question cut short: "What is the capital of?").
+NEVER_LAST_WORDS = frozenset("a an the of and or but nor because if than very my your his her its our their".split())
 _TRAILING_OFF = re.compile(r"(\.\.\.|…|,|;|:|-)\s*$")
 _LAST_WORD = re.compile(r"([A-Za-z']+)\W*$")
 
@@ -31,7 +34,7 @@ def looks_unfinished(text: str, language: str | None = "en") -> bool:
         return True
     if (language or "en").removesuffix("-auto") != "en":
         return False  # the word list is English
-    if text.endswith(("?", "!")):
-        return False
     match = _LAST_WORD.search(text)
-    return bool(match) and match.group(1).lower() in DANGLING_WORDS
+    if not match:
+        return False
+    return match.group(1).lower() in (NEVER_LAST_WORDS if text.endswith(("?", "!")) else DANGLING_WORDS)

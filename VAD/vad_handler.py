@@ -9,14 +9,21 @@ thread.  Incoming chunks of any size are re-cut into the 512-sample windows
 Silero expects.
 
 Turn-taking decided here, per session:
-- End of turn after `--min_silence_ms` of silence (or the client's
-  `input_audio_buffer.commit` when it turned server turn detection off).
+- End of turn on the evidence of the pause (VAD/end_of_turn.py: the silence
+  so far, the early transcript's words, Smart Turn where installed, the
+  speaker's own pauses), as eager as the session asks; after a fixed
+  `--min_silence_ms` with `--turn_detector silence` or a client's
+  `silence_duration_ms`; or at the client's `input_audio_buffer.commit` when
+  it turned server turn detection off.
 - A pause that turns out not to be the end: speech that resumes after the
   turn was handed on, but before any of its reply was heard, joins that turn
   (its reply is withdrawn and the whole utterance answered once).
-- Barge-in (where the session listens while the assistant speaks): speech
-  over an audible reply, once it lasts `interrupt_min_speech_ms`, interrupts
-  it; the chat keeps only what the user heard.
+- Barge-in (where the session listens while the assistant speaks): a sound
+  over an audible reply pauses it, and its words decide (VAD/overlap.py): a
+  backchannel or a noise resumes it, anything else interrupts it, and the
+  chat keeps only what the user heard.  Without an STT that can tell
+  (`hears_overlaps`), or with `resume_false_interruption` off, speech over
+  the reply interrupts it once it lasts `interrupt_min_speech_ms`.
 
 Half duplex (file mode): the VAD clears `should_listen` when it hands a turn
 on, and the sink sets it again once the reply is out; the sources hold back
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Iterator
@@ -38,7 +46,18 @@ from audio.pcm import int16_to_float, resample
 from baseHandler import BaseHandler
 from conversation.session import Session
 from conversation.turn import Turn
-from utils.messages import AudioChunk, ClearInput, CommitInput, SpeechProgress, SpeechSegment
+from models.packaged import ModelNotInstalledError
+from utils.messages import (
+    AudioChunk,
+    ClearInput,
+    CommitInput,
+    Overheard,
+    OverheardSpeech,
+    SpeechProgress,
+    SpeechSegment,
+)
+from VAD.end_of_turn import EAGERNESS, EndOfTurn, PauseHabits, Words, words_evidence
+from VAD.overlap import Overlap, OverlapRules, Step
 from VAD.silero import SileroModel, SileroStream
 from VAD.smart_turn import SmartTurnModel
 from VAD.turn_end import looks_unfinished
@@ -50,6 +69,12 @@ logger = logging.getLogger(__name__)
 MIN_COMMIT_MS = 100
 # Audio a client may append without committing (no server turn detection).
 MAX_UNCOMMITTED_S = 120
+# A sound over the reply is transcribed with this much of its trailing silence at most.
+OVERHEARD_TAIL_S = 0.4
+# The sink's own deadline for a paused reply, beyond the VAD's timeout: the
+# reply goes on even if the VAD never hears another chunk (a client that
+# stopped sending).
+PAUSE_MARGIN_S = 0.25
 
 
 @dataclass
@@ -70,12 +95,23 @@ class VADStream:
     last_turn: tuple[Turn, Utterance] | None = None
     interrupted: bool = False  # the speech in progress already interrupted a reply
     base_silence: int | None = None  # the session's end-of-turn silence, in samples
+    decision: EndOfTurn | None = None  # the end of turn on evidence (None: a fixed silence)
     smart_turn_key: tuple[int, int] | None = None  # the pause Smart Turn last judged
-    smart_turn_finished: bool | None = None
+    smart_turn_probability: float = 0.5
+    smart_turn_due: int = 0  # stream position from which its verdict may be used (it took that long)
+
+    @property
+    def smart_turn_finished(self) -> bool | None:
+        """Smart Turn's verdict on the last pause it judged (None: none yet)."""
+        return None if self.smart_turn_key is None else self.smart_turn_probability > 0.5
+
+    trailing: int = 0  # the trailing silence at the last window, in samples
     manual_audio: list[np.ndarray] = field(default_factory=list)  # client-committed turns
     overflowed: bool = False  # manual_audio outgrew its bound since the last commit
     cancelled_speculations: int = 0  # early replies dropped in the turn under way, for its metrics
     progress_sent: tuple[int, int] = (-1, 0)  # (speech start, stream position) of the last SpeechProgress
+    announced: bool = False  # speech_started was told for the speech in progress
+    overlap: Overlap | None = None  # a sound over the reply, being judged
 
 
 class VADHandler(BaseHandler):
@@ -98,7 +134,9 @@ class VADHandler(BaseHandler):
         unfinished_silence_ms: int = 900,
         turn_detector: str = "silence",
         finished_silence_ms: int = 150,
+        eagerness: str = "auto",
         incremental_stt_ms: int = 0,
+        hears_overlaps: bool = False,
     ) -> None:
         self.should_listen = should_listen
         # Audio that names no session (file mode, tests) belongs to this one.
@@ -124,15 +162,37 @@ class VADHandler(BaseHandler):
         self.join_window = int(join_window_ms * sample_rate / 1000)
         # The silence that ends a turn whose early transcript stops mid-sentence.
         self.unfinished_silence_ms = unfinished_silence_ms
-        # Smart Turn: asked once a pause is `finished_silence_ms` old; a turn it
-        # hears as finished (and whose words do not dangle) ends right then, one
-        # it hears as unfinished waits `unfinished_silence_ms`.
-        self.smart_turn = SmartTurnModel() if turn_detector == "smart-turn" else None
+        # "evidence": the end of turn weighs all a pause tells (VAD/end_of_turn.py),
+        # Smart Turn's ear included where it is installed.  "smart-turn": Smart
+        # Turn asked once a pause is `finished_silence_ms` old; a turn it hears
+        # as finished (and whose words do not dangle) ends right then, one it
+        # hears as unfinished waits `unfinished_silence_ms`.  "silence": the
+        # words alone lengthen the fixed silence.
+        self.turn_detector = turn_detector
+        self.eagerness = EndOfTurn(eagerness).eagerness
+        self.smart_turn = self._smart_turn(turn_detector)
         self.finished_silence_ms = finished_silence_ms
         # Send the speech so far every this many samples of it (None: never),
         # so the STT transcribes while the user speaks.
         self.progress_every = int(incremental_stt_ms * sample_rate / 1000) if incremental_stt_ms > 0 else None
+        # The STT transcribes sounds over the reply at once (OverheardSpeech),
+        # so a backchannel or a noise can be told from an interruption.
+        self.hears_overlaps = hears_overlaps
         self._sessions: weakref.WeakSet[Session] = weakref.WeakSet()
+
+    @staticmethod
+    def _smart_turn(turn_detector: str) -> SmartTurnModel | None:
+        if turn_detector == "smart-turn":
+            return SmartTurnModel()
+        if turn_detector != "evidence":
+            return None
+        try:
+            model = SmartTurnModel()
+        except ModelNotInstalledError:
+            logger.info("end of turn on the words and the silence (Smart Turn is not installed)")
+            return None
+        logger.info("end of turn on the words, the silence and Smart Turn's ear")
+        return model
 
     # --- per-session state --------------------------------------------------------
     def stream_for(self, session: Session) -> VADStream:
@@ -144,7 +204,12 @@ class VADHandler(BaseHandler):
         silence = detection.silence_duration_ms if detection and detection.silence_duration_ms is not None else None
         pad = detection.prefix_padding_ms if detection and detection.prefix_padding_ms is not None else None
         self._sessions.add(session)
+        decision = None
+        if self.turn_detector == "evidence" and silence is None:  # a client's fixed silence wins
+            wanted = detection.eagerness if detection is not None else None
+            decision = EndOfTurn(wanted if wanted in EAGERNESS else self.eagerness)
         return VADStream(
+            decision=decision,
             silero=self.model.stream(self.sample_rate),
             iterator=VADIterator(
                 threshold=threshold,
@@ -165,11 +230,16 @@ class VADHandler(BaseHandler):
         return self.stream_for(session or self.default_session).silero.probability(window)
 
     def on_reset(self) -> None:
-        self._cancel_speculation(self.stream_for(self.default_session))
+        stream = self.stream_for(self.default_session)
+        self._cancel_speculation(stream)
+        self._forget_overlap(self.default_session, stream)
         self.default_session.drop_state("vad")
+        self.default_session.drop_state("pause_habits")  # a new client: a new speaker
 
     # --- messages ---------------------------------------------------------------------
-    def process(self, message: AudioChunk | CommitInput | ClearInput) -> Iterator[SpeechSegment | SpeechProgress]:
+    def process(
+        self, message: AudioChunk | CommitInput | ClearInput
+    ) -> Iterator[SpeechSegment | SpeechProgress | OverheardSpeech]:
         session = message.session or self.default_session
         if session.closed:
             return  # audio of a client that has left: never a turn of anyone
@@ -195,15 +265,23 @@ class VADHandler(BaseHandler):
         iterator = stream.iterator
         for start in range(0, usable, self.window):
             window = windows[start : start + self.window]
-            self._fit_silence_to_words(stream)
+            self._fit_silence_to_evidence(session, stream)
             was_speaking = iterator.speaking
             utterance = iterator(window, stream.silero.probability(window))
+            self._learn_pauses(session, stream, utterance)
             if iterator.speaking and not was_speaking:
                 self._speech_started(session, stream)
+            if stream.overlap is not None:
+                if utterance is not None:
+                    stream.overlap.held, utterance = utterance, None  # its fate waits for the verdict
+                yield from self._judge_overlap(session, stream, window)
+                if stream.overlap is not None:
+                    continue  # still judging: no speculation, no progress
             if utterance is not None:
                 yield from self._segment(session, stream, utterance)
                 continue
-            if not iterator.speaking and was_speaking:
+            if not iterator.speaking and was_speaking and stream.announced:
+                stream.announced = False
                 session.observer.speech_stopped(session, self._ms(iterator.position))  # noise, not a turn
             if iterator.speaking and not stream.interrupted:
                 self._maybe_interrupt(session, stream)
@@ -219,6 +297,7 @@ class VADHandler(BaseHandler):
             if session.closed:
                 continue
             stream = self.stream_for(session)
+            self._forget_overlap(session, stream)
             utterance = stream.iterator.flush()
             if utterance is not None:
                 yield from self._segment(session, stream, utterance)
@@ -229,7 +308,12 @@ class VADHandler(BaseHandler):
         return int(position * 1000 / self.sample_rate)
 
     def _speech_started(self, session: Session, stream: VADStream) -> None:
+        if stream.overlap is not None:
+            return  # the sound being judged goes on after a break
         stream.interrupted = False
+        if self._judges_overlaps(session) and self._start_overlap(session, stream):
+            return  # not announced (clients stop playing at speech_started) until it interrupts
+        stream.announced = True
         session.observer.speech_started(session, self._ms(stream.iterator.speech_start))
         if stream.last_turn is None:
             return
@@ -239,71 +323,179 @@ class VADHandler(BaseHandler):
             # The pause was not the end: its reply is withdrawn before a word of
             # it was heard, and what the user says now continues that turn.
             logger.info("turn %d: speech resumed before the reply was heard; joining it", turn.number)
+            self._habits(session).observe(self._ms(stream.iterator.speech_start - utterance.end_sample))
+            session.chat.forget(turn.turn_id)  # its answer may be stored already (a fast reply)
             stream.iterator.join_previous(utterance)
             session.observer.turn_withdrawn(turn)
             if session.active_turn is turn:
                 session.active_turn = None
         stream.last_turn = None
 
-    def _maybe_interrupt(self, session: Session, stream: VADStream) -> None:
-        """Barge-in: speech over an audible reply, past the guard, stops it."""
+    def _barge_in(self, session: Session) -> bool:
+        """Whether speech over this session's reply may interrupt it."""
         settings = session.settings
         detection = settings.turn_detection
-        if not settings.barge_in or (detection is not None and not detection.interrupt_response):
+        return settings.barge_in and (detection is None or detection.interrupt_response)
+
+    def _judges_overlaps(self, session: Session) -> bool:
+        return self.hears_overlaps and session.settings.resume_false_interruption and self._barge_in(session)
+
+    def _maybe_interrupt(self, session: Session, stream: VADStream) -> None:
+        """Barge-in without a judgement: speech over an audible reply, past the
+        guard, stops it."""
+        if not self._barge_in(session):
             return
-        if stream.iterator.voiced_samples * 1000 < settings.interrupt_min_speech_ms * self.sample_rate:
+        if stream.iterator.voiced_samples * 1000 < session.settings.interrupt_min_speech_ms * self.sample_rate:
             return
+        self._interrupt(session, stream)
+
+    def _interrupt(self, session: Session, stream: VADStream) -> None:
         stream.interrupted = True
         turn = session.interrupt_reply()
         if turn is not None:
             logger.info("turn %d interrupted by the user after: %s", turn.number, turn.heard_reply or "<nothing>")
 
-    def _fit_silence_to_words(self, stream: VADStream) -> None:
-        """The silence that ends this pause's turn: longer when the early
-        transcript stops mid-sentence ("What is the capital city of...") or
-        Smart Turn hears an unfinished voice; shorter when Smart Turn hears a
-        finished one; the usual silence otherwise."""
+    # --- sounds over the reply ----------------------------------------------------------
+    def _start_overlap(self, session: Session, stream: VADStream) -> bool:
+        """Speech began over an audible reply: pause it, and judge the sound."""
+        settings = session.settings
+        rules = OverlapRules(timeout_ms=settings.false_interruption_timeout_ms,
+                             guard_ms=settings.interrupt_min_speech_ms)  # fmt: skip
+        turn = session.pause_reply(rules.timeout_ms / 1000 + PAUSE_MARGIN_S)
+        if turn is None:
+            return False
+        iterator = stream.iterator
+        stream.overlap = Overlap(
+            turn, self._ms(iterator.speech_start), time.perf_counter(), rules, audio=[iterator.audio_so_far()],
+            first_voiced=iterator.speech_start, last_voiced=iterator.last_voiced_end,
+        )  # fmt: skip
+        logger.debug("turn %d: a sound over the reply; paused while it is judged", turn.number)
+        return True
+
+    def _judge_overlap(
+        self, session: Session, stream: VADStream, window: np.ndarray
+    ) -> Iterator[SpeechSegment | OverheardSpeech]:
+        overlap, iterator = stream.overlap, stream.iterator
+        assert overlap is not None
+        overlap.hear(window, iterator.last_voiced_end if iterator.speaking else None)
+        voiced_ms = self._ms(overlap.last_voiced - overlap.first_voiced)
+        sounding = iterator.speaking and not iterator.in_silence
+        silent_ms = 0 if sounding else self._ms(iterator.position - overlap.last_voiced)
+        step = overlap.step(voiced_ms, silent_ms, time.perf_counter())
+        if step is Step.PROBE:
+            heard = Overheard()
+            overlap.probing(heard, voiced_ms)
+            audio = overlap.audio_to_transcribe(iterator.position, int(OVERHEARD_TAIL_S * self.sample_rate))
+            yield OverheardSpeech(audio=audio, sample_rate=self.sample_rate, heard=heard, session=session)
+            return
+        if step is Step.WAIT:
+            return
+        stream.overlap = None
+        turn = overlap.turn
+        if step is Step.RESUME:
+            logger.info("turn %d: the sound over the reply was %s; it goes on", turn.number, overlap.reason)
+            session.resume_reply(turn)
+            if iterator.speaking:
+                iterator.discard()  # no turn of its own
+            return
+        logger.info("turn %d: the sound over the reply is an interruption (%s)", turn.number, overlap.reason)
+        stream.announced = True
+        session.observer.speech_started(session, overlap.onset_ms)
+        self._interrupt(session, stream)
+        if overlap.held is not None:
+            yield from self._segment(session, stream, overlap.held)
+        elif not iterator.speaking:
+            stream.announced = False
+            session.observer.speech_stopped(session, self._ms(overlap.last_voiced))  # too short for a turn ("Stop.")
+
+    def _forget_overlap(self, session: Session, stream: VADStream) -> None:
+        """The input ended or was cleared while a sound over the reply was
+        judged: the reply goes on, and the sound is nobody's turn."""
+        if stream.overlap is not None:
+            stream.overlap.turn.playback.resume()
+            stream.iterator.discard()
+        stream.overlap = None
+
+    def _habits(self, session: Session) -> PauseHabits:
+        """How this speaker pauses inside turns (kept apart from the VAD's
+        stream, which a change of settings starts afresh)."""
+        return session.state("pause_habits", PauseHabits)
+
+    def _learn_pauses(self, session: Session, stream: VADStream, utterance: Utterance | None) -> None:
+        """A pause the speaker went on after is one of their pauses inside a turn."""
+        iterator = stream.iterator
+        if stream.overlap is not None:
+            stream.trailing = 0  # a sound over the reply says nothing of how the user pauses
+            return
+        if utterance is None and iterator.speaking and not iterator.in_silence and stream.trailing:
+            self._habits(session).observe(self._ms(stream.trailing))
+        stream.trailing = iterator.trailing_silence_samples
+
+    def _fit_silence_to_evidence(self, session: Session, stream: VADStream) -> None:
+        """The silence that ends this pause's turn.  On evidence: what the
+        decision needs, given the words, the voice and the speaker's habits
+        known now.  With a fixed silence: longer when the early transcript
+        stops mid-sentence ("What is the capital city of...") or Smart Turn
+        hears an unfinished voice; shorter when Smart Turn hears a finished
+        one; the usual silence otherwise."""
         iterator = stream.iterator
         if stream.base_silence is None:
             stream.base_silence = iterator.min_silence_samples
+        if not iterator.in_silence or stream.overlap is not None:
+            return  # only a pause can end a turn; a sound over the reply waits for its verdict
         turn = stream.speculative_turn
-        words_unfinished = (
-            turn is not None and "transcript_ready" in turn.marks and looks_unfinished(turn.transcript, turn.language)
-        )
-        voice = self._smart_turn_verdict(stream)
-        if words_unfinished or voice is False:
-            wanted = max(stream.base_silence, self._samples(self.unfinished_silence_ms))
-        elif voice is True:
-            wanted = min(stream.base_silence, self._samples(self.finished_silence_ms))
+        transcript = turn.transcript if turn is not None and "transcript_ready" in turn.marks else None
+        if stream.decision is not None:
+            words = words_evidence(transcript, turn.language if turn is not None else None)
+            voice = self._smart_turn_probability(stream, self.speculate_after or 2 * self.window)
+            needed = stream.decision.silence_needed_ms(words, voice, self._habits(session))
+            if words is Words.UNFINISHED:  # dangling words wait at least as long as they always did
+                needed = max(needed, self.unfinished_silence_ms)
+            wanted = self._samples(needed)
+            detail = f"words: {words.value}, voice finished: {'-' if voice is None else f'{voice:.2f}'}"
         else:
-            wanted = stream.base_silence
+            words_unfinished = transcript is not None and looks_unfinished(transcript, turn.language)
+            probability = self._smart_turn_probability(
+                stream, self._samples(self.finished_silence_ms) - self.window, when_due=False
+            )
+            voice = None if probability is None else probability > 0.5
+            if words_unfinished or voice is False:
+                wanted = max(stream.base_silence, self._samples(self.unfinished_silence_ms))
+            elif voice is True:
+                wanted = min(stream.base_silence, self._samples(self.finished_silence_ms))
+            else:
+                wanted = stream.base_silence
+            detail = f"words unfinished: {words_unfinished}, voice finished: {voice}"
         if wanted != iterator.min_silence_samples:
-            logger.debug(
-                "end-of-turn silence %d ms (words unfinished: %s, voice finished: %s)",
-                wanted * 1000 // self.sample_rate, words_unfinished, voice,
-            )  # fmt: skip
+            logger.debug("end-of-turn silence %d ms (%s)", wanted * 1000 // self.sample_rate, detail)
             iterator.min_silence_samples = wanted
 
-    def _samples(self, ms: int) -> int:
+    def _samples(self, ms: float) -> int:
         return int(ms * self.sample_rate / 1000)
 
-    def _smart_turn_verdict(self, stream: VADStream) -> bool | None:
-        """Smart Turn's verdict on the current pause (asked once per pause,
-        when it is `finished_silence_ms` old); None before that or when off."""
+    def _smart_turn_probability(self, stream: VADStream, ask_at: int, when_due: bool = True) -> float | None:
+        """Smart Turn's probability that the voice sounds finished, for the
+        current pause: asked once, when the pause is `ask_at` samples old;
+        None without the model, before that, and (`when_due`) before its
+        answer is due: the evidence decision uses it only from the stream
+        position the call would have reached live, however fast the audio
+        comes (`--turn_detector smart-turn` uses it at once, as it always did)."""
         iterator = stream.iterator
-        if self.smart_turn is None or not iterator.in_silence:
+        if self.smart_turn is None:
             return None
         key = self._current_key(stream)
-        if stream.smart_turn_key == key:
-            return stream.smart_turn_finished
-        if iterator.trailing_silence_samples < self._samples(self.finished_silence_ms) - self.window:
-            return None
-        utterance = iterator.peek()
-        if utterance is None:
-            return None
-        stream.smart_turn_key = key
-        stream.smart_turn_finished = self.smart_turn.finished_probability(utterance.audio) > 0.5
-        return stream.smart_turn_finished
+        if stream.smart_turn_key != key:
+            if iterator.trailing_silence_samples < ask_at:
+                return None
+            utterance = iterator.peek()
+            if utterance is None:
+                return None
+            began = time.perf_counter()
+            stream.smart_turn_probability = self.smart_turn.finished_probability(utterance.audio)
+            took = self._samples((time.perf_counter() - began) * 1000)
+            stream.smart_turn_key, stream.smart_turn_due = key, iterator.position + took
+        due = iterator.position >= stream.smart_turn_due or not when_due
+        return stream.smart_turn_probability if due else None
 
     def _current_key(self, stream: VADStream) -> tuple[int, int] | None:
         if not stream.iterator.speaking:
@@ -387,6 +579,8 @@ class VADHandler(BaseHandler):
         arrived = self._arrival_of(stream, utterance.end_sample)
         if arrived is not None:
             turn.mark("speech_end", arrived)
+        turn.silence_waited_ms = float(self._ms(stream.iterator.position - utterance.end_sample))
+        stream.announced = False
         session.observer.speech_stopped(session, self._ms(utterance.end_sample))
         yield from self._hand_on(session, stream, turn, utterance, key)
 
@@ -455,6 +649,7 @@ class VADHandler(BaseHandler):
         stream.pending = np.zeros(0, dtype=np.float32)
         stream.iterator.discard()
         self._cancel_speculation(stream)
+        self._forget_overlap(session, stream)
         session.observer.input_cleared(session)
 
     def _arrival_of(self, stream: VADStream, sample_position: int) -> float | None:

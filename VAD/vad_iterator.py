@@ -145,6 +145,13 @@ class VADIterator:
             end_position=self.position - excess,
         )
 
+    def audio_so_far(self) -> np.ndarray:
+        """The speech in progress as it stands, with its pre-roll (empty when
+        not speaking)."""
+        if not self.speaking or not self._windows:
+            return np.zeros(0, np.float32)
+        return np.concatenate(self._windows).astype(np.float32, copy=False)
+
     @property
     def voiced_samples(self) -> int:
         """Voiced span of the speech in progress (0 when not speaking)."""

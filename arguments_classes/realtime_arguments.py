@@ -63,3 +63,19 @@ class TurnTakingArguments:
         default=200,
         metadata={"help": "False-interruption guard: this much speech over the reply before it is interrupted."},
     )
+    resume_false_interruption: bool = field(
+        default=True,
+        metadata={
+            "help": "A sound over the reply pauses it at once and is transcribed: a backchannel ('uh-huh', 'yeah', "
+            "'right', 'I see') or no words (a cough, a laugh, a knock) resumes it where it paused and is no turn; "
+            "other words stop it. Realtime clients get no speech_started until it is an interruption. False: any "
+            "speech past --interrupt_min_speech_ms stops the reply. Needs --stt faster-whisper."
+        },
+    )
+    false_interruption_timeout_ms: int = field(
+        default=1500,
+        metadata={
+            "help": "The longest a reply stays paused while a sound over it is judged: a sound still going on "
+            "then stops the reply, anything else lets it go on."
+        },
+    )

@@ -15,7 +15,10 @@ class VADHandlerArguments:
     )
     min_silence_ms: int = field(
         default=300,
-        metadata={"help": "Silence that ends a turn, in ms. Shorter answers sooner but cuts pauses."},
+        metadata={
+            "help": "With --turn_detector silence or smart-turn: the silence that ends a turn, in ms. Shorter "
+            "answers sooner but cuts pauses."
+        },
     )
     min_speech_ms: int = field(
         default=500,
@@ -56,18 +59,27 @@ class VADHandlerArguments:
     unfinished_silence_ms: int = field(
         default=900,
         metadata={
-            "help": "End-of-turn silence when the early transcript of the pause stops mid-sentence (on 'of', "
-            "'and', 'the', a comma, '...'): the speaker is probably thinking, not done. Needs "
-            "--speculative_stt_ms with --speculative_reply."
+            "help": "End-of-turn silence (with --turn_detector evidence: the least) when the early transcript of "
+            "the pause stops mid-sentence (on 'of', 'and', 'the', a comma, '...'): the speaker is probably "
+            "thinking, not done. Needs --speculative_stt_ms with --speculative_reply."
         },
     )
     turn_detector: str = field(
-        default="silence",
+        default="evidence",
         metadata={
-            "help": "'silence': a turn ends after --min_silence_ms (longer when the words dangle). 'smart-turn': "
-            "also ask the Smart Turn v3.2 model (pip install --no-deps pipecat-ai) once a pause is "
-            "--finished_silence_ms old; a finished-sounding turn ends there, an unfinished one waits "
-            "--unfinished_silence_ms."
+            "help": "'evidence': at each moment of a pause, the odds that the turn is over from the silence so "
+            "far, the early transcript's words, the Smart Turn v3.2 model where installed (pip install "
+            "--no-deps pipecat-ai) and the speaker's own pauses; the turn ends when they pass --eagerness's bar. "
+            "'silence': a turn ends after --min_silence_ms (--unfinished_silence_ms when the words dangle). "
+            "'smart-turn': also ask Smart Turn once a pause is --finished_silence_ms old; a finished-sounding "
+            "turn ends there, an unfinished one waits --unfinished_silence_ms."
+        },
+    )
+    eagerness: str = field(
+        default="auto",
+        metadata={
+            "help": "With --turn_detector evidence: low (wait longer for the speaker to go on), medium, high "
+            "(answer sooner) or auto (medium). A realtime client's semantic_vad eagerness overrides it."
         },
     )
     finished_silence_ms: int = field(

@@ -255,8 +255,10 @@ def validate(config: PipelineConfig) -> None:
         raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not {module.mode!r}")
     if module.mode == "file" and not (config.file_mode.input_file and config.file_mode.output_file):
         raise ConfigError("--mode file needs --input_file and --output_file")
-    if vad.turn_detector not in ("silence", "smart-turn"):
-        raise ConfigError(f"--turn_detector must be 'silence' or 'smart-turn', not {vad.turn_detector!r}")
+    if vad.turn_detector not in ("evidence", "silence", "smart-turn"):
+        raise ConfigError(f"--turn_detector must be 'evidence', 'silence' or 'smart-turn', not {vad.turn_detector!r}")
+    if vad.eagerness not in ("auto", "low", "medium", "high"):
+        raise ConfigError(f"--eagerness must be auto, low, medium or high, not {vad.eagerness!r}")
     if vad.sample_rate not in (8000, 16000):
         raise ConfigError(f"--sample_rate must be 16000 or 8000 (Silero VAD), not {vad.sample_rate}")
     if not 0.0 < vad.thresh < 1.0:
@@ -293,6 +295,8 @@ def validate(config: PipelineConfig) -> None:
             raise ConfigError(problem)
     if config.turn_taking.interrupt_min_speech_ms < 0 or config.socket_sender.playback_lead_ms < 0:
         raise ConfigError("--interrupt_min_speech_ms and --playback_lead_ms must be >= 0")
+    if config.turn_taking.false_interruption_timeout_ms <= 0:
+        raise ConfigError("--false_interruption_timeout_ms must be a positive number of ms")
     if not config.socket_sender.send_timeout_s > 0:
         raise ConfigError("--send_timeout_s must be a positive number of seconds")
     if config.socket_receiver.chunk_size <= 0 or config.socket_receiver.chunk_size % 2:

@@ -5,7 +5,9 @@ real time); the audio thread reads one device block at a time.  Keeping the
 turn with its audio lets the audio thread stop an interrupted reply within
 one block (a stale turn's audio is dropped, never played) and tell each
 turn's `PlaybackLog` what the device really played, so the chat remembers
-the words the user heard, not the words sent.
+the words the user heard, not the words sent.  A reply paused while a sound
+over it is judged (`PlaybackLog.paused`) stays here, and the device plays
+silence until it resumes from the same sample or is dropped.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ class PlaybackBuffer:
 
     def read(self, frames: int) -> np.ndarray:
         """Exactly `frames` samples, padded with silence; audio of a turn that
-        became stale (interrupted, withdrawn, its session closed) is dropped."""
+        became stale (interrupted, withdrawn, its session closed) is dropped,
+        audio of a paused one waits."""
         now = time.perf_counter()
         out: list[np.ndarray] = []
         wanted = frames
@@ -43,6 +46,8 @@ class PlaybackBuffer:
             self._drop_stale(now)
             while wanted and self._pieces:
                 turn, samples = self._pieces[0]
+                if turn is not None and turn.playback.paused(now):
+                    break
                 taken, rest = samples[:wanted], samples[wanted:]
                 if rest.size:
                     self._pieces[0] = (turn, rest)

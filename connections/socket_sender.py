@@ -122,15 +122,17 @@ class SocketSender(AudioSink):
     def output(self, audio: TTSAudio) -> None:
         """Send at real-time pace, at most `lead_s` ahead of the client's
         playback, in pieces: once the turn is interrupted, nothing more goes
-        out, and the client falls silent within the lead."""
+        out, and the client falls silent within the lead; while it is paused
+        (a sound over it is judged), nothing goes out until it resumes."""
         if self.lead_s <= 0:
             self._send(audio.samples.astype("<i2").tobytes())
             return
         step = max(1, audio.sample_rate // 50)  # 20 ms pieces
+        playback = audio.turn.playback
         for start in range(0, len(audio.samples), step):
             piece = audio.samples[start : start + step]
-            while (wait := self._played_until - time.perf_counter() - self.lead_s) > 0:
-                if audio.turn.stale or self.stop_event.wait(min(wait, 0.01)):
+            while (wait := self._played_until - time.perf_counter() - self.lead_s) > 0 or playback.paused():
+                if audio.turn.stale or self.stop_event.wait(min(wait, 0.01) if wait > 0 else 0.01):
                     return
             if audio.turn.stale:
                 return

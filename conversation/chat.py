@@ -115,6 +115,14 @@ class Chat:
             while len(self._heard) > 8:
                 self._heard.pop(next(iter(self._heard)))
 
+    def forget(self, turn_id: int) -> None:
+        """A turn withdrawn before its reply was heard (the speaker went on
+        after a pause): its question and answer leave the history, even when
+        the answer was already stored."""
+        with self._lock:
+            self._items = [item for item in self._items if item.turn_id != turn_id]
+            self._heard.pop(turn_id, None)
+
     def discard_pending(self) -> None:
         """Forget the user messages whose answer failed, so history stays paired."""
         with self._lock:

@@ -9,14 +9,20 @@ Over a network the server cannot know what was played.  It assumes the
 client plays each piece as soon as it arrives and the one before it has
 finished: real time from the first sample while audio comes faster than it
 plays, and a pause wherever the reply was made slower than real time (a busy
-machine), so that such gaps are not counted as heard.  A local sound card knows: its playback buffer
-reports every block it hands to the device (`record_device_playback`), and
-what was heard is what the device had taken one output latency ago.
+machine), so that such gaps are not counted as heard.  A local sound card
+knows: its playback buffer reports every block it hands to the device
+(`record_device_playback`), and what was heard is what the device had taken
+one output latency ago.
 
 A reply that runs dry mid-answer is a stall: a listener that plays each
 piece as it arrives has played everything sent so far and waits more than
 `STALL_GAP_S` for the next piece (`stalls`).  It is judged from when the
 sink put each piece out, the same in every mode.
+
+The log also holds the reply's pause: while a sound heard over the reply is
+judged (a backchannel or a cough resumes the reply, a real interruption stops
+it), the sinks that pace the audio hold it back (`paused`).  A pause always
+ends by itself at its deadline, so a reply can never stay silent for good.
 """
 
 from __future__ import annotations
@@ -47,6 +53,12 @@ class PlaybackLog:
     # sent, and how long it waited, each time it ran dry for over STALL_GAP_S.
     plays_until: float | None = None
     stalls: list[float] = field(default_factory=list)
+    # Held back until then at most (a sound over the reply is being judged); None: playing.
+    paused_until: float | None = None
+    pauses: int = 0  # times the reply was paused and went on
+    paused_s: float = 0.0  # how long, all together
+    longest_pause_s: float = 0.0
+    _paused_at: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, text: str, samples: int, sample_rate: int, when: float | None = None) -> None:
@@ -57,15 +69,12 @@ class PlaybackLog:
                 self.sample_rate = sample_rate
             elif sample_rate != self.sample_rate:
                 samples = round(samples * self.sample_rate / sample_rate)
-            previous_end = self._piece_end(len(self.pieces) - 1) if self.pieces else when
-            self.piece_starts.append(max(when, previous_end))
-            self.pieces.append((text, samples))
+            start = when if self.plays_until is None else max(when, self.plays_until)
             if self.plays_until is not None and when - self.plays_until > STALL_GAP_S:
                 self.stalls.append(when - self.plays_until)
-            self.plays_until = max(when, self.plays_until or when) + samples / self.sample_rate
-
-    def _piece_end(self, index: int) -> float:
-        return self.piece_starts[index] + self.pieces[index][1] / self.sample_rate
+            self.piece_starts.append(start)
+            self.pieces.append((text, samples))
+            self.plays_until = start + samples / self.sample_rate
 
     @property
     def sent_samples(self) -> int:
@@ -111,8 +120,38 @@ class PlaybackLog:
         """When the last sample taken reaches (or reached) the speaker."""
         if self.device_samples is not None:
             return self.device_at + self.device_latency_s
+        return self.plays_until if self.plays_until is not None else (self.started_at or 0.0)
+
+    def pause(self, seconds: float, now: float | None = None) -> None:
+        """Hold the rest of the reply back for at most `seconds` (until `resume`)."""
+        now = time.perf_counter() if now is None else now
         with self._lock:
-            return self._piece_end(len(self.pieces) - 1) if self.pieces else (self.started_at or 0.0)
+            if self.paused_until is None:
+                self._paused_at = now
+            self.paused_until = now + seconds
+
+    def resume(self, now: float | None = None) -> None:
+        """Play on from where the reply paused."""
+        now = time.perf_counter() if now is None else now
+        with self._lock:
+            if self.paused_until is None:
+                return
+            paused = max(0.0, min(now, self.paused_until) - self._paused_at)
+            self.pauses += 1
+            self.paused_s += paused
+            self.longest_pause_s = max(self.longest_pause_s, paused)
+            self.paused_until = None
+
+    def paused(self, now: float | None = None) -> bool:
+        """Whether the sinks should hold the reply back now; a pause past its
+        deadline has ended by itself."""
+        until = self.paused_until
+        if until is None:
+            return False
+        if (time.perf_counter() if now is None else now) < until:
+            return True
+        self.resume(until)
+        return False
 
     def heard_text(self, samples: int) -> str:
         """The words spoken by the first `samples` samples of the reply."""

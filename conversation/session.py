@@ -39,6 +39,13 @@ class TurnDetection:
     prefix_padding_ms: int | None = None  # None: --speech_pad_ms
     create_response: bool = True  # answer each committed turn by itself
     interrupt_response: bool = True  # user speech over a reply cancels it
+    # How soon the end of a turn is decided on the evidence of a pause
+    # (VAD/end_of_turn.py): "low" waits longer for the speaker to go on, "high"
+    # answers sooner, "auto" is "medium"; None: the pipeline's --eagerness.  The
+    # realtime API's semantic_vad eagerness maps onto it as it is.  Not used
+    # while a fixed silence is asked for (silence_duration_ms, or
+    # --turn_detector silence).
+    eagerness: str | None = None
 
 
 @dataclass
@@ -56,6 +63,15 @@ class SessionSettings:
     # The languages detection may choose from (given, they mean detection
     # even where --language fixes one); None: the server's --languages.
     languages: tuple[str, ...] | None = None
+    # A sound over the reply pauses it; a backchannel ("uh-huh", "right") or a
+    # noise (a cough, a knock) resumes it within this time, anything else stops
+    # it.  False: any speech past the guard stops the reply (the seed's barge-in).
+    resume_false_interruption: bool = True
+    false_interruption_timeout_ms: int = 1500
+    # Whether this session's sink holds the reply back while a sound over it is
+    # judged.  Realtime clients play their own buffer: for them the judged sound
+    # is simply not announced (`speech_started`) until it is an interruption.
+    pause_playback: bool = True
 
 
 class SessionObserver:
@@ -164,6 +180,30 @@ class Session:
             self.record_heard(turn, heard)
             return turn
         return None
+
+    def audible_reply(self, now: float | None = None) -> Turn | None:
+        """The turn whose reply the user may be hearing now (being played, or
+        all sent and still playing on the client's side), else None."""
+        turn = self.active_turn
+        if turn is None or turn.stale or "first_audio_out" not in turn.marks:
+            return None
+        if "last_audio_out" in turn.marks and not turn.playback.playing(now):
+            return None
+        return turn
+
+    def pause_reply(self, seconds: float) -> Turn | None:
+        """Hold the audible reply back while a sound over it is judged (at most
+        `seconds`); returns the turn, or None when nothing was audible."""
+        turn = self.audible_reply()
+        if turn is not None and self.settings.pause_playback:
+            turn.playback.pause(seconds)
+        return turn
+
+    def resume_reply(self, turn: Turn) -> None:
+        """The sound over `turn`'s reply was a backchannel or a noise: the reply
+        goes on from where it paused, whole, in the chat too."""
+        turn.playback.resume()
+        turn.backchannels += 1
 
     def record_heard(self, turn: Turn, heard: str) -> None:
         """The user heard `heard` of `turn`'s reply and no more (they spoke

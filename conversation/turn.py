@@ -77,6 +77,8 @@ class Turn:
     number: int = 0  # the turn number users see (confirmed turns of the session)
     playback: PlaybackLog = field(default_factory=PlaybackLog, repr=False, compare=False)
     speculations_cancelled: int = 0  # early replies started during this turn's pauses, then dropped
+    backchannels: int = 0  # sounds over the reply judged a backchannel or a noise: it went on
+    silence_waited_ms: float | None = None  # silence after the last word before the VAD ended the turn (audio time)
     _decided: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -198,6 +200,10 @@ class Turn:
             "speculations_cancelled": self.speculations_cancelled,
             "audio_stalls": len(self.playback.stalls),
             "audio_stalled_ms": round(sum(self.playback.stalls) * 1000.0, 1),
+            "silence_waited_ms": self.silence_waited_ms,
+            "backchannels": self.backchannels,
+            "paused_ms": round(self.playback.paused_s * 1000.0, 1),
+            "longest_pause_ms": round(self.playback.longest_pause_s * 1000.0, 1),
             "error": self.error,
             "transcript": self.transcript,
             "reply": self.reply,

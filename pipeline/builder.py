@@ -89,6 +89,9 @@ def build_model_stages(
         vad_kwargs["speculative_stt_ms"] = 0
     if not getattr(stt_class, "follows_speech", False):
         vad_kwargs["incremental_stt_ms"] = 0  # nobody to transcribe the speech as it comes
+    # Sounds over the reply are judged by their words only where the STT can
+    # transcribe them at once; elsewhere barge-in stops at any speech past the guard.
+    vad_kwargs["hears_overlaps"] = getattr(stt_class, "hears_overlaps", False)
     vad = partial(VADHandler, stop, channels.audio_in, spoken, setup_kwargs=vad_kwargs)
     stages.append(set_up_handler("the VAD (Silero)", "pip install silero-vad", vad))
     stop_if_ctrl_c_requested()

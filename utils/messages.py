@@ -10,6 +10,7 @@ Messages that belong to no turn yet name their conversation (`Session`).
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -64,6 +65,33 @@ class SpeechProgress:
     audio: np.ndarray
     sample_rate: int
     speech_key: tuple[int, int] = (0, 0)
+    session: Session | None = None
+
+
+@dataclass
+class Overheard:
+    """What the STT heard in a sound over the assistant's reply: filled in by
+    the STT thread, read by the VAD's thread once `done` is set."""
+
+    text: str = ""
+    likely_speech: bool = True  # False: Whisper's own tests say no speech (its text is a hallucination)
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def answer(self, text: str, likely_speech: bool = True) -> None:
+        self.text, self.likely_speech = text, likely_speech
+        self.done.set()
+
+
+@dataclass
+class OverheardSpeech:
+    """A sound heard over the assistant's reply, so far (float32 in [-1, 1]):
+    transcribe it now, into `heard`, and hand nothing on.  The VAD judges by
+    its words whether it interrupts the reply (VAD/overlap.py).  STT stages
+    that cannot (no `hears_overlaps`) never get one."""
+
+    audio: np.ndarray
+    sample_rate: int
+    heard: Overheard
     session: Session | None = None
 
 
@@ -175,4 +203,5 @@ PipelineMessage = (
     | CreateResponse
     | SpeechProgress
     | PartialTranscript
+    | OverheardSpeech
 )

@@ -49,6 +49,8 @@ class RealtimeOptions:
     defaults: TurnDetection  # the pipeline's VAD settings, as the API shows them
     barge_in: bool = True
     interrupt_min_speech_ms: int = 200
+    resume_false_interruption: bool = True  # a backchannel or a noise over the reply is never announced
+    false_interruption_timeout_ms: int = 1500
     max_message_bytes: int = 4 * 1024 * 1024
 
 
@@ -76,7 +78,16 @@ class RealtimeConnection(SessionObserver):
         self.loop = loop
         self.pipeline_in = pipeline_in
         self.options = options
-        settings = SessionSettings(barge_in=options.barge_in, interrupt_min_speech_ms=options.interrupt_min_speech_ms)
+        # The client plays its own buffer of the reply (nothing to pause here):
+        # a sound over it is announced (speech_started) only once the VAD has
+        # judged it an interruption, so a backchannel never stops the client.
+        settings = SessionSettings(
+            barge_in=options.barge_in,
+            interrupt_min_speech_ms=options.interrupt_min_speech_ms,
+            resume_false_interruption=options.resume_false_interruption,
+            false_interruption_timeout_ms=options.false_interruption_timeout_ms,
+            pause_playback=False,
+        )
         self.session = Session(settings=settings, observer=self)
         self.input_format = "audio/pcm"
         self.output_format = "audio/pcm"

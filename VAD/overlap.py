@@ -1,0 +1,179 @@
+"""A sound over the assistant's reply: a backchannel, a noise, or a real interruption?
+
+Listeners talk while they listen: "uh-huh", "yeah", "right", "I see" say
+*go on*, and a cough, a laugh, a breath or a knock on the door say nothing
+at all.  Stopping the reply for any of them (the seed's barge-in: 200 ms of
+speech-like sound) cuts the assistant off mid-sentence for nothing.  So a
+sound over the reply first only pauses it; the sound is transcribed while it
+goes on (the STT answers an `OverheardSpeech` request at once, into the
+`Overheard` it carries), and its words decide:
+
+- words that are not a backchannel ("wait", "stop", "no, I meant...", a new
+  question): a real interruption, the reply stops (as soon as such a word is
+  heard, or once the sound outlasts the timeout);
+- only backchannel words, or no words at all (a noise, or what Whisper
+  itself finds unlikely to be speech), and the sound is over: the reply
+  resumes where it paused, and the sound is no turn of its own.
+
+The pause never lasts longer than `--false_interruption_timeout_ms`: when it
+runs out, a sound still going on is taken as the user taking the floor, and
+anything else lets the reply go on.  The state machine here is free of
+models and clocks (`Overlap.step` is given the time), so it is tested alone.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+
+from conversation.turn import Turn
+from utils.messages import Overheard
+
+# Listener responses that ask the speaker to go on, as Whisper writes them
+# (lower case, punctuation and hyphens removed), and the laughs and
+# hesitations it writes for non-speech.  A sound whose words are all of
+# these is a backchannel.  English first (the packaged voice's language),
+# with the commonest short ones of a few other languages.
+BACKCHANNEL_PHRASES = frozenset(
+    phrase.strip()
+    for phrase in """uh huh|uhhuh|uh hum|mm hmm|mmhmm|mm hm|mhm|mhmm|hmm|hm|mm|mmm|mm mm|um|uh|ah|oh|ooh|aha|ah ha|huh|
+    yeah|yes|yep|yup|ya|yah|yea|okay|ok|o k|kay|right|alright|all right|sure|i see|oh i see|got it|gotcha|
+    i know|cool|nice|wow|great|good|fine|true|exactly|indeed|totally|absolutely|really|interesting|
+    makes sense|that makes sense|sounds good|of course|thank you|thanks|ha|haha|hahaha|ha ha|ha ha ha|heh|hehe|
+    ja|jo|oui|si|sí|da|ano|nou|precies|klopt|d'accord|genau|vale|claro|tak""".split("|")
+)
+_LONGEST_PHRASE = max(len(phrase.split()) for phrase in BACKCHANNEL_PHRASES)
+# What Whisper writes for sounds that are not words: (coughs), [laughter], *sniff*, ♪.
+_ANNOTATION = re.compile(r"\([^)]*\)|\[[^\]]*\]|\*[^*]*\*|♪+")
+_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?|\d+")
+
+
+class Heard(Enum):
+    NOTHING = "no words"  # a noise: a cough, a knock, a breath, or silence
+    BACKCHANNEL = "backchannel"
+    WORDS = "words"  # anything else: the user has something to say
+
+
+def words_of(text: str) -> list[str]:
+    """The spoken words of a transcript, lower case, without Whisper's
+    annotations of non-speech or its punctuation; hyphens split words
+    ("uh-huh" -> "uh", "huh")."""
+    text = _ANNOTATION.sub(" ", text.lower()).replace("-", " ")
+    return _WORD.findall(text)
+
+
+def classify(text: str, likely_speech: bool = True) -> Heard:
+    """What a transcript of a sound over the reply amounts to.  Text that
+    Whisper itself doubts (`likely_speech` False: no speech likely and the
+    text unlikely) is no words: its hallucinations over a cough ("you",
+    "Thank you.") say nothing."""
+    words = words_of(text)
+    if not words or not likely_speech:
+        return Heard.NOTHING
+    position = 0
+    while position < len(words):
+        for size in range(min(_LONGEST_PHRASE, len(words) - position), 0, -1):
+            if " ".join(words[position : position + size]) in BACKCHANNEL_PHRASES:
+                position += size
+                break
+        else:
+            return Heard.WORDS
+    return Heard.BACKCHANNEL
+
+
+class Step(Enum):
+    WAIT = "wait"
+    PROBE = "probe"  # transcribe the sound so far
+    INTERRUPT = "interrupt"
+    RESUME = "resume"
+
+
+@dataclass
+class OverlapRules:
+    """The knobs of the judgement (ms of audio, except the timeout)."""
+
+    timeout_ms: int = 1500  # --false_interruption_timeout_ms: the longest the reply stays paused
+    guard_ms: int = 200  # --interrupt_min_speech_ms: no stop before this much speech
+    probe_every_ms: int = 240  # transcribe the sound again after this much more of it
+    first_probe_ms: int = 160  # the first transcription, this far into the sound
+    ended_after_ms: int = 160  # this much silence after it and the sound is over
+
+
+@dataclass
+class Overlap:
+    """One sound over the reply of `turn`, from its first window to its verdict.
+
+    The VAD feeds `step` each window with how much of the sound was voiced,
+    how long it has been quiet since, and the time; it answers what to do
+    next.  `heard` is the transcription asked last (None before the first),
+    covering the first `probed_ms` of voiced sound.  The sound's audio (from
+    its pre-roll on), its voiced span in the stream, and its utterance if the
+    VAD ended it before the verdict (`held`) are kept here too."""
+
+    turn: Turn
+    onset_ms: int  # stream position of the sound's start, for the API's audio_start_ms
+    started_at: float  # when the reply paused
+    rules: OverlapRules = field(default_factory=OverlapRules)
+    heard: Overheard | None = None
+    probed_ms: float = 0.0
+    verdict: Step | None = None
+    reason: str = ""
+    audio: list[np.ndarray] = field(default_factory=list)
+    first_voiced: int = 0  # stream positions (samples)
+    last_voiced: int = 0
+    held: object | None = None  # the VAD's Utterance of the sound, ended before the verdict
+
+    def hear(self, window: np.ndarray, last_voiced: int | None) -> None:
+        """One more window of the sound; `last_voiced`: the VAD's last voiced
+        position while it still follows the sound (None once it let it go)."""
+        self.audio.append(window)
+        if last_voiced is not None:
+            self.last_voiced = max(self.last_voiced, last_voiced)
+
+    def audio_to_transcribe(self, position: int, tail: int) -> np.ndarray:
+        """The sound so far, up to `tail` samples after its last voiced one
+        (`position`: the stream position of the end of `audio`)."""
+        audio = np.concatenate(self.audio)
+        extra = position - self.last_voiced - tail
+        return audio[: len(audio) - extra] if extra > 0 else audio
+
+    def step(self, voiced_ms: float, silent_ms: float, now: float) -> Step:
+        """What to do after this window.  `silent_ms`: silence since the
+        sound's last voiced window (0 while it is voiced)."""
+        if self.verdict is not None:
+            return self.verdict
+        rules = self.rules
+        heard = self._heard()
+        ended = silent_ms >= rules.ended_after_ms
+        covered = self.heard is not None and self.probed_ms >= voiced_ms
+        if heard is Heard.WORDS and (voiced_ms >= rules.guard_ms or ended):
+            return self._decide(Step.INTERRUPT, f"words: {self.heard.text!r}")
+        if ended and covered and heard is not None and heard is not Heard.WORDS:
+            return self._decide(Step.RESUME, f"{heard.value}: {self.heard.text!r}")
+        if (now - self.started_at) * 1000 >= rules.timeout_ms:
+            if not ended:
+                return self._decide(Step.INTERRUPT, "still sounding at the timeout")
+            return self._decide(Step.RESUME, "no words by the timeout")
+        if self.heard is not None and not self.heard.done.is_set():
+            return Step.WAIT  # one transcription at a time
+        if ended and not covered:
+            return Step.PROBE
+        due = rules.first_probe_ms if self.heard is None else self.probed_ms + rules.probe_every_ms
+        return Step.PROBE if voiced_ms >= due else Step.WAIT
+
+    def probing(self, heard: Overheard, voiced_ms: float) -> None:
+        """A transcription of the first `voiced_ms` of the sound was asked for."""
+        self.heard, self.probed_ms = heard, voiced_ms
+
+    def _heard(self) -> Heard | None:
+        heard = self.heard
+        if heard is None or not heard.done.is_set():
+            return None
+        return classify(heard.text, heard.likely_speech)
+
+    def _decide(self, verdict: Step, reason: str) -> Step:
+        self.verdict, self.reason = verdict, reason
+        return verdict

@@ -1,0 +1,316 @@
+"""Sounds over the reply: backchannels and noises resume it, real interruptions stop it.
+
+The judgement's logic alone first (no models, scripted time), then the real
+VAD and the real STT on real audio: Piper's voice and the interruption set's
+recorded and synthesized sounds over a reply that is playing.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from audio.pcm import load_audio
+from conversation.playback import PlaybackLog
+from conversation.session import Session, SessionSettings
+from conversation.turn import Turn
+from tests.conftest import QUESTIONS, REPO
+from utils.messages import Overheard
+from VAD.overlap import Heard, Overlap, OverlapRules, Step, classify, words_of
+
+RATE = 16000
+INTERRUPTIONS = REPO / "tests" / "data" / "interruptions"
+
+
+# --- logic, no models -------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "heard"),
+    [
+        ("Uh-huh.", Heard.BACKCHANNEL), ("Mm-hmm.", Heard.BACKCHANNEL), ("Yeah.", Heard.BACKCHANNEL),
+        ("Okay.", Heard.BACKCHANNEL), ("Right.", Heard.BACKCHANNEL), ("I see.", Heard.BACKCHANNEL),
+        ("Oh, I see.", Heard.BACKCHANNEL), ("Yeah, yeah, right.", Heard.BACKCHANNEL), ("OK", Heard.BACKCHANNEL),
+        ("Ha ha ha!", Heard.BACKCHANNEL), ("Hmm", Heard.BACKCHANNEL),
+        ("", Heard.NOTHING), ("(coughing)", Heard.NOTHING), ("[LAUGHTER]", Heard.NOTHING), ("*cough*", Heard.NOTHING),
+        ("♪", Heard.NOTHING), ("...", Heard.NOTHING),
+        ("Wait.", Heard.WORDS), ("Stop!", Heard.WORDS), ("No, I meant Paris.", Heard.WORDS),
+        ("What is the capital of France?", Heard.WORDS), ("Yeah, but what about Spain?", Heard.WORDS),
+        ("I", Heard.WORDS), ("Okay, stop.", Heard.WORDS), ("Hold on", Heard.WORDS),
+    ],
+)  # fmt: skip
+def test_what_a_transcript_of_a_sound_over_the_reply_amounts_to(text, heard):
+    assert classify(text) is heard
+
+
+def test_text_whisper_itself_doubts_is_no_words():
+    assert classify("Thank you.", likely_speech=False) is Heard.NOTHING
+    assert classify("Stop.", likely_speech=False) is Heard.NOTHING
+    assert words_of("Uh-huh, I'm (laughs) fine") == ["uh", "huh", "i'm", "fine"]
+
+
+def heard(text: str, likely_speech: bool = True) -> Overheard:
+    result = Overheard()
+    result.answer(text, likely_speech)
+    return result
+
+
+def overlap() -> Overlap:
+    return Overlap(Turn(), onset_ms=1000, started_at=0.0, rules=OverlapRules(timeout_ms=1500))
+
+
+def test_a_backchannel_is_judged_once_it_is_over_and_its_words_are_known():
+    judging = overlap()
+    assert judging.step(voiced_ms=64, silent_ms=0, now=0.06) is Step.WAIT
+    assert judging.step(voiced_ms=160, silent_ms=0, now=0.16) is Step.PROBE
+    judging.probing(Overheard(), 160)
+    assert judging.step(voiced_ms=320, silent_ms=0, now=0.3) is Step.WAIT  # one transcription at a time
+    judging.heard.answer("Uh", True)
+    assert judging.step(voiced_ms=350, silent_ms=96, now=0.4) is Step.WAIT  # "uh" so far, still sounding
+    assert judging.step(voiced_ms=350, silent_ms=160, now=0.45) is Step.PROBE  # over: hear all of it
+    judging.probing(heard("Uh-huh."), 350)
+    assert judging.step(voiced_ms=350, silent_ms=192, now=0.6) is Step.RESUME
+    assert judging.step(voiced_ms=350, silent_ms=500, now=0.9) is Step.RESUME  # a verdict is final
+    assert "backchannel" in judging.reason
+
+
+def test_words_that_are_no_backchannel_interrupt_at_once_even_while_the_sound_goes_on():
+    judging = overlap()
+    judging.probing(heard("Wait, I"), 240)
+    assert judging.step(voiced_ms=300, silent_ms=0, now=0.3) is Step.INTERRUPT
+    short = overlap()
+    short.probing(heard("No."), 150)
+    assert short.step(voiced_ms=150, silent_ms=32, now=0.2) is Step.WAIT  # not past the guard, not over
+    assert short.step(voiced_ms=150, silent_ms=160, now=0.35) is Step.INTERRUPT  # over: "No." was said
+
+
+def test_a_noise_resumes_and_a_backchannel_that_goes_on_into_words_interrupts():
+    cough = overlap()
+    cough.probing(heard("you", likely_speech=False), 300)
+    assert cough.step(voiced_ms=300, silent_ms=160, now=0.5) is Step.RESUME
+    going_on = overlap()
+    going_on.probing(heard("Yeah,"), 200)
+    assert going_on.step(voiced_ms=500, silent_ms=0, now=0.5) is Step.PROBE  # more to hear
+    going_on.probing(heard("Yeah, but what about"), 500)
+    assert going_on.step(voiced_ms=600, silent_ms=0, now=0.7) is Step.INTERRUPT
+
+
+def test_the_pause_never_outlasts_the_timeout():
+    still = overlap()
+    still.probing(heard("Ha ha"), 300)
+    assert still.step(voiced_ms=1400, silent_ms=0, now=1.4) is Step.PROBE
+    still.probing(Overheard(), 1400)  # the STT is slow
+    assert still.step(voiced_ms=1500, silent_ms=0, now=1.5) is Step.INTERRUPT  # the user holds the floor
+    quiet = overlap()
+    quiet.probing(Overheard(), 200)  # never answered
+    assert quiet.step(voiced_ms=200, silent_ms=1000, now=1.5) is Step.RESUME
+
+
+def test_a_paused_reply_resumes_by_itself_at_its_deadline():
+    log = PlaybackLog()
+    log.pause(1.0, now=10.0)
+    assert log.paused(now=10.5)
+    assert not log.paused(now=11.2)
+    assert log.pauses == 1 and log.paused_s == pytest.approx(1.0)
+    log.pause(1.0, now=20.0)
+    log.resume(now=20.25)
+    assert not log.paused(now=20.3) and log.paused_s == pytest.approx(1.25)
+
+
+def test_the_session_pauses_only_an_audible_reply_and_resumes_it_whole():
+    session = Session()
+    turn = Turn(session=session)
+    session.active_turn = turn
+    assert session.pause_reply(1.0) is None  # nothing audible yet
+    assert turn.begin_playback()
+    session.chat.add_user("Recommend a book.", turn_id=turn.turn_id)
+    turn.playback.add("You could read Dune, a long novel.", RATE * 2, RATE)
+    assert session.pause_reply(1.0) is turn and turn.playback.paused()
+    session.resume_reply(turn)
+    assert not turn.playback.paused() and not turn.stale and turn.backchannels == 1
+    session.chat.add_assistant("You could read Dune, a long novel.", turn_id=turn.turn_id)
+    assert session.chat.messages()[-1]["content"] == "You could read Dune, a long novel."
+
+
+# --- the real VAD and STT on real audio ---------------------------------------------------------
+def playing_reply(session: Session) -> Turn:
+    """A reply that has been playing for a second, with ten more to go."""
+    turn = Turn(session=session)
+    session.active_turn = turn
+    assert turn.begin_playback()
+    turn.playback.add("Paris is the capital of France. It is known for the Eiffel Tower.", RATE * 11, RATE,
+                      when=time.perf_counter() - 1.0)  # fmt: skip
+    return turn
+
+
+def over_the_reply(sound: np.ndarray, stt_handler, **settings) -> tuple[Turn, list]:
+    """`sound` heard over a playing reply by the real VAD, whose questions
+    the real STT answers as they come; returns the reply's turn and the turns
+    the VAD handed on."""
+    from tests.conftest import make_handler
+    from utils.messages import AudioChunk, OverheardSpeech, SpeechSegment
+    from VAD.vad_handler import VADHandler
+
+    # A generous timeout: the words decide here, not a slow machine's clock.
+    session = Session(SessionSettings(barge_in=True, false_interruption_timeout_ms=60000, **settings))
+    vad = make_handler(VADHandler, should_listen=threading.Event(), session=session, hears_overlaps=True)
+    turn = playing_reply(session)
+    audio = np.concatenate([np.zeros(RATE // 2, np.int16), sound, np.zeros(RATE * 2, np.int16)])
+    handed_on = []
+    for start in range(0, len(audio), 512):
+        for message in vad.process(AudioChunk(samples=audio[start : start + 512], session=session)):
+            if isinstance(message, OverheardSpeech):
+                assert turn.playback.paused()  # held back while the sound is judged
+                list(stt_handler.process(message))
+            elif isinstance(message, SpeechSegment) and not message.provisional:
+                handed_on.append(message.turn)
+    return turn, handed_on
+
+
+def sound_of(name: str) -> np.ndarray:
+    return load_audio(INTERRUPTIONS / name)
+
+
+@pytest.mark.parametrize("name", ["bc_piper_00.flac", "bc_piper_03.flac", "bc_piper_05.flac", "bc_human_00.flac"])
+def test_a_backchannel_over_the_reply_pauses_it_then_it_goes_on_whole(name, stt_handler):
+    turn, handed_on = over_the_reply(sound_of(name), stt_handler)
+    assert not turn.stale and not turn.interrupted, turn.heard_reply
+    assert turn.backchannels == 1 and turn.playback.pauses == 1 and not turn.playback.paused()
+    assert handed_on == []  # no turn of its own: nothing to answer
+
+
+@pytest.mark.parametrize("name", ["noise_cough_double.flac", "noise_laugh_short.flac"])
+def test_a_cough_or_a_laugh_over_the_reply_is_no_interruption(name, stt_handler):
+    turn, handed_on = over_the_reply(sound_of(name), stt_handler)
+    assert not turn.stale and not turn.interrupted
+    assert handed_on == []
+
+
+@pytest.mark.parametrize("name", ["short_piper_01.flac", "short_human_whole_02.flac"])
+def test_stop_over_the_reply_stops_it(name, stt_handler):
+    turn, _ = over_the_reply(sound_of(name), stt_handler)
+    assert turn.stale and turn.interrupted
+
+
+def test_a_new_question_over_the_reply_stops_it_and_becomes_the_next_turn(stt_handler):
+    turn, handed_on = over_the_reply(load_audio(QUESTIONS / "q01.wav"), stt_handler)
+    assert turn.interrupted and turn.heard_reply
+    assert len(handed_on) == 1 and handed_on[0] is not turn
+
+
+def test_without_resuming_any_speech_past_the_guard_stops_the_reply(stt_handler):
+    turn, _ = over_the_reply(sound_of("bc_piper_00.flac"), stt_handler, resume_false_interruption=False)
+    assert turn.interrupted and turn.playback.pauses == 0
+
+
+# --- real servers -------------------------------------------------------------------------------
+THREE_SENTENCES = "You are a helpful assistant. Always answer in four or five sentences."
+
+
+@pytest.fixture(scope="module")
+def realtime_server(tmp_path_factory):
+    from benchmarks.server_process import ServerProcess
+    from tests.test_realtime import KEY
+
+    # A generous timeout, so a slow machine's transcription cannot decide for the words.
+    running = ServerProcess(
+        "realtime", tmp_path_factory.mktemp("overlap_rt"), "--false_interruption_timeout_ms", "4000", api_key=KEY
+    )
+    yield running
+    assert running.stop() == 0
+
+
+@pytest.mark.timing
+def test_realtime_a_backchannel_is_never_announced_and_stop_is(realtime_server):
+    """Over a reply the client is playing: "uh-huh" sends no speech_started
+    (every client would stop playing) and gets no response of its own; the
+    reply's item stays whole.  "Stop." is announced and cuts the reply."""
+    from connections.realtime.client import connect, to_pcm24k
+    from tests.test_realtime import KEY
+
+    conversation = connect(realtime_server.port, KEY)
+    try:
+        conversation.wait_for("session.created", timeout=10)
+        conversation.send({"type": "session.update", "session": {"type": "realtime", "instructions": THREE_SENTENCES}})
+        conversation.wait_for("session.updated", timeout=10)
+        conversation.speak(to_pcm24k(load_audio(QUESTIONS / "q04.wav"), RATE), silence_s=0.3)
+        first = conversation.wait_for("response.output_audio.delta", timeout=90)[0]
+        silence = bytes(480 * 2)
+        while time.perf_counter() - first.at < 1.5:  # the user listens a while
+            conversation.append(silence)
+            time.sleep(0.02)
+        mark = len(conversation.events)
+        conversation.speak(to_pcm24k(sound_of("bc_piper_00.flac"), RATE), silence_s=4.5)  # "Uh-huh." and a wait
+        assert conversation.of("input_audio_buffer.speech_started", mark) == []
+        done = conversation.wait_for("response.done", timeout=120)[0].event.response
+        assert done.status == "completed"
+        reply_s = len(conversation.reply_audio()) / 24000
+        assert len(conversation.of("response.created")) == 1  # the backchannel got no answer
+        # The next reply, and "Stop." over it.
+        mark = len(conversation.events)
+        conversation.speak(to_pcm24k(load_audio(QUESTIONS / "q02.wav"), RATE), silence_s=0.3)
+        second = conversation.wait_for("response.output_audio.delta", timeout=90, after=mark)[0]
+        while time.perf_counter() - second.at < 1.0:
+            conversation.append(silence)
+            time.sleep(0.02)
+        stop_at = len(conversation.events)
+        conversation.speak(to_pcm24k(sound_of("short_piper_01.flac"), RATE), silence_s=1.5)
+        conversation.wait_for("input_audio_buffer.speech_started", timeout=10, after=stop_at)
+    finally:
+        conversation.close()
+    time.sleep(0.5)
+    turns = realtime_server.turns()
+    book = [t for t in turns if "book" in t["transcript"].lower()]
+    assert book and not book[-1]["interrupted"] and book[-1]["backchannels"] == 1, book
+    assert reply_s > 3.0, "the reply was over before the backchannel"
+    stopped = [t for t in turns if "fun fact" in t["transcript"].lower() or "fact" in t["transcript"].lower()]
+    assert stopped and stopped[-1]["interrupted"], turns
+
+
+@pytest.fixture(scope="module")
+def socket_server(tmp_path_factory):
+    from benchmarks.server_process import ServerProcess
+
+    running = ServerProcess(
+        "socket", tmp_path_factory.mktemp("overlap_socket"), "--barge_in", "True", "--init_chat_prompt",
+        THREE_SENTENCES, "--false_interruption_timeout_ms", "4000",
+    )  # fmt: skip
+    yield running
+    assert running.stop() == 0
+
+
+@pytest.mark.timing
+def test_socket_a_backchannel_and_a_cough_pause_the_reply_and_it_plays_on_to_its_end(socket_server):
+    """Socket mode with --barge_in: "yeah" and then a cough over the reply
+    each hold it back a moment; it then plays on from where it paused and
+    ends whole, and neither sound becomes a turn."""
+    from tests.test_conversation import ReplyRecorder, silence, stream, wait_until_saying
+
+    server = socket_server
+    before = len(server.turns())
+    replies = ReplyRecorder(server.send_port)
+    try:
+        with socket.create_connection(("127.0.0.1", server.recv_port)) as audio:
+            stream(audio, np.concatenate([silence(0.3), load_audio(QUESTIONS / "q04.wav"), silence(0.3)]))
+            said_before = 0
+            wait_until_saying(server, audio, said_before, min_words=4)
+            onsets = []
+            for name in ("bc_piper_02.flac", "noise_cough_single.flac"):
+                onsets.append(time.perf_counter())
+                stream(audio, np.concatenate([sound_of(name), silence(2.5)]))
+            turns = server.wait_for_turns(before + 1, timeout=120)[before:]
+            stream(audio, silence(1.0))
+    finally:
+        replies.close()
+    assert len(turns) == 1, [t["transcript"] for t in turns]
+    reply = turns[0]
+    assert "book" in reply["transcript"].lower()
+    assert not reply["interrupted"] and reply["heard_reply"] is None
+    assert reply["backchannels"] >= 1 and reply["paused_ms"] > 0
+    # The reply went on after each sound (audio arrived after it), and ended by itself.
+    for onset in onsets:
+        assert replies.bytes_between(onset + 1.0, onset + 3.0) > 0
+    log = server.log.read_text()
+    assert "the sound over the reply was" in log
