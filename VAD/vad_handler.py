@@ -76,6 +76,10 @@ class VADStream:
     overflowed: bool = False  # manual_audio outgrew its bound since the last commit
     cancelled_speculations: int = 0  # early replies dropped in the turn under way, for its metrics
     progress_sent: tuple[int, int] = (-1, 0)  # (speech start, stream position) of the last SpeechProgress
+    # The session's own waits after an unfinished / a finished-sounding pause
+    # (semantic_vad's eagerness sets them); None: the handler's flags.
+    unfinished_silence_ms: int | None = None
+    finished_silence_ms: int | None = None
 
 
 class VADHandler(BaseHandler):
@@ -154,6 +158,8 @@ class VADHandler(BaseHandler):
                 max_speech_ms=self.max_speech_ms,
                 speech_pad_ms=self.speech_pad_ms if pad is None else pad,
             ),
+            unfinished_silence_ms=detection.unfinished_silence_ms if detection else None,
+            finished_silence_ms=detection.finished_silence_ms if detection else None,
         )
 
     @property
@@ -271,10 +277,15 @@ class VADHandler(BaseHandler):
             turn is not None and "transcript_ready" in turn.marks and looks_unfinished(turn.transcript, turn.language)
         )
         voice = self._smart_turn_verdict(stream)
+        unfinished, finished = self.unfinished_silence_ms, self.finished_silence_ms
+        if stream.unfinished_silence_ms is not None:  # the session's own (semantic_vad's eagerness)
+            unfinished = stream.unfinished_silence_ms
+        if stream.finished_silence_ms is not None:
+            finished = stream.finished_silence_ms
         if words_unfinished or voice is False:
-            wanted = max(stream.base_silence, self._samples(self.unfinished_silence_ms))
+            wanted = max(stream.base_silence, self._samples(unfinished))
         elif voice is True:
-            wanted = min(stream.base_silence, self._samples(self.finished_silence_ms))
+            wanted = min(stream.base_silence, self._samples(finished))
         else:
             wanted = stream.base_silence
         if wanted != iterator.min_silence_samples:

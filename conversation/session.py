@@ -39,6 +39,11 @@ class TurnDetection:
     prefix_padding_ms: int | None = None  # None: --speech_pad_ms
     create_response: bool = True  # answer each committed turn by itself
     interrupt_response: bool = True  # user speech over a reply cancels it
+    # semantic_vad: how eager the end of turn is ("low", "medium", "high",
+    # "auto"); None is server_vad.  It sets the knobs below (VAD/eagerness.py).
+    eagerness: str | None = None
+    unfinished_silence_ms: int | None = None  # None: --unfinished_silence_ms (the words dangle)
+    finished_silence_ms: int | None = None  # None: --finished_silence_ms (Smart Turn hears a finished voice)
 
 
 @dataclass
@@ -50,6 +55,12 @@ class SessionSettings:
     audio_output: bool = True  # False: text replies only (no TTS)
     barge_in: bool = False  # listen while the assistant speaks; speech over it interrupts
     interrupt_min_speech_ms: int = 200  # the false-interruption guard
+    # Function calling.  `tools`: what the client declared (it runs them; the
+    # realtime API's session.tools); `server_tools`: what the server runs
+    # itself (--tools, the built-ins), offered when the client declared none.
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    tool_choice: Any = "auto"  # "auto", "none", "required" or {"type": "function", "name": ...}
+    server_tools: list[dict[str, Any]] = field(default_factory=list)
 
 
 class SessionObserver:
@@ -76,6 +87,9 @@ class SessionObserver:
     def transcript_ready(self, turn: Turn) -> None: ...
 
     def response_text(self, turn: Turn, text: str) -> None: ...
+
+    def function_call(self, turn: Turn, call_id: str, name: str, arguments: str) -> None:
+        """The reply calls a function the client declared (it runs it)."""
 
     def response_done(self, turn: Turn) -> None: ...
 

@@ -14,7 +14,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from conversation.playback import PlaybackLog
 
@@ -75,6 +75,10 @@ class Turn:
     number: int = 0  # the turn number users see (confirmed turns of the session)
     playback: PlaybackLog = field(default_factory=PlaybackLog, repr=False, compare=False)
     speculations_cancelled: int = 0  # early replies started during this turn's pauses, then dropped
+    # What one response may call, when it says so itself (the realtime API's
+    # response.create `tools` / `tool_choice`); None: the session's.
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: Any = None
     _decided: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -185,6 +189,7 @@ class Turn:
             "tts_first_audio_ms": span("tts_start", "tts_first_audio"),
             "end_of_turn_to_transcript_ms": span("end_of_turn", "transcript_ready"),
             "end_of_turn_to_first_sentence_ms": span("end_of_turn", "llm_first_sentence"),
+            "end_of_turn_to_tool_call_ms": span("end_of_turn", "tool_call"),
             "end_of_turn_to_first_audio_ms": span("end_of_turn", "first_audio_out"),
             "speech_end_to_first_audio_ms": span("speech_end", "first_audio_out"),
             "end_of_turn_to_last_audio_ms": span("end_of_turn", "last_audio_out"),

@@ -108,6 +108,37 @@ class TTSAudio:
 
 
 @dataclass
+class ToolCall:
+    """The assistant calls a function: a turn's output, like a sentence.
+
+    It travels after the sentences said before it (LLM -> TTS -> sink) and
+    the sink hands it on: to the client that declared the tool (the realtime
+    API's `function_call` item), or, for the server's own tools (`by_server`:
+    `--tools`, the built-ins), to the tool worker, whose output comes back
+    into the pipeline's input as a `ToolResult` of the same turn."""
+
+    call_id: str
+    name: str
+    arguments: str  # a JSON object, as text (the API's `arguments`)
+    turn: Turn
+    by_server: bool = False
+
+
+@dataclass
+class ToolResult:
+    """A function's output, back into the conversation it was called in.
+
+    Like a typed message it enters at the pipeline's input and reaches the
+    LLM, which adds it to the session's chat and answers when `turn.respond`
+    (the server's own tools: the turn that called it goes on; a client's
+    output: a later `response.create` answers)."""
+
+    call_id: str
+    output: str
+    turn: Turn
+
+
+@dataclass
 class EndOfResponse:
     """The assistant has finished answering `turn` (also sent after a failure).
 
@@ -172,6 +203,8 @@ PipelineMessage = (
     | CommitInput
     | ClearInput
     | UserText
+    | ToolCall
+    | ToolResult
     | CreateResponse
     | SpeechProgress
     | PartialTranscript

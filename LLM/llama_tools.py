@@ -1,0 +1,213 @@
+"""Function calls on llama.cpp: the decision to call, and the call's JSON under a grammar.
+
+The prompt carries the tools in the model's own chat template (Qwen2.5:
+a `# Tools` section in the system turn, calls written as
+`<tool_call>\\n{"name": ..., "arguments": {...}}\\n</tool_call>`).  A reply then
+goes one of two ways, decided at its first token:
+
+- **a call**: the model's logit for `<tool_call>`, plus `call_bias`, beats
+  every other token's.  The 1.5B default almost never *picks* the token
+  (measured: it starts a call as plain text, or in words, "To set a timer,
+  ..."), but ranks it much higher when a tool fits than when none does, so
+  the decision is that comparison, with the bias measured on the spoken
+  requests (benchmarks/tools.py).  The call is then written under
+  llama.cpp's grammars: the text the format fixes (`{"name": "`, `", "arguments": `)
+  is appended without sampling, the name is sampled among the callable
+  names only (and completed as soon as one name is left), and the arguments
+  are sampled under the grammar llama.cpp derives from the function's
+  JSON schema, so they always parse and always match it.
+- **words**: the reply is generated freely; a `<tool_call>` token later on
+  (rare) still becomes a call when calls are allowed, and ends the reply
+  when they are not (`tool_choice` "none").
+
+`tool_choice` "required" or a named function skips the decision and writes
+that call.  Everything here goes through the `Llama` object's own
+`eval`/`generate` and llama.cpp's grammar sampler; the only internals read
+are the last token's logits (`llama_get_logits_ith`) and the token
+bookkeeping the KV-cache cut uses.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from LLM.prefix_cache import common_prefix
+from LLM.tool_calls import CALL_OPEN, FunctionCall, ToolOffer
+
+logger = logging.getLogger(__name__)
+
+# What follows <tool_call> up to the name, and from the name to the arguments.
+NAME_START = '\n{"name": "'
+ARGUMENTS_START = '", "arguments": '
+# Sampling options of create_chat_completion that Llama.generate takes (under its own names).
+SAMPLING = {
+    "temperature": "temp", "top_k": "top_k", "top_p": "top_p", "min_p": "min_p", "typical_p": "typical_p",
+    "repeat_penalty": "repeat_penalty", "frequency_penalty": "frequency_penalty",
+    "presence_penalty": "presence_penalty",
+}  # fmt: skip
+MAX_ARGUMENT_TOKENS = 256
+
+
+def json_end(text: str) -> int | None:
+    """Where the JSON object that `text` starts with ends (None: not yet)."""
+    try:
+        _, end = json.JSONDecoder().raw_decode(text.lstrip())
+    except json.JSONDecodeError:
+        return None
+    return end + len(text) - len(text.lstrip())
+
+
+class LlamaToolCalls:
+    """Replies with tools on one llama.cpp model (the handler's)."""
+
+    def __init__(self, model: Any, call_bias: float = 0.0) -> None:
+        self.model = model
+        self.call_bias = call_bias
+        self.open_tokens = self._tokens(CALL_OPEN)  # one special token on Qwen2.5; text pieces elsewhere
+        names = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>")
+        self.stop_tokens = {model.token_eos(), *(t[0] for t in map(self._tokens, names) if len(t) == 1)}
+        self._grammars: dict[str, Any] = {}
+        self.last_margin: float | None = None  # the last decision's logit margin, for the benchmark's log
+
+    def _tokens(self, text: str) -> list[int]:
+        return self.model.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+    def _text_of(self, tokens: list[int]) -> str:
+        return self.model.detokenize(tokens, special=False).decode("utf-8", "ignore")
+
+    # --- a reply -----------------------------------------------------------------------------
+    def reply(self, prompt: list[int], offer: ToolOffer, gen_kwargs: dict[str, Any]) -> Iterator[str | FunctionCall]:
+        """The reply to `prompt` (whose template lists the offered tools): words, or a call."""
+        sampling = {SAMPLING[name]: value for name, value in gen_kwargs.items() if name in SAMPLING}
+        sampling.setdefault("temp", 0.0)
+        max_tokens = int(gen_kwargs.get("max_tokens") or 128)
+        callable_tools = offer.callable
+        if offer.must_call:
+            yield self.call(prompt, callable_tools, sampling)
+            return
+        if callable_tools and self._decides_to_call(prompt):
+            yield self.call(prompt, callable_tools, sampling)
+            return
+        yield from self._words(prompt, callable_tools, sampling, max_tokens)
+
+    def _decides_to_call(self, prompt: list[int]) -> bool:
+        """The first token's choice: <tool_call> (plus the bias) against the best other token."""
+        import numpy as np
+
+        logits = self._logits_after(prompt)
+        opening = self.open_tokens[0]
+        best_other = float(np.max(np.delete(logits, opening)))
+        self.last_margin = float(logits[opening]) - best_other
+        wanted = self.last_margin + self.call_bias >= 0.0
+        logger.debug("call decision: <tool_call> margin %.2f + bias %.2f -> %s", self.last_margin, self.call_bias,
+                     "call" if wanted else "words")  # fmt: skip
+        return wanted
+
+    def _logits_after(self, tokens: list[int]) -> Any:
+        """Evaluate what of `tokens` the cache lacks (at least the last one,
+        whose logits are read) and return the logits of the next token."""
+        import llama_cpp
+        import numpy as np
+
+        model = self.model
+        start = min(common_prefix(list(model._input_ids), tokens), len(tokens) - 1)
+        model.n_tokens = start  # eval() drops the cache cells from here on
+        model.eval(tokens[start:])
+        pointer = llama_cpp.llama_get_logits_ith(model._ctx.ctx, -1)
+        return np.ctypeslib.as_array(pointer, shape=(model.n_vocab(),)).copy()
+
+    def _words(
+        self, prompt: list[int], callable_tools: list[dict[str, Any]], sampling: dict[str, Any], max_tokens: int
+    ) -> Iterator[str | FunctionCall]:
+        decoder = codecs.getincrementaldecoder("utf-8")("ignore")
+        written: list[int] = []
+        for token in self.model.generate(prompt, **sampling):
+            if token in self.stop_tokens or len(written) >= max_tokens:
+                break
+            if token == self.open_tokens[0] and len(self.open_tokens) == 1:
+                if callable_tools:  # the model opened a call after all, after its words
+                    yield self.call([*prompt, *written, token], callable_tools, sampling, opened=True)
+                else:
+                    logger.debug("<tool_call> with tool_choice 'none': the reply ends there")
+                break
+            written.append(token)
+            text = decoder.decode(self.model.detokenize([token], special=False))
+            if text:
+                yield text
+        rest = decoder.decode(b"", final=True)
+        if rest:
+            yield rest
+
+    # --- a call ------------------------------------------------------------------------------
+    def call(
+        self,
+        tokens: list[int],
+        callable_tools: list[dict[str, Any]],
+        sampling: dict[str, Any],
+        opened: bool = False,
+    ) -> FunctionCall:
+        """Write a call after `tokens` (which end with <tool_call> when `opened`)."""
+        tokens = [*tokens, *([] if opened else self.open_tokens), *self._tokens(NAME_START)]
+        names = [tool["name"] for tool in callable_tools]
+        name = names[0] if len(names) == 1 else self._choose_name(tokens, names, sampling)
+        tool = next(tool for tool in callable_tools if tool["name"] == name)
+        tokens = [*tokens, *self._tokens(name + ARGUMENTS_START)]
+        arguments = self._arguments(tokens, tool.get("parameters") or {"type": "object", "properties": {}}, sampling)
+        return FunctionCall(name, arguments)
+
+    def _choose_name(self, tokens: list[int], names: list[str], sampling: dict[str, Any]) -> str:
+        """Sample the name among `names` only; once one name is left, it is that one."""
+        grammar = self._grammar("names:" + "|".join(names), lambda: self._names_grammar(names))
+        text = ""
+        for token in self.model.generate(tokens, grammar=grammar, **sampling):
+            text += self._text_of([token])
+            left = [name for name in names if name.startswith(text.split('"')[0])]
+            if len(left) == 1:
+                return left[0]
+            if '"' in text or not left:
+                break
+        chosen = text.split('"')[0]
+        return chosen if chosen in names else names[0]
+
+    def _arguments(self, tokens: list[int], parameters: dict[str, Any], sampling: dict[str, Any]) -> str:
+        """The arguments object, sampled under the grammar of its JSON schema."""
+        key = "schema:" + json.dumps(parameters, sort_keys=True)
+        grammar = self._grammar(key, lambda: self._schema_grammar(parameters))
+        text = ""
+        for count, token in enumerate(self.model.generate(tokens, grammar=grammar, **sampling)):
+            if token in self.stop_tokens or count >= MAX_ARGUMENT_TOKENS:
+                break
+            text += self._text_of([token])
+            if "}" in text:
+                end = json_end(text)
+                if end is not None:
+                    text = text[:end]
+                    break
+        try:
+            return json.dumps(json.loads(text), ensure_ascii=False)
+        except json.JSONDecodeError:  # cut by MAX_ARGUMENT_TOKENS: a call without arguments beats none
+            logger.warning("call arguments did not end within %d tokens: %r", MAX_ARGUMENT_TOKENS, text[:200])
+            return "{}"
+
+    # --- grammars ---------------------------------------------------------------------------
+    def _grammar(self, key: str, build: Any) -> Any:
+        if key not in self._grammars:
+            self._grammars[key] = build()
+        return self._grammars[key]
+
+    @staticmethod
+    def _names_grammar(names: list[str]) -> Any:
+        from llama_cpp import LlamaGrammar
+
+        choices = " | ".join(json.dumps(name) for name in names)  # names are [A-Za-z0-9_-]: no escapes
+        return LlamaGrammar.from_string(f'root ::= ({choices}) "\\""', verbose=False)
+
+    @staticmethod
+    def _schema_grammar(parameters: dict[str, Any]) -> Any:
+        from llama_cpp import LlamaGrammar
+
+        return LlamaGrammar.from_json_schema(json.dumps(parameters), verbose=False)
