@@ -5,12 +5,15 @@ a `# Tools` section in the system turn, calls written as
 `<tool_call>\\n{"name": ..., "arguments": {...}}\\n</tool_call>`).  A reply then
 goes one of two ways, decided at its first token:
 
-- **a call**: the model's logit for `<tool_call>`, plus `call_bias`, beats
-  every other token's.  The 1.5B default almost never *picks* the token
-  (measured: it starts a call as plain text, or in words, "To set a timer,
-  ..."), but ranks it much higher when a tool fits than when none does, so
-  the decision is that comparison, with the bias measured on the spoken
-  requests (benchmarks/tools.py).  The call is then written under
+- **a call**: the best logit of the tokens a call can start with (the
+  `<tool_call>` token, "<" as in "<tool_call>" written out, '{"' as in a bare
+  JSON call), plus `call_bias`, beats every other first token's.  The 1.5B
+  default rarely *starts* a call by itself: it explains the function instead
+  ("To set a timer, use the set_timer function..."), but it ranks the call's
+  first tokens close behind when a tool fits, and far behind when none does
+  (measured on the benchmark's 40 requests: 1 to 3 logits behind against 4
+  to 8), so the decision is that comparison, with the bias measured on the
+  spoken requests (benchmarks/tools.py).  The call is then written under
   llama.cpp's grammars: the text the format fixes (`{"name": "`, `", "arguments": `)
   is appended without sampling, the name is sampled among the callable
   names only (and completed as soon as one name is left), and the arguments
@@ -68,10 +71,15 @@ class LlamaToolCalls:
         self.model = model
         self.call_bias = call_bias
         self.open_tokens = self._tokens(CALL_OPEN)  # one special token on Qwen2.5; text pieces elsewhere
+        written_out = self.model.tokenize(CALL_OPEN.encode(), add_bos=False, special=False)
+        bare_json = self.model.tokenize(b'{"name"', add_bos=False, special=False)
+        # The tokens a call can start with: the tag, the tag written out, a bare JSON object.
+        self.openers = sorted({self.open_tokens[0], written_out[0], bare_json[0]})
         names = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>")
         self.stop_tokens = {model.token_eos(), *(t[0] for t in map(self._tokens, names) if len(t) == 1)}
         self._grammars: dict[str, Any] = {}
         self.last_margin: float | None = None  # the last decision's logit margin, for the benchmark's log
+        self._first_word: int | None = None  # the first token of a reply decided to be words
 
     def _tokens(self, text: str) -> list[int]:
         return self.model.tokenize(text.encode("utf-8"), add_bos=False, special=True)
@@ -89,22 +97,28 @@ class LlamaToolCalls:
         if offer.must_call:
             yield self.call(prompt, callable_tools, sampling)
             return
+        self._first_word = None
         if callable_tools and self._decides_to_call(prompt):
             yield self.call(prompt, callable_tools, sampling)
             return
         yield from self._words(prompt, callable_tools, sampling, max_tokens)
 
     def _decides_to_call(self, prompt: list[int]) -> bool:
-        """The first token's choice: <tool_call> (plus the bias) against the best other token."""
+        """The first token's choice: the best call opener (plus the bias)
+        against the best other token.  When the answer is words, their first
+        token is the best other one (never an opener), so the reply does not
+        begin a call in plain text."""
         import numpy as np
 
         logits = self._logits_after(prompt)
-        opening = self.open_tokens[0]
-        best_other = float(np.max(np.delete(logits, opening)))
-        self.last_margin = float(logits[opening]) - best_other
+        others = logits.copy()
+        others[self.openers] = -np.inf
+        best_other = int(np.argmax(others))
+        self.last_margin = float(np.max(logits[self.openers])) - float(others[best_other])
         wanted = self.last_margin + self.call_bias >= 0.0
-        logger.debug("call decision: <tool_call> margin %.2f + bias %.2f -> %s", self.last_margin, self.call_bias,
+        logger.debug("call decision: opener margin %.2f + bias %.2f -> %s", self.last_margin, self.call_bias,
                      "call" if wanted else "words")  # fmt: skip
+        self._first_word = None if wanted else best_other
         return wanted
 
     def _logits_after(self, tokens: list[int]) -> Any:
@@ -125,7 +139,15 @@ class LlamaToolCalls:
     ) -> Iterator[str | FunctionCall]:
         decoder = codecs.getincrementaldecoder("utf-8")("ignore")
         written: list[int] = []
-        for token in self.model.generate(prompt, **sampling):
+        first, self._first_word = self._first_word, None
+        if first is not None and first not in self.stop_tokens:  # chosen with the decision: no call opener
+            written.append(first)
+            text = decoder.decode(self.model.detokenize([first], special=False))
+            if text:
+                yield text
+        elif first is not None:
+            return
+        for token in self.model.generate([*prompt, *written], **sampling):
             if token in self.stop_tokens or len(written) >= max_tokens:
                 break
             if token == self.open_tokens[0] and len(self.open_tokens) == 1:
