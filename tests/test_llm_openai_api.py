@@ -9,6 +9,7 @@ an injected HTTP error (to check the retries).
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
@@ -39,20 +40,20 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def llama_server(tmp_path_factory) -> Iterator[str]:
-    """llama_cpp.server on the packaged SmolLM2 GGUF; yields its /v1 URL."""
+@contextlib.contextmanager
+def serve_gguf(model: str, log_dir) -> Iterator[str]:
+    """llama_cpp.server on a packaged GGUF (its own chat template); yields its /v1 URL."""
     port = free_port()
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(GGUF_MODELS["smollm2-135m"].path())]
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(GGUF_MODELS[model].path())]
     command += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"]
     # Its log goes to a file: llama.cpp logs more than a pipe buffer holds, and
     # a pipe nobody reads would block the server.
-    log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
+    log_path = log_dir / "server.log"
     log = open(log_path, "w")
     server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 180
         while True:
             if server.poll() is not None:
                 pytest.fail(f"llama_cpp.server exited with {server.returncode}: {log_path.read_text()[-2000:]}")
@@ -61,7 +62,7 @@ def llama_server(tmp_path_factory) -> Iterator[str]:
                     break
             except OSError:
                 if time.monotonic() > deadline:
-                    pytest.fail("llama_cpp.server did not come up within 120 s")
+                    pytest.fail("llama_cpp.server did not come up within 180 s")
                 time.sleep(0.5)
         yield url
     finally:
@@ -72,6 +73,13 @@ def llama_server(tmp_path_factory) -> Iterator[str]:
             server.kill()
             server.wait()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory) -> Iterator[str]:
+    """llama_cpp.server on the packaged SmolLM2 GGUF; yields its /v1 URL."""
+    with serve_gguf("smollm2-135m", tmp_path_factory.mktemp("llama-server")) as url:
+        yield url
 
 
 class RecordingProxy(ThreadingHTTPServer):
