@@ -97,8 +97,7 @@ class LlamaToolCalls:
         if offer.must_call:
             yield self.call(prompt, callable_tools, sampling)
             return
-        self._first_word = None
-        if callable_tools and self._decides_to_call(prompt):
+        if self._decides_to_call(prompt) and callable_tools:
             yield self.call(prompt, callable_tools, sampling)
             return
         yield from self._words(prompt, callable_tools, sampling, max_tokens)
@@ -118,7 +117,7 @@ class LlamaToolCalls:
         wanted = self.last_margin + self.call_bias >= 0.0
         logger.debug("call decision: opener margin %.2f + bias %.2f -> %s", self.last_margin, self.call_bias,
                      "call" if wanted else "words")  # fmt: skip
-        self._first_word = None if wanted else best_other
+        self._first_word = best_other  # the first word, if words it is (also with tool_choice "none")
         return wanted
 
     def _logits_after(self, tokens: list[int]) -> Any:
@@ -173,32 +172,24 @@ class LlamaToolCalls:
         opened: bool = False,
     ) -> FunctionCall:
         """Write a call after `tokens` (which end with <tool_call> when `opened`)."""
-        tokens = [*tokens, *([] if opened else self.open_tokens), *self._tokens(NAME_START)]
+        writer = CallWriter(self, [*tokens, *([] if opened else self.open_tokens)], sampling)
+        writer.force(NAME_START)
         names = [tool["name"] for tool in callable_tools]
-        name = names[0] if len(names) == 1 else self._choose_name(tokens, names, sampling)
+        name = writer.choose([name + '"' for name in names])[:-1] if len(names) > 1 else names[0]
+        if len(names) == 1:
+            writer.force(name + '"')
+        writer.force(ARGUMENTS_START[1:])  # after the name's closing quote
         tool = next(tool for tool in callable_tools if tool["name"] == name)
-        tokens = [*tokens, *self._tokens(name + ARGUMENTS_START)]
-        arguments = self._arguments(tokens, tool.get("parameters") or {"type": "object", "properties": {}}, sampling)
-        return FunctionCall(name, arguments)
+        parameters = tool.get("parameters") or {"type": "object", "properties": {}}
+        plan = object_plan(parameters)
+        if plan is None:
+            return FunctionCall(name, self._arguments_by_schema(writer.flushed(), parameters, sampling))
+        return FunctionCall(name, json.dumps(writer.arguments(*plan), ensure_ascii=False))
 
-    def _choose_name(self, tokens: list[int], names: list[str], sampling: dict[str, Any]) -> str:
-        """Sample the name among `names` only; once one name is left, it is that one."""
-        grammar = self._grammar("names:" + "|".join(names), lambda: self._names_grammar(names))
-        text = ""
-        for token in self.model.generate(tokens, grammar=grammar, **sampling):
-            text += self._text_of([token])
-            left = [name for name in names if name.startswith(text.split('"')[0])]
-            if len(left) == 1:
-                return left[0]
-            if '"' in text or not left:
-                break
-        chosen = text.split('"')[0]
-        return chosen if chosen in names else names[0]
-
-    def _arguments(self, tokens: list[int], parameters: dict[str, Any], sampling: dict[str, Any]) -> str:
-        """The arguments object, sampled under the grammar of its JSON schema."""
+    def _arguments_by_schema(self, tokens: list[int], parameters: dict[str, Any], sampling: dict[str, Any]) -> str:
+        """The arguments object, sampled whole under the grammar llama.cpp derives from its JSON schema."""
         key = "schema:" + json.dumps(parameters, sort_keys=True)
-        grammar = self._grammar(key, lambda: self._schema_grammar(parameters))
+        grammar = self.grammar(key, lambda: _from_json_schema(parameters))
         text = ""
         for count, token in enumerate(self.model.generate(tokens, grammar=grammar, **sampling)):
             if token in self.stop_tokens or count >= MAX_ARGUMENT_TOKENS:
@@ -215,21 +206,158 @@ class LlamaToolCalls:
             logger.warning("call arguments did not end within %d tokens: %r", MAX_ARGUMENT_TOKENS, text[:200])
             return "{}"
 
-    # --- grammars ---------------------------------------------------------------------------
-    def _grammar(self, key: str, build: Any) -> Any:
+    def grammar(self, key: str, build: Any) -> Any:
         if key not in self._grammars:
             self._grammars[key] = build()
         return self._grammars[key]
 
-    @staticmethod
-    def _names_grammar(names: list[str]) -> Any:
-        from llama_cpp import LlamaGrammar
 
-        choices = " | ".join(json.dumps(name) for name in names)  # names are [A-Za-z0-9_-]: no escapes
-        return LlamaGrammar.from_string(f'root ::= ({choices}) "\\""', verbose=False)
+# --- writing a call's JSON ---------------------------------------------------------------------
+_STRING_BODY = r"""root ::= char* "\""
+char ::= [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F])"""
+_SIMPLE_TYPES = ("string", "number", "integer", "boolean")
 
-    @staticmethod
-    def _schema_grammar(parameters: dict[str, Any]) -> Any:
-        from llama_cpp import LlamaGrammar
 
-        return LlamaGrammar.from_json_schema(json.dumps(parameters), verbose=False)
+def object_plan(parameters: dict[str, Any]) -> tuple[list[tuple[str, dict]], list[tuple[str, dict]]] | None:
+    """(required, optional) properties, in the schema's order, of an object
+    whose properties are all plain values (string, number, integer, boolean,
+    an enum of strings); None for any other schema (it is sampled whole)."""
+    if parameters.get("type", "object") != "object" or parameters.get("patternProperties"):
+        return None
+    properties = parameters.get("properties") or {}
+    for schema in properties.values():
+        if not isinstance(schema, dict):
+            return None
+        enum = schema.get("enum")
+        if enum is not None:
+            if not enum or not all(isinstance(value, str) for value in enum):
+                return None
+        elif schema.get("type") not in _SIMPLE_TYPES or set(schema) - {"type", "description", "title", "default"}:
+            return None
+    required = [key for key in parameters.get("required", []) if key in properties]
+    return (
+        [(key, properties[key]) for key in required],
+        [(key, schema) for key, schema in properties.items() if key not in required],
+    )
+
+
+def _literal(text: str) -> str:
+    """A GBNF string literal."""
+    return json.dumps(text)
+
+
+def _from_json_schema(schema: dict[str, Any]) -> Any:
+    from llama_cpp import LlamaGrammar
+
+    return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+
+
+def _from_gbnf(text: str) -> Any:
+    from llama_cpp import LlamaGrammar
+
+    return LlamaGrammar.from_string(text, verbose=False)
+
+
+class CallWriter:
+    """Writes one call's JSON after `tokens`: text the format fixes is
+    appended without sampling (`force`, evaluated in one batch with the next
+    sampled token's step), the rest is sampled under llama.cpp grammars."""
+
+    def __init__(self, calls: LlamaToolCalls, tokens: list[int], sampling: dict[str, Any]) -> None:
+        self.calls = calls
+        self.model = calls.model
+        self.tokens = list(tokens)
+        self.pending = ""
+        self.sampling = sampling
+
+    def force(self, text: str) -> None:
+        self.pending += text
+
+    def flushed(self) -> list[int]:
+        """The tokens so far, the forced text included."""
+        if self.pending:
+            self.tokens += self.model.tokenize(self.pending.encode("utf-8"), add_bos=False, special=False)
+            self.pending = ""
+        return self.tokens
+
+    def sample(self, key: str, gbnf: str, done: Any) -> str:
+        """Sample under a grammar until `done(text)`; the sampled tokens join the call."""
+        grammar = self.calls.grammar(key, lambda: _from_gbnf(gbnf))
+        text = ""
+        for count, token in enumerate(self.model.generate(self.flushed(), grammar=grammar, **self.sampling)):
+            if token in self.calls.stop_tokens or count >= MAX_ARGUMENT_TOKENS:
+                break
+            self.tokens.append(token)
+            text += self.calls._text_of([token])
+            if done(text):
+                break
+        return text
+
+    def choose(self, options: list[str]) -> str:
+        """One of `options`, sampled until only one can follow (the rest of it is forced)."""
+        gbnf = "root ::= " + " | ".join(_literal(option) for option in options)
+
+        def settled(text: str) -> bool:
+            return len([option for option in options if option.startswith(text)]) <= 1
+
+        text = self.sample("choice:" + gbnf, gbnf, settled)
+        chosen = next((option for option in options if option.startswith(text)), options[0])
+        self.force(chosen[len(text) :])
+        return chosen
+
+    def value(self, schema: dict[str, Any], ends: list[str]) -> tuple[Any, str | None]:
+        """One property's value, and the end sampled with it ("," or "}") for
+        a number (which has no end of its own); None otherwise."""
+        if schema.get("enum") is not None:
+            return json.loads(self.choose([json.dumps(value) for value in schema["enum"]])), None
+        kind = schema.get("type")
+        if kind == "boolean":
+            return self.choose(["true", "false"]) == "true", None
+        if kind == "string":
+            self.force('"')
+            text = self.sample("string", _STRING_BODY, _closes_string)
+            try:
+                return json.loads('"' + text), None
+            except json.JSONDecodeError:  # cut by MAX_ARGUMENT_TOKENS
+                return text.rstrip('"\\'), None
+        digits = '"-"? [0-9]{1,15}' + ("" if kind == "integer" else ' ("." [0-9]{1,10})?')
+        gbnf = f"root ::= {digits} ({' | '.join(_literal(end) for end in ends)})"
+        text = self.sample("number:" + gbnf, gbnf, lambda text: text.endswith(tuple(ends)))
+        end = text[-1] if text.endswith(tuple(ends)) else None
+        number = json.loads(text[:-1] if end else text or "0")
+        return number, end
+
+    def arguments(self, required: list[tuple[str, dict]], optional: list[tuple[str, dict]]) -> dict[str, Any]:
+        """An object of plain properties, key by key: the required ones in
+        the schema's order, then the optional ones the model chooses to give."""
+        values: dict[str, Any] = {}
+        remaining = dict(optional)
+        end: str | None = "{"
+        for index, (key, schema) in enumerate(required):
+            self.force(("{" if index == 0 else ", ") + json.dumps(key) + ": ")
+            last = index == len(required) - 1
+            ends = [","] if not last else [",", "}"] if remaining else ["}"]
+            values[key], end = self.value(schema, ends)
+        if not required:
+            self.force("{")
+        while remaining and end != "}":
+            if end == ",":  # a number ended with "," : one of the optional keys follows
+                options = {" " + json.dumps(key): key for key in remaining}
+            else:
+                lead = "" if end == "{" else ", "
+                options = {lead + json.dumps(key): key for key in remaining} | {"}": None}
+            key = options[self.choose(list(options))]
+            if key is None:
+                break
+            self.force(": ")
+            schema = remaining.pop(key)
+            values[key], end = self.value(schema, [",", "}"] if remaining else ["}"])
+        return values
+
+
+def _closes_string(text: str) -> bool:
+    """Whether a string body (after its opening quote) has reached its closing quote."""
+    if not text.endswith('"'):
+        return False
+    backslashes = len(text) - len(text[:-1].rstrip("\\")) - 1
+    return backslashes % 2 == 0
