@@ -20,7 +20,7 @@ from typing import Any
 
 from config.registry import missing_package
 from LLM.language_model import LanguageModelHandler
-from LLM.llama_tools import LlamaToolCalls
+from LLM.llama_tools import CALL_BIAS, LlamaToolCalls
 from LLM.prefix_cache import PrefixCache, common_prefix
 from LLM.tool_calls import FunctionCall, ToolOffer, chat_template_request
 from models.packaged import resolve_gguf
@@ -159,7 +159,7 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         n_gpu_layers: int = 0,
         device: str = "cpu",
         prefill: bool = True,
-        tool_call_bias: float = 0.0,
+        tool_call_bias: float | None = None,
         gen_kwargs: dict[str, Any] | None = None,
     ) -> None:
         try:
@@ -185,6 +185,8 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         self._cached_session: object = None  # whose conversation the KV cache holds
         self.prefill = prefill
         self.prefixes = PrefixCache()  # instructions + tools, evaluated once
+        if tool_call_bias is None:
+            tool_call_bias = CALL_BIAS.get(model_name, 0.0)
         self.tool_calls = LlamaToolCalls(self.model, tool_call_bias)
 
     def _chat_formatter(self) -> Any:

@@ -138,14 +138,23 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def proxy(llama_server) -> Iterator[RecordingProxy]:
-    server = RecordingProxy(llama_server)
+@contextlib.contextmanager
+def recording_proxy(upstream: str) -> Iterator[RecordingProxy]:
+    """A RecordingProxy in front of `upstream`, serving from a thread of its own."""
+    server = RecordingProxy(upstream)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def proxy(llama_server) -> Iterator[RecordingProxy]:
+    with recording_proxy(llama_server) as server:
+        yield server
 
 
 def handler_for(url: str, **kwargs) -> OpenApiLanguageModelHandler:

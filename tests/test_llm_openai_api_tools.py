@@ -7,14 +7,13 @@ the chat-completions format on the next request, which the model answers from.""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 
 import pytest
 
 from conversation.session import Session, SessionSettings
 from conversation.turn import Turn
-from tests.test_llm_openai_api import SYSTEM, RecordingProxy, handler_for, serve_gguf
+from tests.test_llm_openai_api import SYSTEM, RecordingProxy, handler_for, recording_proxy, serve_gguf
 from utils.messages import CreateResponse, EndOfResponse, LLMSentence, ToolCall, ToolResult, Transcript
 
 WEATHER = {
@@ -33,12 +32,8 @@ def qwen_server(tmp_path_factory) -> Iterator[str]:
 
 @pytest.fixture
 def qwen_proxy(qwen_server) -> Iterator[RecordingProxy]:
-    server = RecordingProxy(qwen_server)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with recording_proxy(qwen_server) as server:
+        yield server
 
 
 @pytest.mark.parametrize("stream", [True, False])
