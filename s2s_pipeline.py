@@ -27,7 +27,7 @@ from conversation.session import Session, SessionSettings
 from models.packaged import ModelNotInstalledError
 from pipeline.builder import BackendUnavailableError, Channels, build_model_stages
 from tools.worker import ToolWorker, ToolWorkerError
-from utils.signals import listen_for_ctrl_c
+from utils.signals import ctrl_c_requested, listen_for_ctrl_c
 from utils.thread_manager import StageFailedError, ThreadManager
 
 logger = logging.getLogger("s2s")
@@ -255,6 +255,8 @@ def _wait_or_interrupt(manager: ThreadManager) -> bool:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    if ctrl_c_requested():  # it came while the stages started, its KeyboardInterrupt lost in a C callback
+        request_stop(signal.SIGINT, None)
     try:
         while manager.alive() and not manager.stop_event.is_set():
             manager.stop_event.wait(0.2)

@@ -69,3 +69,19 @@ def tts_handler():
     from TTS.piper_handler import PiperTTSHandler
 
     return make_handler(PiperTTSHandler, voice="joe", output_sample_rate=16000)
+
+
+# The test files that take longest (minutes: whole sets of recordings, real-time
+# conversations), longest first.  pytest-xdist hands whole files to its workers
+# in collection order, so starting with these keeps one worker from being left
+# alone with a long file at the end of the run.
+LONGEST_FILES = (
+    "test_stt_real.py", "test_local_mode.py", "test_realtime.py", "test_browser.py",
+    "test_stt_incremental_real.py", "test_end_to_end.py", "test_socket_mode.py", "test_conversation.py",
+    "test_llm_real.py", "test_llm_transformers.py", "test_file_mode_outcomes.py", "test_stage_failure.py",
+)  # fmt: skip
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: index for index, name in enumerate(LONGEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: file order kept within a file

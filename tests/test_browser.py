@@ -35,6 +35,8 @@ from audio.pcm import load_audio
 from benchmarks.server_process import ServerProcess
 from tests.conftest import SHARED_AUDIO
 
+pytestmark = pytest.mark.timing
+
 CHROMIUM = Path(os.environ.get("S2S_CHROMIUM", "/usr/lib/chromium/chromium"))
 KEY = "browser-test-key-" + "k" * 16
 FAKE_RATE = 48000

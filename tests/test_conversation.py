@@ -27,6 +27,8 @@ from tests.conftest import QUESTIONS, make_handler
 from tests.test_socket_mode import client
 from VAD.turn_end import looks_unfinished
 
+pytestmark = pytest.mark.timing
+
 RATE = 16000
 
 
@@ -284,7 +286,9 @@ def test_listen_and_play_barge_in_cancels_its_own_echo(barge_in_server, tmp_path
         RATE,
     )  # fmt: skip
     replies = tmp_path / "replies.wav"
-    result = client(server, recording, replies, "--barge_in", "--simulate_echo_db", "-6")
+    # The client leaves once no reply came for --reply_idle_s after the file:
+    # room for a slow or busy machine to answer the second question.
+    result = client(server, recording, replies, "--barge_in", "--simulate_echo_db", "-6", "--reply_idle_s", "10")
     assert result.returncode == 0, result.stderr[-3000:]
     turns = server.wait_for_turns(before + 2, timeout=30)[before:]
     assert len(turns) == 2, [(t["transcript"], t["interrupted"]) for t in turns]

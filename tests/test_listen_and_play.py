@@ -11,8 +11,12 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 import listen_and_play
 from tests.conftest import REPO
+
+pytestmark = pytest.mark.timing
 
 
 class FakeSoundDevice:

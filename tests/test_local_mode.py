@@ -30,6 +30,8 @@ import soundfile
 from audio.pcm import int16_to_float, load_audio
 from tests.conftest import QUESTIONS, REPO
 
+pytestmark = pytest.mark.timing
+
 TOOLS = ("pulseaudio", "pactl", "paplay", "parecord", "parec")
 
 

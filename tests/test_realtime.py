@@ -27,6 +27,8 @@ from benchmarks.server_process import ServerProcess
 from connections.realtime.client import RATE, connect, to_pcm24k
 from tests.conftest import HUMAN, QUESTIONS, REPO
 
+pytestmark = pytest.mark.timing
+
 KEY = "test-key-" + "x" * 16
 
 

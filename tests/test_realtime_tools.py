@@ -138,3 +138,25 @@ def test_the_answer_to_a_call_can_be_cancelled_and_the_conversation_goes_on(serv
         assert answer.status == "completed" and "hail" in answer.output[0].content[0].text.lower()
     finally:
         conversation.close()
+
+
+def test_a_session_without_tools_of_its_own_gets_the_built_ins_run_by_the_server(server):
+    """No session.tools: "What time is it in Tokyo right now?" is answered, in the same
+    response, with Tokyo's time from the server's get_time (no call reaches the client)."""
+    import datetime
+    import zoneinfo
+
+    from tests.test_builtin_tools import spoken_times
+
+    conversation = connect(server.port)
+    try:
+        conversation.wait_for("session.created", timeout=10)
+        asked_at = datetime.datetime.now(zoneinfo.ZoneInfo("Asia/Tokyo"))
+        conversation.speak(request("t01.wav"), silence_s=1.5)
+        response = conversation.wait_for("response.done", timeout=90)[0].event.response
+        assert response.status == "completed" and not calls_of(response)
+        said = response.output[0].content[0].transcript.lower().replace("-", " ")
+        forms = {form.replace("-", " ") for form in spoken_times(asked_at)}
+        assert any(form in said for form in forms), (said, sorted(forms))
+    finally:
+        conversation.close()

@@ -23,6 +23,8 @@ from benchmarks.server_process import ServerProcess
 from connections.tcp import listen
 from tests.conftest import HUMAN, QUESTIONS, REPO
 
+pytestmark = pytest.mark.timing
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):

@@ -6,6 +6,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
 from conversation.chat import Chat
 from conversation.session import Session
@@ -13,6 +14,8 @@ from conversation.turn import Turn
 from LLM.answer_loop import answer_transcript
 from tests.test_audio_sink import ListSink
 from utils.messages import EndOfResponse, LLMSentence, Transcript, TTSAudio
+
+pytestmark = pytest.mark.timing
 
 
 def decide_later(action, delay_s: float = 0.1) -> threading.Thread:

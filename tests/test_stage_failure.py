@@ -22,12 +22,15 @@ from benchmarks.server_process import SOCKET_READY as READY
 from tests.conftest import QUESTIONS, REPO
 from tests.test_local_mode import sound_server  # noqa: F401 - the fixture
 
+pytestmark = pytest.mark.timing
+
 FAST_MODELS = ["--stt_model_name", "tiny.en", "--lm_model_name", "smollm2-135m"]
 MARK = "FAULT INJECTED"
 
 # Prepended to the entry point: `fault()` prints the mark, then raises.
 PRELUDE = f"""
 import sys, s2s_pipeline
+
 def fault(*args, **kwargs):
     print("{MARK}", file=sys.stderr, flush=True)
     raise RuntimeError("injected fault")

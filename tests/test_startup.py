@@ -17,6 +17,8 @@ import pytest
 
 from tests.conftest import QUESTIONS, REPO
 
+pytestmark = pytest.mark.timing
+
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 
 

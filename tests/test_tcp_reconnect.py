@@ -15,11 +15,14 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
 from connections.socket_receiver import SocketReceiver
 from connections.socket_sender import SocketSender
 from conversation.turn import Turn
 from utils.messages import AudioChunk, TTSAudio
+
+pytestmark = pytest.mark.timing
 
 CYCLES = 300
 RETRANSMIT_S = 0.5  # a dropped SYN costs at least 1 s; a served connect well under 1 ms
