@@ -19,6 +19,8 @@ from benchmarks.server_process import ServerProcess
 from connections.realtime.client import to_pcm24k
 from tests.conftest import REPO, SHARED_AUDIO
 
+pytestmark = pytest.mark.timing
+
 JS = REPO / "tests" / "js"
 
 

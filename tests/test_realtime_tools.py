@@ -18,6 +18,8 @@ from connections.realtime.client import Conversation, connect, to_pcm24k
 from tests.conftest import QUESTIONS, SHARED_AUDIO
 from tests.test_realtime import transcribe
 
+pytestmark = pytest.mark.timing
+
 TOOLS_AUDIO = SHARED_AUDIO / "tools"
 TOOLS = json.loads((TOOLS_AUDIO / "tools.json").read_text())
 FORECAST = json.dumps({"city": "London", "forecast": "hail", "high_celsius": 9})
