@@ -30,6 +30,7 @@ from utils.messages import (
     EndOfResponse,
     LLMSentence,
     PartialTranscript,
+    SessionUpdated,
     ToolCall,
     ToolResult,
     Transcript,
@@ -42,7 +43,7 @@ logger = logging.getLogger(__name__)
 class LanguageModelHandler(BaseHandler):
     # PartialTranscript: the user's stable words while they still speak; a
     # backend that can work ahead with them overrides `read_ahead`.
-    accepts = (Transcript, UserText, CreateResponse, ToolResult, PartialTranscript)
+    accepts = (Transcript, UserText, CreateResponse, ToolResult, PartialTranscript, SessionUpdated)
     # Tokens the warm-up generates after setup (None: no warm-up, e.g. a remote server).
     warmup_tokens: ClassVar[int | None] = None
 
@@ -139,6 +140,10 @@ class LanguageModelHandler(BaseHandler):
         default nothing: the partial transcript is dropped here."""
         return 0
 
+    def prepare(self, session: Session) -> None:
+        """Get ready for the session's new instructions or tools before its
+        next turn (llama.cpp: their prompt prefix).  By default nothing."""
+
     def prompt_so_far(self, partial: PartialTranscript) -> list[dict[str, str]] | None:
         """The messages the coming answer will start from, with the user's
         words heard so far; None while one of the conversation's questions is
@@ -150,8 +155,12 @@ class LanguageModelHandler(BaseHandler):
         return [*messages, {"role": self.user_role, "content": user_content(partial.text, partial.language)}]
 
     def process(
-        self, message: Transcript | UserText | CreateResponse | ToolResult | PartialTranscript
+        self, message: Transcript | UserText | CreateResponse | ToolResult | PartialTranscript | SessionUpdated
     ) -> Iterator[LLMSentence | ToolCall | EndOfResponse]:
+        if isinstance(message, SessionUpdated):
+            if not message.session.closed and not self.answer_waiting():
+                self.prepare(message.session)
+            return
         if isinstance(message, PartialTranscript):
             closed = message.session is not None and message.session.closed
             if not closed and not self.answer_waiting():

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from config.registry import missing_package
+from conversation.session import Session
 from LLM.language_model import LanguageModelHandler
 from LLM.llama_tools import CALL_BIAS, LlamaToolCalls
 from LLM.prefix_cache import PrefixCache, common_prefix
@@ -270,11 +271,19 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         """The usual warm-up, and with the server's own tools, their prompt
         prefix evaluated and saved: the first turn with tools does not pay for it."""
         super().warmup()
-        offer = self.tool_offer(self.default_session)
-        if offer and self.formatter is not None:
-            messages = self.warmup_messages()
-            prompt = self.prompt_tokens(messages, offer) or []
-            self.prefixes.prepare(self.model, self.tools_prefix(messages, offer, prompt))
+        self.prepare(self.default_session)
+
+    def prepare(self, session: Session) -> None:
+        """The session's instructions + tools prompt prefix, evaluated and
+        saved now (nothing when it is saved already, or without tools)."""
+        offer = self.tool_offer(session)
+        if not offer or self.formatter is None:
+            return
+        messages = [*self.chat_for(session).messages()[:1], {"role": self.user_role, "content": "Hi"}]
+        prompt = self.prompt_tokens(messages, offer) or []
+        evaluated = self.prefixes.prepare(self.model, self.tools_prefix(messages, offer, prompt))
+        if evaluated:
+            logger.info("instructions + tools prompt of %s evaluated ahead (%d tokens)", session.id, evaluated)
 
     def read_ahead(self, partial: PartialTranscript) -> int:
         """Evaluate the prompt of the coming answer as far as the user's

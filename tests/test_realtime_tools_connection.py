@@ -6,9 +6,10 @@ real models and the SDKs is tests/test_realtime_tools.py."""
 from __future__ import annotations
 
 import json
+import time
 
 from tests.test_realtime_connection import Harness, committed_turn
-from utils.messages import CreateResponse, ToolResult
+from utils.messages import CreateResponse, SessionUpdated, ToolResult
 
 WEATHER = {
     "type": "function",
@@ -20,6 +21,31 @@ WEATHER = {
 
 def send(harness: Harness, event: dict) -> None:
     harness.loop.call_soon_threadsafe(harness.connection.receive, json.dumps(event))
+
+
+def configure(harness: Harness, **session) -> None:
+    """A session.update, applied before the test drives the connection from its own thread."""
+    count = harness.types().count("session.updated")
+    send(harness, {"type": "session.update", "session": {"type": "realtime", **session}})
+    deadline = time.monotonic() + 5
+    while harness.types().count("session.updated") == count and time.monotonic() < deadline:
+        pass
+
+
+def next_message(harness: Harness):
+    """What the connection put into the pipeline next, past the sessions' updates."""
+    while True:
+        message = harness.pipeline.get(timeout=2)
+        if not isinstance(message, SessionUpdated):
+            return message
+
+
+def updates_only(harness: Harness) -> bool:
+    """Whether the pipeline holds nothing but session updates."""
+    while not harness.pipeline.empty():
+        if not isinstance(harness.pipeline.get_nowait(), SessionUpdated):
+            return False
+    return True
 
 
 def last(harness: Harness, kind: str):
@@ -35,6 +61,8 @@ def test_session_tools_and_tool_choice_are_kept_and_shown():
         assert [tool.name for tool in session.tools] == ["get_weather"]
         assert session.tool_choice == "required"
         assert harness.connection.session.settings.tools == [WEATHER]
+        update = harness.pipeline.get(timeout=2)  # the LLM gets to prepare the new tools' prompt
+        assert isinstance(update, SessionUpdated) and update.session is harness.connection.session
         send(harness, {"type": "session.update", "session": {"type": "realtime", "tool_choice": {
             "type": "function", "name": "get_weather"}}})  # fmt: skip
         assert last(harness, "session.updated").session.tool_choice.name == "get_weather"
@@ -124,7 +152,7 @@ def test_a_call_goes_out_as_a_function_call_item_and_its_output_comes_back():
     harness = Harness()
     connection = harness.connection
     try:
-        send(harness, {"type": "session.update", "session": {"type": "realtime", "tools": [WEATHER]}})
+        configure(harness, tools=[WEATHER])
         turn = committed_turn(harness, "Will it rain in London today?")
         connection.function_call(turn, "call_abc", "get_weather", '{"city": "London"}')
         connection.response_done(turn)
@@ -148,10 +176,10 @@ def test_a_call_goes_out_as_a_function_call_item_and_its_output_comes_back():
             "type": "function_call_output", "call_id": "call_abc", "output": '{"forecast": "rain"}'}})  # fmt: skip
         item = last(harness, "conversation.item.done").item
         assert item.type == "function_call_output" and item.call_id == "call_abc"
-        result = harness.pipeline.get(timeout=2)
+        result = next_message(harness)
         assert isinstance(result, ToolResult) and result.call_id == "call_abc" and not result.turn.respond
         send(harness, {"type": "response.create"})
-        assert isinstance(harness.pipeline.get(timeout=2), CreateResponse)
+        assert isinstance(next_message(harness), CreateResponse)
     finally:
         harness.close()
 
@@ -160,8 +188,7 @@ def test_words_before_a_call_are_the_first_output_item_and_the_call_the_second()
     harness = Harness()
     connection = harness.connection
     try:
-        send(harness, {"type": "session.update", "session": {"type": "realtime", "tools": [WEATHER],
-                                                                "output_modalities": ["text"]}})  # fmt: skip
+        configure(harness, tools=[WEATHER], output_modalities=["text"])
         turn = committed_turn(harness, "Will it rain in London today?")
         connection.response_text(turn, "Let me check.")
         connection.function_call(turn, "call_1", "get_weather", '{"city": "London"}')
@@ -182,7 +209,7 @@ def test_bad_function_outputs_get_an_error_and_the_session_goes_on():
     harness = Harness()
     connection = harness.connection
     try:
-        send(harness, {"type": "session.update", "session": {"type": "realtime", "tools": [WEATHER]}})
+        configure(harness, tools=[WEATHER])
         turn = committed_turn(harness)
         connection.function_call(turn, "call_known", "get_weather", '{"city": "Paris"}')
         connection.response_done(turn)
@@ -194,10 +221,10 @@ def test_bad_function_outputs_get_an_error_and_the_session_goes_on():
             "type": "function_call_output", "call_id": "call_known", "output": "x" * (64 * 1024 + 1)}})  # fmt: skip
         error = last(harness, "error").error
         assert "64 KB" in error.message and error.param == "item.output"
-        assert harness.pipeline.empty()  # neither reached the conversation
+        assert updates_only(harness)  # neither reached the conversation
         send(harness, {"type": "conversation.item.create", "item": {
             "type": "function_call_output", "call_id": "call_known", "output": "sunny"}})  # fmt: skip
-        assert harness.pipeline.get(timeout=2).output == "sunny"
+        assert next_message(harness).output == "sunny"
     finally:
         harness.close()
 
@@ -206,7 +233,7 @@ def test_a_response_create_may_bring_its_own_tools_and_choice():
     harness = Harness()
     try:
         send(harness, {"type": "response.create", "response": {"tools": [WEATHER], "tool_choice": "required"}})
-        message = harness.pipeline.get(timeout=2)
+        message = next_message(harness)
         assert isinstance(message, CreateResponse)
         assert message.turn.tools == [WEATHER] and message.turn.tool_choice == "required"
         harness.connection.session.active_turn = None

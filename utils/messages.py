@@ -180,6 +180,15 @@ class UserText:
 
 
 @dataclass
+class SessionUpdated:
+    """A client changed its conversation's instructions or tools.  The LLM
+    may prepare for them before the next turn asks (llama.cpp evaluates the
+    new instructions + tools prompt prefix once, while the user speaks)."""
+
+    session: Session
+
+
+@dataclass
 class CreateResponse:
     """Answer the conversation as it stands (the client asked for a response)."""
 
@@ -206,6 +215,7 @@ PipelineMessage = (
     | ToolCall
     | ToolResult
     | CreateResponse
+    | SessionUpdated
     | SpeechProgress
     | PartialTranscript
 )

@@ -32,7 +32,16 @@ from connections.realtime.tools_config import MAX_OUTPUT_BYTES, checked_tool_cho
 from conversation.eagerness import semantic_turn_detection
 from conversation.session import Session, SessionObserver, SessionSettings, TurnDetection
 from conversation.turn import Turn
-from utils.messages import AudioChunk, ClearInput, CommitInput, CreateResponse, ToolResult, TTSAudio, UserText
+from utils.messages import (
+    AudioChunk,
+    ClearInput,
+    CommitInput,
+    CreateResponse,
+    SessionUpdated,
+    ToolResult,
+    TTSAudio,
+    UserText,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -202,6 +211,8 @@ class RealtimeConnection(SessionObserver):
             if len(problems) > 1:
                 message += " (the rest of the session.update applied)"
             self.emit(ev.error(first.code, message, getattr(event, "event_id", None), first.param))
+        if request.model_fields_set & {"instructions", "tools"}:
+            self.pipeline_in.put(SessionUpdated(self.session))  # the LLM prepares their prompt
         self.emit(ev.session_updated(self._session_model()))
 
     def _update_output_modalities(self, event: Any, request: Any) -> None:
