@@ -1,8 +1,11 @@
 """One realtime WebSocket: one conversation, translated to and from the pipeline.
 
 Client events become pipeline messages stamped with this connection's
-`Session` (audio, commits, typed messages, response requests) and go into
-the shared VAD queue, in order.  What the stages report about the session
+`Session` (audio, commits, typed messages, function outputs, response
+requests) and go into the shared VAD queue, in order.  The session's
+tools and tool_choice are checked here (connections/realtime/tools_config.py)
+and kept in its settings; a call the reply makes comes back through
+`function_call` and leaves as a `function_call` output item.  What the stages report about the session
 (speech started, transcript ready, reply text, reply done) comes back
 through the `SessionObserver` methods, and the reply audio from the realtime
 sink (`response_audio`), all from the stage threads; it leaves as the API's
