@@ -139,6 +139,7 @@ def answer_chat(
             if isinstance(piece, FunctionCall):
                 yield from release(sentences.flush())  # what was said before the call is spoken first
                 turn.mark("tool_call")
+                turn.calls_made += 1
                 calls.append(piece)
                 yield ToolCall(piece.call_id, piece.name, piece.arguments, turn, by_server=calls_run_by_server)
                 continue

@@ -39,6 +39,10 @@ from utils.messages import (
 
 logger = logging.getLogger(__name__)
 
+# Calls to the server's own tools one turn may make before it must answer in words
+# (a model that calls again after each output would otherwise never answer).
+MAX_SERVER_CALLS_PER_TURN = 3
+
 
 class LanguageModelHandler(BaseHandler):
     # PartialTranscript: the user's stable words while they still speak; a
@@ -100,6 +104,8 @@ class LanguageModelHandler(BaseHandler):
             choice = ToolChoice.parse(wanted)
         except ValueError:
             choice = ToolChoice()  # checked where it came in; never fail a reply over it
+        if by_server and turn is not None and turn.calls_made >= MAX_SERVER_CALLS_PER_TURN:
+            choice = ToolChoice("none")
         return ToolOffer(tuple(declarations), choice, by_server)
 
     def chat_for(self, session: Session | None) -> Chat:

@@ -265,7 +265,8 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         evaluated = self.prefixes.prepare(self.model, self.tools_prefix(messages, tools, prompt))
         if evaluated:
             logger.info("instructions + tools prompt evaluated once (%d tokens); reused from now on", evaluated)
-        yield from self.tool_calls.reply(prompt, tools, kwargs)
+        answers_output = bool(messages) and messages[-1].get("role") == "tool"
+        yield from self.tool_calls.reply(prompt, tools, kwargs, answers_output)
 
     def warmup(self) -> None:
         """The usual warm-up, and with the server's own tools, their prompt

@@ -93,8 +93,15 @@ class LlamaToolCalls:
         return self.model.detokenize(tokens, special=False).decode("utf-8", "ignore")
 
     # --- a reply -----------------------------------------------------------------------------
-    def reply(self, prompt: list[int], offer: ToolOffer, gen_kwargs: dict[str, Any]) -> Iterator[str | FunctionCall]:
-        """The reply to `prompt` (whose template lists the offered tools): words, or a call."""
+    def reply(
+        self, prompt: list[int], offer: ToolOffer, gen_kwargs: dict[str, Any], answers_output: bool = False
+    ) -> Iterator[str | FunctionCall]:
+        """The reply to `prompt` (whose template lists the offered tools): words, or a call.
+
+        `answers_output`: the prompt ends with a function's output.  The bias
+        that makes the model act is then left out: it answers from the output
+        unless it wants another call itself (without this, a model that ranks a
+        call close behind would call the same function again and again)."""
         sampling = {SAMPLING[name]: value for name, value in gen_kwargs.items() if name in SAMPLING}
         sampling.setdefault("temp", 0.0)
         max_tokens = int(gen_kwargs.get("max_tokens") or 128)
@@ -102,12 +109,12 @@ class LlamaToolCalls:
         if offer.must_call:
             yield self.call(prompt, callable_tools, sampling)
             return
-        if self._decides_to_call(prompt) and callable_tools:
+        if self._decides_to_call(prompt, 0.0 if answers_output else self.call_bias) and callable_tools:
             yield self.call(prompt, callable_tools, sampling)
             return
         yield from self._words(prompt, callable_tools, sampling, max_tokens)
 
-    def _decides_to_call(self, prompt: list[int]) -> bool:
+    def _decides_to_call(self, prompt: list[int], bias: float) -> bool:
         """The first token's choice: the best call opener (plus the bias)
         against the best other token.  When the answer is words, their first
         token is the best other one (never an opener), so the reply does not
@@ -119,8 +126,8 @@ class LlamaToolCalls:
         others[self.openers] = -np.inf
         best_other = int(np.argmax(others))
         self.last_margin = float(np.max(logits[self.openers])) - float(others[best_other])
-        wanted = self.last_margin + self.call_bias >= 0.0
-        logger.debug("call decision: opener margin %.2f + bias %.2f -> %s", self.last_margin, self.call_bias,
+        wanted = self.last_margin + bias >= 0.0
+        logger.debug("call decision: opener margin %.2f + bias %.2f -> %s", self.last_margin, bias,
                      "call" if wanted else "words")  # fmt: skip
         self._first_word = best_other  # the first word, if words it is (also with tool_choice "none")
         return wanted

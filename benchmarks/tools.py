@@ -187,18 +187,63 @@ def latency_pass(port: int, folder: Path, requests: list[Request], tools: list[d
 
 
 # --- the bare model ---------------------------------------------------------------------------------
-def bare_model(requests: list[Request], tools: list[dict], model_name: str) -> dict[str, list[float]]:
-    """The LLM alone, on the request texts: first sentence without tools, call done with them."""
+# System-prompt guidance tried for the decision (appended to the default instructions).
+GUIDANCE = {
+    "none (the default)": "",
+    "act": " You can act through the functions below: when the user asks for something one of them does, "
+    "call it instead of explaining how; answer anything else yourself, in words.",
+    "call only": " You can act: when the user asks for something that one of the functions below does, reply "
+    "with that function call only. Answer anything else yourself, in words, without a function.",
+}
+
+
+def llama_handler(model_name: str) -> Any:
     import queue
     import threading
 
+    from arguments_classes.chat_arguments import DEFAULT_SYSTEM_PROMPT
     from LLM.answer_loop import ReplyPacing
     from LLM.llama_cpp_language_model import LlamaCppLanguageModelHandler
+
+    options = {"model_name": model_name, "pacing": ReplyPacing(4, 5), "init_chat_prompt": DEFAULT_SYSTEM_PROMPT}
+    return LlamaCppLanguageModelHandler(threading.Event(), queue.Queue(), queue.Queue(), setup_kwargs=options)
+
+
+def decision_margins(handler: Any, requests: list[Request], tools: list[dict], guidance: str) -> list[float]:
+    """Each request text's call-opener margin (LLM/llama_tools.py) under one system prompt."""
+    from LLM.tool_calls import ToolOffer
+
+    offer = ToolOffer(tuple(tools))
+    margins = []
+    for request in requests:
+        messages = [{"role": "system", "content": handler.init_chat_prompt + guidance},
+                    {"role": "user", "content": request.text}]  # fmt: skip
+        prompt = handler.prompt_tokens(messages, offer)
+        handler.prefixes.prepare(handler.model, handler.tools_prefix(messages, offer, prompt))
+        handler.tool_calls._decides_to_call(prompt, 0.0)
+        margins.append(handler.tool_calls.last_margin)
+    return margins
+
+
+def separation(requests: list[Request], margins: list[float]) -> dict[str, Any]:
+    """How well the margin tells the requests that need a tool from the others."""
+    needs = [m for r, m in zip(requests, margins, strict=True) if r.tool != "none"]
+    none = [m for r, m in zip(requests, margins, strict=True) if r.tool == "none"]
+    best = max((sum((m >= t) == (r.tool != "none") for r, m in zip(requests, margins, strict=True)), -t)
+               for t in sorted(margins))  # fmt: skip
+    return {"needs": (min(needs), max(needs)), "none": (min(none), max(none)), "gap": min(needs) - max(none),
+            "best": best[0]}  # fmt: skip
+
+
+def bare_model(requests: list[Request], tools: list[dict], model_name: str) -> tuple[dict, dict]:
+    """The LLM alone, on the request texts: the decision margins under each guidance, and
+    first sentence without tools against call done with them."""
     from LLM.sentences import SentenceAggregator
     from LLM.tool_calls import FunctionCall, ToolOffer
 
-    options = {"model_name": model_name, "pacing": ReplyPacing(4, 5)}
-    handler = LlamaCppLanguageModelHandler(threading.Event(), queue.Queue(), queue.Queue(), setup_kwargs=options)
+    handler = llama_handler(model_name)
+    margins = {label: separation(requests, decision_margins(handler, requests, tools, text))
+               for label, text in GUIDANCE.items()}  # fmt: skip
     offer = ToolOffer(tuple(tools))
     figures: dict[str, list[float]] = {"first sentence, no tools": [], "call done, with tools": []}
     system = {"role": "system", "content": handler.init_chat_prompt}
@@ -217,7 +262,7 @@ def bare_model(requests: list[Request], tools: list[dict], model_name: str) -> d
                     if not with_tools:
                         figures["first sentence, no tools"].append((time.perf_counter() - began) * 1000)
                     break
-    return figures
+    return margins, figures
 
 
 # --- report -------------------------------------------------------------------------------------------
@@ -290,8 +335,8 @@ def main() -> int:
                     latency[label] = server.turns()
                 finally:
                     server.stop()
-    bare = {} if args.no_latency else bare_model(requests, tools, "qwen2.5-1.5b")
-    report = render(args, requests, accuracy, latency, bare, time.time() - began)
+    margins, bare = ({}, {}) if args.no_latency else bare_model(requests, tools, "qwen2.5-1.5b")
+    report = render(args, requests, accuracy, latency, bare, margins, time.time() - began)
     print(report)
     save_results(args, RESULTS, report)
     return 0
@@ -303,6 +348,7 @@ def render(
     accuracy: dict[str, list[Outcome]],
     latency: dict[str, list[dict]],
     bare: dict[str, list[float]],
+    margins: dict[str, dict[str, Any]],
     seconds: float,
 ) -> str:
     command = "python benchmarks/tools.py " + " ".join(sys.argv[1:])
@@ -359,6 +405,24 @@ def render(
     if bare:
         lines += ["", "The bare model (the LLM alone, on the request texts, ms p50 / p90):", ""]
         lines += [f"- {label}: {p50_p90(values)}" for label, values in bare.items()]
+    if margins:
+        lines += [
+            "",
+            "## The decision: call-opener margins under system-prompt guidance",
+            "",
+            "The best logit of a call's first tokens minus the best other first token, on the request texts "
+            "(the bare 1.5B model). A call is made when the margin plus `--lm_tool_call_bias` is at least 0; "
+            "the wider the gap between the two groups, the safer the bias.",
+            "",
+            "| guidance appended to the instructions | requests needing a tool | requests needing none | gap | "
+            "right with the best threshold |",
+            "|---|---|---|---|---|",
+        ]
+        for label, found in margins.items():
+            lines.append(
+                f"| {label} | {found['needs'][0]:+.2f} .. {found['needs'][1]:+.2f} | {found['none'][0]:+.2f} .. "
+                f"{found['none'][1]:+.2f} | {found['gap']:+.2f} | {found['best']}/{len(requests)} |"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -79,6 +79,7 @@ class Turn:
     # response.create `tools` / `tool_choice`); None: the session's.
     tools: list[dict[str, Any]] | None = None
     tool_choice: Any = None
+    calls_made: int = 0  # functions this turn has called (the server's own run within it)
     _decided: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 

@@ -135,3 +135,30 @@ def test_llama_call_writer_helpers():
     assert object_plan({"type": "object", "properties": {"n": {"type": "integer", "minimum": 1}}}) is None
     assert _closes_string('Paris"') and not _closes_string('say \\"') and _closes_string('a\\\\"')
     assert json_end('{"a": {"b": 1}} trailing') == 15 and json_end('{"a": ') is None
+
+
+def test_a_turn_calling_the_servers_tools_again_and_again_must_answer_after_three():
+    """A model that calls again after every output: the turn's fourth reply may not call."""
+    import queue
+
+    from conversation.session import Session, SessionSettings
+    from LLM.language_model import MAX_SERVER_CALLS_PER_TURN, LanguageModelHandler
+    from utils.messages import ToolResult, Transcript
+
+    class AlwaysCalls(LanguageModelHandler):
+        def generate(self, messages, max_tokens=None, tools=None):
+            if tools is not None and tools.callable:
+                yield FunctionCall("get_weather", '{"city": "Oslo"}')
+            else:
+                yield "It is sunny."
+
+    handler = AlwaysCalls(threading.Event(), queue.Queue(), queue.Queue(), setup_kwargs={})
+    session = Session(SessionSettings(server_tools=list(TOOLS)))
+    turn = Turn(session=session)
+    out = list(handler.process(Transcript("Weather in Oslo?", "en", turn)))
+    for _ in range(MAX_SERVER_CALLS_PER_TURN):
+        (call,) = [m for m in out if isinstance(m, ToolCall)]
+        assert call.by_server and not any(isinstance(m, EndOfResponse) for m in out)  # the turn goes on
+        out = list(handler.process(ToolResult(call.call_id, '{"forecast": "sun"}', turn)))
+    assert [type(m) for m in out] == [LLMSentence, EndOfResponse] and out[0].text == "It is sunny."
+    assert turn.calls_made == MAX_SERVER_CALLS_PER_TURN
