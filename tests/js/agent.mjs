@@ -85,6 +85,7 @@ async function main() {
 }
 
 main().catch((error) => {
-  process.stdout.write(JSON.stringify({ fatal: String(error?.stack ?? error), errors, eventTypes }) + '\n');
+  const fatal = error?.stack ?? (typeof error === 'object' ? JSON.stringify(error) : String(error));
+  process.stdout.write(JSON.stringify({ fatal, errors, eventTypes }) + '\n');
   process.exit(1);
 });
