@@ -189,6 +189,11 @@ def serve(functions: dict[str, Callable[..., Any]], replies: Any) -> None:
 
 
 def main(argv: list[str]) -> int:
+    import signal
+
+    # Ctrl-C in a terminal reaches the whole process group: the server stops the
+    # worker itself (it closes the worker's stdin, or kills it), without a traceback here.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     replies = sys.stdout
     sys.stdout = sys.stderr  # what tools print must not mix with the replies
     from tools.builtins import BUILTIN_TOOLS
