@@ -96,6 +96,8 @@ class ToolWorker:
         lines.put(None)  # the child is gone
 
     def _next_reply(self, timeout_s: float) -> dict[str, Any] | None:
+        """The child's next reply; None when `timeout_s` passed first, or
+        {"gone": True} when the child is gone (its stdout closed)."""
         deadline = time.monotonic() + timeout_s
         while True:
             left = deadline - time.monotonic()
@@ -106,7 +108,7 @@ class ToolWorker:
             except queue.Empty:
                 return None
             if line is None:
-                return None
+                return {"gone": True}
             try:
                 return json.loads(line)
             except json.JSONDecodeError:
@@ -134,11 +136,11 @@ class ToolWorker:
             while True:
                 reply = self._next_reply(self.timeout_s - (time.monotonic() - began))
                 if reply is None:
-                    timed_out = self._process.poll() is None
                     self.stop()
-                    if timed_out:
-                        logger.warning("tool %s did not finish within %.1f s: stopped", name, self.timeout_s)
-                        return error_output(f"the tool {name} did not finish within {self.timeout_s:g} s")
+                    logger.warning("tool %s did not finish within %.1f s: stopped", name, self.timeout_s)
+                    return error_output(f"the tool {name} did not finish within {self.timeout_s:g} s")
+                if reply.get("gone"):
+                    self.stop()
                     return error_output(f"the tool {name} crashed")
                 if reply.get("id") == self._ids:
                     return str(reply.get("output", ""))
