@@ -20,6 +20,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from audio.pcm import AudioInputError, check_output_file, load_audio
 from config.parse import ConfigError, PipelineConfig, parse_config
@@ -27,6 +28,7 @@ from connections.local_audio_streamer import AudioDeviceError
 from conversation.session import Session, SessionSettings
 from models.packaged import ModelNotInstalledError
 from pipeline.builder import BackendUnavailableError, Channels, build_model_stages
+from tools.worker import ToolWorker, ToolWorkerError
 from utils.metrics import METRICS
 from utils.signals import ctrl_c_requested, listen_for_ctrl_c
 from utils.thread_manager import StageFailedError, ThreadManager
@@ -46,10 +48,13 @@ def configure_logging(level: str) -> None:
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def turn_taking_settings(config: PipelineConfig, barge_in: bool) -> SessionSettings:
-    """A session's settings from the turn-taking flags."""
+def turn_taking_settings(
+    config: PipelineConfig, barge_in: bool, server_tools: list[dict[str, Any]] | None = None
+) -> SessionSettings:
+    """A session's settings from the turn-taking flags (and the server's own tools)."""
     turn_taking = config.turn_taking
     return SessionSettings(
+        server_tools=list(server_tools or []),
         barge_in=barge_in,
         interrupt_min_speech_ms=turn_taking.interrupt_min_speech_ms,
         resume_false_interruption=turn_taking.resume_false_interruption,
@@ -57,12 +62,13 @@ def turn_taking_settings(config: PipelineConfig, barge_in: bool) -> SessionSetti
     )
 
 
-def run_file_mode(config: PipelineConfig) -> int:
+def run_file_mode(config: PipelineConfig, tools: ToolWorker | None = None) -> int:
     from connections.file_io import FileAudioSink, FileAudioSource
 
     samples = load_audio(config.file_mode.input_file)  # bad input fails before models load
     check_output_file(config.file_mode.output_file)  # and so does an output that cannot be written
     channels = Channels()
+    channels.serve_tools(tools)
     stages = build_model_stages(config, channels, yield_floor_at_end_of_turn=True)
     sink = FileAudioSink(
         channels.stop_event,
@@ -72,6 +78,7 @@ def run_file_mode(config: PipelineConfig) -> int:
             "should_listen": channels.should_listen,
             "output_file": config.file_mode.output_file,
             "metrics_file": config.module.metrics_file,
+            "tools": channels.tools,
         },
     )
     source = FileAudioSource(samples, channels.audio_in, channels.should_listen, channels.stop_event)
@@ -84,17 +91,18 @@ def run_file_mode(config: PipelineConfig) -> int:
     return status
 
 
-def run_socket_mode(config: PipelineConfig) -> int:
+def run_socket_mode(config: PipelineConfig, tools: ToolWorker | None = None) -> int:
     from connections.socket_receiver import SocketReceiver
     from connections.socket_sender import SocketSender
 
     channels = Channels()
+    channels.serve_tools(tools)
     # Bind both ports before loading models: a port in use fails in a second.
     receiver = SocketReceiver(
         channels.stop_event,
         channels.audio_in,
         channels.should_listen,
-        turn_taking_settings(config, config.turn_taking.barge_in),
+        turn_taking_settings(config, config.turn_taking.barge_in, channels.server_tools),
         host=config.socket_receiver.recv_host,
         port=config.socket_receiver.recv_port,
         chunk_size=config.socket_receiver.chunk_size,
@@ -112,6 +120,7 @@ def run_socket_mode(config: PipelineConfig) -> int:
             "metrics_file": config.module.metrics_file,
             "playback_lead_ms": config.socket_sender.playback_lead_ms,
             "yield_floor_while_speaking": not config.turn_taking.barge_in,
+            "tools": channels.tools,
         },
     )
     manager, loaded = _start_operations_server(config, channels)
@@ -124,7 +133,7 @@ def run_socket_mode(config: PipelineConfig) -> int:
     return 0
 
 
-def run_local_mode(config: PipelineConfig) -> int:
+def run_local_mode(config: PipelineConfig, tools: ToolWorker | None = None) -> int:
     from connections.local_audio_streamer import (
         LocalAudioSink,
         LocalAudioStreamer,
@@ -140,6 +149,7 @@ def run_local_mode(config: PipelineConfig) -> int:
     # With echo cancellation the user may talk over the assistant (barge-in).
     settings = turn_taking_settings(config, barge_in=options.aec)
     channels = Channels(session=Session(settings))
+    channels.serve_tools(tools)
     playback = PlaybackBuffer()
     # Open the devices before loading models: a missing microphone fails in a second.
     streamer = LocalAudioStreamer(
@@ -167,6 +177,7 @@ def run_local_mode(config: PipelineConfig) -> int:
             "playback": playback,
             "streamer": streamer,
             "metrics_file": config.module.metrics_file,
+            "tools": channels.tools,
         },
     )
     manager.add([streamer, *stages, sink])
@@ -179,7 +190,7 @@ def run_local_mode(config: PipelineConfig) -> int:
     return 0
 
 
-def run_realtime_mode(config: PipelineConfig) -> int:
+def run_realtime_mode(config: PipelineConfig, tools: ToolWorker | None = None) -> int:
     from connections.realtime.connection import RealtimeOptions
     from connections.realtime.server import RealtimeServer
     from connections.realtime.sink import RealtimeSink
@@ -189,6 +200,7 @@ def run_realtime_mode(config: PipelineConfig) -> int:
     if hasattr(config.tts, "tts_output_sample_rate"):
         config.tts.tts_output_sample_rate = 24000  # the API's PCM rate: no second resampling
     channels = Channels()
+    channels.serve_tools(tools)
     server = RealtimeServer(  # binds its port now, before the models load
         channels.stop_event,
         channels.audio_in,
@@ -203,6 +215,7 @@ def run_realtime_mode(config: PipelineConfig) -> int:
             interrupt_min_speech_ms=config.turn_taking.interrupt_min_speech_ms,
             resume_false_interruption=config.turn_taking.resume_false_interruption,
             false_interruption_timeout_ms=config.turn_taking.false_interruption_timeout_ms,
+            server_tools=channels.server_tools,
         ),
         host=options.realtime_host,
         port=options.realtime_port,
@@ -222,6 +235,7 @@ def run_realtime_mode(config: PipelineConfig) -> int:
             "should_listen": channels.should_listen,
             "connections": server.connections,
             "metrics_file": config.module.metrics_file,
+            "tools": channels.tools,
         },
     )
     manager.add([*stages, sink])
@@ -319,7 +333,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     listen_for_ctrl_c()  # also while the models load, also as a background job
     try:
-        return MODES[config.module.mode](config)
+        tools = start_tool_worker(config)
+    except ToolWorkerError as error:
+        print(f"s2s: error: {error}", file=sys.stderr)
+        return 2
+    try:
+        return MODES[config.module.mode](config, tools)
     except KeyboardInterrupt:  # Ctrl-C while the models were still loading
         print("s2s: interrupted", file=sys.stderr)
         return 130
@@ -333,6 +352,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     ) as error:
         print(f"s2s: error: {error}", file=sys.stderr)
         return 1
+    finally:
+        if tools is not None:
+            tools.stop()
+
+
+def start_tool_worker(config: PipelineConfig) -> ToolWorker | None:
+    """The worker that runs the server's own tools (the built-ins and the
+    `--tools` files), started before any model loads: a file that does not
+    import, or a function that cannot be a tool, stops here with one line
+    naming it (exit status 2).  None when no tool is wanted."""
+    options = config.tools
+    if config.module.mode == "local" and config.local_audio.list_devices:
+        return None
+    if not options.tools and not options.builtin_tools:
+        return None
+    return ToolWorker(options.tools, builtins=options.builtin_tools, timeout_s=options.tool_timeout_s)
 
 
 def exit_now(status: int) -> None:

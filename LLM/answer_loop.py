@@ -18,16 +18,19 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from conversation.chat import Chat, language_instruction
+from conversation.chat import CallRecord, Chat, language_instruction
 from conversation.turn import Turn
 from LLM.sentences import SentenceAggregator
 from LLM.spoken_text import speakable
-from utils.messages import EndOfResponse, LLMSentence, Transcript
+from LLM.tool_calls import FunctionCall
+from utils.messages import EndOfResponse, LLMSentence, ToolCall, Transcript
 
 logger = logging.getLogger(__name__)
 
-Generate = Callable[[list[dict[str, str]]], Iterable[str]]
+# A backend's reply: text pieces, and the functions it calls.
+Generate = Callable[[list[dict[str, Any]]], Iterable[str | FunctionCall]]
 
 
 @dataclass(frozen=True)
@@ -94,8 +97,15 @@ def answer_chat(
     stop_event: threading.Event,
     language: str | None = None,
     pacing: ReplyPacing | None = None,
-) -> Iterator[LLMSentence | EndOfResponse]:
+    calls_run_by_server: bool = False,
+) -> Iterator[LLMSentence | ToolCall | EndOfResponse]:
     """Answer the conversation as it stands: the body of an LLM handler's `process()`.
+
+    A function the model calls goes out as a `ToolCall`, after the sentences
+    said before it, and stays in the chat.  A call the client runs ends the
+    response (`EndOfResponse`); one the server runs (`calls_run_by_server`)
+    does not: its output comes back as a `ToolResult` of the same turn, and
+    the answer to it ends the turn.
 
     `generate(messages)` yields text pieces of any size.  An exception from it
     propagates (BaseHandler turns it into an `EndOfResponse` carrying
@@ -114,6 +124,7 @@ def answer_chat(
     sentences = pacing.aggregator(language)
     reply: list[str] = []
     written: list[str] = []
+    calls: list[FunctionCall] = []
 
     def release(found: Iterable[str]) -> Iterator[LLMSentence]:
         for sentence in found:
@@ -128,6 +139,13 @@ def answer_chat(
     try:
         pieces = iter(generate(chat.messages()))
         for piece in pieces:
+            if isinstance(piece, FunctionCall):
+                yield from release(sentences.flush())  # what was said before the call is spoken first
+                turn.mark("tool_call")
+                turn.calls_made += 1
+                calls.append(piece)
+                yield ToolCall(piece.call_id, piece.name, piece.arguments, turn, by_server=calls_run_by_server)
+                continue
             first = not reply
             yield from release(sentences.push(piece))
             if first and reply and pacing.first_audio_wait_ms > 0:
@@ -144,7 +162,7 @@ def answer_chat(
         if close is not None:
             close()  # stops a background generation or an HTTP stream left early
     turn.wait_until_decided(stop_event)
-    turn.reply_sentences = reply
+    turn.reply_sentences = [*turn.reply_sentences, *reply]  # a server-run call's answer adds to what came before
     if turn.interrupted:
         turn.mark("llm_end")
         chat.add_assistant(" ".join(reply), turn_id=turn.turn_id)  # cut to what was heard
@@ -157,7 +175,14 @@ def answer_chat(
         chat.discard_pending()
         logger.debug("turn %d: reply dropped", turn.turn_id)
         return
+    if calls:
+        records = [CallRecord(call.call_id, call.name, call.arguments) for call in calls]
+        chat.add_tool_calls(" ".join(written), records, turn_id=turn.turn_id)
+        logger.info("turn %d calls: %s", turn.number, ", ".join(f"{call.name}({call.arguments})" for call in calls))
+        if calls_run_by_server:
+            return  # the outputs come back into this turn, and the answer to them ends it
+    else:
+        chat.add_assistant(" ".join(written), turn_id=turn.turn_id)
+        logger.info("turn %d reply: %s", turn.number, " ".join(reply) or "<empty>")
     turn.mark("llm_end")
-    chat.add_assistant(" ".join(written), turn_id=turn.turn_id)
-    logger.info("turn %d reply: %s", turn.number, " ".join(reply) or "<empty>")
     yield EndOfResponse(turn=turn)

@@ -13,6 +13,7 @@ history and system prompt (a realtime client's `instructions` replace
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 from collections.abc import Iterable, Iterator
@@ -21,16 +22,32 @@ from typing import Any, ClassVar
 from baseHandler import BaseHandler
 from conversation.chat import Chat
 from conversation.session import Session
+from conversation.turn import Turn
 from LLM.answer_loop import ReplyPacing, answer_chat, user_content
-from utils.messages import CreateResponse, EndOfResponse, LLMSentence, PartialTranscript, Transcript, UserText
+from LLM.tool_calls import FunctionCall, ToolChoice, ToolOffer
+from utils.messages import (
+    CreateResponse,
+    EndOfResponse,
+    LLMSentence,
+    PartialTranscript,
+    SessionUpdated,
+    ToolCall,
+    ToolResult,
+    Transcript,
+    UserText,
+)
 
 logger = logging.getLogger(__name__)
+
+# Calls to the server's own tools one turn may make before it must answer in words
+# (a model that calls again after each output would otherwise never answer).
+MAX_SERVER_CALLS_PER_TURN = 3
 
 
 class LanguageModelHandler(BaseHandler):
     # PartialTranscript: the user's stable words while they still speak; a
     # backend that can work ahead with them overrides `read_ahead`.
-    accepts = (Transcript, UserText, CreateResponse, PartialTranscript)
+    accepts = (Transcript, UserText, CreateResponse, ToolResult, PartialTranscript, SessionUpdated)
     # Tokens the warm-up generates after setup (None: no warm-up, e.g. a remote server).
     warmup_tokens: ClassVar[int | None] = None
 
@@ -47,8 +64,11 @@ class LanguageModelHandler(BaseHandler):
         init_chat_prompt: str | None = None,
         chat_size: int = 2,
         pacing: ReplyPacing | None = None,
+        server_tools: list[dict[str, Any]] | None = None,
     ) -> None:
-        """The chat options every backend takes (ChatArguments) and the reply pacing."""
+        """The chat options every backend takes (ChatArguments), the reply
+        pacing, and the server's own tools (offered to sessions that declare
+        none; the warm-up prepares the prompt with them)."""
         self.user_role = user_role
         self.init_chat_role = init_chat_role
         self.init_chat_prompt = init_chat_prompt
@@ -57,12 +77,36 @@ class LanguageModelHandler(BaseHandler):
         # Turns that name no session (a bare handler in tests, benchmarks)
         # share this one conversation.
         self.default_session = Session()
+        self.default_session.settings.server_tools = list(server_tools or [])
         self.serving: Session = self.default_session  # the conversation being answered now
 
-    def generate(self, messages: list[dict[str, str]], max_tokens: int | None = None) -> Iterable[str]:
+    def generate(
+        self, messages: list[dict[str, Any]], max_tokens: int | None = None, tools: ToolOffer | None = None
+    ) -> Iterable[str | FunctionCall]:
         """The reply to `messages` as text pieces (at most `max_tokens` tokens
-        when given: the warm-up's short run)."""
+        when given: the warm-up's short run), and the functions it calls
+        when `tools` offers some."""
         raise NotImplementedError
+
+    def tool_offer(self, session: Session | None, turn: Turn | None = None) -> ToolOffer:
+        """What a reply in this session may call: the response's own tools
+        when it names some, else the tools the client declared, else the
+        server's own (run by the server); and the tool_choice likewise."""
+        settings = (session or self.default_session).settings
+        if turn is not None and turn.tools is not None:
+            declarations, by_server = turn.tools, False
+        elif settings.tools:
+            declarations, by_server = settings.tools, False
+        else:
+            declarations, by_server = settings.server_tools, True
+        wanted = turn.tool_choice if turn is not None and turn.tool_choice is not None else settings.tool_choice
+        try:
+            choice = ToolChoice.parse(wanted)
+        except ValueError:
+            choice = ToolChoice()  # checked where it came in; never fail a reply over it
+        if by_server and turn is not None and turn.calls_made >= MAX_SERVER_CALLS_PER_TURN:
+            choice = ToolChoice("none")
+        return ToolOffer(tuple(declarations), choice, by_server)
 
     def chat_for(self, session: Session | None) -> Chat:
         """The session's chat, with this model's history bound and the
@@ -102,6 +146,10 @@ class LanguageModelHandler(BaseHandler):
         default nothing: the partial transcript is dropped here."""
         return 0
 
+    def prepare(self, session: Session) -> None:
+        """Get ready for the session's new instructions or tools before its
+        next turn (llama.cpp: their prompt prefix).  By default nothing."""
+
     def prompt_so_far(self, partial: PartialTranscript) -> list[dict[str, str]] | None:
         """The messages the coming answer will start from, with the user's
         words heard so far; None while one of the conversation's questions is
@@ -114,8 +162,12 @@ class LanguageModelHandler(BaseHandler):
         return [*messages, {"role": self.user_role, "content": content}]
 
     def process(
-        self, message: Transcript | UserText | CreateResponse | PartialTranscript
-    ) -> Iterator[LLMSentence | EndOfResponse]:
+        self, message: Transcript | UserText | CreateResponse | ToolResult | PartialTranscript | SessionUpdated
+    ) -> Iterator[LLMSentence | ToolCall | EndOfResponse]:
+        if isinstance(message, SessionUpdated):
+            if not message.session.closed and not self.answer_waiting():
+                self.prepare(message.session)
+            return
         if isinstance(message, PartialTranscript):
             closed = message.session is not None and message.session.closed
             if not closed and not self.answer_waiting():
@@ -132,14 +184,23 @@ class LanguageModelHandler(BaseHandler):
             chat.add_user(content, role=self.user_role, turn_id=turn.turn_id)
         elif isinstance(message, UserText):
             chat.add_user(message.text, role=self.user_role, turn_id=turn.turn_id)
+        elif isinstance(message, ToolResult) and not chat.add_tool_result(message.call_id, message.output):
+            logger.warning("output for call %s, which the chat no longer holds: dropped", message.call_id)
+            if turn.respond:
+                yield EndOfResponse(turn=turn)
+            return
         if not turn.respond:
             return  # the words join the conversation; a later response.create answers
-        yield from answer_chat(turn, chat, self.generate, self.stop_event, language, self.pacing)
+        offer = self.tool_offer(turn.session, turn)
+        generate = functools.partial(self.generate, tools=offer) if offer else self.generate
+        yield from answer_chat(
+            turn, chat, generate, self.stop_event, language, self.pacing, calls_run_by_server=offer.by_server
+        )
 
     def answer_waiting(self) -> bool:
         """Whether a message that asks for an answer (any conversation's) is
         queued: it goes first, reading ahead would only delay it."""
-        return self.queued(lambda queued: isinstance(queued, Transcript | UserText | CreateResponse))
+        return self.queued(lambda queued: isinstance(queued, Transcript | UserText | CreateResponse | ToolResult))
 
 
 def own_instructions(session: Session | None) -> bool:

@@ -19,21 +19,22 @@ from collections.abc import Iterator
 from typing import Any
 
 from config.registry import missing_package
+from conversation.session import Session
 from LLM.language_model import LanguageModelHandler
+from LLM.llama_tools import CALL_BIAS, LlamaToolCalls
+from LLM.prefix_cache import PrefixCache, common_prefix
+from LLM.tool_calls import FunctionCall, ToolOffer, chat_template_request
 from models.packaged import resolve_gguf
 from utils.messages import PartialTranscript
 from utils.threads import physical_cores
 
 logger = logging.getLogger(__name__)
 
-
-def common_prefix(a: list[int], b: list[int]) -> int:
-    length = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        length += 1
-    return length
+# The Qwen2.5 GGUFs' template shows the call format with doubled braces
+# ('{{"name": ...}}', a leftover of a format string); the model then starts
+# calls as '{{' text.  Fixed here, the one change made to a model's template.
+_CALL_FORMAT = '\\"name\\": <function-name>, \\"arguments\\": <args-json-object>'
+TEMPLATE_FIXES = {"{{" + _CALL_FORMAT + "}}": "{" + _CALL_FORMAT + "}"}
 
 
 # The KV-cache cut reaches into llama-cpp-python's internals (no public API
@@ -159,6 +160,7 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         n_gpu_layers: int = 0,
         device: str = "cpu",
         prefill: bool = True,
+        tool_call_bias: float | None = None,
         gen_kwargs: dict[str, Any] | None = None,
     ) -> None:
         try:
@@ -183,6 +185,10 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         self.formatter = self._chat_formatter()
         self._cached_session: object = None  # whose conversation the KV cache holds
         self.prefill = prefill
+        self.prefixes = PrefixCache()  # instructions + tools, evaluated once
+        if tool_call_bias is None:
+            tool_call_bias = CALL_BIAS.get(model_name, 0.0)
+        self.tool_calls = LlamaToolCalls(self.model, tool_call_bias)
 
     def _chat_formatter(self) -> Any:
         """The GGUF's own chat template, as llama-cpp-python applies it, so the
@@ -192,6 +198,9 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         template = self.model.metadata.get("tokenizer.chat_template")
         if not template:
             return None
+        for wrong, right in TEMPLATE_FIXES.items():
+            template = template.replace(wrong, right)
+        self.template = template
 
         def token_text(token: int) -> str:
             return self.model.detokenize([token], special=True).decode("utf-8", "ignore")
@@ -202,16 +211,32 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
             bos_token=token_text(self.model.token_bos()),
         )
 
-    def prompt_tokens(self, messages: list[dict[str, str]]) -> list[int] | None:
+    def prompt_tokens(self, messages: list[dict[str, Any]], tools: ToolOffer | None = None) -> list[int] | None:
+        """The prompt's tokens, as the GGUF's chat template writes it (with
+        the offered tools: the template's tools section)."""
         if self.formatter is None:
             return None
-        result = self.formatter(messages=messages)
+        messages, declared = chat_template_request(messages, tools, self.template)
+        result = self.formatter(messages=messages, tools=declared)
         return self.model.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True)
 
-    def generate(self, messages: list[dict[str, str]], max_tokens: int | None = None) -> Iterator[str]:
+    def tools_prefix(self, messages: list[dict[str, Any]], tools: ToolOffer, prompt: list[int]) -> list[int]:
+        """The part of `prompt` that is the system turn with the tools (what
+        every prompt of the session starts with, and of any session with
+        the same instructions and tools)."""
+        system = [message for message in messages[:1] if message.get("role") == self.init_chat_role]
+        alone = self.prompt_tokens(system, tools) or []
+        return prompt[: common_prefix(alone, prompt)]
+
+    def generate(
+        self, messages: list[dict[str, Any]], max_tokens: int | None = None, tools: ToolOffer | None = None
+    ) -> Iterator[str | FunctionCall]:
         kwargs = dict(self.gen_kwargs)
         if max_tokens is not None:
             kwargs["max_tokens"] = max_tokens
+        if tools and self.formatter is not None:
+            yield from self._generate_with_tools(messages, tools, kwargs)
+            return
         prompt = self.prompt_tokens(messages)
         # The cut moves cached keys of one conversation into place for its next
         # prompt; another session's prompt only ever reuses an exact prefix
@@ -225,6 +250,41 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
             delta = chunk["choices"][0]["delta"].get("content")
             if delta:
                 yield delta
+
+    def _generate_with_tools(
+        self, messages: list[dict[str, Any]], tools: ToolOffer, kwargs: dict[str, Any]
+    ) -> Iterator[str | FunctionCall]:
+        """A reply that may call the offered tools (LLM/llama_tools.py), on a
+        prompt whose instructions + tools prefix comes from the prefix cache."""
+        prompt = self.prompt_tokens(messages, tools)
+        assert prompt is not None
+        same_conversation = self.serving is self._cached_session
+        self._cached_session = self.serving
+        if same_conversation and drop_evicted_tokens(self.model, prompt):
+            logger.debug("dropped history cut from the KV cache; %d cached tokens kept", self.model.n_tokens)
+        evaluated = self.prefixes.prepare(self.model, self.tools_prefix(messages, tools, prompt))
+        if evaluated:
+            logger.info("instructions + tools prompt evaluated once (%d tokens); reused from now on", evaluated)
+        answers_output = bool(messages) and messages[-1].get("role") == "tool"
+        yield from self.tool_calls.reply(prompt, tools, kwargs, answers_output)
+
+    def warmup(self) -> None:
+        """The usual warm-up, and with the server's own tools, their prompt
+        prefix evaluated and saved: the first turn with tools does not pay for it."""
+        super().warmup()
+        self.prepare(self.default_session)
+
+    def prepare(self, session: Session) -> None:
+        """The session's instructions + tools prompt prefix, evaluated and
+        saved now (nothing when it is saved already, or without tools)."""
+        offer = self.tool_offer(session)
+        if not offer or self.formatter is None:
+            return
+        messages = [*self.chat_for(session).messages()[:1], {"role": self.user_role, "content": "Hi"}]
+        prompt = self.prompt_tokens(messages, offer) or []
+        evaluated = self.prefixes.prepare(self.model, self.tools_prefix(messages, offer, prompt))
+        if evaluated:
+            logger.info("instructions + tools prompt of %s evaluated ahead (%d tokens)", session.id, evaluated)
 
     def read_ahead(self, partial: PartialTranscript) -> int:
         """Evaluate the prompt of the coming answer as far as the user's
@@ -241,9 +301,11 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         messages = self.prompt_so_far(partial)
         if messages is None:
             return 0
-        with_text = self.prompt_tokens(messages)
+        offer = self.tool_offer(partial.session)
+        tools = offer if offer and self.formatter is not None else None
+        with_text = self.prompt_tokens(messages, tools)
         more = [*messages[:-1], {**messages[-1], "content": messages[-1]["content"] + " and"}]
-        with_more_text = self.prompt_tokens(more)
+        with_more_text = self.prompt_tokens(more, tools)
         if with_text is None or with_more_text is None:
             return 0
         # What more words will not change, less the last token (a word's
@@ -253,4 +315,6 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         if session is self._cached_session:
             drop_evicted_tokens(self.model, stable)
         self._cached_session = session
+        if tools is not None:
+            self.prefixes.prepare(self.model, self.tools_prefix(messages, tools, stable))
         return read_ahead(self.model, stable)

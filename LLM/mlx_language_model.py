@@ -14,6 +14,7 @@ from typing import Any
 
 from config.registry import missing_package
 from LLM.language_model import LanguageModelHandler
+from LLM.tool_calls import FunctionCall, ToolOffer, chat_template_request, filtered_pieces
 
 logger = logging.getLogger(__name__)
 
@@ -38,14 +39,25 @@ class MLXLanguageModelHandler(LanguageModelHandler):
         self.model_name = model_name
         self.gen_kwargs = {"max_tokens": 128, "temperature": 0.0, "top_p": 1.0, **(gen_kwargs or {})}
 
-    def generate(self, messages: list[dict[str, str]], max_tokens: int | None = None) -> Iterator[str]:
+    def generate(
+        self, messages: list[dict[str, Any]], max_tokens: int | None = None, tools: ToolOffer | None = None
+    ) -> Iterator[str | FunctionCall]:
+        """The reply's text; with `tools`, the chat template's tools (or the
+        tools written into the system prompt) and the <tool_call> blocks of the
+        reply turned into calls (unconstrained: a call that does not match its
+        schema is dropped)."""
         kwargs = dict(self.gen_kwargs)
         temperature = float(kwargs.pop("temperature"))
         top_p = float(kwargs.pop("top_p"))
         if max_tokens is not None:
             kwargs["max_tokens"] = max_tokens
-        prompt = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        messages, declared = chat_template_request(messages, tools, getattr(self.tokenizer, "chat_template", None))
+        extra = {"tools": declared} if declared else {}
+        prompt = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **extra)
         sampler = self._make_sampler(temp=temperature, top_p=top_p)
-        for response in self._stream_generate(self.model, self.tokenizer, prompt, sampler=sampler, **kwargs):
-            if response.text:
-                yield response.text
+        pieces = (
+            response.text
+            for response in self._stream_generate(self.model, self.tokenizer, prompt, sampler=sampler, **kwargs)
+            if response.text
+        )
+        yield from filtered_pieces(pieces, tools) if tools else pieces

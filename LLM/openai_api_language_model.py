@@ -23,6 +23,7 @@ from typing import Any
 
 from config.registry import missing_package
 from LLM.language_model import LanguageModelHandler
+from LLM.tool_calls import FunctionCall, ToolOffer, call_problem, filtered_pieces
 
 logger = logging.getLogger(__name__)
 
@@ -82,37 +83,66 @@ class OpenApiLanguageModelHandler(LanguageModelHandler):
         tries = f" after {attempts} attempts" if attempts > 1 else ""
         return LLMServerError(" ".join(f"the chat completions server at {self.base_url} {what}{tries}".split()))
 
-    def _request(self, messages: list[dict[str, str]]) -> Iterator[str]:
-        """One request: text deltas when streaming, else the whole reply at once."""
+    def _request(self, messages: list[dict[str, Any]], tools: ToolOffer | None = None) -> Iterator[str | FunctionCall]:
+        """One request: text deltas when streaming, else the whole reply at
+        once; then the calls the server returned (with `tools`: they go out as
+        the API's `tools` and `tool_choice`, and its `tool_calls` come back)."""
+        extra: dict[str, Any] = {}
+        if tools:
+            extra = {"tools": tools.template_tools(), "tool_choice": tools.choice.chat_completions()}
         response = self.client.chat.completions.create(
-            model=self.model_name, messages=messages, stream=self.stream, **self.gen_kwargs
+            model=self.model_name, messages=messages, stream=self.stream, **self.gen_kwargs, **extra
         )
+        calls: dict[int, dict[str, str]] = {}
         if not self.stream:
-            content = response.choices[0].message.content if response.choices else None
-            if content:
-                yield content
-            return
-        try:
-            for chunk in response:
-                delta = chunk.choices[0].delta.content if chunk.choices else None
-                if delta:
-                    yield delta
-        finally:
-            response.close()  # a turn dropped mid-reply frees the connection now
+            message = response.choices[0].message if response.choices else None
+            if message is not None and message.content:
+                yield message.content
+            for index, call in enumerate((message.tool_calls if message is not None else None) or []):
+                calls[index] = {"id": call.id or "", "name": call.function.name, "arguments": call.function.arguments}
+        else:
+            try:
+                for chunk in response:
+                    delta = chunk.choices[0].delta if chunk.choices else None
+                    if delta is None:
+                        continue
+                    if delta.content:
+                        yield delta.content
+                    for piece in delta.tool_calls or []:  # a call arrives in pieces, by index
+                        call = calls.setdefault(piece.index, {"id": "", "name": "", "arguments": ""})
+                        call["id"] = piece.id or call["id"]
+                        if piece.function is not None:
+                            call["name"] += piece.function.name or ""
+                            call["arguments"] += piece.function.arguments or ""
+            finally:
+                response.close()  # a turn dropped mid-reply frees the connection now
+        for call in calls.values():
+            found = FunctionCall(
+                call["name"], call["arguments"] or "{}", **({"call_id": call["id"]} if call["id"] else {})
+            )
+            problem = call_problem(found, tools) if tools else "no tools were offered"
+            if problem is None:
+                yield found
+            else:
+                logger.warning("%s: call dropped", problem)
 
-    def generate(self, messages: list[dict[str, str]]) -> Iterator[str]:
+    def generate(
+        self, messages: list[dict[str, Any]], max_tokens: int | None = None, tools: ToolOffer | None = None
+    ) -> Iterator[str | FunctionCall]:
         """Text pieces of the reply, retrying transient failures.
 
         A stream that breaks after some text was already handed on is not
         retried: those sentences may already be spoken, and a second answer
-        would repeat them.
+        would repeat them.  A server that writes the calls into the text
+        (<tool_call> blocks, as a model's template asks) gets them parsed.
         """
         attempt = 0
         while True:
             attempt += 1
             delivered = False
             try:
-                for piece in self._request(messages):
+                pieces = self._request(messages, tools)
+                for piece in filtered_pieces(pieces, tools) if tools else pieces:
                     delivered = True
                     yield piece
                 return

@@ -21,6 +21,7 @@ from typing import Any
 
 from config.registry import missing_package
 from LLM.language_model import LanguageModelHandler
+from LLM.tool_calls import CALL_CLOSE, CALL_OPEN, FunctionCall, ToolOffer, chat_template_request, filtered_pieces
 from models.packaged import GGUF_MODELS
 
 logger = logging.getLogger(__name__)
@@ -107,14 +108,28 @@ class TransformersLanguageModelHandler(LanguageModelHandler):
         if self.tokenizer.pad_token_id is None:
             self.gen_kwargs.setdefault("pad_token_id", self.tokenizer.eos_token_id)
 
-    def prompt_ids(self, messages: list[dict[str, str]]) -> dict[str, Any]:
-        """The chat template applied to `messages`, as model inputs on the device."""
+    def prompt_ids(self, messages: list[dict[str, Any]], tools: ToolOffer | None = None) -> dict[str, Any]:
+        """The chat template applied to `messages` (with the tools offered:
+        the template's own tools section, or the tools written into the system
+        prompt when it has none), as model inputs on the device."""
+        messages, declared = chat_template_request(messages, tools, self.tokenizer.chat_template)
         inputs = self.tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+            messages, tools=declared, add_generation_prompt=True, return_tensors="pt", return_dict=True
         )
         return {name: tensor.to(self.device) for name, tensor in inputs.items()}
 
-    def generate(self, messages: list[dict[str, str]], max_new_tokens: int | None = None) -> Iterator[str]:
+    def generate(
+        self, messages: list[dict[str, Any]], max_new_tokens: int | None = None, tools: ToolOffer | None = None
+    ) -> Iterator[str | FunctionCall]:
+        """The reply's text, with its <tool_call> blocks turned into calls
+        when `tools` are offered (a call whose arguments do not match the
+        schema is dropped: nothing constrains this backend's decoding)."""
+        pieces = self._stream(messages, max_new_tokens, tools)
+        yield from filtered_pieces(pieces, tools) if tools else pieces
+
+    def _stream(
+        self, messages: list[dict[str, Any]], max_new_tokens: int | None, tools: ToolOffer | None
+    ) -> Iterator[str]:
         """Stream the reply's text while `model.generate` runs in a thread.
 
         Closing this generator early (stop event, dropped turn) cancels the
@@ -131,12 +146,15 @@ class TransformersLanguageModelHandler(LanguageModelHandler):
                 done = cancel.is_set() or stop_event.is_set()
                 return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
 
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        # A model may mark <tool_call> special: with tools, special tokens stay
+        # in the text and all but the call's tags are removed below.
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=not tools)
+        hidden = [token for token in self.tokenizer.all_special_tokens if token not in (CALL_OPEN, CALL_CLOSE)]
         kwargs = dict(self.gen_kwargs)
         if max_new_tokens is not None:
             kwargs["max_new_tokens"] = max_new_tokens
             kwargs.pop("min_new_tokens", None)
-        kwargs.update(self.prompt_ids(messages))
+        kwargs.update(self.prompt_ids(messages, tools))
         kwargs.update(streamer=streamer, stopping_criteria=StoppingCriteriaList([_Cancelled()]))
         errors: list[BaseException] = []
 
@@ -154,6 +172,8 @@ class TransformersLanguageModelHandler(LanguageModelHandler):
             for text in streamer:
                 if errors:
                     break
+                for token in hidden if tools else ():
+                    text = text.replace(token, "")
                 if text:
                     yield text
         finally:

@@ -112,6 +112,11 @@ class VADStream:
     progress_sent: tuple[int, int] = (-1, 0)  # (speech start, stream position) of the last SpeechProgress
     announced: bool = False  # speech_started was told for the speech in progress
     overlap: Overlap | None = None  # a sound over the reply, being judged
+    # The session's own waits after an unfinished / a finished-sounding pause
+    # (semantic_vad's eagerness sets them where the detector is not "evidence");
+    # None: the handler's flags.
+    unfinished_silence_ms: int | None = None
+    finished_silence_ms: int | None = None
 
 
 class VADHandler(BaseHandler):
@@ -219,6 +224,8 @@ class VADHandler(BaseHandler):
                 max_speech_ms=self.max_speech_ms,
                 speech_pad_ms=self.speech_pad_ms if pad is None else pad,
             ),
+            unfinished_silence_ms=detection.unfinished_silence_ms if detection else None,
+            finished_silence_ms=detection.finished_silence_ms if detection else None,
         )
 
     @property
@@ -450,7 +457,7 @@ class VADHandler(BaseHandler):
             voice = self._smart_turn_probability(stream, self.speculate_after or 2 * self.window)
             needed = stream.decision.silence_needed_ms(words, voice, self._habits(session))
             if words is Words.UNFINISHED:  # dangling words wait at least as long as they always did
-                needed = max(needed, self.unfinished_silence_ms)
+                needed = max(needed, stream.unfinished_silence_ms or self.unfinished_silence_ms)
             wanted = self._samples(needed)
             detail = f"words: {words.value}, voice finished: {'-' if voice is None else f'{voice:.2f}'}"
         else:
@@ -459,10 +466,12 @@ class VADHandler(BaseHandler):
                 stream, self._samples(self.finished_silence_ms) - self.window, when_due=False
             )
             voice = None if probability is None else probability > 0.5
+            unfinished = stream.unfinished_silence_ms or self.unfinished_silence_ms
+            finished = stream.finished_silence_ms or self.finished_silence_ms
             if words_unfinished or voice is False:
-                wanted = max(stream.base_silence, self._samples(self.unfinished_silence_ms))
+                wanted = max(stream.base_silence, self._samples(unfinished))
             elif voice is True:
-                wanted = min(stream.base_silence, self._samples(self.finished_silence_ms))
+                wanted = min(stream.base_silence, self._samples(finished))
             else:
                 wanted = stream.base_silence
             detail = f"words unfinished: {words_unfinished}, voice finished: {voice}"

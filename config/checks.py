@@ -196,7 +196,7 @@ def value_problems(config: Any) -> list[str]:
     parts = [
         (config.module, ""), (config.vad, ""), (config.socket_receiver, ""), (config.socket_sender, ""),
         (config.file_mode, ""), (config.local_audio, ""), (config.realtime, ""), (config.turn_taking, ""),
-        (config.stt, config.stt_backend.prefix), (config.llm, config.llm_backend.prefix),
+        (config.tools, ""), (config.stt, config.stt_backend.prefix), (config.llm, config.llm_backend.prefix),
         (config.tts, config.tts_backend.prefix),
     ]  # fmt: skip
     problems = [problem for arguments, _ in parts for problem in type_problems(arguments)]

@@ -26,6 +26,7 @@ from arguments_classes.local_audio_arguments import LocalAudioArguments
 from arguments_classes.module_arguments import ModuleArguments
 from arguments_classes.realtime_arguments import RealtimeArguments, TurnTakingArguments
 from arguments_classes.socket_arguments import SocketReceiverArguments, SocketSenderArguments
+from arguments_classes.tools_arguments import ToolsArguments
 from arguments_classes.vad_arguments import VADHandlerArguments
 from audio.echo_cancel import ENGINES as ECHO_CANCELLERS
 from config.checks import (
@@ -51,6 +52,7 @@ COMMON_ARGUMENTS: tuple[type, ...] = (
     LocalAudioArguments,
     RealtimeArguments,
     TurnTakingArguments,
+    ToolsArguments,
 )
 
 
@@ -68,6 +70,7 @@ class PipelineConfig:
     local_audio: LocalAudioArguments
     realtime: RealtimeArguments
     turn_taking: TurnTakingArguments
+    tools: ToolsArguments
     stt_backend: Backend
     llm_backend: Backend
     tts_backend: Backend
@@ -164,7 +167,7 @@ def parse_config(argv: list[str]) -> PipelineConfig:
         if any(problems):
             raise ConfigError("; ".join(problem for problem in problems if problem))
     parsed = _parse(classes, document, flags)
-    module, vad, receiver, sender, file_mode, local_audio, realtime, turn_taking, stt, llm, tts = parsed
+    module, vad, receiver, sender, file_mode, local_audio, realtime, turn_taking, tools, stt, llm, tts = parsed
     _apply_mac_preset(module)
 
     if module.device:
@@ -176,7 +179,7 @@ def parse_config(argv: list[str]) -> PipelineConfig:
     if realtime.api_key is None:
         realtime.api_key = os.environ.get("S2S_API_KEY") or None
     config = PipelineConfig(
-        module, vad, receiver, sender, file_mode, local_audio, realtime, turn_taking, *backends, stt, llm, tts
+        module, vad, receiver, sender, file_mode, local_audio, realtime, turn_taking, tools, *backends, stt, llm, tts
     )
     apply_preset(config, set(document or {}) | flags_given(flags))
     mode_given = given("mode", document, flags) or module.local_mac_optimal_settings
@@ -297,6 +300,8 @@ def validate(config: PipelineConfig) -> None:
         raise ConfigError("--interrupt_min_speech_ms and --playback_lead_ms must be >= 0")
     if config.turn_taking.false_interruption_timeout_ms <= 0:
         raise ConfigError("--false_interruption_timeout_ms must be a positive number of ms")
+    if not config.tools.tool_timeout_s > 0:
+        raise ConfigError("--tool_timeout_s must be a positive number of seconds")
     if not config.socket_sender.send_timeout_s > 0:
         raise ConfigError("--send_timeout_s must be a positive number of seconds")
     if config.socket_receiver.chunk_size <= 0 or config.socket_receiver.chunk_size % 2:

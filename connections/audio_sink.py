@@ -20,8 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from baseHandler import BaseHandler
+from connections.server_tools import ServerTools
 from conversation.turn import Turn
-from utils.messages import EndOfResponse, LLMSentence, TTSAudio
+from utils.messages import EndOfResponse, LLMSentence, ToolCall, TTSAudio
 from utils.turn_log import report_turn
 
 logger = logging.getLogger(__name__)
@@ -29,7 +30,8 @@ logger = logging.getLogger(__name__)
 
 class AudioSink(BaseHandler):
     # LLMSentence: the text replies of a session that wants no audio.
-    accepts = (TTSAudio, LLMSentence, EndOfResponse)
+    # ToolCall: a function the reply calls, after the words said before it.
+    accepts = (TTSAudio, LLMSentence, ToolCall, EndOfResponse)
     # True where the listener buffers the reply and plays it after it was all
     # sent (realtime clients): a turn's metrics then wait until it was heard.
     listener_buffers = False
@@ -40,8 +42,10 @@ class AudioSink(BaseHandler):
         metrics_file: str | Path | None = None,
         echo: bool = False,
         yield_floor_while_speaking: bool = False,
+        tools: ServerTools | None = None,
     ) -> None:
         self.should_listen = should_listen
+        self.tools = tools  # runs the calls to the server's own tools
         self.metrics_file = Path(metrics_file) if metrics_file else None
         self.echo = echo
         # Half duplex on a live input: the user's audio is ignored from the
@@ -61,7 +65,7 @@ class AudioSink(BaseHandler):
     def finish_turn(self, turn: Turn) -> None:
         """Hook before a turn is closed (e.g. wait until the speaker is done)."""
 
-    def process(self, message: TTSAudio | LLMSentence | EndOfResponse) -> Iterator[None]:
+    def process(self, message: TTSAudio | LLMSentence | ToolCall | EndOfResponse) -> Iterator[None]:
         if self.being_heard:
             self.report_heard_turns()
         turn = message.turn
@@ -69,6 +73,9 @@ class AudioSink(BaseHandler):
             return  # a speculative reply to a pause that did not end the turn
         if isinstance(message, TTSAudio):
             self._play(message)
+            return
+        if isinstance(message, ToolCall):
+            self._hand_on_call(message)
             return
         if isinstance(message, LLMSentence):
             if not turn.stale:
@@ -96,6 +103,20 @@ class AudioSink(BaseHandler):
 
     def idle(self) -> None:
         self.report_heard_turns()
+
+    def _hand_on_call(self, call: ToolCall) -> None:
+        """A call to the server's own tools runs here (its output comes back
+        into the pipeline); one to the client's tools goes to the client."""
+        turn = call.turn
+        if turn.stale:
+            return
+        if not call.by_server:
+            if turn.session is not None:
+                turn.session.observer.function_call(turn, call.call_id, call.name, call.arguments)
+            return
+        if self.tools is None:
+            raise RuntimeError(f"the reply called {call.name}, but this sink runs no tools")
+        self.tools.run(call)
 
     def report_heard_turns(self, everything: bool = False) -> None:
         """Log the metrics of the ended turns the listener has now heard out

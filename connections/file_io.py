@@ -17,6 +17,7 @@ import numpy as np
 
 from audio.pcm import PIPELINE_SAMPLE_RATE, split_chunks, write_wav
 from connections.audio_sink import AudioSink
+from connections.server_tools import ServerTools
 from conversation.turn import Turn
 from utils.messages import AudioChunk, EndOfStream, TTSAudio
 
@@ -75,8 +76,9 @@ class FileAudioSink(AudioSink):
         sample_rate: int = PIPELINE_SAMPLE_RATE,
         metrics_file: str | Path | None = None,
         echo: bool = True,
+        tools: ServerTools | None = None,
     ) -> None:
-        self.setup_sink(should_listen, metrics_file, echo)
+        self.setup_sink(should_listen, metrics_file, echo, tools=tools)
         self.output_file = Path(output_file)
         self.sample_rate = sample_rate
         self.pieces: list[np.ndarray] = []

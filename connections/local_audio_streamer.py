@@ -38,6 +38,7 @@ from audio.pcm import PIPELINE_SAMPLE_RATE, resample
 from audio.stream_resample import StreamResampler
 from connections.audio_sink import AudioSink
 from connections.playback_buffer import PlaybackBuffer
+from connections.server_tools import ServerTools
 from conversation.session import Session
 from conversation.turn import Turn
 from utils.messages import AudioChunk, EndOfResponse, EndOfStream, LLMSentence, TTSAudio
@@ -308,8 +309,9 @@ class LocalAudioSink(AudioSink):
         playback: PlaybackBuffer,
         streamer: LocalAudioStreamer,
         metrics_file: str | Path | None = None,
+        tools: ServerTools | None = None,
     ) -> None:
-        self.setup_sink(should_listen, metrics_file)
+        self.setup_sink(should_listen, metrics_file, tools=tools)
         self.playback = playback
         self.streamer = streamer
 

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from connections.audio_sink import AudioSink
+from connections.server_tools import ServerTools
 from connections.tcp import listen
 from conversation.turn import Turn
 from utils.messages import TTSAudio
@@ -46,8 +47,9 @@ class SocketSender(AudioSink):
         playback_lead_ms: int = 150,
         yield_floor_while_speaking: bool = True,
         send_timeout_s: float = 5.0,
+        tools: ServerTools | None = None,
     ) -> None:
-        self.setup_sink(should_listen, metrics_file, yield_floor_while_speaking=yield_floor_while_speaking)
+        self.setup_sink(should_listen, metrics_file, yield_floor_while_speaking=yield_floor_while_speaking, tools=tools)
         self.lead_s = playback_lead_ms / 1000.0
         self._played_until = 0.0  # when the client will have played all it was sent
         self.send_timeout_s = send_timeout_s

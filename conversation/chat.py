@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 # Whisper language codes the LLM is told to answer in (anything else: no hint).
 LANGUAGE_NAMES = {
@@ -30,14 +32,49 @@ def language_instruction(language: str | None, english_too: bool = False) -> str
     return f"(I speak {name}: answer me in {name}, do not translate.) " if name else ""
 
 
+# What the model reads as the output of a call that never got one (the
+# client did not answer it before the conversation went on).
+NO_RESULT = json.dumps({"error": "no result: the call was not answered"})
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One function call the assistant made, as the chat keeps it."""
+
+    call_id: str
+    name: str
+    arguments: str  # JSON text
+
+    def message(self) -> dict[str, Any]:
+        return {"id": self.call_id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
+
+
 @dataclass
 class ChatItem:
     role: str
     content: str
     turn_id: int | None = None
     interrupted: bool = False
+    # An assistant message that calls functions (after saying `content`, maybe nothing).
+    tool_calls: tuple[CallRecord, ...] = ()
+    # A function's output (role "tool"): the call it answers.
+    tool_call_id: str | None = None
 
-    def message(self) -> dict[str, str]:
+    @property
+    def is_answer(self) -> bool:
+        """An assistant reply in words, which closes an exchange (a call does not)."""
+        return self.role == "assistant" and not self.tool_calls
+
+    def message(self) -> dict[str, Any]:
+        """The chat-completions message (calls and outputs in its tool format)."""
+        if self.tool_call_id is not None:
+            return {"role": "tool", "tool_call_id": self.tool_call_id, "content": self.content}
+        if self.tool_calls:
+            return {
+                "role": self.role,
+                "content": self.content or None,
+                "tool_calls": [call.message() for call in self.tool_calls],
+            }
         return {"role": self.role, "content": self.content}
 
 
@@ -62,7 +99,9 @@ def interrupted_content(heard: str) -> str | None:
 class Chat:
     """System prompt plus the last `size` user/assistant exchanges.
 
-    Older exchanges are dropped whole (never half a pair), and the system
+    An exchange ends with the assistant's answer in words; the function
+    calls made on the way and their outputs belong to it.  Older exchanges
+    are dropped whole (never half a pair, never a call without its output), and the system
     prompt is never dropped, so the model keeps its instructions however long
     the conversation runs.  Messages carry the turn they belong to, so an
     interrupted reply can be cut to what the user heard (`record_heard`),
@@ -84,10 +123,10 @@ class Chat:
             self._items.append(ChatItem(role, text, turn_id))
 
     def add_assistant(self, text: str, turn_id: int | None = None) -> None:
-        """The answer to the waiting user message(s); cut to what was heard if
-        the reply was interrupted before it was stored."""
+        """The answer to the waiting user message(s) or function output(s);
+        cut to what was heard if the reply was interrupted before it was stored."""
         with self._lock:
-            if not self._items or self._items[-1].role == "assistant":
+            if not self._items or self._items[-1].is_answer:
                 return  # nothing asked (the question failed or was withdrawn)
             heard = self._heard.pop(turn_id, None) if turn_id is not None else None
             item = ChatItem("assistant", text, turn_id)
@@ -99,6 +138,35 @@ class Chat:
             self._items.append(item)
             self._trim()
 
+    def add_tool_calls(self, text: str, calls: list[CallRecord], turn_id: int | None = None) -> None:
+        """The assistant called functions (after saying `text`, maybe nothing):
+        the calls stay in the conversation, so later turns can refer to them."""
+        with self._lock:
+            self._items.append(ChatItem("assistant", text, turn_id, tool_calls=tuple(calls)))
+
+    def add_tool_result(self, call_id: str, output: str) -> bool:
+        """A function's output, placed right after the call it answers (after
+        the outputs of the same message's other calls); a second output for a
+        call replaces the first.  False when the chat has no such call (it was
+        never made, or has been trimmed away)."""
+        with self._lock:
+            for item in self._items:
+                if item.tool_call_id == call_id:
+                    item.content = output
+                    return True
+            for index in range(len(self._items) - 1, -1, -1):
+                if any(call.call_id == call_id for call in self._items[index].tool_calls):
+                    at = index + 1
+                    while at < len(self._items) and self._items[at].tool_call_id is not None:
+                        at += 1
+                    self._items.insert(at, ChatItem("tool", output, tool_call_id=call_id))
+                    return True
+            return False
+
+    def has_call(self, call_id: str) -> bool:
+        with self._lock:
+            return any(call.call_id == call_id for item in self._items for call in item.tool_calls)
+
     def record_heard(self, turn_id: int, heard: str) -> None:
         """The user interrupted this turn's reply after hearing `heard`."""
         with self._lock:
@@ -106,7 +174,9 @@ class Chat:
                 item = self._items[index]
                 if item.role == "assistant" and item.turn_id == turn_id:
                     content = interrupted_content(heard)
-                    if content is None:
+                    if item.tool_calls:  # the calls were made: only the words before them are cut
+                        item.content, item.interrupted = content or "", True
+                    elif content is None:
                         del self._items[index]
                     else:
                         item.content, item.interrupted = content, True
@@ -124,14 +194,37 @@ class Chat:
             self._heard.pop(turn_id, None)
 
     def discard_pending(self) -> None:
-        """Forget the user messages whose answer failed, so history stays paired."""
+        """Forget the user messages whose answer failed, so history stays
+        paired (calls and their outputs stay: they happened)."""
         with self._lock:
-            while self._items and self._items[-1].role != "assistant":
+            while self._items and self._items[-1].role != "assistant" and self._items[-1].tool_call_id is None:
                 self._items.pop()
 
-    def messages(self) -> list[dict[str, str]]:
+    def messages(self) -> list[dict[str, Any]]:
+        """The system prompt and the history, in the chat-completions format.
+
+        Every call is followed by its output: one the client never sent reads
+        as `NO_RESULT`, so the conversation goes on past an unanswered call
+        (and chat APIs, which refuse a call without an output, accept it)."""
+        out: list[dict[str, Any]] = []
         with self._lock:
-            out = [item.message() for item in self._items]
+            items, index = self._items, 0
+            while index < len(items):
+                item = items[index]
+                out.append(item.message())
+                index += 1
+                if not item.tool_calls:
+                    continue
+                answered = set()
+                while index < len(items) and items[index].tool_call_id is not None:
+                    answered.add(items[index].tool_call_id)
+                    out.append(items[index].message())
+                    index += 1
+                out.extend(
+                    {"role": "tool", "tool_call_id": call.call_id, "content": NO_RESULT}
+                    for call in item.tool_calls
+                    if call.call_id not in answered
+                )
         if self.system_prompt:
             out.insert(0, {"role": self.system_role, "content": self.system_prompt})
         return out
@@ -144,8 +237,8 @@ class Chat:
     def _trim(self) -> None:
         if self.size < 0:
             return
-        answers = sum(item.role == "assistant" for item in self._items)
+        answers = sum(item.is_answer for item in self._items)
         while answers > self.size:
-            first_answer = next(i for i, item in enumerate(self._items) if item.role == "assistant")
+            first_answer = next(i for i, item in enumerate(self._items) if item.is_answer)
             del self._items[: first_answer + 1]
             answers -= 1

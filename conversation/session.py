@@ -46,6 +46,8 @@ class TurnDetection:
     # while a fixed silence is asked for (silence_duration_ms, or
     # --turn_detector silence).
     eagerness: str | None = None
+    unfinished_silence_ms: int | None = None  # None: --unfinished_silence_ms (the words dangle)
+    finished_silence_ms: int | None = None  # None: --finished_silence_ms (Smart Turn hears a finished voice)
 
 
 @dataclass
@@ -72,6 +74,12 @@ class SessionSettings:
     # judged.  Realtime clients play their own buffer: for them the judged sound
     # is simply not announced (`speech_started`) until it is an interruption.
     pause_playback: bool = True
+    # Function calling.  `tools`: what the client declared (it runs them; the
+    # realtime API's session.tools); `server_tools`: what the server runs
+    # itself (--tools, the built-ins), offered when the client declared none.
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    tool_choice: Any = "auto"  # "auto", "none", "required" or {"type": "function", "name": ...}
+    server_tools: list[dict[str, Any]] = field(default_factory=list)
 
 
 class SessionObserver:
@@ -98,6 +106,9 @@ class SessionObserver:
     def transcript_ready(self, turn: Turn) -> None: ...
 
     def response_text(self, turn: Turn, text: str) -> None: ...
+
+    def function_call(self, turn: Turn, call_id: str, name: str, arguments: str) -> None:
+        """The reply calls a function the client declared (it runs it)."""
 
     def response_done(self, turn: Turn) -> None: ...
 

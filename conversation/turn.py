@@ -14,7 +14,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from conversation.playback import PlaybackLog
 
@@ -79,6 +79,11 @@ class Turn:
     speculations_cancelled: int = 0  # early replies started during this turn's pauses, then dropped
     backchannels: int = 0  # sounds over the reply judged a backchannel or a noise: it went on
     silence_waited_ms: float | None = None  # silence after the last word before the VAD ended the turn (audio time)
+    # What one response may call, when it says so itself (the realtime API's
+    # response.create `tools` / `tool_choice`); None: the session's.
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: Any = None
+    calls_made: int = 0  # functions this turn has called (the server's own run within it)
     _decided: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -191,6 +196,7 @@ class Turn:
             "tts_first_audio_ms": span("tts_start", "tts_first_audio"),
             "end_of_turn_to_transcript_ms": span("end_of_turn", "transcript_ready"),
             "end_of_turn_to_first_sentence_ms": span("end_of_turn", "llm_first_sentence"),
+            "end_of_turn_to_tool_call_ms": span("end_of_turn", "tool_call"),
             "end_of_turn_to_first_audio_ms": span("end_of_turn", "first_audio_out"),
             "speech_end_to_first_audio_ms": span("speech_end", "first_audio_out"),
             "end_of_turn_to_last_audio_ms": span("end_of_turn", "last_audio_out"),

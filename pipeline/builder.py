@@ -17,9 +17,11 @@ from typing import Any
 
 from baseHandler import BaseHandler
 from config.parse import PipelineConfig
+from connections.server_tools import ServerTools
 from conversation.session import Session
 from LLM.answer_loop import ReplyPacing
 from pipeline.stage_setup import BackendUnavailableError, set_up_handler
+from tools.worker import ToolWorker
 from utils.queues import LiveAudioQueue, StageQueue
 from utils.signals import stop_if_ctrl_c_requested
 from VAD.vad_handler import VADHandler
@@ -36,9 +38,23 @@ class Channels:
     audio_in: queue.Queue = field(default_factory=LiveAudioQueue)
     audio_out: queue.Queue = field(default_factory=StageQueue)
     session: Session = field(default_factory=Session)
+    tools: ServerTools | None = None  # the server's own tools, run by the sink (see `serve_tools`)
 
     def __post_init__(self) -> None:
         self.should_listen.set()
+
+    def serve_tools(self, worker: ToolWorker | None) -> None:
+        """Offer the worker's tools to the default session and run their calls:
+        outputs come back into `audio_in`, the pipeline's input."""
+        if worker is None:
+            return
+        self.tools = ServerTools(worker, self.audio_in)
+        self.session.settings.server_tools = list(worker.declarations)
+
+    @property
+    def server_tools(self) -> list[dict[str, Any]]:
+        """The declarations of the server's own tools (none without a worker)."""
+        return list(self.tools.declarations) if self.tools is not None else []
 
 
 def _handler_class(config: PipelineConfig, stage: str) -> type[BaseHandler]:
@@ -51,15 +67,19 @@ def _handler_class(config: PipelineConfig, stage: str) -> type[BaseHandler]:
         ) from None
 
 
-def stage_kwargs(config: PipelineConfig, stage: str) -> dict[str, Any]:
+def stage_kwargs(
+    config: PipelineConfig, stage: str, server_tools: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """What one model stage's setup() is given: its backend's own arguments,
     and for the LLM the reply pacing every backend's answer loop follows
     (the global flags --first_clause_words, --first_phrase_words,
-    --first_audio_wait_ms)."""
+    --first_audio_wait_ms) and the server's own tools (its warm-up prepares
+    their prompt)."""
     kwargs = config.stage_kwargs(stage)
     if stage == "llm":
         module = config.module
         kwargs["pacing"] = ReplyPacing(module.first_clause_words, module.first_phrase_words, module.first_audio_wait_ms)
+        kwargs["server_tools"] = list(server_tools or [])
     return kwargs
 
 
@@ -103,7 +123,8 @@ def build_model_stages(
         backend = getattr(config, f"{stage}_backend")
         handler_class = _handler_class(config, stage)
         began = time.perf_counter()
-        build = partial(handler_class, stop, queue_in, queue_out, setup_kwargs=stage_kwargs(config, stage))
+        kwargs = stage_kwargs(config, stage, channels.server_tools)
+        build = partial(handler_class, stop, queue_in, queue_out, setup_kwargs=kwargs)
         stages.append(set_up_handler(f"--{stage} {backend.name}", backend.extra, build))
         stop_if_ctrl_c_requested()  # Ctrl-C while a model loaded, its KeyboardInterrupt lost in a C callback
         logger.info("%s %r ready in %.1f s", stage.upper(), backend.name, time.perf_counter() - began)

@@ -9,6 +9,7 @@ an injected HTTP error (to check the retries).
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import threading
@@ -29,14 +30,21 @@ from utils.messages import EndOfResponse, EndOfStream, LLMSentence, Transcript
 SYSTEM = "You are a helpful assistant. Answer in one short sentence."
 
 
-@pytest.fixture(scope="module")
-def llama_server(tmp_path_factory) -> Iterator[str]:
-    """llama_cpp.server on the packaged SmolLM2 GGUF; yields its /v1 URL."""
-    server = LlamaServerProcess("smollm2-135m", tmp_path_factory.mktemp("llama-server"))
+@contextlib.contextmanager
+def serve_gguf(model: str, workdir) -> Iterator[str]:
+    """llama_cpp.server on a packaged GGUF (its own chat template); yields its /v1 URL."""
+    server = LlamaServerProcess(model, workdir)
     try:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory) -> Iterator[str]:
+    """llama_cpp.server on the packaged SmolLM2 GGUF; yields its /v1 URL."""
+    with serve_gguf("smollm2-135m", tmp_path_factory.mktemp("llama-server")) as url:
+        yield url
 
 
 class RecordingProxy(ThreadingHTTPServer):
@@ -95,14 +103,23 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def proxy(llama_server) -> Iterator[RecordingProxy]:
-    server = RecordingProxy(llama_server)
+@contextlib.contextmanager
+def recording_proxy(upstream: str) -> Iterator[RecordingProxy]:
+    """A RecordingProxy in front of `upstream`, serving from a thread of its own."""
+    server = RecordingProxy(upstream)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def proxy(llama_server) -> Iterator[RecordingProxy]:
+    with recording_proxy(llama_server) as server:
+        yield server
 
 
 def handler_for(url: str, **kwargs) -> OpenApiLanguageModelHandler:

@@ -248,3 +248,48 @@ def test_real_weights_answer_the_capital_of_france(smollm2):
     assert isinstance(out[-1], EndOfResponse)
     assert sentences
     assert "paris" in " ".join(sentences).lower()
+
+
+WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Get today's weather forecast for a city.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+
+
+def test_real_weights_with_tools_see_them_and_still_answer(smollm2):
+    """SmolLM2's template has no tools section: the tools go into the system prompt and
+    earlier calls and outputs are written out as text; the model still answers."""
+    from conversation.chat import CallRecord
+    from conversation.session import Session, SessionSettings
+    from LLM.tool_calls import FunctionCall
+
+    session = Session(SessionSettings(tools=[WEATHER]))
+    chat = smollm2.chat_for(session)
+    chat.add_user("Weather in Paris?")
+    chat.add_tool_calls("", [CallRecord("call_1", "get_weather", '{"city": "Paris"}')])
+    chat.add_tool_result("call_1", '{"forecast": "hail"}')
+    chat.add_assistant("It will hail in Paris.")
+    prompt = smollm2.tokenizer.decode(smollm2.prompt_ids(chat.messages(), smollm2.tool_offer(session))["input_ids"][0])
+    assert '"name": "get_weather"' in prompt and "<tools>" in prompt
+    assert "<tool_call>" in prompt and "<tool_response>" in prompt and "hail" in prompt
+    out = list(smollm2.process(Transcript("What is the capital of France?", "en", Turn(session=session))))
+    assert isinstance(out[-1], EndOfResponse) and out[-1].turn.error is None
+    said = [m for m in out if isinstance(m, LLMSentence)]
+    calls = [m for m in out if not isinstance(m, LLMSentence | EndOfResponse)]
+    assert said or calls  # words, or a call that matched the schema (any other is dropped)
+    for piece in smollm2.generate(chat.messages(), tools=smollm2.tool_offer(session)):
+        assert isinstance(piece, str | FunctionCall)
+
+
+def test_a_call_written_in_the_reply_becomes_a_call(tiny, monkeypatch):
+    from conversation.session import Session, SessionSettings
+    from LLM.tool_calls import FunctionCall
+
+    written = ["Let me see. ", "<tool_", 'call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>']
+    monkeypatch.setattr(tiny, "_stream", lambda *args: iter(written))
+    offer = tiny.tool_offer(Session(SessionSettings(tools=[WEATHER])))
+    pieces = list(tiny.generate([{"role": "user", "content": "Weather in Oslo?"}], tools=offer))
+    assert pieces[0] == "Let me see. " and isinstance(pieces[-1], FunctionCall)
+    assert pieces[-1].name == "get_weather" and pieces[-1].arguments == '{"city": "Oslo"}'

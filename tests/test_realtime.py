@@ -217,7 +217,7 @@ def test_bad_input_gets_an_error_event_and_the_session_continues(server):
             "invalid_value": lambda: conversation.send({"type": "conversation.item.truncate"}),
             "unsupported": lambda: conversation.send(
                 {"type": "session.update", "session": {"type": "realtime", "tools": [
-                    {"type": "function", "name": "f", "parameters": {}}]}}
+                    {"type": "mcp", "server_label": "files", "server_url": "https://mcp.example.com"}]}}
             ),
         }  # fmt: skip
         for code, send in cases.items():

@@ -124,3 +124,24 @@ def test_speech_after_a_pause_cancels_the_speculative_turn():
     cancelled = [s.turn for s in provisional if s.turn.cancelled]
     assert cancelled and final.turn not in cancelled
     assert all(turn.stale for turn in cancelled) and not final.turn.stale
+
+
+@pytest.mark.parametrize(("eagerness", "turns"), [("high", 2), ("low", 1)])
+def test_semantic_vad_eagerness_decides_whether_a_pause_ends_the_turn(eagerness, turns):
+    """Two questions 400 ms apart: `high` answers at the pause, `low` waits it out and
+    hears one turn; the session's waits after unfinished words follow the eagerness too."""
+    from conversation.eagerness import EAGERNESS_MS, semantic_turn_detection
+    from conversation.session import Session, SessionSettings
+
+    vad = make_handler(VADHandler, should_listen=threading.Event())
+    session = Session(SessionSettings(turn_detection=semantic_turn_detection(eagerness)))
+    first, second = (load_audio(QUESTIONS / name) for name in ("q01.wav", "q02.wav"))
+    first, second = first[: int(1.7 * 16000)], second[int(0.05 * 16000) :]  # their own silences cut off
+    samples = np.concatenate([first, np.zeros(int(0.4 * 16000), np.int16), second, np.zeros(16000, np.int16)])
+    segments = []
+    for piece in split_chunks(samples, 512):
+        segments.extend(vad.process(AudioChunk(samples=piece, session=session)))
+    assert len([s for s in segments if not s.provisional]) == turns
+    stream = vad.stream_for(session)
+    assert (stream.unfinished_silence_ms, stream.finished_silence_ms) == EAGERNESS_MS[eagerness]
+    assert stream.decision is not None and stream.decision.eagerness == eagerness

@@ -136,6 +136,37 @@ class TTSAudio:
 
 
 @dataclass
+class ToolCall:
+    """The assistant calls a function: a turn's output, like a sentence.
+
+    It travels after the sentences said before it (LLM -> TTS -> sink) and
+    the sink hands it on: to the client that declared the tool (the realtime
+    API's `function_call` item), or, for the server's own tools (`by_server`:
+    `--tools`, the built-ins), to the tool worker, whose output comes back
+    into the pipeline's input as a `ToolResult` of the same turn."""
+
+    call_id: str
+    name: str
+    arguments: str  # a JSON object, as text (the API's `arguments`)
+    turn: Turn
+    by_server: bool = False
+
+
+@dataclass
+class ToolResult:
+    """A function's output, back into the conversation it was called in.
+
+    Like a typed message it enters at the pipeline's input and reaches the
+    LLM, which adds it to the session's chat and answers when `turn.respond`
+    (the server's own tools: the turn that called it goes on; a client's
+    output: a later `response.create` answers)."""
+
+    call_id: str
+    output: str
+    turn: Turn
+
+
+@dataclass
 class EndOfResponse:
     """The assistant has finished answering `turn` (also sent after a failure).
 
@@ -177,6 +208,15 @@ class UserText:
 
 
 @dataclass
+class SessionUpdated:
+    """A client changed its conversation's instructions or tools.  The LLM
+    may prepare for them before the next turn asks (llama.cpp evaluates the
+    new instructions + tools prompt prefix once, while the user speaks)."""
+
+    session: Session
+
+
+@dataclass
 class CreateResponse:
     """Answer the conversation as it stands (the client asked for a response)."""
 
@@ -200,7 +240,10 @@ PipelineMessage = (
     | CommitInput
     | ClearInput
     | UserText
+    | ToolCall
+    | ToolResult
     | CreateResponse
+    | SessionUpdated
     | SpeechProgress
     | PartialTranscript
     | OverheardSpeech

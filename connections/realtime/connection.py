@@ -1,8 +1,11 @@
 """One realtime WebSocket: one conversation, translated to and from the pipeline.
 
 Client events become pipeline messages stamped with this connection's
-`Session` (audio, commits, typed messages, response requests) and go into
-the shared VAD queue, in order.  What the stages report about the session
+`Session` (audio, commits, typed messages, function outputs, response
+requests) and go into the shared VAD queue, in order.  The session's
+tools and tool_choice are checked here (connections/realtime/tools_config.py)
+and kept in its settings; a call the reply makes comes back through
+`function_call` and leaves as a `function_call` output item.  What the stages report about the session
 (speech started, transcript ready, reply text, reply done) comes back
 through the `SessionObserver` methods, and the reply audio from the realtime
 sink (`response_audio`), all from the stage threads; it leaves as the API's
@@ -29,9 +32,20 @@ from pydantic import BaseModel
 from connections.realtime import events as ev
 from connections.realtime.audio import FORMAT_RATES, AudioFormatError, InputAudio, OutputAudio, decode_base64
 from connections.realtime.language import apply_transcription, reply_metadata
+from connections.realtime.tools_config import MAX_OUTPUT_BYTES, checked_tool_choice, checked_tools
+from conversation.eagerness import semantic_turn_detection
 from conversation.session import Session, SessionObserver, SessionSettings, TurnDetection
 from conversation.turn import Turn
-from utils.messages import AudioChunk, ClearInput, CommitInput, CreateResponse, TTSAudio, UserText
+from utils.messages import (
+    AudioChunk,
+    ClearInput,
+    CommitInput,
+    CreateResponse,
+    SessionUpdated,
+    ToolResult,
+    TTSAudio,
+    UserText,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -52,18 +66,22 @@ class RealtimeOptions:
     resume_false_interruption: bool = True  # a backchannel or a noise over the reply is never announced
     false_interruption_timeout_ms: int = 1500
     max_message_bytes: int = 4 * 1024 * 1024
+    server_tools: list[dict[str, Any]] = field(default_factory=list)  # offered to sessions that declare none
 
 
 @dataclass
 class ResponseState:
-    """The API's view of one turn's reply while it goes out."""
+    """The API's view of one turn's reply while it goes out: its spoken (or
+    text) message, opened with its first words, and the function calls it
+    made, in output order."""
 
     response_id: str
-    item_id: str
     audio: bool
-    encoder: OutputAudio | None
+    item_id: str | None = None  # the message item, once the reply says something
+    encoder: OutputAudio | None = None
     text: list[str] = field(default_factory=list)
     last_sentence: str | None = None
+    calls: list[Any] = field(default_factory=list)  # the function_call items, completed
 
 
 class RealtimeConnection(SessionObserver):
@@ -87,6 +105,7 @@ class RealtimeConnection(SessionObserver):
             resume_false_interruption=options.resume_false_interruption,
             false_interruption_timeout_ms=options.false_interruption_timeout_ms,
             pause_playback=False,
+            server_tools=list(options.server_tools),
         )
         self.session = Session(settings=settings, observer=self)
         self.input_format = "audio/pcm"
@@ -103,6 +122,7 @@ class RealtimeConnection(SessionObserver):
         self._responses: dict[int, ResponseState] = {}
         self._assistant_turns: OrderedDict[str, Turn] = OrderedDict()
         self._requested: set[int] = set()  # turns answering a response.create
+        self._calls: OrderedDict[str, str] = OrderedDict()  # call_id -> its item id, the calls this client may answer
 
     # --- sending (any thread) ----------------------------------------------------------
     def emit(self, event: BaseModel) -> None:
@@ -179,29 +199,86 @@ class RealtimeConnection(SessionObserver):
         raise ev.ClientEventError(code, message, getattr(event, "event_id", None), param)
 
     def on_session_update(self, event: Any) -> None:
+        """Each field applies on its own: one the server cannot take is named
+        in one `error` event (all such fields together), and the rest of the
+        update applies; `session.updated` then shows the session as it is."""
         request = event.session
         if getattr(request, "type", None) != "realtime":
             self._fail(event, "unsupported", "only 'realtime' sessions are served (no transcription sessions)")
-        if request.tools:
-            self._fail(event, "unsupported", "tools (function calling) are not supported by this server", "tools")
-        settings = self.session.settings
-        if request.output_modalities is not None:
-            if request.output_modalities not in (["audio"], ["text"]):
-                self._fail(
-                    event,
-                    "invalid_value",
-                    "output_modalities must be ['audio'] or ['text']",
-                    "session.output_modalities",
-                )
-            settings.audio_output = request.output_modalities == ["audio"]
+        problems: list[ev.ClientEventError] = []
+        for apply in (
+            self._update_output_modalities,
+            self._update_instructions,
+            self._update_tools,
+            self._update_unsupported,
+            self._update_audio,
+        ):
+            try:
+                apply(event, request)
+            except ev.ClientEventError as problem:
+                problems.append(problem)
+        if problems:
+            first = problems[0]
+            message = "; ".join(str(problem) for problem in problems)
+            if len(problems) > 1:
+                message += " (the rest of the session.update applied)"
+            self.emit(ev.error(first.code, message, getattr(event, "event_id", None), first.param))
+        if request.model_fields_set & {"instructions", "tools"}:
+            self.pipeline_in.put(SessionUpdated(self.session))  # the LLM prepares their prompt
+        self.emit(ev.session_updated(self._session_model()))
+
+    def _update_output_modalities(self, event: Any, request: Any) -> None:
+        if request.output_modalities is None:
+            return
+        if request.output_modalities not in (["audio"], ["text"]):
+            self._fail(
+                event, "invalid_value", "output_modalities must be ['audio'] or ['text']", "session.output_modalities"
+            )
+        self.session.settings.audio_output = request.output_modalities == ["audio"]
+
+    def _update_instructions(self, event: Any, request: Any) -> None:
         if "instructions" in request.model_fields_set:
-            settings.instructions = request.instructions or None
+            self.session.settings.instructions = request.instructions or None
+
+    def _update_tools(self, event: Any, request: Any) -> None:
+        """`tools` (function tools, checked) and `tool_choice` (a named
+        function must be among the session's tools, these or the ones before)."""
+        settings = self.session.settings
+        tools = settings.tools
+        if "tools" in request.model_fields_set:
+            tools = checked_tools(event, request.tools, "session.tools")
+        choice = settings.tool_choice
+        if "tool_choice" in request.model_fields_set and request.tool_choice is not None:
+            choice = checked_tool_choice(event, request.tool_choice, tools, "session.tool_choice")
+        elif "tools" in request.model_fields_set and isinstance(choice, dict):
+            choice = checked_tool_choice(event, choice, tools, "session.tools")  # the chosen one must stay
+        settings.tools, settings.tool_choice = tools, choice
+
+    def _update_unsupported(self, event: Any, request: Any) -> None:
+        """Fields this server does not have, when a client asks for them."""
+        named = []
+        if request.tracing is not None:
+            named.append("tracing")
+        if request.prompt is not None:
+            named.append("prompt")
+        if request.include:
+            named.append("include")
+        audio_input = request.audio.input if request.audio is not None else None
+        if audio_input is not None and audio_input.noise_reduction is not None:
+            named.append("audio.input.noise_reduction")
+        audio_output = request.audio.output if request.audio is not None else None
+        if audio_output is not None and audio_output.speed not in (None, 1, 1.0):
+            named.append("audio.output.speed")
+        if named:
+            fields = ", ".join(f"session.{name}" for name in named)
+            self._fail(event, "unsupported", f"not supported by this server: {fields}", f"session.{named[0]}")
+
+    def _update_audio(self, event: Any, request: Any) -> None:
         audio = request.audio
         if audio is not None and audio.input is not None:
             self._update_input(event, audio.input)
         if audio is not None and audio.output is not None and audio.output.format is not None:
             self.output_format = self._format_name(event, audio.output.format, "session.audio.output.format")
-        self.emit(ev.session_updated(self._session_model()))
 
     def _update_input(self, event: Any, audio_input: Any) -> None:
         settings = self.session.settings
@@ -216,15 +293,12 @@ class RealtimeConnection(SessionObserver):
         if "turn_detection" not in audio_input.model_fields_set:
             return
         wanted = audio_input.turn_detection
+        create = True if wanted is None or wanted.create_response is None else wanted.create_response
+        interrupt = True if wanted is None or wanted.interrupt_response is None else wanted.interrupt_response
         if wanted is None:
             settings.turn_detection = None
-        elif wanted.type != "server_vad":
-            self._fail(
-                event,
-                "unsupported",
-                f"turn_detection {wanted.type!r} is not supported; use 'server_vad'",
-                "session.audio.input.turn_detection.type",
-            )
+        elif wanted.type == "semantic_vad":
+            settings.turn_detection = semantic_turn_detection(wanted.eagerness or "auto", create, interrupt)
         else:
             if wanted.threshold is not None and not 0.0 < wanted.threshold < 1.0:
                 self._fail(
@@ -237,8 +311,8 @@ class RealtimeConnection(SessionObserver):
                 threshold=wanted.threshold,
                 silence_duration_ms=wanted.silence_duration_ms,
                 prefix_padding_ms=wanted.prefix_padding_ms,
-                create_response=True if wanted.create_response is None else wanted.create_response,
-                interrupt_response=True if wanted.interrupt_response is None else wanted.interrupt_response,
+                create_response=create,
+                interrupt_response=interrupt,
             )
         self.session.drop_state("vad")  # the VAD follows the new settings from the next chunk on
 
@@ -269,11 +343,15 @@ class RealtimeConnection(SessionObserver):
 
     def on_conversation_item_create(self, event: Any) -> None:
         item = event.item
+        if getattr(item, "type", None) == "function_call_output":
+            self._add_function_output(event, item)
+            return
         if getattr(item, "type", None) != "message" or getattr(item, "role", None) != "user":
             self._fail(
                 event,
                 "unsupported",
-                "only user messages can be added (no function calls, system or assistant items)",
+                "only user messages and function_call_output items can be added (no system or assistant "
+                "messages, no function_call items)",
                 "item",
             )
         texts = [part.text for part in item.content if part.type == "input_text" and part.text]
@@ -284,12 +362,38 @@ class RealtimeConnection(SessionObserver):
         item_id = item.id or ev.new_id("item")
         turn = Turn(session=self.session, respond=False)
         self.pipeline_in.put(UserText(text=" ".join(texts), turn=turn))
-        message = ev.user_item(item_id, text=" ".join(texts))
+        self._added(ev.user_item(item_id, text=" ".join(texts)))
+
+    def _add_function_output(self, event: Any, item: Any) -> None:
+        """A function's output: it joins the conversation after its call;
+        the client's `response.create` then has the model answer from it."""
+        with self._lock:
+            known = item.call_id in self._calls
+        if not known:
+            self._fail(
+                event,
+                "invalid_value",
+                f"no function call with call_id {item.call_id!r} in this conversation",
+                "item.call_id",
+            )
+        size = len(item.output.encode("utf-8"))
+        if size > MAX_OUTPUT_BYTES:
+            self._fail(
+                event,
+                "invalid_value",
+                f"function_call_output of {size} bytes; the limit is {MAX_OUTPUT_BYTES} (64 KB)",
+                "item.output",
+            )
+        self.pipeline_in.put(ToolResult(item.call_id, item.output, Turn(session=self.session, respond=False)))
+        self._added(ev.function_call_output_item(item.id or ev.new_id("item"), item.call_id, item.output))
+
+    def _added(self, item: Any) -> None:
+        """A client's item joins the conversation: added, then done."""
         with self._lock:
             previous = self._previous_item()
-            self._items.append(item_id)
-        self.emit(ev.item_added(message, previous))
-        self.emit(ev.item_done(message, previous))
+            self._items.append(item.id)
+        self.emit(ev.item_added(item, previous))
+        self.emit(ev.item_done(item, previous))
 
     def _active_turn(self) -> Turn | None:
         turn = self.session.active_turn
@@ -298,17 +402,22 @@ class RealtimeConnection(SessionObserver):
         return turn
 
     def on_response_create(self, event: Any) -> None:
-        if event.response is not None and event.response.tools:
-            self._fail(
-                event, "unsupported", "tools (function calling) are not supported by this server", "response.tools"
-            )
+        """Answer the conversation now, with the response's own `tools` and
+        `tool_choice` when it gives them (checked like the session's)."""
         if self._active_turn() is not None:
             self._fail(
                 event,
                 "conversation_already_has_active_response",
                 "a response is in progress; cancel it first (response.cancel)",
             )
-        turn = Turn(session=self.session)
+        wanted = event.response
+        tools = choice = None
+        if wanted is not None and "tools" in wanted.model_fields_set and wanted.tools is not None:
+            tools = checked_tools(event, wanted.tools, "response.tools")
+        if wanted is not None and wanted.tool_choice is not None:
+            declared = tools if tools is not None else self.session.settings.tools or self.session.settings.server_tools
+            choice = checked_tool_choice(event, wanted.tool_choice, declared, "response.tool_choice")
+        turn = Turn(session=self.session, tools=tools, tool_choice=choice)
         turn.confirm()
         with self._lock:
             self._requested.add(turn.turn_id)
@@ -441,28 +550,62 @@ class RealtimeConnection(SessionObserver):
             state = self._responses.get(turn.turn_id)
             if state is not None:
                 return state
-            audio = self.session.settings.audio_output
-            state = ResponseState(ev.new_id("resp"), ev.new_id("item"), audio, None)
+            state = ResponseState(ev.new_id("resp"), self.session.settings.audio_output)
             self._responses[turn.turn_id] = state
+        self.emit(
+            ev.response_created(
+                ev.response_model(state.response_id, "in_progress", state.audio, [], self.output_format)
+            )
+        )
+        return state
+
+    def _message(self, turn: Turn) -> ResponseState:
+        """The turn's response with its assistant message open (the reply's words)."""
+        state = self._response(turn)
+        with self._lock:
+            if state.item_id is not None:
+                return state
+            state.item_id = ev.new_id("item")
             previous = self._previous_item()
             self._items.append(state.item_id)
             self._assistant_turns[state.item_id] = turn
             while len(self._assistant_turns) > 32:
                 self._assistant_turns.popitem(last=False)
-        item = ev.assistant_item(state.item_id, audio)
-        self.emit(
-            ev.response_created(ev.response_model(state.response_id, "in_progress", audio, [], self.output_format))
-        )
+        item = ev.assistant_item(state.item_id, state.audio)
         self.emit(ev.output_item_added(state.response_id, item))
         self.emit(ev.item_added(item, previous))
-        self.emit(ev.content_part_added(state.response_id, state.item_id, audio))
+        self.emit(ev.content_part_added(state.response_id, state.item_id, state.audio))
         return state
+
+    def function_call(self, turn: Turn, call_id: str, name: str, arguments: str) -> None:
+        """The reply calls a function the client declared: a `function_call`
+        output item, its arguments (whole, in one delta), and the item done;
+        `response.done` lists it.  The client answers with a
+        `function_call_output` item for `call_id` and `response.create`."""
+        state = self._response(turn)
+        item_id = ev.new_id("item")
+        with self._lock:
+            index = len(state.calls) + (state.item_id is not None)
+            previous = self._previous_item()
+            self._items.append(item_id)
+            self._calls[call_id] = item_id
+            while len(self._calls) > 64:
+                self._calls.popitem(last=False)
+        rid = state.response_id
+        self.emit(ev.output_item_added(rid, ev.function_call_item(item_id, call_id, name, "", "in_progress"), index))
+        self.emit(ev.item_added(ev.function_call_item(item_id, call_id, name, "", "in_progress"), previous))
+        self.emit(ev.function_call_arguments_delta(rid, item_id, index, call_id, arguments))
+        self.emit(ev.function_call_arguments_done(rid, item_id, index, call_id, name, arguments))
+        done = ev.function_call_item(item_id, call_id, name, arguments, "completed")
+        state.calls.append(done)
+        self.emit(ev.output_item_done(rid, done, index))
+        self.emit(ev.item_done(done, previous))
 
     def response_audio(self, audio: TTSAudio) -> None:
         """One piece of a reply's audio (the sink's `output`): the reply's
         transcript delta when a new sentence starts, then the audio encoded
         in the session's output format, in deltas of `DELTA_SECONDS`."""
-        state = self._response(audio.turn)
+        state = self._message(audio.turn)
         if state.encoder is None:
             state.encoder = OutputAudio(self.output_format, audio.sample_rate)
         if audio.text != state.last_sentence:
@@ -477,7 +620,7 @@ class RealtimeConnection(SessionObserver):
                 self.emit(ev.audio_delta(state.response_id, state.item_id, base64.b64encode(payload).decode()))
 
     def response_text(self, turn: Turn, text: str) -> None:
-        state = self._response(turn)
+        state = self._message(turn)
         delta = (" " if state.text else "") + text
         state.text.append(text)
         self.emit(ev.text_delta(state.response_id, state.item_id, delta))
@@ -491,8 +634,8 @@ class RealtimeConnection(SessionObserver):
             self.emit(ev.error("server_error", f"the reply failed: {turn.error}"))
         if state is None and not (requested or turn.transcript):
             return  # noise the VAD took for speech: nothing was said, nothing to answer
-        if state is None:
-            state = self._response(turn)
+        if state is None or (state.item_id is None and not state.calls):
+            state = self._message(turn)  # a reply with no words still has its (empty) message
             with self._lock:
                 self._responses.pop(turn.turn_id, None)
         if turn.error:
@@ -507,29 +650,33 @@ class RealtimeConnection(SessionObserver):
     ) -> None:
         rid, iid, audio = state.response_id, state.item_id, state.audio
         text = " ".join(state.text)
-        if audio:
-            tail = state.encoder.flush() if state.encoder is not None and not turn.interrupted else b""
-            if tail:
-                self.emit(ev.audio_delta(rid, iid, base64.b64encode(tail).decode()))
-            self.emit(ev.audio_done(rid, iid))
-            self.emit(ev.transcript_done(rid, iid, text))
-        else:
-            self.emit(ev.text_done(rid, iid, text))
-        self.emit(ev.content_part_done(rid, iid, audio, text))
-        item = ev.assistant_item(iid, audio, text, "completed" if status == "completed" else "incomplete")
-        self.emit(ev.output_item_done(rid, item))
-        with self._lock:
-            index = self._items.index(iid) if iid in self._items else 0
-            previous = self._items[index - 1] if index > 0 else None
-        self.emit(ev.item_done(item, previous))
-        words = len(text.split())
+        output: list[Any] = []
+        if iid is not None:
+            if audio:
+                tail = state.encoder.flush() if state.encoder is not None and not turn.interrupted else b""
+                if tail:
+                    self.emit(ev.audio_delta(rid, iid, base64.b64encode(tail).decode()))
+                self.emit(ev.audio_done(rid, iid))
+                self.emit(ev.transcript_done(rid, iid, text))
+            else:
+                self.emit(ev.text_done(rid, iid, text))
+            self.emit(ev.content_part_done(rid, iid, audio, text))
+            item = ev.assistant_item(iid, audio, text, "completed" if status == "completed" else "incomplete")
+            self.emit(ev.output_item_done(rid, item))
+            with self._lock:
+                index = self._items.index(iid) if iid in self._items else 0
+                previous = self._items[index - 1] if index > 0 else None
+            self.emit(ev.item_done(item, previous))
+            output.append(item)
+        output.extend(state.calls)
+        words = len(text.split()) + sum(len(call.arguments) // 4 for call in state.calls)
         self.emit(
             ev.response_done(
                 ev.response_model(
                     rid,
                     status,
                     audio,
-                    [item],
+                    output,
                     self.output_format,
                     reason,
                     error,

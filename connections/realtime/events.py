@@ -32,6 +32,8 @@ from openai.types.realtime import (
     RealtimeAudioConfigOutput,
     RealtimeClientEvent,
     RealtimeConversationItemAssistantMessage,
+    RealtimeConversationItemFunctionCall,
+    RealtimeConversationItemFunctionCallOutput,
     RealtimeConversationItemUserMessage,
     RealtimeError,
     RealtimeErrorEvent,
@@ -47,6 +49,8 @@ from openai.types.realtime import (
     ResponseContentPartDoneEvent,
     ResponseCreatedEvent,
     ResponseDoneEvent,
+    ResponseFunctionCallArgumentsDeltaEvent,
+    ResponseFunctionCallArgumentsDoneEvent,
     ResponseOutputItemAddedEvent,
     ResponseOutputItemDoneEvent,
     ResponseTextDeltaEvent,
@@ -56,7 +60,7 @@ from openai.types.realtime import (
 )
 from openai.types.realtime.audio_transcription import AudioTranscription
 from openai.types.realtime.realtime_audio_formats import AudioPCM, AudioPCMA, AudioPCMU
-from openai.types.realtime.realtime_audio_input_turn_detection import ServerVad
+from openai.types.realtime.realtime_audio_input_turn_detection import SemanticVad, ServerVad
 from pydantic import BaseModel, ValidationError
 
 from conversation.session import SessionSettings, TurnDetection
@@ -121,8 +125,15 @@ def session_model(
     settings: SessionSettings, model: str, input_format: str, output_format: str, defaults: TurnDetection
 ) -> RealtimeSessionCreateRequest:
     detection = settings.turn_detection
-    turn_detection = None
-    if detection is not None:
+    turn_detection: ServerVad | SemanticVad | None = None
+    if detection is not None and detection.eagerness is not None:
+        turn_detection = SemanticVad(
+            type="semantic_vad",
+            eagerness=detection.eagerness,
+            create_response=detection.create_response,
+            interrupt_response=detection.interrupt_response,
+        )
+    elif detection is not None:
         turn_detection = ServerVad(
             type="server_vad",
             threshold=detection.threshold if detection.threshold is not None else defaults.threshold,
@@ -142,8 +153,8 @@ def session_model(
         instructions=settings.instructions or "",
         output_modalities=["audio"] if settings.audio_output else ["text"],
         max_output_tokens="inf",
-        tool_choice="auto",
-        tools=[],
+        tool_choice=settings.tool_choice,
+        tools=settings.tools,
         tracing=None,
         truncation="auto",
         audio=RealtimeAudioConfig(
@@ -298,6 +309,40 @@ def assistant_item(
     )
 
 
+def function_call_item(
+    item_id: str, call_id: str, name: str, arguments: str, status: str
+) -> RealtimeConversationItemFunctionCall:
+    return RealtimeConversationItemFunctionCall(
+        id=item_id, object="realtime.item", type="function_call", status=status, call_id=call_id, name=name,
+        arguments=arguments,
+    )  # fmt: skip
+
+
+def function_call_output_item(item_id: str, call_id: str, output: str) -> RealtimeConversationItemFunctionCallOutput:
+    return RealtimeConversationItemFunctionCallOutput(
+        id=item_id, object="realtime.item", type="function_call_output", status="completed", call_id=call_id,
+        output=output,
+    )  # fmt: skip
+
+
+def function_call_arguments_delta(
+    response_id: str, item_id: str, output_index: int, call_id: str, delta: str
+) -> ResponseFunctionCallArgumentsDeltaEvent:
+    return ResponseFunctionCallArgumentsDeltaEvent(
+        event_id=new_id("event"), type="response.function_call_arguments.delta", response_id=response_id,
+        item_id=item_id, output_index=output_index, call_id=call_id, delta=delta,
+    )  # fmt: skip
+
+
+def function_call_arguments_done(
+    response_id: str, item_id: str, output_index: int, call_id: str, name: str, arguments: str
+) -> ResponseFunctionCallArgumentsDoneEvent:
+    return ResponseFunctionCallArgumentsDoneEvent(
+        event_id=new_id("event"), type="response.function_call_arguments.done", response_id=response_id,
+        item_id=item_id, output_index=output_index, call_id=call_id, name=name, arguments=arguments,
+    )  # fmt: skip
+
+
 def response_model(
     response_id: str,
     status: str,
@@ -352,16 +397,18 @@ def response_done(response: RealtimeResponse) -> ResponseDoneEvent:
     return ResponseDoneEvent(event_id=new_id("event"), type="response.done", response=response)
 
 
-def output_item_added(response_id: str, item: Any) -> ResponseOutputItemAddedEvent:
+def output_item_added(response_id: str, item: Any, output_index: int = 0) -> ResponseOutputItemAddedEvent:
     return ResponseOutputItemAddedEvent(
-        event_id=new_id("event"), type="response.output_item.added", response_id=response_id, output_index=0, item=item
-    )
+        event_id=new_id("event"), type="response.output_item.added", response_id=response_id,
+        output_index=output_index, item=item,
+    )  # fmt: skip
 
 
-def output_item_done(response_id: str, item: Any) -> ResponseOutputItemDoneEvent:
+def output_item_done(response_id: str, item: Any, output_index: int = 0) -> ResponseOutputItemDoneEvent:
     return ResponseOutputItemDoneEvent(
-        event_id=new_id("event"), type="response.output_item.done", response_id=response_id, output_index=0, item=item
-    )
+        event_id=new_id("event"), type="response.output_item.done", response_id=response_id,
+        output_index=output_index, item=item,
+    )  # fmt: skip
 
 
 def _part(audio: bool, transcript: str) -> dict[str, Any]:

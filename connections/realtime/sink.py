@@ -17,6 +17,7 @@ from pathlib import Path
 
 from connections.audio_sink import AudioSink
 from connections.realtime.connection import RealtimeConnection
+from connections.server_tools import ServerTools
 from conversation.session import Session
 from utils.messages import TTSAudio
 
@@ -29,8 +30,9 @@ class RealtimeSink(AudioSink):
         should_listen: threading.Event,
         connections: Mapping[Session, RealtimeConnection],
         metrics_file: str | Path | None = None,
+        tools: ServerTools | None = None,
     ) -> None:
-        self.setup_sink(should_listen, metrics_file)
+        self.setup_sink(should_listen, metrics_file, tools=tools)
         self.connections = connections
 
     def output(self, audio: TTSAudio) -> None:
