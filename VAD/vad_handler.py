@@ -96,6 +96,7 @@ class VADStream:
     interrupted: bool = False  # the speech in progress already interrupted a reply
     base_silence: int | None = None  # the session's end-of-turn silence, in samples
     decision: EndOfTurn | None = None  # the end of turn on evidence (None: a fixed silence)
+    fixed_silence: bool = False  # a client asked for its own silence: it ends the turn, as it is
     smart_turn_key: tuple[int, int] | None = None  # the pause Smart Turn last judged
     smart_turn_probability: float = 0.5
     smart_turn_due: int = 0  # stream position from which its verdict may be used (it took that long)
@@ -215,6 +216,7 @@ class VADHandler(BaseHandler):
             decision = EndOfTurn(wanted if wanted in EAGERNESS else self.eagerness)
         return VADStream(
             decision=decision,
+            fixed_silence=self.turn_detector == "evidence" and silence is not None,
             silero=self.model.stream(self.sample_rate),
             iterator=VADIterator(
                 threshold=threshold,
@@ -448,7 +450,7 @@ class VADHandler(BaseHandler):
         iterator = stream.iterator
         if stream.base_silence is None:
             stream.base_silence = iterator.min_silence_samples
-        if not iterator.in_silence or stream.overlap is not None:
+        if not iterator.in_silence or stream.overlap is not None or stream.fixed_silence:
             return  # only a pause can end a turn; a sound over the reply waits for its verdict
         turn = stream.speculative_turn
         transcript = turn.transcript if turn is not None and "transcript_ready" in turn.marks else None

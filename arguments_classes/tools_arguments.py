@@ -13,10 +13,11 @@ class ToolsArguments:
         },
     )
     builtin_tools: bool = field(
-        default=True,
+        default=False,
         metadata={
             "help": "Offer the built-in tools: get_time (the date and time here or in a named city) and calculate "
-            "(exact arithmetic). See README, Tools, for what they cost in latency."
+            "(exact arithmetic). Off by default: under a system prompt that asks for long answers the default "
+            "1.5B model called them for questions that need no tool (README, Tools)."
         },
     )
     tool_timeout_s: float = field(

@@ -31,7 +31,7 @@ def test_what_time_is_it_and_arithmetic_are_answered_by_the_built_in_tools(tmp_p
     question = tmp_path / "questions.wav"
     soundfile.write(question, np.concatenate([pause[:8000], speech[0], pause, speech[1], pause]), 16000)
     asked_at = datetime.datetime.now().astimezone()
-    result, _, records = answer_file(question, tmp_path)
+    result, _, records = answer_file(question, tmp_path, "--builtin_tools", "true")
     assert len(records) == 2, result.stdout
     time_reply, product_reply = (record["reply"].lower().replace("-", " ") for record in records)
     forms = {form.replace("-", " ") for form in spoken_times(asked_at)}

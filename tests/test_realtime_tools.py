@@ -27,7 +27,9 @@ FORECAST = json.dumps({"city": "London", "forecast": "hail", "high_celsius": 9})
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    running = ServerProcess("realtime", tmp_path_factory.mktemp("realtime_tools"), "--max_sessions", "2")
+    running = ServerProcess(
+        "realtime", tmp_path_factory.mktemp("realtime_tools"), "--max_sessions", "2", "--builtin_tools", "true"
+    )
     yield running
     assert running.stop() == 0
 

@@ -133,7 +133,7 @@ def test_semantic_vad_eagerness_decides_whether_a_pause_ends_the_turn(eagerness,
     from conversation.eagerness import EAGERNESS_MS, semantic_turn_detection
     from conversation.session import Session, SessionSettings
 
-    vad = make_handler(VADHandler, should_listen=threading.Event())
+    vad = make_handler(VADHandler, should_listen=threading.Event(), turn_detector="evidence")
     session = Session(SessionSettings(turn_detection=semantic_turn_detection(eagerness)))
     first, second = (load_audio(QUESTIONS / name) for name in ("q01.wav", "q02.wav"))
     first, second = first[: int(1.7 * 16000)], second[int(0.05 * 16000) :]  # their own silences cut off

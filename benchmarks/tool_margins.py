@@ -1,0 +1,89 @@
+"""How far behind its best token the default LLM ranks a call's first token.
+
+    python benchmarks/tool_margins.py [--system "prompt"] [--output benchmarks/RESULTS_tool_margins.md]
+
+The llama.cpp backend decides to call a function when the best call opener's
+logit plus `--lm_tool_call_bias` beats every other first token
+(LLM/llama_tools.py).  This prints that margin (opener minus best other,
+bias left out) for the 40 requests of `../shared/audio/tools/requests.tsv`
+(their texts) and six everyday questions, with the six tools of its
+`tools.json` and with the two built-ins, under one system prompt: where the
+requests that need a tool and those that need none fall tells which bias
+separates them, and how much a system prompt moves them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from arguments_classes.chat_arguments import DEFAULT_SYSTEM_PROMPT  # noqa: E402
+from benchmarks.latency import machine_description  # noqa: E402
+
+TOOLS = REPO.parent / "shared" / "audio" / "tools"
+EVERYDAY = [
+    ("What time is it?", "get_time"),
+    ("What is seventeen times twenty-three?", "calculate"),
+    ("What's the date today?", "get_time"),
+    ("Can you recommend a good book for a long train ride?", "none"),
+    ("What is the capital of France?", "none"),
+    ("How do I bake bread?", "none"),
+]
+
+
+def margins(system: str) -> list[tuple[str, str, float, str]]:
+    import queue
+    import threading
+
+    from LLM.llama_cpp_language_model import LlamaCppLanguageModelHandler
+    from LLM.tool_calls import ToolOffer
+    from tools.builtins import BUILTIN_TOOLS
+    from tools.schema import function_declaration
+
+    handler = LlamaCppLanguageModelHandler(threading.Event(), queue.Queue(), queue.Queue(), setup_kwargs={})
+    six = tuple(json.loads((TOOLS / "tools.json").read_text()))
+    builtins = tuple(function_declaration(function) for function in BUILTIN_TOOLS)
+    with open(TOOLS / "requests.tsv") as table:
+        requests = [(row["request"], row["expected_tool"]) for row in csv.DictReader(table, delimiter="\t")]
+    found = []
+    for name, declarations in (("six tools", six), ("built-ins", builtins)):
+        offer = ToolOffer(declarations=declarations, by_server=name == "built-ins")
+        for text, wanted in requests + EVERYDAY:
+            messages = [{"role": "system", "content": system}, {"role": "user", "content": text}]
+            handler.tool_calls._decides_to_call(handler.prompt_tokens(messages, offer), 0.0)
+            found.append((name, wanted, handler.tool_calls.last_margin, text))
+    return found
+
+
+def report(system: str, rows: list[tuple[str, str, float, str]]) -> str:
+    lines = [f"# Call openers' margins\n\nMachine: {machine_description()}. System prompt: {system!r}.\n",
+             "| tools | requests | need a tool: min / median / max | need none: min / median / max |", "|---|---|---|---|"]  # fmt: skip
+    for name in dict.fromkeys(row[0] for row in rows):
+        need = sorted(m for n, w, m, _ in rows if n == name and w != "none")
+        none = sorted(m for n, w, m, _ in rows if n == name and w == "none")
+        lines.append(f"| {name} | {len(need) + len(none)} | {need[0]:.2f} / {need[len(need) // 2]:.2f} / "
+                     f"{need[-1]:.2f} | {none[0]:.2f} / {none[len(none) // 2]:.2f} / {none[-1]:.2f} |")  # fmt: skip
+    lines += ["", "| tools | wanted | margin | request |", "|---|---|---|---|"]
+    lines += [f"| {n} | {w} | {m:.2f} | {t} |" for n, w, m, t in rows]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--system", action="append", help="system prompt(s); default: the pipeline's")
+    parser.add_argument("--output", help="write the report here as well")
+    args = parser.parse_args()
+    text = "\n".join(report(system, margins(system)) for system in args.system or [DEFAULT_SYSTEM_PROMPT])
+    print(text)
+    if args.output:
+        Path(args.output).write_text(text)
+
+
+if __name__ == "__main__":
+    main()
