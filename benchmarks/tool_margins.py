@@ -62,8 +62,11 @@ def margins(system: str) -> list[tuple[str, str, float, str]]:
 
 
 def report(system: str, rows: list[tuple[str, str, float, str]]) -> str:
-    lines = [f"# Call openers' margins\n\nMachine: {machine_description()}. System prompt: {system!r}.\n",
-             "| tools | requests | need a tool: min / median / max | need none: min / median / max |", "|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"# Call openers' margins\n\nMachine: {machine_description()}. System prompt: {system!r}.\n",
+        "| tools | requests | need a tool: min / median / max | need none: min / median / max |",
+        "|---|---|---|---|",
+    ]
     for name in dict.fromkeys(row[0] for row in rows):
         need = sorted(m for n, w, m, _ in rows if n == name and w != "none")
         none = sorted(m for n, w, m, _ in rows if n == name and w == "none")

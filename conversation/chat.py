@@ -72,7 +72,9 @@ class ChatItem:
         if self.tool_calls:
             return {
                 "role": self.role,
-                "content": self.content or None,
+                # "" rather than null: servers with stricter request models
+                # (llama_cpp.server) refuse an assistant message without a string.
+                "content": self.content,
                 "tool_calls": [call.message() for call in self.tool_calls],
             }
         return {"role": self.role, "content": self.content}

@@ -37,6 +37,7 @@ SPECIALS = ["<pad>", "<unk>", "<|im_start|>", "<|im_end|>"]
 WORDS = [
     "system", "user", "assistant", "Hello", "world", ".", "Be", "brief",
     "Please", "reply", "to", "my", "message", "in", "French", "Name", "apple", "banana", "cherry",
+    "(", ".)", ":", ",", "I", "speak", "answer", "me", "do", "not", "translate",
 ]  # fmt: skip
 # Greedy next token for each token: the prompt ends with "assistant", so the
 # reply is "Hello world. Hello world. ..." with a full stop every third token.
@@ -67,8 +68,8 @@ def build_tiny_model(folder: Path) -> None:
     size = len(vocab)
     config = LlamaConfig(
         vocab_size=size,
-        hidden_size=32,
-        intermediate_size=64,
+        hidden_size=64,  # one dimension per token: the embedding is the identity
+        intermediate_size=128,
         num_hidden_layers=1,
         num_attention_heads=2,
         num_key_value_heads=2,
@@ -113,8 +114,8 @@ def tiny(tiny_folder):
     handler.prompts = []
     render = handler.prompt_ids
 
-    def recording(messages):
-        inputs = render(messages)
+    def recording(messages, tools=None):
+        inputs = render(messages, tools)
         handler.prompts.append(handler.tokenizer.decode(inputs["input_ids"][0]))
         return inputs
 
@@ -140,7 +141,8 @@ def test_sentences_stream_in_order_then_end_of_response(tiny):
 def test_language_instruction_reaches_the_prompt(tiny):
     ask(tiny, "Name apple", language="fr")
     last_user = tiny.prompts[-1].rsplit("<|im_start|> user", 1)[1]
-    assert last_user.startswith(" (I speak French: answer me in French, do not translate.) Name apple")
+    spelled = "".join(last_user.split())  # the word-level test tokenizer decodes with a space between tokens
+    assert spelled.startswith("(IspeakFrench:answermeinFrench,donottranslate.)Nameapple"), last_user
     ask(tiny, "Name apple", language="en")
     last_user = tiny.prompts[-1].rsplit("<|im_start|> user", 1)[1]
     assert "French" not in last_user and "Name apple" in last_user

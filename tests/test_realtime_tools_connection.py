@@ -138,11 +138,13 @@ def test_unsupported_fields_are_named_in_one_error_and_the_rest_applies():
     harness = Harness()
     try:
         send(harness, {"type": "session.update", "session": {
-            "type": "realtime", "tracing": "auto", "instructions": "Short answers.",
+            "type": "realtime", "tracing": "auto", "include": ["item.input_audio_transcription.logprobs"],
+            "instructions": "Short answers.",
             "audio": {"input": {"noise_reduction": {"type": "near_field"}}}}})  # fmt: skip
         errors = [e for e in harness.events() if e.type == "error"]
         assert len(errors) == 1
-        assert "session.tracing" in errors[0].error.message and "noise_reduction" in errors[0].error.message
+        assert "session.include" in errors[0].error.message and "noise_reduction" in errors[0].error.message
+        assert "tracing" not in errors[0].error.message  # accepted: the Agents SDK sends it by default
         assert harness.connection.session.settings.instructions == "Short answers."
     finally:
         harness.close()

@@ -256,9 +256,7 @@ class RealtimeConnection(SessionObserver):
 
     def _update_unsupported(self, event: Any, request: Any) -> None:
         """Fields this server does not have, when a client asks for them."""
-        named = []
-        if request.tracing is not None:
-            named.append("tracing")
+        named = []  # `tracing` is accepted (the Agents SDK sends it): this server keeps no traces
         if request.prompt is not None:
             named.append("prompt")
         if request.include:
