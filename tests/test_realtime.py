@@ -359,6 +359,9 @@ def test_speech_over_the_reply_interrupts_it(server, stt_handler):
         while time.perf_counter() - first_delta.at < 1.5:  # let the user hear some of it
             conversation.append(silence)
             time.sleep(0.02)
+        # What the user heard by then: 1.5 s, or less where the reply came
+        # slower than real time (a busy machine: a gap after its first words).
+        heard_ms = int(conversation.played_s(time.perf_counter(), first_response) * 1000)
         conversation.speak(question("q01.wav"), silence_s=2.0)  # talk over it
         started = conversation.wait_for("input_audio_buffer.speech_started", timeout=10, after=mark)[0]
         done = conversation.wait_for("response.done", timeout=30)[0]
@@ -368,15 +371,15 @@ def test_speech_over_the_reply_interrupts_it(server, stt_handler):
             # All of it was sent before the user spoke: it completed, and
             # only the client's playback is cut.
             assert response.status == "completed", response.status
-            assert len(conversation.reply_audio()) > int(RATE * 1.5), "the reply was shorter than what was heard"
+            assert len(conversation.reply_audio()) >= int(RATE * heard_ms / 1000), "shorter than what was heard"
         else:
             assert response.status == "cancelled" and response.status_details.reason == "turn_detected"
-        # The client truncates the item to what it played (1.5 s).
+        # The client truncates the item to what it played.
         item_id = response.output[0].id
         conversation.send({"type": "conversation.item.truncate", "item_id": item_id, "content_index": 0,
-                           "audio_end_ms": 1500})  # fmt: skip
+                           "audio_end_ms": heard_ms})  # fmt: skip
         truncated = conversation.wait_for("conversation.item.truncated", timeout=10)[0].event
-        assert truncated.item_id == item_id and truncated.audio_end_ms == 1500
+        assert truncated.item_id == item_id and truncated.audio_end_ms == heard_ms
         # The second question is answered.
         answers = conversation.wait_for("response.done", timeout=60, count=2)
         assert answers[1].event.response.id != first_response

@@ -116,6 +116,20 @@ class Conversation:
         data = b"".join(base64.b64decode(e.delta) for e in self.of("response.output_audio.delta", after))
         return np.frombuffer(data, dtype="<i2").astype(np.int16)
 
+    def played_s(self, until: float, response_id: str | None = None) -> float:
+        """Seconds of reply audio (of `response_id`, or all) a client playing
+        each delta as it arrived, after the one before it, had played by `until`."""
+        with self._changed:
+            deltas = [r for r in self.events if r.event.type == "response.output_audio.delta"]
+        end, played = 0.0, 0.0
+        for received in deltas:
+            if response_id is not None and received.event.response_id != response_id:
+                continue
+            start = max(end, received.at)
+            end = start + len(base64.b64decode(received.event.delta)) / 2 / RATE
+            played += min(end, max(start, until)) - start
+        return played
+
     def playback_end(self, after: int = 0) -> float:
         """When (perf counter) a client playing each audio delta as it arrived,
         after the one before it, falls silent: the server's own estimate of
