@@ -299,8 +299,9 @@ def test_listen_and_play_barge_in_cancels_its_own_echo(barge_in_server, tmp_path
     )  # fmt: skip
     replies = tmp_path / "replies.wav"
     # The client leaves once no reply came for --reply_idle_s after the file:
-    # room for a slow or busy machine to answer the second question.
-    result = client(server, recording, replies, "--barge_in", "--simulate_echo_db", "-6", "--reply_idle_s", "10")
+    # room for a slow or busy machine to answer the second question (over 10 s
+    # with another process spinning on the second core).
+    result = client(server, recording, replies, "--barge_in", "--simulate_echo_db", "-6", "--reply_idle_s", "20")
     assert result.returncode == 0, result.stderr[-3000:]
     turns = server.wait_for_turns(before + 2, timeout=30)[before:]
     assert len(turns) == 2, [(t["transcript"], t["interrupted"]) for t in turns]
