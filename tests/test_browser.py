@@ -242,9 +242,10 @@ def test_a_long_utterance_is_captioned_in_the_page_while_it_is_spoken(playwright
 
 
 def test_talking_over_the_reply_stops_it_and_marks_what_was_not_heard(playwright, open_server, tmp_path):
-    # A question answered at length (30-36 s), 12 s for the answer to start playing even on a busy
-    # machine, then a second question over it.
-    microphone = fake_microphone(tmp_path / "barge-in.wav", 1.0, "qa/qa15.wav", 12.0, "questions/q01.wav", 40.0)
+    # A question answered at length (30-36 s), 20 s for the answer to start playing even on a busy
+    # machine (one core shared by three test workers took more than 12 s), then a second question
+    # over it.
+    microphone = fake_microphone(tmp_path / "barge-in.wav", 1.0, "qa/qa15.wav", 20.0, "questions/q01.wav", 40.0)
     browser = launch(playwright, microphone)
     try:
         page, problems = open_page(browser, f"http://127.0.0.1:{open_server.port}/")

@@ -294,7 +294,7 @@ def test_its_own_voice_does_not_interrupt_it_and_the_user_does(looped_sound_serv
         # 2. Another question; once its reply has played a while, the user talks over it.
         asked = time.perf_counter()
         subprocess.run(["paplay", "--device=s2s_mic_feed", str(QUESTIONS / "q05.wav")], env=env, check=True)
-        assert wait_for(lambda: speaker.talking_since(asked + 2.7) >= 2.5, 90), speaker.describe()
+        assert wait_for(lambda: speaker.talking_since(asked + 2.7) >= 2.5, 90), f"{speaker.describe()}\n{log_tail(log)}"
         onset = time.perf_counter()
         subprocess.run(["paplay", "--device=s2s_mic_feed", str(interruption)], env=env, check=True)
         assert wait_for(lambda: len(turns_of(metrics)) >= 3, 90), f"{speaker.describe()}\n{log_tail(log)}"

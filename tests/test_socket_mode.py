@@ -101,7 +101,9 @@ def test_a_pause_inside_a_turn_gets_no_reply_of_its_own(server, tmp_path, stt_ha
     soundfile.write(speech, np.concatenate([first, np.zeros(3200, np.int16), second]), 16000, subtype="PCM_16")
     before = len(server.turns())
     reply = tmp_path / "reply.wav"
-    result = client(server, speech, reply)
+    # The client stays until no reply audio came for 10 s: a busy machine may
+    # pause longer than the default 2 s between two sentences of the reply.
+    result = client(server, speech, reply, "--reply_idle_s", "10")
     assert result.returncode == 0, result.stderr[-2000:]
     time.sleep(1.0)
     turns = server.wait_for_turns(before + 1)[before:]
