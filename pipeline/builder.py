@@ -21,7 +21,6 @@ from conversation.session import Session
 from LLM.answer_loop import ReplyPacing
 from pipeline.stage_setup import BackendUnavailableError, set_up_handler
 from utils.queues import LiveAudioQueue, StageQueue
-from utils.signals import stop_if_ctrl_c_requested
 from VAD.vad_handler import VADHandler
 
 logger = logging.getLogger(__name__)
@@ -91,7 +90,6 @@ def build_model_stages(
         vad_kwargs["incremental_stt_ms"] = 0  # nobody to transcribe the speech as it comes
     vad = partial(VADHandler, stop, channels.audio_in, spoken, setup_kwargs=vad_kwargs)
     stages.append(set_up_handler("the VAD (Silero)", "pip install silero-vad", vad))
-    stop_if_ctrl_c_requested()
     for stage, queue_in, queue_out in (
         ("stt", spoken, transcripts),
         ("llm", transcripts, sentences),
@@ -102,7 +100,6 @@ def build_model_stages(
         began = time.perf_counter()
         build = partial(handler_class, stop, queue_in, queue_out, setup_kwargs=stage_kwargs(config, stage))
         stages.append(set_up_handler(f"--{stage} {backend.name}", backend.extra, build))
-        stop_if_ctrl_c_requested()  # Ctrl-C while a model loaded, its KeyboardInterrupt lost in a C callback
         logger.info("%s %r ready in %.1f s", stage.upper(), backend.name, time.perf_counter() - began)
     logger.info("models loaded and warmed up in %.1f s", time.perf_counter() - started)
     return stages
