@@ -9,9 +9,10 @@ Over a network the server cannot know what was played.  It assumes the
 client plays each piece as soon as it arrives and the one before it has
 finished: real time from the first sample while audio comes faster than it
 plays, and a pause wherever the reply was made slower than real time (a busy
-machine), so that such gaps are not counted as heard.  A local sound card knows: its playback buffer
-reports every block it hands to the device (`record_device_playback`), and
-what was heard is what the device had taken one output latency ago.
+machine), so that such gaps are not counted as heard.  A local sound card
+knows: its playback buffer reports every block it hands to the device
+(`record_device_playback`), and what was heard is what the device had taken
+one output latency ago.
 """
 
 from __future__ import annotations
