@@ -23,7 +23,6 @@ from LLM.answer_loop import ReplyPacing
 from pipeline.stage_setup import BackendUnavailableError, set_up_handler
 from tools.worker import ToolWorker
 from utils.queues import LiveAudioQueue, StageQueue
-from utils.signals import stop_if_ctrl_c_requested
 from VAD.vad_handler import VADHandler
 
 logger = logging.getLogger(__name__)
@@ -114,7 +113,6 @@ def build_model_stages(
     vad_kwargs["hears_overlaps"] = getattr(stt_class, "hears_overlaps", False)
     vad = partial(VADHandler, stop, channels.audio_in, spoken, setup_kwargs=vad_kwargs)
     stages.append(set_up_handler("the VAD (Silero)", "pip install silero-vad", vad))
-    stop_if_ctrl_c_requested()
     for stage, queue_in, queue_out in (
         ("stt", spoken, transcripts),
         ("llm", transcripts, sentences),
@@ -126,7 +124,6 @@ def build_model_stages(
         kwargs = stage_kwargs(config, stage, channels.server_tools)
         build = partial(handler_class, stop, queue_in, queue_out, setup_kwargs=kwargs)
         stages.append(set_up_handler(f"--{stage} {backend.name}", backend.extra, build))
-        stop_if_ctrl_c_requested()  # Ctrl-C while a model loaded, its KeyboardInterrupt lost in a C callback
         logger.info("%s %r ready in %.1f s", stage.upper(), backend.name, time.perf_counter() - began)
     logger.info("models loaded and warmed up in %.1f s", time.perf_counter() - started)
     return stages

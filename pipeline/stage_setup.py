@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from models.packaged import ModelNotInstalledError
+from utils.signals import stop_if_ctrl_c_requested
 
 # What a handler's setup() raises when its package, model or device cannot be
 # used; anything else is a bug and keeps its traceback.
@@ -30,9 +31,11 @@ def one_line(error: BaseException) -> str:
 
 def set_up_handler(what: str, install: str | None, build: Callable[[], Handler]) -> Handler:
     """Call `build` (a handler's construction); a setup failure becomes a
-    BackendUnavailableError naming `what` (e.g. "--tts chatTTS") and `install`."""
+    BackendUnavailableError naming `what` (e.g. "--tts chatTTS") and `install`.
+    A Ctrl-C that came while it loaded stops here, even when its
+    KeyboardInterrupt was lost in a C callback (llama.cpp logs through one)."""
     try:
-        return build()
+        handler = build()
     except ModelNotInstalledError:
         raise  # already says which package holds the model
     except ImportError as error:
@@ -43,3 +46,5 @@ def set_up_handler(what: str, install: str | None, build: Callable[[], Handler])
         message = one_line(error)
         hint = "" if not install or install in message else f" (if a package is missing or broken: {install})"
         raise BackendUnavailableError(f"{what} failed to start: {message}{hint}") from None
+    stop_if_ctrl_c_requested()
+    return handler

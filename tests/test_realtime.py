@@ -361,7 +361,7 @@ def test_speech_over_the_reply_interrupts_it(server, stt_handler):
             time.sleep(0.02)
         # What the user heard by then: 1.5 s, or less where the reply came
         # slower than real time (a busy machine: a gap after its first words).
-        heard_ms = int(conversation.played_s(time.perf_counter(), first_response) * 1000)
+        heard_ms = conversation.playback(first_response).played_samples(time.perf_counter()) * 1000 // RATE
         conversation.speak(question("q01.wav"), silence_s=2.0)  # talk over it
         started = conversation.wait_for("input_audio_buffer.speech_started", timeout=10, after=mark)[0]
         # The first question's own response (a slow machine may have heard it
@@ -424,7 +424,7 @@ def test_speech_over_a_buffered_reply_is_counted_as_an_interruption(server, stt_
         # Played as it arrived: on a machine that makes speech slower than real
         # time the client waits between sentences, and at `response.done` the
         # last sentence, which came in one burst, is still to be played.
-        still_playing_s = conversation.playback_end() - time.perf_counter()
+        still_playing_s = conversation.playback().silent_at() - time.perf_counter()
         assert still_playing_s > 1.5, f"the last sentence plays for {still_playing_s:.1f} s only"
         mark = len(conversation.events)
         conversation.speak(question("q01.wav"), silence_s=2.0)  # over the part still playing

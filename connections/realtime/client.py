@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from audio.pcm import int16_to_float
+from conversation.playback import PlaybackLog
 
 RATE = 24000
 FRAME_S = 0.02
@@ -116,30 +117,17 @@ class Conversation:
         data = b"".join(base64.b64decode(e.delta) for e in self.of("response.output_audio.delta", after))
         return np.frombuffer(data, dtype="<i2").astype(np.int16)
 
-    def played_s(self, until: float, response_id: str | None = None) -> float:
-        """Seconds of reply audio (of `response_id`, or all) a client playing
-        each delta as it arrived, after the one before it, had played by `until`."""
+    def playback(self, response_id: str | None = None) -> PlaybackLog:
+        """The reply audio (of `response_id`, or all) as a client that plays
+        each delta as it arrives, after the one before it, hears it: the
+        server's own model of a network listener (conversation/playback.py)."""
         with self._changed:
             deltas = [r for r in self.events if r.event.type == "response.output_audio.delta"]
-        end, played = 0.0, 0.0
+        log = PlaybackLog()
         for received in deltas:
-            if response_id is not None and received.event.response_id != response_id:
-                continue
-            start = max(end, received.at)
-            end = start + len(base64.b64decode(received.event.delta)) / 2 / RATE
-            played += min(end, max(start, until)) - start
-        return played
-
-    def playback_end(self, after: int = 0) -> float:
-        """When (perf counter) a client playing each audio delta as it arrived,
-        after the one before it, falls silent: the server's own estimate of
-        what the user has heard."""
-        with self._changed:
-            deltas = [r for r in self.events[after:] if r.event.type == "response.output_audio.delta"]
-        end = 0.0
-        for received in deltas:
-            end = max(end, received.at) + len(base64.b64decode(received.event.delta)) / 2 / RATE
-        return end
+            if response_id is None or received.event.response_id == response_id:
+                log.add("", len(base64.b64decode(received.event.delta)) // 2, RATE, when=received.at)
+        return log
 
     def close(self) -> None:
         try:
