@@ -64,6 +64,8 @@ class SpeechHandler(BaseHandler):
         turn = message.turn
         turn.mark("tts_start")
         for piece in self.pieces(message):
+            if turn.stale:
+                return  # interrupted or withdrawn: the rest would never be heard
             for samples in self.audio(piece, message.language):
                 if samples.size == 0:
                     continue
