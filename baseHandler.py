@@ -174,8 +174,15 @@ class BaseHandler:
         start = time.perf_counter()
         try:
             for output in outputs:
+                if turn is not None and turn.stale and not self._survives(output, turn):
+                    if not turn.interrupted:
+                        return  # withdrawn: nothing of it travels on
+                    # Interrupted: the generator stops at its next step, but the
+                    # end it still owes (EndOfResponse) must reach the sink, which
+                    # closes the turn (a realtime client's response.done).
+                    continue
                 self.put(output)
-                if self.stop_event.is_set() or (turn is not None and turn.stale):
+                if self.stop_event.is_set() or (turn is not None and turn.stale and not turn.interrupted):
                     return
         except Exception as error:
             # One line for the user; the traceback only with --log_level debug.

@@ -70,6 +70,8 @@ class SpeechHandler(BaseHandler):
         if turn.voice is None:
             turn.voice = self.voice_name(message.language)
         for piece in self.pieces(message):
+            if turn.stale:
+                return  # interrupted or withdrawn: the rest would never be heard
             for samples in self.audio(piece, message.language):
                 if samples.size == 0:
                     continue

@@ -112,6 +112,63 @@ def test_turns_of_a_departed_client_are_dropped_not_forwarded():
     assert old.stale and not new.stale
 
 
+class Replier(BaseHandler):
+    """Answers a transcript in two sentences and then its end, as the LLM's
+    answer loop does (it stops generating once the turn is stale)."""
+
+    accepts = (Transcript,)
+
+    def process(self, message):
+        turn = message.turn
+        yield LLMSentence("One.", "en", turn)
+        if not turn.stale:
+            yield LLMSentence("Two.", "en", turn)
+        yield EndOfResponse(turn)
+
+
+class InterruptingQueue(queue.Queue):
+    """The next stage's queue: the user talks over the reply while its first
+    sentence is being handed on (a full queue makes that wait long)."""
+
+    def put(self, item, block=True, timeout=None):
+        super().put(item, block, timeout)
+        if isinstance(item, LLMSentence):
+            item.turn.interrupt(heard="")
+
+
+def test_a_turn_interrupted_while_its_output_goes_out_still_sends_its_end():
+    """The sink closes an interrupted turn (a realtime client's response.done)
+    only on its EndOfResponse: the stage drops the rest of the reply but not
+    that end, even when the interruption lands while an output is handed on."""
+    handler = Replier(threading.Event(), queue.Queue(), InterruptingQueue())
+    turn = Turn()
+    turn.confirm()
+    turn.mark("first_audio_out")
+    for message in (Transcript("hi", "en", turn), EndOfStream()):
+        handler.queue_in.put(message)
+    handler.run()
+    out = drain(handler.queue_out)
+    assert [type(m).__name__ for m in out] == ["LLMSentence", "EndOfResponse", "EndOfStream"]
+    assert out[1].turn is turn and turn.interrupted
+
+
+def test_a_withdrawn_turn_sends_nothing_more():
+    """A speculation withdrawn while its output goes out owes no end: the
+    sink drops it unheard."""
+
+    class Withdrawn(Replier):
+        def process(self, message):
+            yield LLMSentence("One.", "en", message.turn)
+            message.turn.cancel()
+            yield EndOfResponse(message.turn)
+
+    handler = Withdrawn(threading.Event(), queue.Queue(), queue.Queue())
+    for message in (Transcript("hi", "en", Turn()), EndOfStream()):
+        handler.queue_in.put(message)
+    handler.run()
+    assert [type(m).__name__ for m in drain(handler.queue_out)] == ["LLMSentence", "EndOfStream"]
+
+
 # --- a stage that dies stops the pipeline (not one turn's failure) --------------------
 
 
