@@ -9,11 +9,18 @@ goes on (the STT answers an `OverheardSpeech` request at once, into the
 `Overheard` it carries), and its words decide:
 
 - words that are not a backchannel ("wait", "stop", "no, I meant...", a new
-  question): a real interruption, the reply stops (as soon as such a word is
-  heard, or once the sound outlasts the timeout);
+  question): a real interruption, the reply stops as soon as such a word is
+  settled (below), or once the sound outlasts the timeout;
 - only backchannel words, or no words at all (a noise, or what Whisper
   itself finds unlikely to be speech), and the sound is over: the reply
   resumes where it paused, and the sound is no turn of its own.
+
+A transcription asked while the sound goes on hears it cut off: its last
+word may be a fragment Whisper completes as it can ("I" of "I see", "M." or
+"Emma." of "mm-hmm"; 8 of the interruption set's 42 backchannels and noises
+stopped the reply on such a fragment).  So such a word is settled only when
+another word follows it, when the next transcription says it again, or when
+the transcription covers the whole sound once it is over.
 
 The pause never lasts longer than `--false_interruption_timeout_ms`: when it
 runs out, a sound still going on is taken as the user taking the floor, and
@@ -46,6 +53,12 @@ BACKCHANNEL_PHRASES = frozenset(
     ja|jo|oui|si|sí|da|ano|nou|precies|klopt|d'accord|genau|vale|claro|tak""".split("|")
 )
 _LONGEST_PHRASE = max(len(phrase.split()) for phrase in BACKCHANNEL_PHRASES)
+# The first words of the longer phrases ("i" of "i see", "thank" of "thank you").
+_PHRASE_BEGINNINGS = frozenset(
+    " ".join(phrase.split()[:size]) for phrase in BACKCHANNEL_PHRASES for size in range(1, len(phrase.split()))
+)
+# A hum, however Whisper spells it: "m", "mmm", "m h m" (of "mm-hmm"), "hmmm".
+_HUM = re.compile(r"[mh]*m[mh]*")
 # What Whisper writes for sounds that are not words: (coughs), [laughter], *sniff*, ♪.
 _ANNOTATION = re.compile(r"\([^)]*\)|\[[^\]]*\]|\*[^*]*\*|♪+")
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?|\d+")
@@ -73,15 +86,39 @@ def classify(text: str, likely_speech: bool = True) -> Heard:
     words = words_of(text)
     if not words or not likely_speech:
         return Heard.NOTHING
+    return Heard.BACKCHANNEL if backchannel_words(words) else Heard.WORDS
+
+
+def backchannel_words(words: list[str], unfinished: bool = False) -> bool:
+    """Whether `words` are backchannel phrases one after another; with
+    `unfinished`, the last may also be a phrase's beginning whose other
+    words are still to come ("oh, i" of "oh, i see")."""
     position = 0
     while position < len(words):
         for size in range(min(_LONGEST_PHRASE, len(words) - position), 0, -1):
-            if " ".join(words[position : position + size]) in BACKCHANNEL_PHRASES:
+            phrase = " ".join(words[position : position + size])
+            at_end = position + size == len(words)
+            if (
+                phrase in BACKCHANNEL_PHRASES
+                or _HUM.fullmatch(phrase.replace(" ", ""))
+                or (unfinished and at_end and phrase in _PHRASE_BEGINNINGS)
+            ):
                 position += size
                 break
         else:
-            return Heard.WORDS
-    return Heard.BACKCHANNEL
+            return False
+    return True
+
+
+def settled_words(words: list[str], before: list[str]) -> list[str]:
+    """The words of a transcription of a sound still going on that the
+    sound cannot change any more: all but the last (which the cut may have
+    made a fragment), or as many as the transcription `before` it (of less
+    of the sound) said the same."""
+    agreed = 0
+    while agreed < min(len(words), len(before)) and words[agreed] == before[agreed]:
+        agreed += 1
+    return words[: max(agreed, len(words) - 1)]
 
 
 class Step(Enum):
@@ -99,6 +136,7 @@ class OverlapRules:
     guard_ms: int = 200  # --interrupt_min_speech_ms: no stop before this much speech
     probe_every_ms: int = 240  # transcribe the sound again after this much more of it
     first_probe_ms: int = 160  # the first transcription, this far into the sound
+    confirm_after_ms: int = 96  # words not yet settled: transcribe again after this much more
     ended_after_ms: int = 160  # this much silence after it and the sound is over
 
 
@@ -119,6 +157,7 @@ class Overlap:
     rules: OverlapRules = field(default_factory=OverlapRules)
     heard: Overheard | None = None
     probed_ms: float = 0.0
+    heard_before: list[str] = field(default_factory=list)  # the words of the transcription before `heard`
     verdict: Step | None = None
     reason: str = ""
     audio: list[np.ndarray] = field(default_factory=list)
@@ -149,9 +188,10 @@ class Overlap:
         heard = self._heard()
         ended = silent_ms >= rules.ended_after_ms
         covered = self.heard is not None and self.probed_ms >= voiced_ms
-        if heard is Heard.WORDS and (voiced_ms >= rules.guard_ms or ended):
+        whole = ended and covered  # the transcription heard all of the sound
+        if heard is Heard.WORDS and (whole or (voiced_ms >= rules.guard_ms and self._words_settled())):
             return self._decide(Step.INTERRUPT, f"words: {self.heard.text!r}")
-        if ended and covered and heard is not None and heard is not Heard.WORDS:
+        if whole and heard is not None:
             return self._decide(Step.RESUME, f"{heard.value}: {self.heard.text!r}")
         if (now - self.started_at) * 1000 >= rules.timeout_ms:
             if not ended:
@@ -161,12 +201,24 @@ class Overlap:
             return Step.WAIT  # one transcription at a time
         if ended and not covered:
             return Step.PROBE
-        due = rules.first_probe_ms if self.heard is None else self.probed_ms + rules.probe_every_ms
+        if self.heard is None:
+            due = rules.first_probe_ms
+        else:  # words not settled yet are heard again soon: they may be a fragment, or the interruption
+            due = self.probed_ms + (rules.confirm_after_ms if heard is Heard.WORDS else rules.probe_every_ms)
         return Step.PROBE if voiced_ms >= due else Step.WAIT
 
     def probing(self, heard: Overheard, voiced_ms: float) -> None:
         """A transcription of the first `voiced_ms` of the sound was asked for."""
+        before = self.heard
+        if before is not None and before.done.is_set() and before.likely_speech:
+            self.heard_before = words_of(before.text)
         self.heard, self.probed_ms = heard, voiced_ms
+
+    def _words_settled(self) -> bool:
+        """Whether the words heard so far, less any fragment the cut made,
+        already say something no backchannel says (the sound goes on)."""
+        settled = settled_words(words_of(self.heard.text), self.heard_before)
+        return bool(settled) and not backchannel_words(settled, unfinished=True)
 
     def _heard(self) -> Heard | None:
         heard = self.heard

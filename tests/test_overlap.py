@@ -34,6 +34,8 @@ INTERRUPTIONS = REPO / "tests" / "data" / "interruptions"
         ("Okay.", Heard.BACKCHANNEL), ("Right.", Heard.BACKCHANNEL), ("I see.", Heard.BACKCHANNEL),
         ("Oh, I see.", Heard.BACKCHANNEL), ("Yeah, yeah, right.", Heard.BACKCHANNEL), ("OK", Heard.BACKCHANNEL),
         ("Ha ha ha!", Heard.BACKCHANNEL), ("Hmm", Heard.BACKCHANNEL),
+        ("M.", Heard.BACKCHANNEL), ("M H M", Heard.BACKCHANNEL), ("Mmm-hmm.", Heard.BACKCHANNEL),  # hums
+        ("Him.", Heard.WORDS), ("Mom", Heard.WORDS),
         ("", Heard.NOTHING), ("(coughing)", Heard.NOTHING), ("[LAUGHTER]", Heard.NOTHING), ("*cough*", Heard.NOTHING),
         ("♪", Heard.NOTHING), ("...", Heard.NOTHING),
         ("Wait.", Heard.WORDS), ("Stop!", Heard.WORDS), ("No, I meant Paris.", Heard.WORDS),
@@ -84,6 +86,44 @@ def test_words_that_are_no_backchannel_interrupt_at_once_even_while_the_sound_go
     short.probing(heard("No."), 150)
     assert short.step(voiced_ms=150, silent_ms=32, now=0.2) is Step.WAIT  # not past the guard, not over
     assert short.step(voiced_ms=150, silent_ms=160, now=0.35) is Step.INTERRUPT  # over: "No." was said
+
+
+def test_a_fragment_of_a_backchannel_heard_while_it_goes_on_stops_nothing():
+    """A transcription of a sound cut off mid-way may end in a fragment that
+    is no backchannel ("I" of "I see", "Emma." of "mm-hmm"): such a last word
+    only counts once another word follows it, the next transcription says it
+    again, or the sound is over."""
+    i_see = overlap()
+    i_see.probing(heard("I"), 160)
+    assert i_see.step(voiced_ms=250, silent_ms=0, now=0.3) is Step.WAIT  # not "I ..." yet
+    assert i_see.step(voiced_ms=260, silent_ms=0, now=0.32) is Step.PROBE  # heard again soon
+    i_see.probing(heard("I see."), 260)
+    assert i_see.step(voiced_ms=300, silent_ms=160, now=0.6) is Step.PROBE  # over: hear all of it
+    i_see.probing(heard("I see."), 300)
+    assert i_see.step(voiced_ms=300, silent_ms=192, now=0.7) is Step.RESUME
+    fragment = overlap()
+    fragment.probing(heard("Emma."), 160)
+    assert fragment.step(voiced_ms=250, silent_ms=0, now=0.3) is Step.WAIT
+    fragment.probing(heard("M M"), 300)
+    assert fragment.step(voiced_ms=300, silent_ms=160, now=0.6) is Step.RESUME
+
+
+def test_a_word_said_again_by_the_next_transcription_or_heard_whole_interrupts():
+    again = overlap()
+    again.probing(heard("Wait."), 160)
+    assert again.step(voiced_ms=250, silent_ms=0, now=0.3) is Step.WAIT
+    again.probing(heard("Wait, wait"), 260)  # "wait" said again, and followed by a word
+    assert again.step(voiced_ms=280, silent_ms=0, now=0.4) is Step.INTERRUPT
+    repeated = overlap()
+    repeated.probing(heard("Sorry"), 160)
+    repeated.probing(heard("Sorry."), 260)
+    assert repeated.step(voiced_ms=280, silent_ms=0, now=0.4) is Step.INTERRUPT
+    whole = overlap()
+    whole.probing(heard("Spell."), 160)  # "Stop." cut off
+    assert whole.step(voiced_ms=250, silent_ms=0, now=0.3) is Step.WAIT
+    whole.probing(heard("Stop."), 300)
+    assert whole.step(voiced_ms=300, silent_ms=100, now=0.5) is Step.WAIT  # a different word, not over
+    assert whole.step(voiced_ms=300, silent_ms=160, now=0.55) is Step.INTERRUPT  # over, and heard whole
 
 
 def test_a_noise_resumes_and_a_backchannel_that_goes_on_into_words_interrupts():
@@ -248,6 +288,12 @@ def test_realtime_a_backchannel_is_never_announced_and_stop_is(realtime_server):
         assert done.status == "completed"
         reply_s = len(conversation.reply_audio()) / 24000
         assert len(conversation.of("response.created")) == 1  # the backchannel got no answer
+        # The user hears the reply out before asking again: response.done comes
+        # once it is all sent, seconds before a client playing it has played it.
+        heard_out = conversation.playback(done.id).silent_at() + 0.5
+        while time.perf_counter() < heard_out:
+            conversation.append(silence)
+            time.sleep(0.02)
         # The next reply, and "Stop." over it.
         mark = len(conversation.events)
         conversation.speak(to_pcm24k(load_audio(QUESTIONS / "q02.wav"), RATE), silence_s=0.3)
