@@ -1,0 +1,176 @@
+"""The judge of sounds over the reply alone: the real VAD and STT on the whole interruption set.
+
+    python benchmarks/overlap_judge.py --write
+
+Each sound of the interruption set (tests/data/interruptions/) is heard over a
+reply that is playing, by the real VAD (Silero) and the real STT
+(faster-whisper, `whisper-base`), as it would be live: the audio comes in as a
+realtime client sends it (24 kHz PCM, decoded by the server's `InputAudio`),
+and each transcription's answer reaches the judge only after as much more audio
+as the STT took to compute it (measured here, one transcription at a time), so
+the judge waits on the STT as it does on a server.  No LLM, TTS or sockets:
+`benchmarks/interruptions.py` measures the whole conversation in every mode;
+this measures the decision on every file in a minute and a half.
+
+Per sound: whether it stopped the reply, onset -> verdict (from its first
+voiced sample to the judge's decision: in realtime mode the moment
+`input_audio_buffer.speech_started` goes out for a true interruption), and
+what each transcription said.  Goals (issue 23): false stops per backchannel
+or noise <= 5%, true interruptions stopped >= 98%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "RESULTS_overlap_judge.md"
+SET = REPO / "tests" / "data" / "interruptions"
+sys.path.insert(0, str(REPO))
+
+from audio.pcm import load_audio  # noqa: E402
+from benchmarks.bargein import voiced_onset  # noqa: E402
+from benchmarks.latency import add_output_arguments, fmt, machine_description, percentile, save_results  # noqa: E402
+
+RATE = 16000
+STOPPING = ("interruption_short", "interruption_long")
+
+
+@dataclass
+class Judged:
+    name: str
+    kind: str
+    text: str
+    stopped: bool
+    onset_to_verdict_ms: float | None  # None: no verdict (too quiet for the VAD: the reply never paused)
+    heard: list[str]
+
+    @property
+    def should_stop(self) -> bool:
+        return self.kind in STOPPING
+
+    @property
+    def right(self) -> bool:
+        return self.stopped == self.should_stop
+
+
+class Judge:
+    """The VAD and STT handlers, and one sound heard over a playing reply."""
+
+    def __init__(self, stt_model: str) -> None:
+        from STT.faster_whisper_handler import FasterWhisperSTTHandler
+        from tests.conftest import make_handler
+
+        self.stt = make_handler(FasterWhisperSTTHandler, model_name=stt_model, language="en")
+
+    def hear(self, sound: np.ndarray) -> tuple[bool, float | None, list[str]]:
+        from connections.realtime.audio import InputAudio
+        from connections.realtime.client import to_pcm24k
+        from conversation.session import Session, SessionSettings
+        from conversation.turn import Turn
+        from tests.conftest import make_handler
+        from utils.messages import AudioChunk, Overheard, OverheardSpeech
+        from VAD.vad_handler import VADHandler
+
+        # The clock is the audio's: a long timeout, so only the words decide.
+        session = Session(SessionSettings(barge_in=True, false_interruption_timeout_ms=60000))
+        vad = make_handler(VADHandler, should_listen=threading.Event(), session=session, hears_overlaps=True)
+        turn = Turn(session=session)
+        session.active_turn = turn
+        turn.begin_playback()
+        turn.playback.add("A reply of eleven seconds.", RATE * 11, RATE, when=time.perf_counter() - 1.0)
+        lead = RATE // 2
+        audio = np.concatenate([np.zeros(lead, np.int16), sound, np.zeros(RATE * 2, np.int16)])
+        pcm, microphone = to_pcm24k(audio, RATE), InputAudio("audio/pcm", RATE)
+        position, verdict_at, heard, waiting = 0, None, [], []
+        for start in range(0, len(pcm), 960):  # 20 ms appends
+            chunk = microphone.decode(pcm[start : start + 960])
+            position += len(chunk)
+            for answer in [answer for answer in waiting if answer[0] <= position]:
+                waiting.remove(answer)
+                answer[1].answer(answer[2].text, answer[2].likely_speech)
+            for message in vad.process(AudioChunk(samples=chunk, session=session)):
+                if isinstance(message, OverheardSpeech):
+                    asked, message.heard = message.heard, Overheard()
+                    began = time.perf_counter()
+                    list(self.stt.process(message))
+                    took = int((time.perf_counter() - began) * RATE)
+                    waiting.append((position + took, asked, message.heard))
+                    heard.append(message.heard.text if message.heard.likely_speech else f"({message.heard.text})")
+            if verdict_at is None and (turn.stale or turn.backchannels):
+                verdict_at = position
+        onset = lead + int(voiced_onset(sound) * RATE)
+        return turn.stale, None if verdict_at is None else (verdict_at - onset) * 1000 / RATE, heard
+
+
+def judge_set(stt_model: str) -> list[Judged]:
+    judge = Judge(stt_model)
+    with open(SET / "manifest.tsv", newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    results = []
+    for row in rows:
+        stopped, ms, heard = judge.hear(load_audio(SET / row["file"]))
+        results.append(Judged(row["file"], row["kind"], row["text"], stopped, ms, heard))
+        print(f"{row['file']:28s} {'stop' if stopped else 'goes on':8s} {ms or 0:6.0f} ms {heard}", flush=True)
+    return results
+
+
+def report(results: list[Judged], command: str, load: str) -> str:
+    backchannels = [r for r in results if r.kind == "backchannel"]
+    noises = [r for r in results if r.kind == "noise"]
+    calm = backchannels + noises
+    true = [r for r in results if r.should_stop]
+    spans = [r.onset_to_verdict_ms for r in true if r.stopped and r.onset_to_verdict_ms is not None]
+    resumed = [r.onset_to_verdict_ms for r in calm if not r.stopped and r.onset_to_verdict_ms is not None]
+    lines = [
+        "# The overlap judge alone: the whole interruption set",
+        "",
+        f"Machine: {machine_description()}.  ",
+        f"Generated by `{command}` on {time.strftime('%Y-%m-%d')}; load average at the start: {load}.",
+        "",
+        "| backchannels stopped | noises stopped | false stops | true interruptions stopped "
+        "| onset → verdict p50 / p90 ms (true) | onset → resumed p50 / p90 ms (calm) |",
+        "|---|---|---|---|---|---|",
+        f"| {sum(r.stopped for r in backchannels)} of {len(backchannels)} | {sum(r.stopped for r in noises)} of "
+        f"{len(noises)} | {100 * sum(r.stopped for r in calm) / max(1, len(calm)):.1f}% | "
+        f"{sum(r.stopped for r in true)} of {len(true)} | {fmt(percentile(spans, 50))} / {fmt(percentile(spans, 90))} "
+        f"| {fmt(percentile(resumed, 50))} / {fmt(percentile(resumed, 90))} |",
+        "",
+        "## Every sound",
+        "",
+        "| sound | kind | what it says | verdict | onset → verdict ms | transcriptions, in order |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        verdict = ("stop" if r.stopped else "goes on") + ("" if r.right else " ✗")
+        lines.append(
+            f"| {r.name} | {r.kind} | {r.text} | {verdict} | {fmt(r.onset_to_verdict_ms)} | "
+            f"{' → '.join(r.heard) or '(none: too quiet to pause)'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_output_arguments(parser, RESULTS)
+    parser.add_argument("--stt_model", default="whisper-base")
+    args = parser.parse_args()
+    load = open("/proc/loadavg").read().split()[0]
+    results = judge_set(args.stt_model)
+    command = "python benchmarks/overlap_judge.py " + " ".join(sys.argv[1:])
+    text = report(results, command.strip(), load)
+    print(text)
+    save_results(args, RESULTS, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
