@@ -213,6 +213,19 @@ def filtered_pieces(pieces: Iterable[str | FunctionCall], offer: ToolOffer) -> I
             yield call
 
 
+def request_alone(messages: list[dict[str, Any]], system_role: str = "system") -> list[dict[str, Any]] | None:
+    """The system prompt and the user's last message(s) without the conversation
+    before them: what the call decision reads (LLM/llama_tools.py); None when
+    `messages` hold nothing else, or do not end with the user's words."""
+    system = [message for message in messages[:1] if message.get("role") == system_role]
+    start = len(messages)
+    while start > len(system) and messages[start - 1].get("role") not in ("assistant", "tool", system_role):
+        start -= 1
+    if start == len(messages) or start == len(system):
+        return None
+    return [*system, *messages[start:]]
+
+
 def template_messages(messages: list[dict[str, Any]], template_knows_tools: bool = True) -> list[dict[str, Any]]:
     """Chat messages as a chat template renders them: a call's arguments as
     an object (templates write them with `tojson`), no None content.  A
