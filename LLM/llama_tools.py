@@ -259,7 +259,7 @@ class LlamaToolCalls:
 
 
 # --- writing a call's JSON ---------------------------------------------------------------------
-_STRING_BODY = r"""root ::= char* "\""
+_STRING_BODY = r"""root ::= char* "\"" tail
 char ::= [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F])"""
 _SIMPLE_TYPES = ("string", "number", "integer", "boolean")
 # The arguments object's end: "}", or "}}" (it and the call's object, one token on Qwen2.5).
@@ -359,20 +359,28 @@ class CallWriter:
         return options[chosen]
 
     def value(self, schema: dict[str, Any], ends: list[str]) -> tuple[Any, str | None]:
-        """One property's value, and the end sampled with it ("," or "}") for
-        a number (which has no end of its own); None otherwise."""
+        """One property's value, and the end sampled with it ("," or "}"): a
+        number's (which has no end of its own), or what came in one token with
+        a string's closing quote; None otherwise."""
         if schema.get("enum") is not None:
             return self.choose({json.dumps(value): value for value in schema["enum"]}), None
         kind = schema.get("type")
         if kind == "boolean":
             return self.choose({"true": True, "false": False}), None
         if kind == "string":
+            # The closing quote may come with what follows it in one token ('"}}', '",'): offered only
+            # '"', the model wrote its '}}' into the string ("London}}") and closed it after.
             self.force('"')
-            text = self.sample("string", _STRING_BODY, _closes_string)
+            closes = [close for end in ends for close in ((end,) if end == "," else OBJECT_CLOSES)]
+            gbnf = _STRING_BODY + "\ntail ::= (" + " | ".join(_literal(close) for close in closes) + ")?"
+            text = self.sample("string:" + gbnf, gbnf, _closes_string)
+            quote = _string_end(text)
+            body, tail = (text, "") if quote < 0 else (text[:quote], text[quote + 1 :])
+            end = "}" if tail.startswith("}") else "," if tail.startswith(",") else None
             try:
-                return json.loads('"' + text), None
+                return json.loads('"' + body + '"'), end
             except json.JSONDecodeError:  # cut by MAX_ARGUMENT_TOKENS
-                return text.rstrip('"\\'), None
+                return body.rstrip("\\"), end
         digits = '"-"? [0-9]{1,15}' + ("" if kind == "integer" else ' ("." [0-9]{1,10})?')
         gbnf = f"root ::= {digits} ({' | '.join(_literal(end) for end in ends)})"
         text = self.sample("number:" + gbnf, gbnf, lambda text: text.endswith(tuple(ends)))
@@ -387,7 +395,7 @@ class CallWriter:
         remaining = dict(optional)
         end: str | None = "{"
         for index, (key, schema) in enumerate(required):
-            self.force(("{" if index == 0 else ", ") + json.dumps(key) + ": ")
+            self.force(("{" if index == 0 else " " if end == "," else ", ") + json.dumps(key) + ": ")
             last = index == len(required) - 1
             ends = [","] if not last else [",", "}"] if remaining else ["}"]
             values[key], end = self.value(schema, ends)
@@ -414,7 +422,17 @@ class CallWriter:
 
 def _closes_string(text: str) -> bool:
     """Whether a string body (after its opening quote) has reached its closing quote."""
-    if not text.endswith('"'):
-        return False
-    backslashes = len(text) - len(text[:-1].rstrip("\\")) - 1
-    return backslashes % 2 == 0
+    return _string_end(text) >= 0
+
+
+def _string_end(text: str) -> int:
+    """Where the closing quote of a string body is (the first quote not escaped); -1: not yet."""
+    escaped = False
+    for index, char in enumerate(text):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == '"':
+            return index
+    return -1
