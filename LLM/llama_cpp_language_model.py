@@ -23,7 +23,7 @@ from conversation.session import Session
 from LLM.language_model import LanguageModelHandler
 from LLM.llama_tools import CALL_BIAS, LlamaToolCalls
 from LLM.prefix_cache import PrefixCache, common_prefix
-from LLM.tool_calls import FunctionCall, ToolOffer, chat_template_request
+from LLM.tool_calls import FunctionCall, ToolOffer, chat_template_request, request_alone
 from models.packaged import resolve_gguf
 from utils.messages import PartialTranscript
 from utils.threads import physical_cores
@@ -265,8 +265,12 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         evaluated = self.prefixes.prepare(self.model, self.tools_prefix(messages, tools, prompt))
         if evaluated:
             logger.info("instructions + tools prompt evaluated once (%d tokens); reused from now on", evaluated)
-        answers_output = bool(messages) and messages[-1].get("role") == "tool"
-        yield from self.tool_calls.reply(prompt, tools, kwargs, answers_output)
+        # No new words of the user's (a function's output, or a response.create after one came late):
+        # the model's own choice, without the bias that makes it act on a request.
+        answers_output = bool(messages) and messages[-1].get("role") != self.user_role
+        alone = request_alone(messages, self.init_chat_role)
+        alone_prompt = self.prompt_tokens(alone, tools) if alone is not None and not answers_output else None
+        yield from self.tool_calls.reply(prompt, tools, kwargs, answers_output, alone_prompt)
 
     def warmup(self) -> None:
         """The usual warm-up, and with the server's own tools, their prompt

@@ -38,7 +38,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from LLM.prefix_cache import common_prefix
+from LLM.prefix_cache import common_prefix, load_sequence, save_sequence
 from LLM.tool_calls import CALL_OPEN, FunctionCall, ToolOffer
 
 logger = logging.getLogger(__name__)
@@ -94,14 +94,31 @@ class LlamaToolCalls:
 
     # --- a reply -----------------------------------------------------------------------------
     def reply(
-        self, prompt: list[int], offer: ToolOffer, gen_kwargs: dict[str, Any], answers_output: bool = False
+        self,
+        prompt: list[int],
+        offer: ToolOffer,
+        gen_kwargs: dict[str, Any],
+        answers_output: bool = False,
+        request_alone: list[int] | None = None,
     ) -> Iterator[str | FunctionCall]:
         """The reply to `prompt` (whose template lists the offered tools): words, or a call.
 
         `answers_output`: the prompt ends with a function's output.  The bias
         that makes the model act is then left out: it answers from the output
         unless it wants another call itself (without this, a model that ranks a
-        call close behind would call the same function again and again)."""
+        call close behind would call the same function again and again).
+
+        `request_alone`: the prompt of the user's request without the earlier
+        conversation (instructions, tools, the request); None when `prompt`
+        is that already.  Whether to call is decided on it: a small model
+        copies its earlier turns, so in context the openers' margin says more
+        about the history than the request (measured: after an answer in
+        words, the requests that need a tool fall 1 to 10 logits further
+        behind; after a call, those that need none come 4 to 13 logits closer,
+        and "What is the capital of France?" after a weather call was a
+        weather call; RESULTS_tool_margins.md).  The bias is measured on
+        requests alone, so it holds there.  The words or the call are then
+        written in context."""
         sampling = {SAMPLING[name]: value for name, value in gen_kwargs.items() if name in SAMPLING}
         sampling.setdefault("temp", 0.0)
         max_tokens = int(gen_kwargs.get("max_tokens") or 128)
@@ -109,28 +126,45 @@ class LlamaToolCalls:
         if offer.must_call:
             yield self.call(prompt, callable_tools, sampling)
             return
-        if self._decides_to_call(prompt, 0.0 if answers_output else self.call_bias) and callable_tools:
+        if answers_output:
+            wanted = self._decides_to_call(prompt, 0.0)
+        else:
+            wanted = self._decides_to_call(prompt, self.call_bias, request_alone)
+        if wanted and callable_tools:
             yield self.call(prompt, callable_tools, sampling)
             return
         yield from self._words(prompt, callable_tools, sampling, max_tokens)
 
-    def _decides_to_call(self, prompt: list[int], bias: float) -> bool:
+    def _decides_to_call(self, prompt: list[int], bias: float, request_alone: list[int] | None = None) -> bool:
         """The first token's choice: the best call opener (plus the bias)
-        against the best other token.  When the answer is words, their first
-        token is the best other one (never an opener), so the reply does not
-        begin a call in plain text."""
+        against the best other token, after `request_alone` when given (the
+        KV cache is put back to `prompt` afterwards), else after `prompt`.
+        When the answer is words, their first token is the best other one
+        after `prompt` (never an opener), so the reply does not begin a call
+        in plain text."""
+        logits = self._logits_after(prompt)
+        margin, self._first_word = self._opener_margin(logits)  # the first word, if words it is
+        if request_alone is not None and request_alone != prompt:
+            in_context = margin
+            saved = save_sequence(self.model)
+            margin, _ = self._opener_margin(self._logits_after(request_alone))
+            if saved is not None:
+                load_sequence(self.model, saved)  # else the next step evaluates the history again: slower, right
+            logger.debug("call openers' margin in context %.2f, for the request alone %.2f", in_context, margin)
+        self.last_margin = margin
+        wanted = margin + bias >= 0.0
+        logger.debug("call decision: opener margin %.2f + bias %.2f -> %s", margin, bias,
+                     "call" if wanted else "words")  # fmt: skip
+        return wanted
+
+    def _opener_margin(self, logits: Any) -> tuple[float, int]:
+        """(best call opener's logit minus the best other token's, that other token)."""
         import numpy as np
 
-        logits = self._logits_after(prompt)
         others = logits.copy()
         others[self.openers] = -np.inf
         best_other = int(np.argmax(others))
-        self.last_margin = float(np.max(logits[self.openers])) - float(others[best_other])
-        wanted = self.last_margin + bias >= 0.0
-        logger.debug("call decision: opener margin %.2f + bias %.2f -> %s", self.last_margin, bias,
-                     "call" if wanted else "words")  # fmt: skip
-        self._first_word = best_other  # the first word, if words it is (also with tool_choice "none")
-        return wanted
+        return float(np.max(logits[self.openers])) - float(others[best_other]), best_other
 
     def _logits_after(self, tokens: list[int]) -> Any:
         """Evaluate what of `tokens` the cache lacks (at least the last one,
@@ -187,7 +221,7 @@ class LlamaToolCalls:
         writer = CallWriter(self, [*tokens, *([] if opened else self.open_tokens)], sampling)
         writer.force(NAME_START)
         names = [tool["name"] for tool in callable_tools]
-        name = writer.choose([name + '"' for name in names])[:-1] if len(names) > 1 else names[0]
+        name = writer.choose({name + '"': name for name in names}) if len(names) > 1 else names[0]
         if len(names) == 1:
             writer.force(name + '"')
         writer.force(ARGUMENTS_START[1:])  # after the name's closing quote
@@ -225,9 +259,11 @@ class LlamaToolCalls:
 
 
 # --- writing a call's JSON ---------------------------------------------------------------------
-_STRING_BODY = r"""root ::= char* "\""
+_STRING_BODY = r"""root ::= char* "\"" tail
 char ::= [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F])"""
 _SIMPLE_TYPES = ("string", "number", "integer", "boolean")
+# The arguments object's end: "}", or "}}" (it and the call's object, one token on Qwen2.5).
+OBJECT_CLOSES = ("}", "}}")
 
 
 def object_plan(parameters: dict[str, Any]) -> tuple[list[tuple[str, dict]], list[tuple[str, dict]]] | None:
@@ -305,33 +341,46 @@ class CallWriter:
                 break
         return text
 
-    def choose(self, options: list[str]) -> str:
-        """One of `options`, sampled until only one can follow (the rest of it is forced)."""
-        gbnf = "root ::= " + " | ".join(_literal(option) for option in options)
+    def choose(self, options: dict[str, Any]) -> Any:
+        """What one of `options` (text: its meaning) means, sampled until every
+        option that can still follow means the same (the rest of it is forced).
+        Several texts may mean one thing: the ways JSON may be written there,
+        so the model writes it as it would (`{ "city"` as well as `{"city"`;
+        `}}`, the arguments and the call closed in one token, as well as `}`)."""
+        texts = list(options)
+        gbnf = "root ::= " + " | ".join(_literal(text) for text in texts)
 
         def settled(text: str) -> bool:
-            return len([option for option in options if option.startswith(text)]) <= 1
+            return len({repr(options[option]) for option in texts if option.startswith(text)}) <= 1
 
         text = self.sample("choice:" + gbnf, gbnf, settled)
-        chosen = next((option for option in options if option.startswith(text)), options[0])
+        chosen = next((option for option in texts if option.startswith(text)), texts[0])
         self.force(chosen[len(text) :])
-        return chosen
+        return options[chosen]
 
     def value(self, schema: dict[str, Any], ends: list[str]) -> tuple[Any, str | None]:
-        """One property's value, and the end sampled with it ("," or "}") for
-        a number (which has no end of its own); None otherwise."""
+        """One property's value, and the end sampled with it ("," or "}"): a
+        number's (which has no end of its own), or what came in one token with
+        a string's closing quote; None otherwise."""
         if schema.get("enum") is not None:
-            return json.loads(self.choose([json.dumps(value) for value in schema["enum"]])), None
+            return self.choose({json.dumps(value): value for value in schema["enum"]}), None
         kind = schema.get("type")
         if kind == "boolean":
-            return self.choose(["true", "false"]) == "true", None
+            return self.choose({"true": True, "false": False}), None
         if kind == "string":
+            # The closing quote may come with what follows it in one token ('"}}', '",'): offered only
+            # '"', the model wrote its '}}' into the string ("London}}") and closed it after.
             self.force('"')
-            text = self.sample("string", _STRING_BODY, _closes_string)
+            closes = [close for end in ends for close in ((end,) if end == "," else OBJECT_CLOSES)]
+            gbnf = _STRING_BODY + "\ntail ::= (" + " | ".join(_literal(close) for close in closes) + ")?"
+            text = self.sample("string:" + gbnf, gbnf, _closes_string)
+            quote = _string_end(text)
+            body, tail = (text, "") if quote < 0 else (text[:quote], text[quote + 1 :])
+            end = "}" if tail.startswith("}") else "," if tail.startswith(",") else None
             try:
-                return json.loads('"' + text), None
+                return json.loads('"' + body + '"'), end
             except json.JSONDecodeError:  # cut by MAX_ARGUMENT_TOKENS
-                return text.rstrip('"\\'), None
+                return body.rstrip("\\"), end
         digits = '"-"? [0-9]{1,15}' + ("" if kind == "integer" else ' ("." [0-9]{1,10})?')
         gbnf = f"root ::= {digits} ({' | '.join(_literal(end) for end in ends)})"
         text = self.sample("number:" + gbnf, gbnf, lambda text: text.endswith(tuple(ends)))
@@ -346,7 +395,7 @@ class CallWriter:
         remaining = dict(optional)
         end: str | None = "{"
         for index, (key, schema) in enumerate(required):
-            self.force(("{" if index == 0 else ", ") + json.dumps(key) + ": ")
+            self.force(("{" if index == 0 else " " if end == "," else ", ") + json.dumps(key) + ": ")
             last = index == len(required) - 1
             ends = [","] if not last else [",", "}"] if remaining else ["}"]
             values[key], end = self.value(schema, ends)
@@ -356,9 +405,13 @@ class CallWriter:
             if end == ",":  # a number ended with "," : one of the optional keys follows
                 options = {" " + json.dumps(key): key for key in remaining}
             else:
-                lead = "" if end == "{" else ", "
-                options = {lead + json.dumps(key): key for key in remaining} | {"}": None}
-            key = options[self.choose(list(options))]
+                # After "{" the model writes '{ "city"' (its tokens: ' {', ' "'), rarely '{"city"'
+                # (' {"' is one token, not there after the forced ' {'); offered only '"city"' and
+                # '}', it closed arguments it meant to give ("What time is it in Tokyo?" → {}).
+                leads = ("", " ") if end == "{" else (", ",)
+                options = {lead + json.dumps(key): key for lead in leads for key in remaining}
+                options |= {close: None for close in OBJECT_CLOSES}
+            key = self.choose(options)
             if key is None:
                 break
             self.force(": ")
@@ -369,7 +422,17 @@ class CallWriter:
 
 def _closes_string(text: str) -> bool:
     """Whether a string body (after its opening quote) has reached its closing quote."""
-    if not text.endswith('"'):
-        return False
-    backslashes = len(text) - len(text[:-1].rstrip("\\")) - 1
-    return backslashes % 2 == 0
+    return _string_end(text) >= 0
+
+
+def _string_end(text: str) -> int:
+    """Where the closing quote of a string body is (the first quote not escaped); -1: not yet."""
+    escaped = False
+    for index, char in enumerate(text):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == '"':
+            return index
+    return -1

@@ -112,7 +112,9 @@ class OpenApiLanguageModelHandler(LanguageModelHandler):
                         call = calls.setdefault(piece.index, {"id": "", "name": "", "arguments": ""})
                         call["id"] = piece.id or call["id"]
                         if piece.function is not None:
-                            call["name"] += piece.function.name or ""
+                            name = piece.function.name or ""
+                            if name != call["name"]:  # llama_cpp.server repeats the whole name in every piece
+                                call["name"] += name
                             call["arguments"] += piece.function.arguments or ""
             finally:
                 response.close()  # a turn dropped mid-reply frees the connection now

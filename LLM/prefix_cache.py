@@ -84,15 +84,7 @@ class PrefixCache:
 
     def _save(self, model: Any, prefix: list[int]) -> None:
         try:
-            import llama_cpp
-
-            context = model._ctx.ctx
-            size = llama_cpp.llama_state_seq_get_size(context, 0)
-            buffer = (ctypes.c_uint8 * size)()
-            written = llama_cpp.llama_state_seq_get_data(context, buffer, size, 0)
-            if not written:
-                raise RuntimeError("llama_state_seq_get_data wrote nothing")
-            state = bytes(buffer[:written])
+            state = bytes(_sequence_state(model))
         except Exception as error:  # an internal moved: cache off, prompts evaluated whole
             self._disable(f"{type(error).__name__}: {error}")
             return
@@ -103,16 +95,7 @@ class PrefixCache:
 
     def _load(self, model: Any, saved: SavedPrefix) -> bool:
         try:
-            import llama_cpp
-
-            context = model._ctx.ctx
-            model._ctx.kv_cache_seq_rm(0, 0, -1)
-            buffer = (ctypes.c_uint8 * len(saved.state)).from_buffer_copy(saved.state)
-            if llama_cpp.llama_state_seq_set_data(context, buffer, len(saved.state), 0) == 0:
-                raise RuntimeError("llama_state_seq_set_data refused the saved state")
-            model.input_ids[: len(saved.tokens)] = saved.tokens
-            model.n_tokens = len(saved.tokens)
-            model._requires_eval = True  # no logits for the last token: it is decoded again
+            _set_sequence_state(model, saved.tokens, (ctypes.c_uint8 * len(saved.state)).from_buffer_copy(saved.state))
             return True
         except Exception as error:
             self._disable(f"{type(error).__name__}: {error}")
@@ -124,3 +107,58 @@ class PrefixCache:
             logger.warning("prompt-prefix cache disabled (%s): each new tools prompt is evaluated whole", why)
         self.disabled = why
         self._saved.clear()
+
+
+@dataclass(frozen=True)
+class SequenceState:
+    """The KV state of the whole live cache, to put back after evaluating another prompt."""
+
+    tokens: tuple[int, ...]
+    state: Any  # a ctypes byte array, kept as it is (copying 20-30 MB into bytes costs more than the save)
+
+
+def save_sequence(model: Any) -> SequenceState | None:
+    """The model's live KV state (None: llama-cpp-python's internals moved;
+    never raises)."""
+    try:
+        return SequenceState(tuple(model.input_ids[: model.n_tokens]), _sequence_state(model))
+    except Exception as error:
+        logger.debug("KV state not saved (%s: %s)", type(error).__name__, error)
+        return None
+
+
+def load_sequence(model: Any, saved: SequenceState) -> bool:
+    """Put a saved live KV state back; False (and an empty cache, so the next
+    prompt is evaluated whole) when it cannot be; never raises."""
+    try:
+        _set_sequence_state(model, saved.tokens, saved.state)
+        return True
+    except Exception as error:
+        logger.debug("KV state not restored (%s: %s)", type(error).__name__, error)
+        model.n_tokens = 0
+        return False
+
+
+def _sequence_state(model: Any) -> Any:
+    """Sequence 0's KV state as a ctypes byte array."""
+    import llama_cpp
+
+    context = model._ctx.ctx
+    size = llama_cpp.llama_state_seq_get_size(context, 0)
+    buffer = (ctypes.c_uint8 * size)()
+    written = llama_cpp.llama_state_seq_get_data(context, buffer, size, 0)
+    if not written:
+        raise RuntimeError("llama_state_seq_get_data wrote nothing")
+    return (ctypes.c_uint8 * written).from_buffer(buffer) if written < size else buffer
+
+
+def _set_sequence_state(model: Any, tokens: tuple[int, ...], state: Any) -> None:
+    """Replace sequence 0's KV state with `state`, whose tokens are `tokens`."""
+    import llama_cpp
+
+    model._ctx.kv_cache_seq_rm(0, 0, -1)
+    if llama_cpp.llama_state_seq_set_data(model._ctx.ctx, state, len(state), 0) == 0:
+        raise RuntimeError("llama_state_seq_set_data refused the saved state")
+    model.input_ids[: len(tokens)] = tokens
+    model.n_tokens = len(tokens)
+    model._requires_eval = True  # no logits for the last token: it is decoded again

@@ -135,6 +135,9 @@ def call_problem(call: FunctionCall, offer: ToolOffer) -> str | None:
 def parse_call(text: str) -> FunctionCall | None:
     """One `{"name": ..., "arguments": {...}}` object (the inside of a
     <tool_call> block); None when it is not one."""
+    text = text.strip()
+    if text.startswith("{{") and text.endswith("}}"):  # the doubled braces of Qwen2.5's template, copied
+        text = text[1:-1]
     try:
         data = json.loads(text)
     except json.JSONDecodeError:
@@ -151,16 +154,22 @@ def parse_call(text: str) -> FunctionCall | None:
 
 
 class CallTextFilter:
-    """Finds <tool_call> blocks in a stream of text pieces.
+    """Finds the calls in a stream of text pieces.
 
-    Text before the first block passes through as it comes (the sentences said
-    before a call are spoken), except a tail that may be the start of
-    "<tool_call>", held until the next piece tells; everything from the
-    first block on is kept and parsed at the end (`calls`)."""
+    A call is a <tool_call> block, or a reply that is a bare call object
+    (`{"name": ..., "arguments": ...}`, or with the doubled braces of the
+    Qwen2.5 template, `{{"name": ...}}`: what llama.cpp's server returns as
+    text when the model writes the call without its tag); a reply is never
+    spoken as JSON.  Text before the first block passes through as it comes
+    (the sentences said before a call are spoken), except a tail that may be
+    the start of "<tool_call>" (or leading blanks, before a bare object),
+    held until the next piece tells; everything from the first call on is
+    kept and parsed at the end (`calls`)."""
 
     def __init__(self) -> None:
         self._held = ""
         self._calls_text: str | None = None
+        self._started = False  # some reply text has passed through
 
     def push(self, piece: str) -> str:
         """The text of `piece` that is reply, not call."""
@@ -168,6 +177,14 @@ class CallTextFilter:
             self._calls_text += piece
             return ""
         text = self._held + piece
+        if not self._started:
+            if not text.strip():
+                self._held = text
+                return ""
+            if text.lstrip().startswith("{"):
+                self._held, self._calls_text = "", text.lstrip()
+                return ""
+            self._started = True
         start = text.find(CALL_OPEN)
         if start >= 0:
             self._held, self._calls_text = "", text[start:]
@@ -186,7 +203,11 @@ class CallTextFilter:
         return self._calls_text is not None
 
     def calls(self) -> list[FunctionCall]:
-        found = [parse_call(block) for block in _CALL_BLOCK.findall(self._calls_text or "")]
+        text = self._calls_text or ""
+        blocks = _CALL_BLOCK.findall(text)
+        if not text.startswith(CALL_OPEN):  # a bare call object first (maybe <tool_call> blocks after it)
+            blocks.insert(0, text.split(CALL_OPEN)[0])
+        found = [parse_call(block) for block in blocks]
         return [call for call in found if call is not None]
 
 
@@ -211,6 +232,19 @@ def filtered_pieces(pieces: Iterable[str | FunctionCall], offer: ToolOffer) -> I
     for call in finder.calls():
         if call_problem(call, offer) is None:
             yield call
+
+
+def request_alone(messages: list[dict[str, Any]], system_role: str = "system") -> list[dict[str, Any]] | None:
+    """The system prompt and the user's last message(s) without the conversation
+    before them: what the call decision reads (LLM/llama_tools.py); None when
+    `messages` hold nothing else, or do not end with the user's words."""
+    system = [message for message in messages[:1] if message.get("role") == system_role]
+    start = len(messages)
+    while start > len(system) and messages[start - 1].get("role") not in ("assistant", "tool", system_role):
+        start -= 1
+    if start == len(messages) or start == len(system):
+        return None
+    return [*system, *messages[start:]]
 
 
 def template_messages(messages: list[dict[str, Any]], template_knows_tools: bool = True) -> list[dict[str, Any]]:

@@ -1,6 +1,7 @@
 """How far behind its best token the default LLM ranks a call's first token.
 
     python benchmarks/tool_margins.py [--system "prompt"] [--output benchmarks/RESULTS_tool_margins.md]
+    python benchmarks/tool_margins.py --history --output benchmarks/RESULTS_tool_margins_history.md
 
 The llama.cpp backend decides to call a function when the best call opener's
 logit plus `--lm_tool_call_bias` beats every other first token
@@ -10,6 +11,11 @@ bias left out) for the 40 requests of `../shared/audio/tools/requests.tsv`
 `tools.json` and with the two built-ins, under one system prompt: where the
 requests that need a tool and those that need none fall tells which bias
 separates them, and how much a system prompt moves them.
+
+`--history`: the same margins in a conversation (after an exchange in words,
+after a call still waiting for its output) against the request alone, under
+the default prompt with the six tools: why the decision reads the request
+alone.
 """
 
 from __future__ import annotations
@@ -77,12 +83,64 @@ def report(system: str, rows: list[tuple[str, str, float, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+HISTORIES = {
+    "alone": [],
+    "after an answer in words": [
+        {"role": "user", "content": "What is the capital of Italy?"},
+        {"role": "assistant", "content": "The capital of Italy is Rome."},
+    ],
+    "after a call waiting for its output": [
+        {"role": "user", "content": "Will it rain in London today?"},
+        {"role": "assistant", "content": "", "tool_calls": [{"id": "call_1", "type": "function",
+         "function": {"name": "get_weather", "arguments": '{"city": "London"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": '{"error": "no result: the call was not answered"}'},
+    ],
+}  # fmt: skip
+
+
+def history_report() -> str:
+    """The margins in context (no request alone: `_decides_to_call` on the whole prompt)."""
+    import queue
+    import threading
+
+    from LLM.llama_cpp_language_model import LlamaCppLanguageModelHandler
+    from LLM.tool_calls import ToolOffer
+
+    handler = LlamaCppLanguageModelHandler(threading.Event(), queue.Queue(), queue.Queue(), setup_kwargs={})
+    offer = ToolOffer(tuple(json.loads((TOOLS / "tools.json").read_text())))
+    with open(TOOLS / "requests.tsv") as table:
+        requests = [(row["request"], row["expected_tool"]) for row in csv.DictReader(table, delimiter="\t")]
+    system = {"role": "system", "content": DEFAULT_SYSTEM_PROMPT}
+    lines = [
+        f"# Call openers' margins in a conversation\n\nMachine: {machine_description()}. The default system "
+        "prompt, the six tools, the 40 requests; the margin as the model ranks the openers after the whole "
+        "conversation (bias left out).\n",
+        "| before the request | need a tool: min / median / max | need none: min / median / max |",
+        "|---|---|---|",
+    ]
+    for label, history in HISTORIES.items():
+        found = []
+        for text, wanted in requests:
+            prompt = handler.prompt_tokens([system, *history, {"role": "user", "content": text}], offer)
+            handler.tool_calls._decides_to_call(prompt, 0.0)
+            found.append((wanted, handler.tool_calls.last_margin))
+        need = sorted(m for w, m in found if w != "none")
+        none = sorted(m for w, m in found if w == "none")
+        lines.append(f"| {label} | {need[0]:.2f} / {need[len(need) // 2]:.2f} / {need[-1]:.2f} | "
+                     f"{none[0]:.2f} / {none[len(none) // 2]:.2f} / {none[-1]:.2f} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--system", action="append", help="system prompt(s); default: the pipeline's")
     parser.add_argument("--output", help="write the report here as well")
+    parser.add_argument("--history", action="store_true", help="margins in a conversation against alone")
     args = parser.parse_args()
-    text = "\n".join(report(system, margins(system)) for system in args.system or [DEFAULT_SYSTEM_PROMPT])
+    if args.history:
+        text = history_report()
+    else:
+        text = "\n".join(report(system, margins(system)) for system in args.system or [DEFAULT_SYSTEM_PROMPT])
     print(text)
     if args.output:
         Path(args.output).write_text(text)

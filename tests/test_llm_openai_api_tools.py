@@ -52,7 +52,8 @@ def test_tools_go_out_and_the_call_comes_back_then_its_output_is_answered(qwen_p
     assert body["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
 
     session.settings.tool_choice = "auto"
-    result = ToolResult(call.call_id, json.dumps({"forecast": "hail", "high_celsius": 9}), Turn(session=session))
+    output = json.dumps({"forecast": "hail", "high_celsius": 9})
+    result = ToolResult(call.call_id, output, Turn(session=session, respond=False))  # as the realtime API sends it
     assert list(handler.process(result)) == []  # joins the conversation; a response.create answers
     answer = list(handler.process(CreateResponse(Turn(session=session))))
     sentences = " ".join(m.text for m in answer if isinstance(m, LLMSentence)).lower()

@@ -67,6 +67,19 @@ def test_calls_are_found_in_streamed_text_and_the_words_before_them_pass_through
     assert text_only.push("Is 3 <") == "Is 3 " and text_only.push(" 4? Yes.") == "< 4? Yes."
 
 
+def test_a_reply_that_is_a_bare_call_object_is_a_call_never_words():
+    """llama.cpp's server returns the call as text when the model leaves out the tag, with the
+    doubled braces of the Qwen2.5 template ('{{"name": ...}}'): a call, not words to speak."""
+    for pieces in (['{{"name": "get_weather", ', '"arguments": {"city": "Paris"}}}'],
+                   [" \n", '{"name": "get_weather", "arguments": {"city": "Paris"}}']):  # fmt: skip
+        finder = CallTextFilter()
+        assert "".join(finder.push(piece) for piece in pieces) + finder.flush() == ""
+        (call,) = finder.calls()
+        assert (call.name, json.loads(call.arguments)) == ("get_weather", {"city": "Paris"})
+    words = CallTextFilter()
+    assert words.push(" ") == "" and words.push("It is {sunny}.") == " It is {sunny}." and not words.calls()
+
+
 def test_filtered_pieces_drop_calls_that_do_not_match_the_schema():
     offer = ToolOffer(TOOLS)
     good = '<tool_call>{"name": "set_timer", "arguments": {"minutes": 5}}</tool_call>'

@@ -1,0 +1,108 @@
+"""The llama.cpp backend's call decision and arguments on the default model (Qwen2.5-1.5B),
+in conversations, on the whole request set of `../shared/audio/tools/` (its texts).
+
+A small model copies its earlier turns: after an answer in words it leans to words, after a
+call to calls.  The decision must follow the request, whatever came before it, and a call's
+optional arguments must be given when the request names them."""
+
+from __future__ import annotations
+
+import datetime
+import json
+
+import pytest
+
+from arguments_classes.chat_arguments import DEFAULT_SYSTEM_PROMPT
+from benchmarks.tools import arguments_match, read_requests
+from conversation.chat import NO_RESULT
+from LLM.tool_calls import FunctionCall, ToolOffer
+from tests.conftest import SHARED_AUDIO, make_handler
+from tools.builtins import BUILTIN_TOOLS
+from tools.schema import function_declaration
+
+TOOLS_AUDIO = SHARED_AUDIO / "tools"
+SYSTEM = {"role": "system", "content": DEFAULT_SYSTEM_PROMPT}
+WORDS_BEFORE = [
+    {"role": "user", "content": "What is the capital of Italy?"},
+    {"role": "assistant", "content": "The capital of Italy is Rome."},
+]
+CALL_BEFORE = [
+    {"role": "user", "content": "Will it rain in London today?"},
+    {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": json.dumps({"city": "London"})},
+            }
+        ],
+    },
+    {"role": "tool", "tool_call_id": "call_1", "content": NO_RESULT},
+]
+
+
+@pytest.fixture(scope="module")
+def default_llm():
+    from LLM.llama_cpp_language_model import LlamaCppLanguageModelHandler
+
+    return make_handler(LlamaCppLanguageModelHandler, init_chat_prompt=DEFAULT_SYSTEM_PROMPT)
+
+
+def first_output(handler, messages: list[dict], offer: ToolOffer) -> FunctionCall | str:
+    """The reply's call, or its first words (the decision is made by then)."""
+    replies = iter(handler.generate(messages, tools=offer))
+    try:
+        return next(replies)
+    finally:
+        replies.close()
+
+
+def test_a_request_is_decided_on_its_own_words_whatever_came_before(default_llm):
+    """Every request that needs a tool, after an exchange in words, calls it with the right
+    arguments; every request that needs none, after a call still waiting for its output,
+    is answered in words (before the request-alone decision: 26 of the 40 wrong, the requests
+    that need a tool answered in words, or their arguments left out)."""
+    requests = read_requests(TOOLS_AUDIO)
+    offer = ToolOffer(tuple(json.loads((TOOLS_AUDIO / "tools.json").read_text())))
+    wrong = []
+    for request in requests:
+        history = WORDS_BEFORE if request.tool != "none" else CALL_BEFORE
+        reply = first_output(default_llm, [SYSTEM, *history, {"role": "user", "content": request.text}], offer)
+        called = reply if isinstance(reply, FunctionCall) else None
+        right = (called is None) if request.tool == "none" else (
+            called is not None and called.name == request.tool
+            and arguments_match(request.arguments, json.loads(called.arguments))
+        )  # fmt: skip
+        if not right:
+            wrong.append((request.text, called or reply))
+    assert len(wrong) <= len(requests) // 20, wrong  # the issue's bar: at least 95% right
+
+
+def test_the_built_ins_get_the_city_a_request_names_and_none_it_does_not(default_llm):
+    """get_time's `city` is optional: "in Tokyo" must reach it (it was left out: the
+    arguments closed before the model could write the key it meant), a bare "What time
+    is it?" leaves it out; and arithmetic after a time exchange is still a calculation."""
+    offer = ToolOffer(tuple(function_declaration(function) for function in BUILTIN_TOOLS), by_server=True)
+    for text, city in (("What time is it in Tokyo right now?", "tokyo"), ("Can you tell me the time in Sydney?",
+                       "sydney"), ("What time is it?", None)):  # fmt: skip
+        call = first_output(default_llm, [SYSTEM, {"role": "user", "content": text}], offer)
+        assert isinstance(call, FunctionCall) and call.name == "get_time", (text, call)
+        given = json.loads(call.arguments).get("city")
+        assert (city in given.lower()) if city else not given, (text, call.arguments)
+    now = datetime.datetime.now().strftime("%I:%M %p").lstrip("0")
+    time_exchange = [
+        {"role": "user", "content": "What time is it?"},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": json.dumps({"place": "here", "time": now})},
+        {"role": "assistant", "content": f"It is {now}."},
+    ]
+    call = first_output(
+        default_llm, [SYSTEM, *time_exchange, {"role": "user", "content": "What is 17 times 23?"}], offer
+    )
+    assert isinstance(call, FunctionCall) and call.name == "calculate", call
