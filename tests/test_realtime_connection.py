@@ -115,6 +115,40 @@ def test_a_reply_goes_out_as_created_deltas_and_done_with_its_transcript():
         harness.close()
 
 
+def test_an_item_is_retrieved_as_it_stands_and_a_truncated_reply_keeps_what_was_heard():
+    """The Agents SDK asks for each user item once it is transcribed and each
+    truncated item (conversation.item.retrieve): it gets the item as the
+    conversation holds it now; an unknown item is an error naming it."""
+    harness = Harness()
+    try:
+        connection = harness.connection
+        turn = committed_turn(harness)
+        for text in ("The capital of France is Paris.", "It is big."):
+            turn.playback.add(text, 24000, 24000, time.perf_counter())  # what the sink records
+            connection.response_audio(TTSAudio(np.ones(24000, np.int16), 24000, text, turn))
+        turn.reply_sentences = ["The capital of France is Paris.", "It is big."]
+        connection.response_done(turn)
+        events = harness.events()
+        user = next(e for e in events if e.type == "conversation.item.done" and e.item.role == "user").item
+        reply = next(e for e in events if e.type == "response.done").response.output[0]
+        connection.receive(json.dumps({"type": "conversation.item.retrieve", "item_id": user.id}))
+        connection.receive(
+            json.dumps({"type": "conversation.item.truncate", "item_id": reply.id, "content_index": 0,
+                        "audio_end_ms": 1000})
+        )  # fmt: skip
+        connection.receive(json.dumps({"type": "conversation.item.retrieve", "item_id": reply.id}))
+        connection.receive(json.dumps({"type": "conversation.item.retrieve", "item_id": "item_nope", "event_id": "e1"}))
+        events = harness.events()
+        retrieved = [e.item for e in events if e.type == "conversation.item.retrieved"]
+        assert [item.id for item in retrieved] == [user.id, reply.id]
+        assert retrieved[0].content[0].transcript == "What is the capital of France?"
+        assert retrieved[1].content[0].transcript == "The capital of France is Paris."  # one second heard
+        error = events[-1]
+        assert error.type == "error" and "item_nope" in error.error.message and error.error.event_id == "e1"
+    finally:
+        harness.close()
+
+
 def test_an_early_transcript_waits_for_its_commit_and_a_withdrawn_turn_is_deleted():
     harness = Harness()
     connection = harness.connection

@@ -115,6 +115,11 @@ class RealtimeConnection(SessionObserver):
         self.closed = False
         self._lock = threading.Lock()
         self._items: list[str] = []  # conversation order, for previous_item_id
+        # Each item as the client last saw it (conversation.item.added / .done),
+        # for conversation.item.retrieve: the Agents SDK rebuilds its history
+        # from those after a transcription or a truncation.
+        self._item_models: dict[str, Any] = {}
+        self._item_models_lock = threading.Lock()  # emit() is called with self._lock held
         self._speech_item: str | None = None
         self._captioned = ""  # the speech item's words already sent as transcription deltas
         self._user_items: dict[int, str] = {}
@@ -126,6 +131,9 @@ class RealtimeConnection(SessionObserver):
 
     # --- sending (any thread) ----------------------------------------------------------
     def emit(self, event: BaseModel) -> None:
+        if event.type in ("conversation.item.added", "conversation.item.done"):
+            with self._item_models_lock:
+                self._item_models[event.item.id] = event.item
         text = ev.dump(event)
         try:
             self.loop.call_soon_threadsafe(self._enqueue, text)
@@ -456,13 +464,33 @@ class RealtimeConnection(SessionObserver):
         if self._active_turn() is turn:
             turn.interrupt(heard)  # still being made or sent: it stops
         self.session.record_heard(turn, heard)
+        self._truncate_item_model(event.item_id, heard)
         self.emit(ev.truncated(event.item_id, 0, event.audio_end_ms))
+
+    def _truncate_item_model(self, item_id: str, heard: str) -> None:
+        """A truncated item keeps only the words heard, as the chat does."""
+        with self._item_models_lock:
+            item = self._item_models.get(item_id)
+            if item is None or not item.content:
+                return
+            part = item.content[0]
+            field = "transcript" if part.type == "output_audio" else "text"
+            content = [part.model_copy(update={field: heard}), *item.content[1:]]
+            self._item_models[item_id] = item.model_copy(update={"content": content, "status": "incomplete"})
 
     def on_conversation_item_delete(self, event: Any) -> None:
         self._fail(event, "unsupported", "deleting conversation items is not supported by this server")
 
     def on_conversation_item_retrieve(self, event: Any) -> None:
-        self._fail(event, "unsupported", "retrieving conversation items is not supported by this server")
+        """The item as the conversation holds it now (without audio data: this
+        server keeps no copy of it), e.g. a user item with its transcript."""
+        with self._lock:
+            known = event.item_id in self._items
+        with self._item_models_lock:
+            item = self._item_models.get(event.item_id) if known else None
+        if item is None:
+            self._fail(event, "item_not_found", f"no item {event.item_id!r} in this conversation", "item_id")
+        self.emit(ev.item_retrieved(item))
 
     def on_output_audio_buffer_clear(self, event: Any) -> None:
         self._fail(

@@ -61,6 +61,7 @@ from openai.types.realtime import (
 from openai.types.realtime.audio_transcription import AudioTranscription
 from openai.types.realtime.realtime_audio_formats import AudioPCM, AudioPCMA, AudioPCMU
 from openai.types.realtime.realtime_audio_input_turn_detection import SemanticVad, ServerVad
+from openai.types.realtime.realtime_server_event import ConversationItemRetrieved
 from pydantic import BaseModel, ValidationError
 
 from conversation.session import SessionSettings, TurnDetection
@@ -237,6 +238,10 @@ def item_done(item: Any, previous_item_id: str | None) -> ConversationItemDone:
     return ConversationItemDone(
         event_id=new_id("event"), type="conversation.item.done", item=item, previous_item_id=previous_item_id
     )
+
+
+def item_retrieved(item: Any) -> ConversationItemRetrieved:
+    return ConversationItemRetrieved(event_id=new_id("event"), type="conversation.item.retrieved", item=item)
 
 
 def item_deleted(item_id: str) -> ConversationItemDeletedEvent:
