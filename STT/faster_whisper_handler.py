@@ -337,8 +337,10 @@ class FasterWhisperSTTHandler(BaseHandler):
                 self._rescored[code] = decoder.decode(audio, code)
                 return self._rescored[code].average_log_probability
 
-        scores = self.policy.scores(probabilities, likelihood, allowed, conversation.language if conversation else None)
-        return self.policy.decide(scores, conversation, len(audio) / WHISPER_RATE)
+        speech_s = len(audio) / WHISPER_RATE
+        also = conversation.language if conversation else None
+        scores = self.policy.scores(probabilities, likelihood, allowed, also, speech_s)
+        return self.policy.decide(scores, conversation, speech_s)
 
     def session_language(self, session: Session | None) -> tuple[str | None, tuple[str, ...] | None]:
         """(the fixed language or None to detect, the languages detection may

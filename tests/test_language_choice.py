@@ -86,6 +86,24 @@ def test_an_unsure_vote_is_settled_by_decoding_the_leading_languages():
     assert asked == []  # a sure vote decodes nothing more
 
 
+def test_a_word_or_two_is_not_settled_by_decoding():
+    """A one-word turn ("six") decodes about as fluently in any language
+    (one Japanese token is likelier than one English): an unsure vote on so
+    little speech stays Whisper's vote; from `rescore_from_s` the decode joins."""
+    policy = LanguagePolicy()
+    asked = []
+
+    def decode(code):
+        asked.append(code)
+        return {"en": -0.4, "ja": -0.05}[code]
+
+    vote = {"en": 0.76, "ja": 0.14, "pt": 0.10}
+    assert policy.decide(policy.scores(vote, decode, speech_s=0.8)) == "en"
+    assert asked == []
+    assert policy.decide(policy.scores(vote, decode, speech_s=policy.rescore_from_s)) == "ja"
+    assert sorted(asked) == ["en", "ja"]
+
+
 @pytest.mark.parametrize(
     "spec,codes", [("en,nl, cs", ("en", "nl", "cs")), ("", None), (" , ", None), ("nl,nl", ("nl",)), (None, None)]
 )
