@@ -337,8 +337,21 @@ class FasterWhisperSTTHandler(BaseHandler):
                 self._rescored[code] = decoder.decode(audio, code)
                 return self._rescored[code].average_log_probability
 
-        scores = self.policy.scores(probabilities, likelihood, allowed, conversation.language if conversation else None)
-        return self.policy.decide(scores, conversation, len(audio) / WHISPER_RATE)
+        speech_s = len(audio) / WHISPER_RATE
+        also = conversation.language if conversation else None
+        scores = self.policy.scores(probabilities, likelihood, allowed, also, speech_s)
+        chosen = self.policy.decide(scores, conversation, speech_s)
+        if logger.isEnabledFor(logging.DEBUG):
+            leading = sorted(probabilities, key=probabilities.get, reverse=True)[:3]
+            logger.debug(
+                "language of %.1f s: Whisper %s, scores %s, conversation %s -> %s",
+                speech_s,
+                {code: round(probabilities[code], 3) for code in leading},
+                {code: round(score, 2) for code, score in sorted(scores.items(), key=lambda kv: -kv[1])[:3]},
+                {code: round(p, 3) for code, p in (conversation.belief if conversation else {}).items() if p > 0.001},
+                chosen,
+            )
+        return chosen
 
     def session_language(self, session: Session | None) -> tuple[str | None, tuple[str, ...] | None]:
         """(the fixed language or None to detect, the languages detection may

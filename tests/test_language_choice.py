@@ -86,8 +86,42 @@ def test_an_unsure_vote_is_settled_by_decoding_the_leading_languages():
     assert asked == []  # a sure vote decodes nothing more
 
 
+def test_a_word_or_two_is_not_settled_by_decoding():
+    """A one-word turn ("six") decodes about as fluently in any language
+    (one Japanese token is likelier than one English): an unsure vote on so
+    little speech stays Whisper's vote; from `rescore_from_s` the decode joins."""
+    policy = LanguagePolicy()
+    asked = []
+
+    def decode(code):
+        asked.append(code)
+        return {"en": -0.4, "ja": -0.05}[code]
+
+    vote = {"en": 0.76, "ja": 0.14, "pt": 0.10}
+    assert policy.decide(policy.scores(vote, decode, speech_s=0.8)) == "en"
+    assert asked == []
+    assert policy.decide(policy.scores(vote, decode, speech_s=policy.rescore_from_s)) == "ja"
+    assert sorted(asked) == ["en", "ja"]
+
+
 @pytest.mark.parametrize(
     "spec,codes", [("en,nl, cs", ("en", "nl", "cs")), ("", None), (" , ", None), ("nl,nl", ("nl",)), (None, None)]
 )
 def test_languages_flag_parsing(spec, codes):
     assert parse_languages(spec) == codes
+
+
+def test_with_the_expected_languages_a_close_relative_counts_for_the_expected_one():
+    """Whisper hears Czech as Polish: with en, nl, cs expected that is evidence
+    for Czech (measured: a Czech line at 89% Polish left the conversation
+    undecided, and the next line's unsure English vote took it)."""
+    policy = LanguagePolicy(allowed=("en", "nl", "cs"))
+    heard_as_polish = {"pl": 0.894, "cs": 0.028, "sk": 0.021, "en": 0.002}
+    conversation = ConversationLanguage()
+    assert policy.decide(policy.scores(heard_as_polish), conversation, 5.4) == "cs"
+    assert conversation.belief["cs"] > 0.7
+    unsure_english = {"en": 0.292, "he": 0.151, "ar": 0.134, "cs": 0.017}
+    assert policy.decide(policy.scores(unsure_english), conversation, 2.8) == "cs"
+    # German is Dutch's relative, not English's: with Dutch not expected it counts for nothing.
+    assert policy.decide(policy.scores({"de": 0.9, "en": 0.05, "nl": 0.05}, allowed=("en", "nl"))) == "nl"
+    assert policy.decide(policy.scores({"de": 0.9, "en": 0.06, "cs": 0.04}, allowed=("en", "cs"))) == "en"

@@ -22,8 +22,13 @@ from connections.realtime.client import connect, to_pcm24k
 pytestmark = pytest.mark.timing
 
 MODEL = "qwen2.5-0.5b"
-# Questions the 0.5B answers right from the question text (benchmarks/RESULTS_answers.md).
-ASKED = ("qa01.wav", "qa03.wav")  # the capital of Japan, the red planet
+# Questions the 0.5B answers right whether it is the LLM server's first request
+# or follows another (one of the two is each), as the STT hears them
+# (benchmarks/RESULTS_scale_out_answers.md: 17 of 30 are).  Not the red planet:
+# greedy decoding differs in its last bits when the system prompt's KV cache is
+# reused, and the 0.5B says "Mars" after another request but "The red planet
+# is called the Red Planet." as a fresh server's first.
+ASKED = ("qa01.wav", "qa05.wav")  # the capital of Japan, who painted the Mona Lisa
 
 
 @pytest.fixture(scope="module")
