@@ -18,9 +18,11 @@ from LLM.tool_calls import (
     FunctionCall,
     ToolChoice,
     ToolOffer,
+    answered_calls,
     call_problem,
     chat_template_request,
     filtered_pieces,
+    repeats,
     template_messages,
 )
 from utils.messages import EndOfResponse, LLMSentence, ToolCall
@@ -202,3 +204,18 @@ def test_a_turn_calling_the_servers_tools_again_and_again_must_answer_after_thre
         out = list(handler.process(ToolResult(call.call_id, '{"forecast": "sun"}', turn)))
     assert [type(m) for m in out] == [LLMSentence, EndOfResponse] and out[0].text == "It is sunny."
     assert turn.calls_made == MAX_SERVER_CALLS_PER_TURN
+
+
+def test_the_calls_an_output_answers_and_a_call_that_repeats_one():
+    chat = Chat(size=4, system_prompt="s")
+    chat.add_user("Weather in Paris and Rome?")
+    chat.add_tool_calls(
+        "", [CallRecord("c1", "get_weather", '{"city": "Paris"}'), CallRecord("c2", "get_weather", '{"city": "Rome"}')]
+    )
+    chat.add_tool_result("c1", "hail")
+    answered = answered_calls(chat.messages())  # c2 reads as never answered: both end the messages
+    assert answered == [("get_weather", {"city": "Paris"}), ("get_weather", {"city": "Rome"})]
+    assert repeats(FunctionCall("get_weather", '{ "city":"Paris" }'), answered)
+    assert not repeats(FunctionCall("get_weather", '{"city": "Oslo"}'), answered)
+    chat.add_user("Thanks. And in Oslo?")
+    assert answered_calls(chat.messages()) == []  # the user's words end them
