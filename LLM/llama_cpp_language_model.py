@@ -23,7 +23,7 @@ from conversation.session import Session
 from LLM.language_model import LanguageModelHandler
 from LLM.llama_tools import CALL_BIAS, LlamaToolCalls
 from LLM.prefix_cache import PrefixCache, common_prefix
-from LLM.tool_calls import FunctionCall, ToolOffer, chat_template_request, request_alone
+from LLM.tool_calls import FunctionCall, ToolOffer, answered_calls, chat_template_request, request_alone
 from models.packaged import resolve_gguf
 from utils.messages import PartialTranscript
 from utils.threads import physical_cores
@@ -270,7 +270,7 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         answers_output = bool(messages) and messages[-1].get("role") != self.user_role
         alone = request_alone(messages, self.init_chat_role)
         alone_prompt = self.prompt_tokens(alone, tools) if alone is not None and not answers_output else None
-        yield from self.tool_calls.reply(prompt, tools, kwargs, answers_output, alone_prompt)
+        yield from self.tool_calls.reply(prompt, tools, kwargs, answers_output, alone_prompt, answered_calls(messages))
 
     def warmup(self) -> None:
         """The usual warm-up, and with the server's own tools, their prompt

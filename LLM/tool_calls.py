@@ -247,6 +247,27 @@ def request_alone(messages: list[dict[str, Any]], system_role: str = "system") -
     return [*system, *messages[start:]]
 
 
+def answered_calls(messages: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+    """The calls (name, arguments as a value) whose outputs end `messages`:
+    what a reply to those outputs would only repeat if it called them again."""
+    answered = set()
+    index = len(messages)
+    while index > 0 and messages[index - 1].get("role") == "tool":
+        answered.add(messages[index - 1].get("tool_call_id"))
+        index -= 1
+    calls = (messages[index - 1].get("tool_calls") or []) if index > 0 and answered else []
+    return [
+        (call["function"]["name"], _as_object(call["function"]["arguments"]))
+        for call in calls
+        if call.get("id") in answered
+    ]
+
+
+def repeats(call: FunctionCall, answered: list[tuple[str, Any]]) -> bool:
+    """Whether `call` is one of `answered` again (same function, same arguments)."""
+    return (call.name, _as_object(call.arguments)) in answered
+
+
 def template_messages(messages: list[dict[str, Any]], template_knows_tools: bool = True) -> list[dict[str, Any]]:
     """Chat messages as a chat template renders them: a call's arguments as
     an object (templates write them with `tojson`), no None content.  A

@@ -150,20 +150,43 @@ class Chat:
         """A function's output, placed right after the call it answers (after
         the outputs of the same message's other calls); a second output for a
         call replaces the first.  False when the chat has no such call (it was
-        never made, or has been trimmed away)."""
+        never made, or has been trimmed away).
+
+        An output that comes late, once the conversation has gone on past its
+        call (the user asked something else meanwhile), joins at the end, as the
+        Realtime API appends an item: its call moves there with it (chat formats
+        want an output right after its call), and the words said before the call
+        stay where they were.  Put back in the middle, the prompt ended with the
+        later exchange, and the 1.5B answered the output with a new call on that
+        exchange's topic (`get_time({"city": "Paris"})` for a London forecast)."""
         with self._lock:
             for item in self._items:
                 if item.tool_call_id == call_id:
                     item.content = output
                     return True
             for index in range(len(self._items) - 1, -1, -1):
-                if any(call.call_id == call_id for call in self._items[index].tool_calls):
-                    at = index + 1
-                    while at < len(self._items) and self._items[at].tool_call_id is not None:
-                        at += 1
-                    self._items.insert(at, ChatItem("tool", output, tool_call_id=call_id))
-                    return True
+                item = self._items[index]
+                call = next((call for call in item.tool_calls if call.call_id == call_id), None)
+                if call is None:
+                    continue
+                at = index + 1
+                while at < len(self._items) and self._items[at].tool_call_id is not None:
+                    at += 1
+                if at < len(self._items):  # the conversation went on: the call and its output join at the end
+                    self._move_call_to_end(index, call)
+                    at = len(self._items)
+                self._items.insert(at, ChatItem("tool", output, tool_call_id=call_id))
+                return True
             return False
+
+    def _move_call_to_end(self, index: int, call: CallRecord) -> None:
+        """Take `call` out of the message at `index` (the message goes when
+        nothing is left of it) and append it as a call message of its own."""
+        item = self._items[index]
+        item.tool_calls = tuple(other for other in item.tool_calls if other is not call)
+        if not item.tool_calls and not item.content:
+            del self._items[index]
+        self._items.append(ChatItem("assistant", "", item.turn_id, tool_calls=(call,)))
 
     def has_call(self, call_id: str) -> bool:
         with self._lock:

@@ -106,3 +106,22 @@ def test_the_built_ins_get_the_city_a_request_names_and_none_it_does_not(default
         default_llm, [SYSTEM, *time_exchange, {"role": "user", "content": "What is 17 times 23?"}], offer
     )
     assert isinstance(call, FunctionCall) and call.name == "calculate", call
+
+
+def test_the_reply_to_an_output_does_not_make_the_same_call_again(default_llm):
+    """Given a forecast's output, under a system prompt that made the 1.5B call get_weather
+    again ("Answer in one short sentence.": the call ranked 1.4 logits ahead), the reply is
+    words from the output, not the same call a client would answer again and again."""
+    weather = next(
+        tool for tool in json.loads((TOOLS_AUDIO / "tools.json").read_text()) if tool["name"] == "get_weather"
+    )
+    call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "London"}'}}
+    messages = [
+        {"role": "system", "content": "You are a helpful assistant. Answer in one short sentence."},
+        {"role": "user", "content": "Will it rain in London today?"},
+        {"role": "assistant", "content": "", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_1", "content": json.dumps({"forecast": "hail", "high_celsius": 9})},
+    ]
+    reply = list(default_llm.generate(messages, tools=ToolOffer((weather,))))
+    assert all(isinstance(piece, str) for piece in reply), reply
+    assert "hail" in "".join(reply).lower(), reply

@@ -125,6 +125,14 @@ def test_speech_during_a_call_is_answered_and_the_late_output_too(server, stt_ha
 
 
 def test_the_answer_to_a_call_can_be_cancelled_and_the_conversation_goes_on(server):
+    """The cancelled answer's output stays in the conversation: asked about it, with this
+    response's tool_choice "none", the assistant answers from it.  Left to decide ("auto"),
+    the assistant looks the forecast up again: the call decision reads the request alone,
+    and a question about the forecast asks for one (a fair reply, which would not show what
+    the chat kept).  How the 1.5B words the answer depends on the question: of 8 phrasings
+    asked after an output never answered in words, 4 read "hail" from it; "What did the
+    forecast say?" got "The forecast said it would rain in London today", the first
+    question's words ("Will it rain in London today?") copied, not the output."""
     conversation = open_session(server, output_modalities=["text"])
     try:
         conversation.speak(request("t09.wav"), silence_s=1.5)
@@ -136,8 +144,8 @@ def test_the_answer_to_a_call_can_be_cancelled_and_the_conversation_goes_on(serv
         assert done.status == "cancelled" and done.status_details.reason == "client_cancelled"
         time.sleep(0.5)
         conversation.send({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
-                           "content": [{"type": "input_text", "text": "What did the forecast say?"}]}})  # fmt: skip
-        conversation.send({"type": "response.create"})
+                           "content": [{"type": "input_text", "text": "What was the forecast?"}]}})  # fmt: skip
+        conversation.send({"type": "response.create", "response": {"tool_choice": "none"}})
         answer = conversation.wait_for("response.done", timeout=90, count=3)[-1].event.response
         assert answer.status == "completed" and "hail" in answer.output[0].content[0].text.lower()
     finally:

@@ -18,9 +18,11 @@ from LLM.tool_calls import (
     FunctionCall,
     ToolChoice,
     ToolOffer,
+    answered_calls,
     call_problem,
     chat_template_request,
     filtered_pieces,
+    repeats,
     template_messages,
 )
 from utils.messages import EndOfResponse, LLMSentence, ToolCall
@@ -117,11 +119,38 @@ def test_the_chat_keeps_calls_and_outputs_and_a_call_never_answered_reads_as_no_
     messages = chat.messages()
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "tool", "user", "assistant"]
     assert messages[3] == {"role": "tool", "tool_call_id": "call_1", "content": NO_RESULT}
-    assert chat.add_tool_result("call_1", "late") and chat.messages()[3]["content"] == "late"  # it took its place
     assert not chat.add_tool_result("call_unknown", "x")
     chat.add_user("And now?")
     chat.add_assistant("Now.")  # size 1: the whole first exchange, calls included, is dropped
     assert [m["role"] for m in chat.messages()] == ["system", "user", "assistant"]
+
+
+def test_a_late_output_joins_the_end_of_the_conversation_with_its_call():
+    """The user went on before the client answered the call: the output comes last (as
+    the Realtime API appends it), its call moved with it, so the reply to it reads it last;
+    the words said before the call stay where they were."""
+    chat = Chat(size=4, system_prompt="s")
+    chat.add_user("Weather in London?")
+    chat.add_tool_calls("Let me check.", [CallRecord("call_1", "get_weather", '{"city": "London"}')])
+    chat.add_user("What is the capital of France?")
+    chat.add_assistant("Paris.")
+    assert chat.add_tool_result("call_1", "hail")
+    messages = chat.messages()
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "assistant", "tool"]
+    assert messages[2] == {"role": "assistant", "content": "Let me check."}
+    assert messages[5]["tool_calls"][0]["id"] == "call_1" and messages[5]["content"] == ""
+    assert messages[6] == {"role": "tool", "tool_call_id": "call_1", "content": "hail"}
+    assert chat.add_tool_result("call_1", "sun") and chat.messages()[6]["content"] == "sun"  # replaced in place
+    chat.add_assistant("It will hail in London.")
+    assert chat.messages()[-1] == {"role": "assistant", "content": "It will hail in London."}
+    # A call without words before it leaves nothing behind; an output in time stays right after its call.
+    chat = Chat(size=4, system_prompt="s")
+    chat.add_user("Weather in London?")
+    chat.add_tool_calls("", [CallRecord("call_2", "get_weather", '{"city": "London"}')])
+    chat.add_user("Hello?")
+    chat.add_assistant("Hello!")
+    chat.add_tool_result("call_2", "hail")
+    assert [m["role"] for m in chat.messages()] == ["system", "user", "user", "assistant", "assistant", "tool"]
 
 
 def test_the_answer_loop_speaks_what_comes_before_a_call_then_ends_or_goes_on():
@@ -175,3 +204,18 @@ def test_a_turn_calling_the_servers_tools_again_and_again_must_answer_after_thre
         out = list(handler.process(ToolResult(call.call_id, '{"forecast": "sun"}', turn)))
     assert [type(m) for m in out] == [LLMSentence, EndOfResponse] and out[0].text == "It is sunny."
     assert turn.calls_made == MAX_SERVER_CALLS_PER_TURN
+
+
+def test_the_calls_an_output_answers_and_a_call_that_repeats_one():
+    chat = Chat(size=4, system_prompt="s")
+    chat.add_user("Weather in Paris and Rome?")
+    chat.add_tool_calls(
+        "", [CallRecord("c1", "get_weather", '{"city": "Paris"}'), CallRecord("c2", "get_weather", '{"city": "Rome"}')]
+    )
+    chat.add_tool_result("c1", "hail")
+    answered = answered_calls(chat.messages())  # c2 reads as never answered: both end the messages
+    assert answered == [("get_weather", {"city": "Paris"}), ("get_weather", {"city": "Rome"})]
+    assert repeats(FunctionCall("get_weather", '{ "city":"Paris" }'), answered)
+    assert not repeats(FunctionCall("get_weather", '{"city": "Oslo"}'), answered)
+    chat.add_user("Thanks. And in Oslo?")
+    assert answered_calls(chat.messages()) == []  # the user's words end them
