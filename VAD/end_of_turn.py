@@ -46,12 +46,20 @@ class Words(Enum):
 
 
 def words_evidence(transcript: str | None, language: str | None) -> Words:
-    """What the early transcript of a pause says about the turn."""
+    """What the early transcript of a pause says about the turn.
+
+    The end marks' weights were fitted on English turns, together with
+    English's dangling words: in another language Whisper puts a full stop
+    after whatever fragment it heard, and no word list says the fragment
+    dangles, so a mark there counts for nothing (a trailing "..." or comma
+    still says the speaker goes on, in any language)."""
     text = (transcript or "").strip()
     if not text:
         return Words.UNKNOWN
     if looks_unfinished(text, language):
         return Words.UNFINISHED
+    if (language or "en").removesuffix("-auto") != "en":
+        return Words.NO_END_MARK
     if text.endswith("?"):
         return Words.QUESTION
     return Words.STATEMENT if text.endswith((".", "!", "。")) else Words.NO_END_MARK

@@ -33,6 +33,16 @@ def test_what_the_early_transcript_says(text, words):
     assert words_evidence(text, "en") is words
 
 
+@pytest.mark.parametrize("language", ["nl", "cs", "nl-auto"])
+def test_in_another_language_an_end_mark_says_nothing_and_a_trailing_comma_still_does(language):
+    """The marks' weights were fitted on English with its dangling words: a
+    Dutch line cut at a breath ("Ik denk dat we.") is no finished statement."""
+    assert words_evidence("Ik denk dat we.", language) is Words.NO_END_MARK
+    assert words_evidence("Waar is het station?", language) is Words.NO_END_MARK
+    assert words_evidence("Ik denk dat we,", language) is Words.UNFINISHED
+    assert words_evidence("Go forward ten meters.", None) is Words.STATEMENT  # unknown: English's fit
+
+
 def test_the_words_move_the_silence_needed_both_ways():
     decision, habits = EndOfTurn("auto"), PauseHabits()
     needed = {words: decision.silence_needed_ms(words, None, habits) for words in Words}
