@@ -205,7 +205,9 @@ def a_server_and_a_conversation(tmp_path, *flags: str) -> Iterator[tuple[ServerP
 
 
 def test_sigterm_lets_the_reply_in_flight_finish_refuses_newcomers_and_exits_0(tmp_path):
-    with a_server_and_a_conversation(tmp_path) as (running, conversation):
+    # A drain long enough for the reply on a slow or busy machine (it took over
+    # the default 10 s with the suite's other workers on the same two cores).
+    with a_server_and_a_conversation(tmp_path, "--drain_timeout_s", "120") as (running, conversation):
         idle = connect(running.port, KEY)  # open, with nothing under way
         idle.wait_for("session.created", timeout=30)
         speak_at_length(conversation)

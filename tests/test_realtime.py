@@ -354,6 +354,10 @@ def test_speech_over_the_reply_interrupts_it(server, stt_handler):
         conversation.speak(question("q04.wav"), silence_s=0.3)
         first_delta = conversation.wait_for("response.output_audio.delta", timeout=60)[0]
         first_response = first_delta.event.response_id
+        # Talk over a reply that is longer than what will have been heard: its
+        # second sentence is out (a slow LLM may say "Certainly!" and then
+        # nothing for seconds; talking into that silence interrupts nothing).
+        conversation.wait_for("response.output_audio_transcript.delta", timeout=90, count=2)
         mark = len(conversation.events)
         silence = bytes(int(RATE * 0.02) * 2)
         while time.perf_counter() - first_delta.at < 1.5:  # let the user hear some of it
