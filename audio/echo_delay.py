@@ -149,6 +149,7 @@ class DelayCompensatedEchoCanceller:
         self.held_back = 0  # samples the reference is delayed by
         self._history = np.zeros(int(max_delay_s * self.sample_rate), dtype=np.int16)
         self.moves = 0  # how often the reference was moved (each one makes the canceller re-settle)
+        self.measurements = 0  # echo delays accepted so far: the path was seen, moved or not
 
     @property
     def latency_samples(self) -> int:
@@ -164,6 +165,7 @@ class DelayCompensatedEchoCanceller:
         if played.size < mic.size:
             played = np.concatenate([played, np.zeros(mic.size - played.size, dtype=np.int16)])
         if self.tracker.push(mic, played):
+            self.measurements += 1
             self._follow(self.tracker.delay_s)
         self._history = np.concatenate([self._history[mic.size :], played])
         end = len(self._history) - self.held_back

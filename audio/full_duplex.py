@@ -18,7 +18,17 @@ Where the canceller cannot be trusted, echo must not reach the VAD:
   (the delay line moved, or mic audio that piled up had to be caught up),
   the held audio that may hold echo is replaced by silence of the same
   length; the rest (the path held, or the reply had already fallen silent)
-  is passed on late but whole, so a user who spoke then is still heard.
+  is passed on late but whole, so a user who spoke then is still heard;
+- when a reply begins after a silence: the echo path may have moved while
+  nothing played and nothing could measure it (a sound server's latency
+  moves under load, and so does ours after an underrun), and the reply's
+  first echo would reach the VAD until the delay tracker measures the new
+  delay (on a one-core machine under load that leak interrupted a reply
+  after its first word).  The mic audio is held from the reply's first sound
+  until the tracker has measured the echo (within a second for delays up to
+  half a second): the path held, and it is passed on whole at once; it
+  moved, or no measurement came within the echo delay and `hold_s`, and what
+  may hold echo is replaced by silence.
 Muting costs the user the chance to interrupt in those moments; letting a
 leak through would make the assistant interrupt itself.
 """
@@ -71,6 +81,9 @@ class FullDuplexMic:
         self.hold_until = float("-inf")
         self.max_hold_s = 3 * hold_s  # longer (hiccup after hiccup): let time go on, as silence
         self._moves = 0
+        self._measurements = 0
+        self._awaiting_measurement = False  # a reply began after a silence: held until the echo is measured
+        self._last_hiccup_at = float("-inf")
         self._held: list[tuple[np.ndarray, bool]] = []  # (cleaned block, echo possible in it)
         self._held_is_echo = False
         self.stats = DuplexStats()
@@ -82,6 +95,7 @@ class FullDuplexMic:
         if self.echo_possible(now) and now >= self.hold_until:
             logger.debug("sound card hiccup: mic audio held back while the echo canceller re-settles")
         self.hold_until = max(self.hold_until, now + self.hold_s)
+        self._last_hiccup_at = now
         self.stats.hiccups += 1
 
     def echo_possible(self, now: float) -> bool:
@@ -97,14 +111,38 @@ class FullDuplexMic:
         canceller is still learning; nothing while a hiccup's audio is held
         back, and all of it (or silence as long) once the hold is over."""
         now = time.perf_counter() if now is None else now
+        audible = played.size > 0 and int(np.abs(played).max()) > AUDIBLE
+        if audible and not self.echo_possible(now) and self.warmed_up():
+            self._await_measurement(now)
         cleaned = self.canceller.process(mic, played)
-        if played.size and int(np.abs(played).max()) > AUDIBLE:
+        if audible:
             self.last_played_at = now
             self.heard_reply_s += played.size / self.sample_rate
         if self.canceller.moves != self._moves:
             self._moves = self.canceller.moves
+            self._measurements = self.canceller.measurements
+            self._awaiting_measurement = False
             self._path_moved(now)
+        elif self.canceller.measurements != self._measurements:
+            self._measurements = self.canceller.measurements
+            self._path_verified(now)
         return self._gate(cleaned, now)
+
+    def _await_measurement(self, now: float) -> None:
+        """A reply begins after a silence, on a path that may have moved
+        unseen: hold the mic audio, as echo unless a measurement shows the
+        path held."""
+        self._awaiting_measurement = True
+        self.hold_until = max(self.hold_until, now + (self.canceller.delay_s or 0.5) + self.hold_s)
+        self._held_is_echo = True
+
+    def _path_verified(self, now: float) -> None:
+        """The tracker measured the echo where the delay line has it."""
+        if self._awaiting_measurement:
+            self._awaiting_measurement = False
+            self._held_is_echo = False
+            # Release now, unless a hiccup since the reply began still needs its own hold.
+            self.hold_until = max(now, min(self.hold_until, self._last_hiccup_at + self.hold_s))
 
     def catch_up(self, mic: np.ndarray, now: float | None = None) -> np.ndarray:
         """Mic audio that piled up in the device during a stall: the speaker

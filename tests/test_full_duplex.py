@@ -16,7 +16,7 @@ import pytest
 from audio.echo_cancel import WebRtcEchoCanceller
 from audio.echo_delay import DelayCompensatedEchoCanceller, EchoDelayTracker
 from audio.echo_path import SimulatedEchoPath
-from audio.full_duplex import FullDuplexMic
+from audio.full_duplex import DuplexStats, FullDuplexMic
 from audio.pcm import load_audio
 from connections.playback_buffer import PlaybackBuffer
 from conversation.playback import PlaybackLog
@@ -147,6 +147,61 @@ def test_after_a_hiccup_the_mic_audio_is_held_then_passed_on_whole_or_as_silence
             assert not heard[: len(user)].any()
         else:
             assert level_db(heard[: len(user)]) > level_db(user) - 10
+
+
+def two_replies(
+    duplex: FullDuplexMic, voice: np.ndarray, first_ms: float, second_ms: float, user: np.ndarray | None = None
+):
+    """A reply (echo `first_ms` late), 2 s of silence, then a second reply
+    whose echo comes `second_ms` late (the path moved unseen), the
+    user speaking from its 0.8th second if given.  Returns the mic audio and
+    what the full-duplex mic passed on for the second reply; `duplex.stats`
+    count the second reply only."""
+    clock = 0.0
+    reply = voice[: 4 * RATE]
+    path = SimulatedEchoPath(RATE, delay_ms=first_ms)
+    for (p,) in blocks(reply):
+        duplex.process(path.echo(p), p, now=clock)
+        clock += len(p) / RATE
+    for (p,) in blocks(np.zeros(2 * RATE, np.int16)):
+        duplex.process(np.zeros_like(p), p, now=clock)
+        clock += len(p) / RATE
+    duplex.stats = DuplexStats()
+    path = SimulatedEchoPath(RATE, delay_ms=second_ms)
+    mic = np.concatenate([path.echo(p) for (p,) in blocks(reply)])
+    if user is not None:
+        start = int(0.8 * RATE)
+        mic[start : start + len(user)] = np.clip(mic[start : start + len(user)] + user.astype(np.int32), -32768, 32767)
+    heard = []
+    for m, p in blocks(mic, reply):
+        heard.append(duplex.process(m, p, now=clock))
+        clock += len(p) / RATE
+    return mic, np.concatenate(heard)
+
+
+def test_a_reply_after_a_silence_on_a_moved_path_does_not_leak_its_first_echo(assistant):
+    """On a one-core machine under load the sound server's latency moved
+    between two replies, where nothing could measure it, and the second
+    reply's first echo reached the VAD and interrupted it.  Held until the
+    delay is measured, that echo never reaches the VAD."""
+    duplex = FullDuplexMic(RATE, warmup_s=0.5, hold_s=1.5)
+    mic, heard = two_replies(duplex, assistant, 200, 450)
+    assert len(heard) <= len(mic)
+    onset = slice(0, int(1.5 * RATE))  # before the canceller re-settled on the moved path
+    assert level_db(mic[onset]) - level_db(heard[onset]) >= 30
+
+
+def test_a_reply_after_a_silence_on_a_path_that_held_keeps_the_user(assistant):
+    """The path did not move: what the mic heard at the reply's start is
+    passed on whole once the delay is measured, the user's words with it."""
+    user = load_audio(HUMAN / "asterisk_en" / "vm-nobox.wav")[: RATE // 2]
+    duplex = FullDuplexMic(RATE, warmup_s=0.5, hold_s=1.5)
+    mic, heard = two_replies(duplex, assistant, 200, 200, user)
+    assert len(heard) == len(mic)
+    spoken = slice(int(0.8 * RATE), int(0.8 * RATE) + len(user))
+    assert level_db(heard[spoken]) > level_db(user) - 10
+    assert duplex.stats.muted_s == 0.0
+    assert 0 < duplex.stats.held_s < 1.0  # held from the reply's start until the delay was measured
 
 
 def test_no_echo_possible_means_no_hold():
