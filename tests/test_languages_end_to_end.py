@@ -66,7 +66,10 @@ def test_dutch_and_czech_speech_is_heard_answered_and_spoken_in_its_language(tmp
     assert [turn["language"] for turn in turns] == [language] * len(turns)
     heard = set(normalize(" ".join(turn["transcript"] for turn in turns)))
     said = set(normalize(" ".join(row["transcript"] for row in rows)))
-    assert len(heard & said) >= 0.5 * len(said), (heard, said)  # their words, not a translation
+    # Their words, not a translation (which shares next to none).  Whisper base gets about a third of
+    # these acted lines' words right (WER 58% Dutch, 65% Czech: benchmarks/RESULTS_languages.md), and
+    # how many depends on where the VAD cuts a line: 13 of 34 Czech words in one full-suite run.
+    assert len(heard & said) >= 0.25 * len(said), (heard, said)
     for turn in turns:
         assert turn["reply_language"] == language
         assert judge(turn["reply"]) == language, turn["reply"]
