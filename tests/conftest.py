@@ -83,6 +83,12 @@ LONGEST_FILES = (
 )  # fmt: skip
 
 
+def pytest_xdist_auto_num_workers(config) -> int:
+    """`-n auto`: the cores this process may run on (`taskset` included), plus
+    one worker to overlap the real-time waits."""
+    return len(os.sched_getaffinity(0)) + 1
+
+
 def pytest_collection_modifyitems(config, items):
     rank = {name: index for index, name in enumerate(LONGEST_FILES)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: file order kept within a file
