@@ -73,7 +73,8 @@ class Turn:
     # The user spoke over the reply: only `heard_reply` of it reached them.
     interrupted: bool = False
     heard_reply: str | None = None
-    cancel_reason: str = "turn_detected"  # or "client_cancelled" (the realtime API's reasons)
+    # The realtime API's reasons: "turn_detected", "client_cancelled"; None: the server stopped it.
+    cancel_reason: str | None = "turn_detected"
     number: int = 0  # the turn number users see (confirmed turns of the session)
     playback: PlaybackLog = field(default_factory=PlaybackLog, repr=False, compare=False)
     speculations_cancelled: int = 0  # early replies started during this turn's pauses, then dropped

@@ -240,8 +240,11 @@ def test_a_reply_longer_than_the_drain_timeout_is_cut_and_the_server_still_exits
         speak_at_length(conversation)
         conversation.wait_for("response.output_audio.delta", timeout=90)
         running.process.send_signal(signal.SIGTERM)
-        farewell = conversation.wait_for("error", timeout=10)[0].event.error
-        assert farewell.code == "server_shutting_down" and "cut short" in farewell.message
+        farewell = conversation.wait_for("error", timeout=10)[0]
+        assert farewell.event.error.code == "server_shutting_down" and "cut short" in farewell.event.error.message
+        # The reply cut short is still closed, before the farewell: a client's response ends.
+        done = conversation.wait_for("response.done", timeout=10)[0]
+        assert done.event.response.status == "cancelled" and done.at <= farewell.at
         assert conversation.closed.wait(10)
         assert running.process.wait(timeout=30) == 0
 

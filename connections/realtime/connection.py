@@ -434,7 +434,13 @@ class RealtimeConnection(SessionObserver):
         turn = self._active_turn()
         if turn is None:
             self._fail(event, "response_cancel_not_active", "there is no response in progress to cancel")
-        turn.cancel_reason = "client_cancelled"
+        self.cancel_response(turn, "client_cancelled")
+
+    def cancel_response(self, turn: Turn, reason: str | None) -> None:
+        """Stop the reply of `turn` as an interruption does: the stages drop
+        it, and its `response.done` (status "cancelled", `reason`) goes out
+        as soon as they have."""
+        turn.cancel_reason = reason
         if self.session.interrupt_reply() is None and turn.withdraw_unheard():
             # Nothing of it went out yet: the API still owes the client its
             # response.created and response.done.

@@ -100,6 +100,13 @@ class DrainableConnection(RealtimeConnection):
         super().response_done(turn)
         turn.mark("response_done")  # after its last event was queued
 
+    def cancel_for_shutdown(self) -> None:
+        """The drain's time is up with a reply under way: cancel it, so the
+        client still gets the reply's `response.done` before the farewell."""
+        turn = self._active_turn()
+        if turn is not None:
+            self.cancel_response(turn, None)
+
     def busy(self) -> bool:
         turn = self.session.active_turn
         replying = turn is not None and not turn.withdrawn and "response_done" not in turn.marks
@@ -232,15 +239,19 @@ class RealtimeServer:
                 told.add(session)
             idle_before = idle_now
             time.sleep(DRAIN_POLL_S)
-        cut = 0
-        for session, connection in dict(self.connections).items():
-            if session not in told:
-                busy = connection.busy()
-                cut += busy
-                self._close_for_drain(connection, "this server is shutting down; " + (
-                    "the reply in progress was cut short" if busy else "reconnect to go on"))  # fmt: skip
+        left = {session: connection for session, connection in self.connections.items() if session not in told}
+        cut = {session for session, connection in left.items() if connection.busy()}
+        for session in cut:
+            left[session].cancel_for_shutdown()
+        # The cancelled replies' response.done go out before the farewells.
+        cancelled_by = time.monotonic() + FLUSH_TIMEOUT_S
+        while any(left[session].busy() for session in cut) and time.monotonic() < cancelled_by:
+            time.sleep(DRAIN_POLL_S)
+        for session, connection in left.items():
+            self._close_for_drain(connection, "this server is shutting down; " + (
+                "the reply in progress was cut short" if session in cut else "reconnect to go on"))  # fmt: skip
         if cut:
-            logger.warning("drain: %.0f s passed; %d conversation(s) cut short", timeout_s, cut)
+            logger.warning("drain: %.0f s passed; %d conversation(s) cut short", timeout_s, len(cut))
         give_up = time.monotonic() + FLUSH_TIMEOUT_S + 1.0
         while self.connections and time.monotonic() < give_up:
             time.sleep(DRAIN_POLL_S)
