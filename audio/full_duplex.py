@@ -27,8 +27,10 @@ Where the canceller cannot be trusted, echo must not reach the VAD:
   after its first word).  The mic audio is held from the reply's first sound
   until the tracker has measured the echo (within a second for delays up to
   half a second): the path held, and it is passed on whole at once; it
-  moved, or no measurement came within the echo delay and `hold_s`, and what
-  may hold echo is replaced by silence.
+  moved, and what may hold echo is replaced by silence.  No measurement
+  within the echo delay and `hold_s` (the user talking over the echo makes
+  it unclear) is no evidence of a move: the audio goes on whole, the user's
+  words with it.
 Muting costs the user the chance to interrupt in those moments; letting a
 leak through would make the assistant interrupt itself.
 """
@@ -130,17 +132,17 @@ class FullDuplexMic:
 
     def _await_measurement(self, now: float) -> None:
         """A reply begins after a silence, on a path that may have moved
-        unseen: hold the mic audio, as echo unless a measurement shows the
-        path held."""
+        unseen: hold the mic audio until the echo is measured (a move mutes
+        what may hold echo, `_path_moved`)."""
         self._awaiting_measurement = True
         self.hold_until = max(self.hold_until, now + (self.canceller.delay_s or 0.5) + self.hold_s)
-        self._held_is_echo = True
+        if not self._held:
+            self._held_is_echo = False  # a move while nothing was held: the measurement will tell
 
     def _path_verified(self, now: float) -> None:
         """The tracker measured the echo where the delay line has it."""
         if self._awaiting_measurement:
             self._awaiting_measurement = False
-            self._held_is_echo = False
             # Release now, unless a hiccup since the reply began still needs its own hold.
             self.hold_until = max(now, min(self.hold_until, self._last_hiccup_at + self.hold_s))
 

@@ -150,10 +150,10 @@ def test_after_a_hiccup_the_mic_audio_is_held_then_passed_on_whole_or_as_silence
 
 
 def two_replies(
-    duplex: FullDuplexMic, voice: np.ndarray, first_ms: float, second_ms: float, user: np.ndarray | None = None
+    duplex: FullDuplexMic, voice: np.ndarray, first_ms: float, second_ms: float | None, user: np.ndarray | None = None
 ):
     """A reply (echo `first_ms` late), 2 s of silence, then a second reply
-    whose echo comes `second_ms` late (the path moved unseen), the
+    whose echo comes `second_ms` late (the path moved unseen; None: no echo), the
     user speaking from its 0.8th second if given.  Returns the mic audio and
     what the full-duplex mic passed on for the second reply; `duplex.stats`
     count the second reply only."""
@@ -167,8 +167,11 @@ def two_replies(
         duplex.process(np.zeros_like(p), p, now=clock)
         clock += len(p) / RATE
     duplex.stats = DuplexStats()
-    path = SimulatedEchoPath(RATE, delay_ms=second_ms)
-    mic = np.concatenate([path.echo(p) for (p,) in blocks(reply)])
+    if second_ms is None:
+        mic = np.zeros_like(reply)
+    else:
+        path = SimulatedEchoPath(RATE, delay_ms=second_ms)
+        mic = np.concatenate([path.echo(p) for (p,) in blocks(reply)])
     if user is not None:
         start = int(0.8 * RATE)
         mic[start : start + len(user)] = np.clip(mic[start : start + len(user)] + user.astype(np.int32), -32768, 32767)
@@ -202,6 +205,18 @@ def test_a_reply_after_a_silence_on_a_path_that_held_keeps_the_user(assistant):
     assert level_db(heard[spoken]) > level_db(user) - 10
     assert duplex.stats.muted_s == 0.0
     assert 0 < duplex.stats.held_s < 1.0  # held from the reply's start until the delay was measured
+
+
+def test_a_reply_start_whose_echo_cannot_be_measured_keeps_the_user_whole(assistant):
+    """No measurement (here the mic hears only the user; in a room, the
+    user talking over the echo can blur it) is no evidence that the path
+    moved: held, then passed on whole, never muted."""
+    user = load_audio(HUMAN / "asterisk_en" / "vm-nobox.wav")[: RATE // 2]
+    duplex = FullDuplexMic(RATE, warmup_s=0.5, hold_s=1.5)
+    mic, heard = two_replies(duplex, assistant, 200, None, user)
+    assert len(heard) == len(mic) and duplex.stats.muted_s == 0.0
+    spoken = slice(int(0.8 * RATE), int(0.8 * RATE) + len(user))
+    assert level_db(heard[spoken]) > level_db(user) - 10
 
 
 def test_no_echo_possible_means_no_hold():
