@@ -23,14 +23,13 @@ Where the canceller cannot be trusted, echo must not reach the VAD:
   nothing played and nothing could measure it (a sound server's latency
   moves under load, and so does ours after an underrun), and the reply's
   first echo would reach the VAD until the delay tracker measures the new
-  delay (on a one-core machine under load that leak interrupted a reply
-  after its first word).  The mic audio is held from the reply's first sound
-  until the tracker has measured the echo (within a second for delays up to
-  half a second): the path held, and it is passed on whole at once; it
-  moved, and what may hold echo is replaced by silence.  No measurement
-  within the echo delay and `hold_s` (the user talking over the echo makes
-  it unclear) is no evidence of a move: the audio goes on whole, the user's
-  words with it.
+  delay (on a loaded core: once 2 s after the reply resumed from a stall,
+  and the leak had interrupted it).  The mic audio is held from the reply's
+  first sound until the tracker has measured the echo (within a second for
+  delays up to half a second on a clean path): the path held, and it is
+  passed on whole at once; it moved, or no measurement came while the
+  reply's echo lasted (at most `3 * hold_s`), and what may hold echo is
+  replaced by silence.
 Muting costs the user the chance to interrupt in those moments; letting a
 leak through would make the assistant interrupt itself.
 """
@@ -85,7 +84,7 @@ class FullDuplexMic:
         self._moves = 0
         self._measurements = 0
         self._awaiting_measurement = False  # a reply began after a silence: held until the echo is measured
-        self._last_hiccup_at = float("-inf")
+        self._await_until = float("-inf")
         self._held: list[tuple[np.ndarray, bool]] = []  # (cleaned block, echo possible in it)
         self._held_is_echo = False
         self.stats = DuplexStats()
@@ -97,7 +96,6 @@ class FullDuplexMic:
         if self.echo_possible(now) and now >= self.hold_until:
             logger.debug("sound card hiccup: mic audio held back while the echo canceller re-settles")
         self.hold_until = max(self.hold_until, now + self.hold_s)
-        self._last_hiccup_at = now
         self.stats.hiccups += 1
 
     def echo_possible(self, now: float) -> bool:
@@ -114,7 +112,7 @@ class FullDuplexMic:
         back, and all of it (or silence as long) once the hold is over."""
         now = time.perf_counter() if now is None else now
         audible = played.size > 0 and int(np.abs(played).max()) > AUDIBLE
-        if audible and not self.echo_possible(now) and self.warmed_up():
+        if audible and not self.echo_possible(now):
             self._await_measurement(now)
         cleaned = self.canceller.process(mic, played)
         if audible:
@@ -133,18 +131,15 @@ class FullDuplexMic:
     def _await_measurement(self, now: float) -> None:
         """A reply begins after a silence, on a path that may have moved
         unseen: hold the mic audio until the echo is measured (a move mutes
-        what may hold echo, `_path_moved`)."""
+        what may hold echo, `_path_moved`), for at most `max_hold_s`."""
         self._awaiting_measurement = True
-        self.hold_until = max(self.hold_until, now + (self.canceller.delay_s or 0.5) + self.hold_s)
+        self._await_until = now + self.max_hold_s
         if not self._held:
             self._held_is_echo = False  # a move while nothing was held: the measurement will tell
 
     def _path_verified(self, now: float) -> None:
         """The tracker measured the echo where the delay line has it."""
-        if self._awaiting_measurement:
-            self._awaiting_measurement = False
-            # Release now, unless a hiccup since the reply began still needs its own hold.
-            self.hold_until = max(now, min(self.hold_until, self._last_hiccup_at + self.hold_s))
+        self._awaiting_measurement = False  # released now, unless a hiccup's own hold goes on
 
     def catch_up(self, mic: np.ndarray, now: float | None = None) -> np.ndarray:
         """Mic audio that piled up in the device during a stall: the speaker
@@ -165,11 +160,16 @@ class FullDuplexMic:
             self.stats.muted_s += len(cleaned) / self.sample_rate
             return np.zeros_like(cleaned)
         held = sum(len(block) for block, _ in self._held)
-        if now < self.hold_until and (self._held or echo_possible):
+        awaiting = self._awaiting_measurement and now < self._await_until and echo_possible
+        if awaiting or (now < self.hold_until and (self._held or echo_possible)):
             if held < self.max_hold_s * self.sample_rate:
                 self._held.append((cleaned, echo_possible))
                 return cleaned[:0]
             self._held_is_echo = True  # hiccup after hiccup: the path is not to be trusted
+        if self._awaiting_measurement and self._held:
+            # No measurement while the reply's echo lasted (or for `max_hold_s`):
+            # the path is not to be trusted.
+            self._awaiting_measurement, self._held_is_echo = False, True
         if not self._held:
             return cleaned
         released = []
