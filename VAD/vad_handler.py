@@ -318,7 +318,15 @@ class VADHandler(BaseHandler):
 
     def _speech_started(self, session: Session, stream: VADStream) -> None:
         if stream.overlap is not None:
-            return  # the sound being judged goes on after a break
+            # The sound being judged goes on after a break.  If the break ended
+            # an utterance (a question with a pause in it, judged slowly on a
+            # busy machine), what follows continues it: one sound, one turn.
+            # Held apart, the next utterance to end replaced it, and the turn
+            # kept only the question's last words.
+            if stream.overlap.held is not None:
+                stream.iterator.join_previous(stream.overlap.held)
+                stream.overlap.held = None
+            return
         stream.interrupted = False
         if self._judges_overlaps(session) and self._start_overlap(session, stream):
             return  # not announced (clients stop playing at speech_started) until it interrupts

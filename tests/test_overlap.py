@@ -240,6 +240,41 @@ def test_a_new_question_over_the_reply_stops_it_and_becomes_the_next_turn(stt_ha
     assert len(handed_on) == 1 and handed_on[0] is not turn
 
 
+def test_a_question_with_a_pause_judged_slowly_becomes_one_turn_with_all_of_it(stt_handler):
+    """On a busy machine the sound's transcriptions come late, and the
+    question's pause ends an utterance before the verdict; the rest of it
+    must join that utterance, not replace it (it did: the turn kept the last
+    0.8 s of "What is the capital of France?" and was heard "Blunt Rams")."""
+    from tests.conftest import make_handler
+    from utils.messages import AudioChunk, OverheardSpeech, SpeechSegment
+    from VAD.vad_handler import VADHandler
+
+    first, second = load_audio(QUESTIONS / "q01.wav"), load_audio(QUESTIONS / "q05.wav")
+    session = Session(SessionSettings(barge_in=True, false_interruption_timeout_ms=60000))
+    vad = make_handler(VADHandler, should_listen=threading.Event(), session=session, hears_overlaps=True)
+    turn = playing_reply(session)
+    pause = np.zeros(int(0.8 * RATE), np.int16)  # ends an utterance (the VAD's silence is 300 ms)
+    audio = np.concatenate([np.zeros(RATE // 2, np.int16), first, pause, second, np.zeros(RATE * 2, np.int16)])
+    late: list[OverheardSpeech] = []  # transcriptions asked, answered only once both parts are over
+    segments = []
+    answer_from = RATE // 2 + len(first) + len(pause) + len(second) + RATE // 2
+    for start in range(0, len(audio), 512):
+        for message in vad.process(AudioChunk(samples=audio[start : start + 512], session=session)):
+            if isinstance(message, OverheardSpeech):
+                late.append(message)
+            elif isinstance(message, SpeechSegment) and not message.provisional:
+                segments.append(message)
+        if start >= answer_from:
+            for message in late:
+                list(stt_handler.process(message))
+            late.clear()
+    assert turn.interrupted
+    assert len(segments) == 1, [len(segment.audio) / RATE for segment in segments]
+    assert len(segments[0].audio) >= len(first) + len(second)
+    heard = stt_handler.transcribe(segments[0].audio)[0].lower()
+    assert "capital" in heard and "boiling" in heard, heard
+
+
 def test_without_resuming_any_speech_past_the_guard_stops_the_reply(stt_handler):
     turn, _ = over_the_reply(sound_of("bc_piper_00.flac"), stt_handler, resume_false_interruption=False)
     assert turn.interrupted and turn.playback.pauses == 0
