@@ -27,9 +27,10 @@ Where the canceller cannot be trusted, echo must not reach the VAD:
   and the leak had interrupted it).  The mic audio is held from the reply's
   first sound until the tracker has measured the echo (within a second for
   delays up to half a second on a clean path): the path held, and it is
-  passed on whole at once; it moved, or no measurement came while the
-  reply's echo lasted (at most `3 * hold_s`), and what may hold echo is
-  replaced by silence.
+  passed on whole at once; it moved, and what may hold echo is replaced by
+  silence.  No measurement while the reply's echo lasted (at most
+  `3 * hold_s`; the user talking over the echo blurs it) is no evidence of
+  a move, and the audio goes on whole, late: the user's words are kept.
 Muting costs the user the chance to interrupt in those moments; letting a
 leak through would make the assistant interrupt itself.
 """
@@ -168,8 +169,10 @@ class FullDuplexMic:
             self._held_is_echo = True  # hiccup after hiccup: the path is not to be trusted
         if self._awaiting_measurement and self._held:
             # No measurement while the reply's echo lasted (or for `max_hold_s`):
-            # the path is not to be trusted.
-            self._awaiting_measurement, self._held_is_echo = False, True
+            # no evidence of a move either.  The user talking over the echo
+            # blurs it (measured: a question asked as a stalled reply resumed
+            # went unmeasured, and muting it left the turn its last 0.5 s).
+            self._awaiting_measurement = False
         if not self._held:
             return cleaned
         released = []
