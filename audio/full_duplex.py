@@ -68,10 +68,13 @@ class FullDuplexMic:
         warmup_s: float = 2.0,
         hold_s: float = 1.5,
         echo_tail_s: float = 0.3,
+        path_may_move: bool = True,
     ) -> None:
         """`engine`: see audio/echo_cancel.py (raises EchoCancellerUnavailable
         when none is installed); `echo_tail_s`: how long a room rings on
-        after the echo's delay."""
+        after the echo's delay; `path_may_move`: False for a simulated room
+        (listen_and_play.py's --simulate_echo_db) whose delay is fixed, so a
+        reply's start needs no hold against a move nobody saw."""
         self.sample_rate = sample_rate
         self.canceller = DelayCompensatedEchoCanceller(create_echo_canceller(sample_rate, engine))
         self.engine = self.canceller.engine
@@ -81,6 +84,7 @@ class FullDuplexMic:
         self.heard_reply_s = 0.0  # played audio the canceller has learned from
         self.last_played_at = float("-inf")
         self.hold_until = float("-inf")
+        self.path_may_move = path_may_move
         self.max_hold_s = 3 * hold_s  # longer (hiccup after hiccup): let time go on, as silence
         self._moves = 0
         self._measurements = 0
@@ -113,7 +117,7 @@ class FullDuplexMic:
         back, and all of it (or silence as long) once the hold is over."""
         now = time.perf_counter() if now is None else now
         audible = played.size > 0 and int(np.abs(played).max()) > AUDIBLE
-        if audible and not self.echo_possible(now):
+        if audible and self.path_may_move and not self.echo_possible(now):
             self._await_measurement(now)
         cleaned = self.canceller.process(mic, played)
         if audible:

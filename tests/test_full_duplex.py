@@ -240,6 +240,13 @@ def test_after_a_short_unmeasured_reply_the_user_is_heard_at_once(assistant):
     assert duplex.stats.held_s < 1.2  # the short reply's echo, then nothing held
 
 
+def test_a_simulated_room_whose_path_cannot_move_holds_nothing_at_a_reply_start(assistant):
+    user = load_audio(HUMAN / "asterisk_en" / "vm-nobox.wav")[: RATE // 2]
+    duplex = FullDuplexMic(RATE, warmup_s=0.5, hold_s=1.5, path_may_move=False)
+    mic, heard = two_replies(duplex, assistant, 200, 200, user)
+    assert len(heard) == len(mic) and duplex.stats.held_s == 0.0 and duplex.stats.muted_s == 0.0
+
+
 def test_no_echo_possible_means_no_hold():
     duplex = FullDuplexMic(RATE, warmup_s=0.5)
     duplex.hiccup(now=10.0)  # nothing has been played: no echo can be in the mic
