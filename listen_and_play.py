@@ -127,7 +127,8 @@ class SimulatedRoom:
     def __init__(self, options: ClientOptions, replies: ReplyReceiver) -> None:
         self.rate = options.send_rate
         self.replies = replies
-        self.duplex = full_duplex_mic(options)
+        # The simulated room's echo delay is fixed: nothing moves it while the speaker is silent.
+        self.duplex = full_duplex_mic(options, path_may_move=False)
         self.path = SimulatedEchoPath(self.rate, delay_ms=120, gain_db=options.simulate_echo_db)
         self.speaker = PlayedAudio(options.recv_rate, options.send_rate)
         self._received = bytearray()
@@ -277,8 +278,8 @@ def run_live(options: ClientOptions, sd=None) -> int:
         logger.warning("connection to the server lost; reconnecting")
 
 
-def full_duplex_mic(options: ClientOptions) -> FullDuplexMic:
-    return FullDuplexMic(options.send_rate, options.aec_engine)
+def full_duplex_mic(options: ClientOptions, path_may_move: bool = True) -> FullDuplexMic:
+    return FullDuplexMic(options.send_rate, options.aec_engine, path_may_move=path_may_move)
 
 
 def _live_session(sd, options: ClientOptions, send: socket.socket, recv: socket.socket) -> int | None:

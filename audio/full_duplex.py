@@ -27,9 +27,10 @@ Where the canceller cannot be trusted, echo must not reach the VAD:
   and the leak had interrupted it).  The mic audio is held from the reply's
   first sound until the tracker has measured the echo (within a second for
   delays up to half a second on a clean path): the path held, and it is
-  passed on whole at once; it moved, or no measurement came while the
-  reply's echo lasted (at most `3 * hold_s`), and what may hold echo is
-  replaced by silence.
+  passed on whole at once; it moved, and what may hold echo is replaced by
+  silence.  No measurement while the reply's echo lasted (at most
+  `3 * hold_s`; the user talking over the echo blurs it) is no evidence of
+  a move, and the audio goes on whole, late: the user's words are kept.
 Muting costs the user the chance to interrupt in those moments; letting a
 leak through would make the assistant interrupt itself.
 """
@@ -67,10 +68,13 @@ class FullDuplexMic:
         warmup_s: float = 2.0,
         hold_s: float = 1.5,
         echo_tail_s: float = 0.3,
+        path_may_move: bool = True,
     ) -> None:
         """`engine`: see audio/echo_cancel.py (raises EchoCancellerUnavailable
         when none is installed); `echo_tail_s`: how long a room rings on
-        after the echo's delay."""
+        after the echo's delay; `path_may_move`: False for a simulated room
+        (listen_and_play.py's --simulate_echo_db) whose delay is fixed, so a
+        reply's start needs no hold against a move nobody saw."""
         self.sample_rate = sample_rate
         self.canceller = DelayCompensatedEchoCanceller(create_echo_canceller(sample_rate, engine))
         self.engine = self.canceller.engine
@@ -80,6 +84,7 @@ class FullDuplexMic:
         self.heard_reply_s = 0.0  # played audio the canceller has learned from
         self.last_played_at = float("-inf")
         self.hold_until = float("-inf")
+        self.path_may_move = path_may_move
         self.max_hold_s = 3 * hold_s  # longer (hiccup after hiccup): let time go on, as silence
         self._moves = 0
         self._measurements = 0
@@ -112,7 +117,7 @@ class FullDuplexMic:
         back, and all of it (or silence as long) once the hold is over."""
         now = time.perf_counter() if now is None else now
         audible = played.size > 0 and int(np.abs(played).max()) > AUDIBLE
-        if audible and not self.echo_possible(now):
+        if audible and self.path_may_move and not self.echo_possible(now):
             self._await_measurement(now)
         cleaned = self.canceller.process(mic, played)
         if audible:
@@ -168,8 +173,10 @@ class FullDuplexMic:
             self._held_is_echo = True  # hiccup after hiccup: the path is not to be trusted
         if self._awaiting_measurement and self._held:
             # No measurement while the reply's echo lasted (or for `max_hold_s`):
-            # the path is not to be trusted.
-            self._awaiting_measurement, self._held_is_echo = False, True
+            # no evidence of a move either.  The user talking over the echo
+            # blurs it (measured: a question asked as a stalled reply resumed
+            # went unmeasured, and muting it left the turn its last 0.5 s).
+            self._awaiting_measurement = False
         if not self._held:
             return cleaned
         released = []
