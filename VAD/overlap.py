@@ -24,7 +24,9 @@ the transcription covers the whole sound once it is over.
 
 The pause never lasts longer than `--false_interruption_timeout_ms`: when it
 runs out, a sound still going on is taken as the user taking the floor, and
-anything else lets the reply go on.  The state machine here is free of
+anything else lets the reply go on; a sound that is over but whose words are
+still being transcribed (a busy machine) is judged once they come, for up to
+three timeouts, so a question is not thrown away unheard.  The state machine here is free of
 models and clocks (`Overlap.step` is given the time), so it is tested alone.
 """
 
@@ -138,6 +140,7 @@ class OverlapRules:
     first_probe_ms: int = 160  # the first transcription, this far into the sound
     confirm_after_ms: int = 96  # words not yet settled: transcribe again after this much more
     ended_after_ms: int = 160  # this much silence after it and the sound is over
+    words_wait_factor: float = 3.0  # a sound over by the timeout: its words are awaited this many timeouts
 
 
 @dataclass
@@ -193,9 +196,17 @@ class Overlap:
             return self._decide(Step.INTERRUPT, f"words: {self.heard.text!r}")
         if whole and heard is not None:
             return self._decide(Step.RESUME, f"{heard.value}: {self.heard.text!r}")
-        if (now - self.started_at) * 1000 >= rules.timeout_ms:
+        waited_ms = (now - self.started_at) * 1000
+        if waited_ms >= rules.timeout_ms:
             if not ended:
                 return self._decide(Step.INTERRUPT, "still sounding at the timeout")
+            # The reply plays on from its deadline (the pause never outlasts the
+            # timeout), but a sound whose words are on their way is not thrown
+            # away unheard: on a busy machine the transcription came late, and a
+            # question with a pause in it was resumed over and lost.
+            pending = self.heard is not None and not self.heard.done.is_set()
+            if waited_ms < rules.words_wait_factor * rules.timeout_ms and (pending or not covered):
+                return Step.WAIT if pending else Step.PROBE
             return self._decide(Step.RESUME, "no words by the timeout")
         if self.heard is not None and not self.heard.done.is_set():
             return Step.WAIT  # one transcription at a time

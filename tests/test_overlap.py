@@ -145,7 +145,26 @@ def test_the_pause_never_outlasts_the_timeout():
     assert still.step(voiced_ms=1500, silent_ms=0, now=1.5) is Step.INTERRUPT  # the user holds the floor
     quiet = overlap()
     quiet.probing(Overheard(), 200)  # never answered
-    assert quiet.step(voiced_ms=200, silent_ms=1000, now=1.5) is Step.RESUME
+    assert quiet.step(voiced_ms=200, silent_ms=1000, now=1.5) is Step.WAIT  # the reply plays on; words awaited
+    assert quiet.step(voiced_ms=200, silent_ms=3000, now=4.5) is Step.RESUME  # three timeouts: no words
+
+
+def test_words_that_come_after_the_timeout_still_decide():
+    """On a busy machine the transcription of a question with a pause in it
+    came after the timeout: it was resumed over, and the question lost."""
+    late = overlap()
+    late.probing(Overheard(), 600)  # asked while the question went on
+    assert late.step(voiced_ms=900, silent_ms=400, now=1.6) is Step.WAIT
+    late.heard.answer("What is the", True)
+    assert late.step(voiced_ms=900, silent_ms=450, now=2.2) is Step.INTERRUPT
+    unheard = overlap()
+    unheard.probing(heard("Uh"), 200)  # answered, but of less than was said
+    assert unheard.step(voiced_ms=900, silent_ms=400, now=1.6) is Step.PROBE  # hear all of it first
+    noise = overlap()
+    noise.probing(Overheard(), 300)
+    assert noise.step(voiced_ms=300, silent_ms=400, now=1.6) is Step.WAIT
+    noise.heard.answer("you", False)
+    assert noise.step(voiced_ms=300, silent_ms=450, now=2.0) is Step.RESUME  # heard whole: no words
 
 
 def test_a_paused_reply_resumes_by_itself_at_its_deadline():
