@@ -132,6 +132,22 @@ class SimulatedRoom:
         self.path = SimulatedEchoPath(self.rate, delay_ms=120, gain_db=options.simulate_echo_db)
         self.speaker = PlayedAudio(options.recv_rate, options.send_rate)
         self._received = bytearray()
+        self._calibrate()
+
+    def _calibrate(self, seconds: float = 2.5, block: int = 512) -> None:
+        """A calibration sound played into the room before the conversation
+        (as a device may chirp at start-up), then silence while it dies away:
+        the canceller learns the room from it.  Without it the mic is muted
+        while the canceller learns from the first reply's first two seconds
+        of voice, and a reply whose first sentence was short ("Certainly!")
+        followed by a slow machine's pause swallowed the user's question
+        asked over its second sentence.  Nothing of it reaches the server."""
+        noise = (np.random.default_rng(0).standard_normal(int(seconds * self.rate)) * 3000).astype(np.int16)
+        sound = np.concatenate([noise, np.zeros(self.rate // 2, np.int16)])
+        began = time.perf_counter() - 60.0  # long over by the time the conversation starts
+        for offset in range(0, len(sound), block):
+            played = sound[offset : offset + block]
+            self.duplex.process(self.path.mix(np.zeros_like(played), played), played, now=began + offset / self.rate)
 
     def _played(self, frames: int) -> np.ndarray:
         """What the speaker plays during the next `frames` (received audio, in order, at real time)."""
