@@ -123,14 +123,14 @@ class FullDuplexMic:
         if audible:
             self.last_played_at = now
             self.heard_reply_s += played.size / self.sample_rate
-        if self.canceller.moves != self._moves:
-            self._moves = self.canceller.moves
+        if self.canceller.measurements != self._measurements:
+            # The echo was measured: held audio goes on whole now (unless a hiccup's own hold
+            # goes on), or, where the measurement moved the path, as `_path_moved` says.
             self._measurements = self.canceller.measurements
             self._awaiting_measurement = False
+        if self.canceller.moves != self._moves:
+            self._moves = self.canceller.moves
             self._path_moved(now)
-        elif self.canceller.measurements != self._measurements:
-            self._measurements = self.canceller.measurements
-            self._path_verified(now)
         return self._gate(cleaned, now)
 
     def _await_measurement(self, now: float) -> None:
@@ -141,10 +141,6 @@ class FullDuplexMic:
         self._await_until = now + self.max_hold_s
         if not self._held:
             self._held_is_echo = False  # a move while nothing was held: the measurement will tell
-
-    def _path_verified(self, now: float) -> None:
-        """The tracker measured the echo where the delay line has it."""
-        self._awaiting_measurement = False  # released now, unless a hiccup's own hold goes on
 
     def catch_up(self, mic: np.ndarray, now: float | None = None) -> np.ndarray:
         """Mic audio that piled up in the device during a stall: the speaker
