@@ -412,6 +412,8 @@ class FasterWhisperSTTHandler(BaseHandler):
         if followed.language != language:
             logger.debug("followed in %s, decided %s: decoding the whole turn", followed.language, language)
             return self._decoded_whole(followed, audio, language)
+        if self.incremental.hears_from_start(followed, audio):
+            return self._decoded_whole(followed, audio, language)  # short: the tail's decode would hear it all
         result = self.incremental.finish(followed, audio)
         if result.doubtful:
             logger.debug("tail decode doubtful: decoding the whole turn")

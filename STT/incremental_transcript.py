@@ -292,6 +292,17 @@ class IncrementalTranscriber:
         self._pause_heard(state, audio, tail, self.sample_rate)
         return TranscriptResult(text, language, False, False)
 
+    def hears_from_start(self, state: UtteranceTranscript, audio: np.ndarray) -> bool:
+        """Whether the tail's decode would hear the utterance from its first
+        sample anyway (a short turn): then a plain decode of it costs the same
+        audio and only the done words' few tokens more, and is safer.  Told
+        the done words as its known start, Whisper follows them even where an
+        early decode misheard them: q01 with "What is the cat?" known ends
+        "... or friends?", over a reply, where the first words were decoded
+        while the judge listened."""
+        start, _ = self._context_cut(state, audio)
+        return start == 0
+
     def restart_at_pause(self, state: UtteranceTranscript, audio: np.ndarray, text: str) -> None:
         """The tail's decode failed Whisper's checks at a pause and the turn
         was decoded whole instead (`text`): that is what was said up to the
@@ -333,8 +344,20 @@ class IncrementalTranscriber:
         """Decode the tail, heard from the earliest cut at most `context_s`
         before it (and `MAX_DECODE_S` in all), the done words since given as
         known text; returns the decoding and where its audio starts (s)."""
+        start, words_before = self._context_cut(state, audio)
+        decoding = self.decode(audio[start:], join_words(state.done[words_before:]), state.language, with_words)
+        if (state.done or state.settled) and state.language is None:
+            state.language = decoding.language  # detected on the audio that settled words, then kept
+        state.decodes += 1
+        state.decoded_seconds += (len(audio) - start) / self.sample_rate
+        return decoding, start / self.sample_rate
+
+    def _context_cut(self, state: UtteranceTranscript, audio: np.ndarray) -> tuple[int, int]:
+        """Where the tail's decode starts (the earliest cut at most
+        `context_s` before the tail, `MAX_DECODE_S` in all) and how many done
+        words come before it."""
         rate = self.sample_rate
-        start, words_before = next(
+        return next(
             (
                 (sample, count)
                 for sample, count in state.cuts
@@ -342,12 +365,6 @@ class IncrementalTranscriber:
             ),
             state.cuts[-1],
         )
-        decoding = self.decode(audio[start:], join_words(state.done[words_before:]), state.language, with_words)
-        if (state.done or state.settled) and state.language is None:
-            state.language = decoding.language  # detected on the audio that settled words, then kept
-        state.decodes += 1
-        state.decoded_seconds += (len(audio) - start) / self.sample_rate
-        return decoding, start / self.sample_rate
 
     def _tail_is_quiet(self, state: UtteranceTranscript, audio: np.ndarray) -> bool:
         """Nothing louder than background in the tail (everything said is

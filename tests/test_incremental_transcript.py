@@ -182,3 +182,23 @@ def test_a_whole_decode_at_a_pause_is_agreed_with_like_a_tail_decode():
     assert state.tail_start == 0 and state.pause is not None
     transcriber.progress(state, audio[: int(5.6 * RATE)])
     assert state.tail_start == real_length(paused) and state.done_text.endswith("live there,")
+
+
+def test_a_short_turn_whose_tail_decode_would_hear_it_all_is_said_to_be_heard_from_its_start():
+    """The caller then decodes it plainly: the same audio, without the done
+    words forced as its start (an early decode's mishearing would steer it)."""
+    audio = speech(6.0)
+    transcriber = IncrementalTranscriber(ScriptedDecoder(audio), RATE, "en", context_s=4.0)
+    state = transcriber.new_utterance()
+    follow(audio, 4.0, transcriber, state)
+    assert state.done_text == "What is the capital of France?"  # words are done, the tail starts after them
+    assert transcriber.hears_from_start(state, audio)  # but 4 s of context reach back to the start
+    long_audio = speech(12.0, TWICE)
+    long_state = transcriber.new_utterance()
+    transcriber.decode = ScriptedDecoder(long_audio, TWICE)
+    follow(long_audio, 11.0, transcriber, long_state)
+    assert not transcriber.hears_from_start(long_state, long_audio)
+    without_context = IncrementalTranscriber(ScriptedDecoder(audio), RATE, "en", context_s=0.0)
+    short_state = without_context.new_utterance()
+    follow(audio, 4.0, without_context, short_state)
+    assert not without_context.hears_from_start(short_state, audio)

@@ -239,3 +239,22 @@ def test_a_forced_language_steers_the_decoder(stt_handler):
         text, label = handler.transcribe(audio)
         assert label == language and text != english
         assert marker in text.lower().split(), text
+
+
+def test_a_short_turn_is_decoded_plainly_even_when_early_words_were_misheard(stt_handler):
+    """Over a reply the first words of q01 were decoded while the overlap
+    judge listened ("What is the cat?"); a tail decode told them as the
+    turn's known start ended the turn "... or friends?".  A turn short enough
+    for the tail's decode to hear it whole is decoded plainly instead."""
+    from conversation.session import Session
+    from STT.incremental_transcript import Word
+
+    audio = int16_to_float(load_audio(QUESTIONS / "q01.wav"))
+    session = Session()
+    segment = SpeechSegment(audio, 16000, None, speech_key=(0, len(audio)), session=session)
+    followed = stt_handler._followed(segment, create=True)
+    followed.settled = [Word(text, 0.1 * i, 0.1 * i + 0.1) for i, text in enumerate("What is the cat?".split())]
+    followed.move_tail(int(0.9 * 16000), 4)
+    assert followed.done_text == "What is the cat?"
+    text, _ = stt_handler.transcribe_turn(segment, audio)
+    assert "capital" in text.lower() and "friends" not in text.lower(), text
