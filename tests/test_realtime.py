@@ -431,11 +431,15 @@ def test_speech_over_a_buffered_reply_is_counted_as_an_interruption(server, stt_
         still_playing_s = conversation.playback().silent_at() - time.perf_counter()
         assert still_playing_s > 1.5, f"the last sentence plays for {still_playing_s:.1f} s only"
         mark = len(conversation.events)
-        conversation.speak(question("q01.wav"), silence_s=2.0)  # over the part still playing
+        # Over the part still playing.  A question Whisper base hears the same
+        # however the VAD cuts it: the synthetic q01's "of France" is heard
+        # "on France" or "and friends" depending on where its audio starts.
+        italy = to_pcm24k(load_audio(QUESTIONS.parent / "qa" / "qa10.wav"), 16000)
+        conversation.speak(italy, silence_s=2.0)
         conversation.wait_for("input_audio_buffer.speech_started", timeout=10, after=mark)
         answer = conversation.wait_for("response.done", timeout=60, after=mark)[0].event.response
         assert answer.status == "completed"
-        assert "paris" in answer.output[0].content[0].transcript.lower()
+        assert "rome" in answer.output[0].content[0].transcript.lower()
     finally:
         conversation.close()
     time.sleep(0.5)
