@@ -191,6 +191,7 @@ class Overlap:
         heard = self._heard()
         ended = silent_ms >= rules.ended_after_ms
         covered = self.heard is not None and self.probed_ms >= voiced_ms
+        transcribing = self.heard is not None and not self.heard.done.is_set()
         whole = ended and covered  # the transcription heard all of the sound
         if heard is Heard.WORDS and (whole or (voiced_ms >= rules.guard_ms and self._words_settled())):
             return self._decide(Step.INTERRUPT, f"words: {self.heard.text!r}")
@@ -204,11 +205,10 @@ class Overlap:
             # timeout), but a sound whose words are on their way is not thrown
             # away unheard: on a busy machine the transcription came late, and a
             # question with a pause in it was resumed over and lost.
-            pending = self.heard is not None and not self.heard.done.is_set()
-            if waited_ms < rules.words_wait_factor * rules.timeout_ms and (pending or not covered):
-                return Step.WAIT if pending else Step.PROBE
+            if waited_ms < rules.words_wait_factor * rules.timeout_ms and (transcribing or not covered):
+                return Step.WAIT if transcribing else Step.PROBE
             return self._decide(Step.RESUME, "no words by the timeout")
-        if self.heard is not None and not self.heard.done.is_set():
+        if transcribing:
             return Step.WAIT  # one transcription at a time
         if ended and not covered:
             return Step.PROBE
