@@ -88,8 +88,8 @@ class FullDuplexMic:
         self.max_hold_s = 3 * hold_s  # longer (hiccup after hiccup): let time go on, as silence
         self._moves = 0
         self._measurements = 0
-        self._awaiting_measurement = False  # a reply began after a silence: held until the echo is measured
-        self._await_until = float("-inf")
+        # A reply began after a silence: held until the echo is measured, or this time at most.
+        self._measured_by = float("-inf")
         self._held: list[tuple[np.ndarray, bool]] = []  # (cleaned block, echo possible in it)
         self._held_is_echo = False
         self.stats = DuplexStats()
@@ -127,7 +127,7 @@ class FullDuplexMic:
             # The echo was measured: held audio goes on whole now (unless a hiccup's own hold
             # goes on), or, where the measurement moved the path, as `_path_moved` says.
             self._measurements = self.canceller.measurements
-            self._awaiting_measurement = False
+            self._measured_by = float("-inf")
         if self.canceller.moves != self._moves:
             self._moves = self.canceller.moves
             self._path_moved(now)
@@ -137,8 +137,7 @@ class FullDuplexMic:
         """A reply begins after a silence, on a path that may have moved
         unseen: hold the mic audio until the echo is measured (a move mutes
         what may hold echo, `_path_moved`), for at most `max_hold_s`."""
-        self._awaiting_measurement = True
-        self._await_until = now + self.max_hold_s
+        self._measured_by = now + self.max_hold_s
         if not self._held:
             self._held_is_echo = False  # a move while nothing was held: the measurement will tell
 
@@ -161,18 +160,19 @@ class FullDuplexMic:
             self.stats.muted_s += len(cleaned) / self.sample_rate
             return np.zeros_like(cleaned)
         held = sum(len(block) for block, _ in self._held)
-        awaiting = self._awaiting_measurement and now < self._await_until and echo_possible
+        awaiting = now < self._measured_by and echo_possible
         if awaiting or (now < self.hold_until and (self._held or echo_possible)):
             if held < self.max_hold_s * self.sample_rate:
                 self._held.append((cleaned, echo_possible))
                 return cleaned[:0]
             self._held_is_echo = True  # hiccup after hiccup: the path is not to be trusted
-        if self._awaiting_measurement and self._held:
+        if self._held:
+            # Held audio goes on now, and any wait for a measurement ends with it.
             # No measurement while the reply's echo lasted (or for `max_hold_s`):
             # no evidence of a move either.  The user talking over the echo
             # blurs it (measured: a question asked as a stalled reply resumed
             # went unmeasured, and muting it left the turn its last 0.5 s).
-            self._awaiting_measurement = False
+            self._measured_by = float("-inf")
         if not self._held:
             return cleaned
         released = []
