@@ -24,6 +24,7 @@ from conversation.chat import Chat
 from conversation.session import Session
 from conversation.turn import Turn
 from LLM.answer_loop import ReplyPacing, answer_chat, user_content
+from LLM.output_answers import answer_outputs_in_words
 from LLM.tool_calls import FunctionCall, ToolChoice, ToolOffer
 from utils.messages import (
     CreateResponse,
@@ -192,7 +193,8 @@ class LanguageModelHandler(BaseHandler):
         if not turn.respond:
             return  # the words join the conversation; a later response.create answers
         offer = self.tool_offer(turn.session, turn)
-        generate = functools.partial(self.generate, tools=offer) if offer else self.generate
+        with_tools = functools.partial(self.generate, tools=offer) if offer else self.generate
+        generate = answer_outputs_in_words(with_tools, self.generate, self.init_chat_role)
         yield from answer_chat(
             turn, chat, generate, self.stop_event, language, self.pacing, calls_run_by_server=offer.by_server
         )

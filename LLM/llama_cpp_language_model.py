@@ -21,7 +21,7 @@ from typing import Any
 from config.registry import missing_package
 from conversation.session import Session
 from LLM.language_model import LanguageModelHandler
-from LLM.llama_tools import CALL_BIAS, LlamaToolCalls
+from LLM.llama_tools import CALL_BIAS, NO_CALLS_AFTER_OUTPUT, LlamaToolCalls
 from LLM.prefix_cache import PrefixCache, common_prefix
 from LLM.tool_calls import FunctionCall, ToolOffer, answered_calls, chat_template_request, request_alone
 from models.packaged import resolve_gguf
@@ -161,6 +161,7 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         device: str = "cpu",
         prefill: bool = True,
         tool_call_bias: float | None = None,
+        tool_calls_after_output: bool | None = None,
         gen_kwargs: dict[str, Any] | None = None,
     ) -> None:
         try:
@@ -188,7 +189,9 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         self.prefixes = PrefixCache()  # instructions + tools, evaluated once
         if tool_call_bias is None:
             tool_call_bias = CALL_BIAS.get(model_name, 0.0)
-        self.tool_calls = LlamaToolCalls(self.model, tool_call_bias)
+        if tool_calls_after_output is None:
+            tool_calls_after_output = model_name not in NO_CALLS_AFTER_OUTPUT
+        self.tool_calls = LlamaToolCalls(self.model, tool_call_bias, tool_calls_after_output)
 
     def _chat_formatter(self) -> Any:
         """The GGUF's own chat template, as llama-cpp-python applies it, so the

@@ -35,6 +35,14 @@ class LlamaCppLanguageModelHandlerArguments(ChatArguments):
             "see README, Tools), 0 for other models."
         },
     )
+    lm_tool_calls_after_output: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Whether the reply to a function's output may call another function (a next step) or only "
+            "answers in words. Default: measured per packaged model (qwen2.5-0.5b: words only; its calls there "
+            "were noise), allowed for other models."
+        },
+    )
     lm_gen_max_tokens: int = field(default=128, metadata={"help": "Most tokens in one reply."})
     lm_gen_temperature: float = field(default=0.0, metadata={"help": "Sampling temperature (0: greedy)."})
     lm_gen_top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling mass."})

@@ -180,7 +180,8 @@ def test_llama_call_writer_helpers():
 
 
 def test_a_turn_calling_the_servers_tools_again_and_again_must_answer_after_three():
-    """A model that calls again after every output: the turn's fourth reply may not call."""
+    """A model that calls again after every output (each time a new call: the same one again
+    is answered in words at once, LLM/output_answers.py): the turn's fourth reply may not call."""
     import queue
 
     from conversation.session import Session, SessionSettings
@@ -190,7 +191,7 @@ def test_a_turn_calling_the_servers_tools_again_and_again_must_answer_after_thre
     class AlwaysCalls(LanguageModelHandler):
         def generate(self, messages, max_tokens=None, tools=None):
             if tools is not None and tools.callable:
-                yield FunctionCall("get_weather", '{"city": "Oslo"}')
+                yield FunctionCall("get_weather", json.dumps({"city": f"Oslo {len(messages)}"}))
             else:
                 yield "It is sunny."
 
