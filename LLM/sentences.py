@@ -127,10 +127,11 @@ def _clean(sentence: str) -> str:
 class SentenceAggregator:
     """Feed text pieces with `push`; complete sentences come out in order.
 
-    Pieces without a letter or a digit after cleaning (a stray "-", "**" or
-    "...") are dropped rather than sent to the TTS as noise; a one-character
-    answer ("4", "I") is a sentence (it used to be dropped with the noise: "What
-    is 2 plus 2?" got the reply "4", and the user heard nothing).  `first_clause_words`
+    Pieces shorter than `min_chars` after cleaning (a stray "-" or "*") are
+    dropped rather than sent to the TTS as noise, unless they are a letter or
+    a digit: a one-character answer ("4", "I") is a sentence (it used to be
+    dropped with the noise: "What is 2 plus 2?" got the reply "4", and the
+    user heard nothing).  `first_clause_words`
     (0: off) releases the first clause of the first sentence once it has at
     least that many words.  `first_phrase_words` (0: off) releases it at a
     phrase boundary without punctuation ("Walking from the train station |
@@ -139,11 +140,12 @@ class SentenceAggregator:
     """
 
     def __init__(
-        self, first_clause_words: int = 0, first_phrase_words: int = 0, language: str | None = None
+        self, min_chars: int = 2, first_clause_words: int = 0, first_phrase_words: int = 0, language: str | None = None
     ) -> None:
         self.rules = rules_for(language)
         self._tokenizer = self.rules.tokenizer()
         self._buffer = ""
+        self.min_chars = min_chars
         self.first_clause_words = first_clause_words
         self.first_phrase_words = first_phrase_words
         self._released_any = False
@@ -209,7 +211,7 @@ class SentenceAggregator:
     def _release(self, text: str) -> Iterator[str]:
         for start, end in self._spans(text):
             sentence = _clean(text[start:end])
-            if any(char.isalnum() for char in sentence):
+            if len(sentence) >= self.min_chars or any(char.isalnum() for char in sentence):
                 self._released_any = True
                 yield sentence
 
