@@ -138,3 +138,24 @@ def test_a_one_word_answer_with_tools_offered_is_spoken(default_llm):
     out = list(default_llm.process(Transcript("What is 2 plus 2?", "en", Turn(session=session))))
     spoken = " ".join(m.text for m in out if isinstance(m, LLMSentence)).lower()
     assert "four" in spoken, out
+
+
+@pytest.mark.parametrize("model", ["qwen2.5-1.5b", "qwen2.5-0.5b"])
+def test_an_enum_and_a_boolean_are_the_values_the_request_names(default_llm, model):
+    """The value after a key's colon is sampled with its leading space, as the model writes it:
+    after a forced lone space both packaged models put "call the dentist" on the shopping list."""
+    from LLM.llama_cpp_language_model import LlamaCppLanguageModelHandler
+
+    llm = default_llm if model == "qwen2.5-1.5b" else make_handler(LlamaCppLanguageModelHandler, model_name=model)
+    tools = tuple(json.loads((TOOLS_AUDIO / "tools.json").read_text()))
+    offer = ToolOffer(tools)
+    for text, name, key, value in (
+        ("Add call the dentist to my to do list.", "add_to_list", "list", "todo"),
+        ("I need to remember to pay the rent, add it to my to do list.", "add_to_list", "list", "todo"),
+        ("Put eggs on the shopping list.", "add_to_list", "list", "shopping"),
+        ("Turn off the lights in the kitchen.", "set_lights", "on", False),
+        ("Switch on the bedroom lights.", "set_lights", "on", True),
+    ):
+        prompt = llm.prompt_tokens([SYSTEM, {"role": "user", "content": text}], offer)
+        call = llm.tool_calls.call(prompt, [offer.declaration(name)], {"temp": 0.0})
+        assert json.loads(call.arguments)[key] == value, (model, text, call.arguments)
