@@ -66,7 +66,10 @@ LONG_ANSWERS = "You are a helpful assistant. Always answer at length, in eight s
 QUESTION_FILES = ["q04.wav", "q02.wav", "q05.wav", "q03.wav", "q06.wav", "q01.wav"]
 TIMEOUT_MS = 1500  # --false_interruption_timeout_ms default
 STOPPING = ("interruption_short", "interruption_long")
-VERDICT = re.compile(r"turn \d+: the sound over the reply (was|is an interruption)|turn \d+ interrupted by the user")
+# The VAD's verdicts on a sound over the reply, each with its reason (to the end of its log line).
+VERDICT = re.compile(
+    r"turn \d+: the sound over the reply (?:was|is an interruption)[^\n]*|turn \d+ interrupted by the user[^\n]*"
+)
 
 
 @dataclass
@@ -180,7 +183,13 @@ def stopped_by(lines: list[str]) -> bool | None:
     """True: a verdict stopped the reply; False: it resumed; None: nothing was judged (no pause at all)."""
     if not lines:
         return None
-    return any("interruption" in line or "interrupted by the user" in line for line in lines)
+    return any("is an interruption" in line or "interrupted by the user" in line for line in lines)
+
+
+def reasons(lines: list[str]) -> str:
+    """What the verdicts said, for the table: "words: 'wait'", "backchannel: 'Mm-hmm.'"."""
+    found = [re.sub(r"^turn \d+:? (the sound over the reply )?", "", line) for line in lines]
+    return "; ".join(text.replace("|", "/") for text in found)
 
 
 def playback(arrivals: list[tuple[float, int]]) -> list[tuple[float, float]]:
@@ -230,6 +239,7 @@ def socket_run(rounds, work: Path, flags: tuple[str, ...], label: str) -> list[O
                 time.sleep(len(clip.audio) / RATE + TIMEOUT_MS / 1000 + 0.6)
                 lines = verdicts_since(server.log, offset)
                 outcome = Outcome(label, clip, (stopped_by(lines) or False) if playing else None, verdicts=len(lines))
+                outcome.note = reasons(lines)
                 if clip.should_stop:
                     silent = client_silent_at(replies.arrivals, onset)
                     outcome.onset_to_silent_ms = None if silent is None else (silent - onset) * 1000
@@ -396,12 +406,13 @@ def local_run(rounds, work: Path, flags: tuple[str, ...], label: str) -> list[Ou
                     outcome = Outcome(
                         label, clip, (stopped_by(lines) or False) if playing else None, verdicts=len(lines)
                     )
+                    outcome.note = reasons(lines)
                     if clip.should_stop:
                         loud = speaker.loud_times(onset)
                         if loud:  # none: the speaker was silent from the onset on (the reply had ended)
                             outcome.onset_to_silent_ms = (end_of_first_run(loud) - onset) * 1000
                         else:
-                            outcome.note = "speaker silent from the onset on"
+                            outcome.note += " (speaker silent from the onset on)"
                     else:
                         loud = speaker.loud_times(onset)
                         loud = [at for at in loud if at < onset + 3]
@@ -462,12 +473,13 @@ def report(outcomes: list[Outcome], load: str, command: str) -> str:
         counts = ", ".join(f"{label} {count}" for label, count in UNPROMPTED.items())
         lines += ["", f"Verdicts on sounds the benchmark did not make (the assistant's own echo): {counts}."]
     lines += ["", "## Every sound", "", "| mode | sound | kind | what it says | stopped | onset → silent ms "
-              "| longest silence ms | own response |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+              "| longest silence ms | own response | verdict (server log) |",
+              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for o in outcomes:
         stopped = "–" if o.stopped is None else ("yes" if o.stopped else "no")
         lines.append(
             f"| {o.mode} | {o.clip.name} | {o.clip.kind} | {o.clip.text} | {stopped} | {fmt(o.onset_to_silent_ms)} "
-            f"| {fmt(o.longest_silence_ms)} | {'yes' if o.own_response else ''} |"
+            f"| {fmt(o.longest_silence_ms)} | {'yes' if o.own_response else ''} | {o.note} |"
         )
     return "\n".join(lines) + "\n"
 
