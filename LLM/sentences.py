@@ -127,8 +127,11 @@ def _clean(sentence: str) -> str:
 class SentenceAggregator:
     """Feed text pieces with `push`; complete sentences come out in order.
 
-    Pieces shorter than `min_chars` after cleaning (a stray "-" or "**")
-    are dropped rather than sent to the TTS as noise.  `first_clause_words`
+    Pieces shorter than `min_chars` after cleaning (a stray "-" or "*") are
+    dropped rather than sent to the TTS as noise, unless they are a letter or
+    a digit: a one-character answer ("4", "I") is a sentence (it used to be
+    dropped with the noise: "What is 2 plus 2?" got the reply "4", and the
+    user heard nothing).  `first_clause_words`
     (0: off) releases the first clause of the first sentence once it has at
     least that many words.  `first_phrase_words` (0: off) releases it at a
     phrase boundary without punctuation ("Walking from the train station |
@@ -208,7 +211,7 @@ class SentenceAggregator:
     def _release(self, text: str) -> Iterator[str]:
         for start, end in self._spans(text):
             sentence = _clean(text[start:end])
-            if len(sentence) >= self.min_chars:
+            if len(sentence) >= self.min_chars or any(char.isalnum() for char in sentence):
                 self._released_any = True
                 yield sentence
 

@@ -128,18 +128,24 @@ class Microphone:
 
     def __init__(self, send, frame: int) -> None:
         self.send_frame, self.frame = send, frame
-        self.queue: collections.deque[np.ndarray] = collections.deque()
-        self.started: dict[int, float] = {}  # id of a said piece -> when its first frame went out
+        # (key, frame): a said piece's first frame carries its key, the others None.
+        self.queue: collections.deque[tuple[int | None, np.ndarray]] = collections.deque()
+        self.started: dict[int, float] = {}  # key of a said piece -> when its first frame went out
+        self._keys = itertools.count()
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def say(self, audio: np.ndarray) -> float:
-        """Queue `audio`; returns when its first sample was sent (blocks until then)."""
+        """Queue `audio`; returns when its first sample was sent (blocks until then).
+
+        Pieces are told apart by a key of their own, not by their frames' `id()`:
+        a frame sent and freed leaves its id to a later array, so a later piece
+        read the start time of one sent a minute earlier (onsets 38-75 s off)."""
         frames = [audio[i : i + self.frame] for i in range(0, len(audio), self.frame)]
         frames[-1] = np.pad(frames[-1], (0, self.frame - len(frames[-1])))
-        key = id(frames[0])
-        self.queue.extend(frames)
+        key = next(self._keys)
+        self.queue.extend([(key, frames[0]), *((None, frame) for frame in frames[1:])])
         while key not in self.started:
             time.sleep(0.005)
         return self.started.pop(key)
@@ -151,9 +157,9 @@ class Microphone:
         silence = np.zeros(self.frame, np.int16)
         began, sent = time.perf_counter(), 0
         while not self.stop.is_set():
-            frame = self.queue.popleft() if self.queue else silence
-            if frame is not silence:
-                self.started.setdefault(id(frame), time.perf_counter())
+            key, frame = self.queue.popleft() if self.queue else (None, silence)
+            if key is not None:
+                self.started[key] = time.perf_counter()
             self.send_frame(frame)
             sent += 1
             delay = began + sent * self.frame / RATE - time.perf_counter()
@@ -391,7 +397,11 @@ def local_run(rounds, work: Path, flags: tuple[str, ...], label: str) -> list[Ou
                         label, clip, (stopped_by(lines) or False) if playing else None, verdicts=len(lines)
                     )
                     if clip.should_stop:
-                        outcome.onset_to_silent_ms = (end_of_first_run(speaker.loud_times(onset)) - onset) * 1000
+                        loud = speaker.loud_times(onset)
+                        if loud:  # none: the speaker was silent from the onset on (the reply had ended)
+                            outcome.onset_to_silent_ms = (end_of_first_run(loud) - onset) * 1000
+                        else:
+                            outcome.note = "speaker silent from the onset on"
                     else:
                         loud = speaker.loud_times(onset)
                         loud = [at for at in loud if at < onset + 3]

@@ -99,3 +99,16 @@ def test_the_reply_to_an_output_does_not_make_the_same_call_again(default_llm):
     reply = list(default_llm.generate(messages, tools=ToolOffer((weather,))))
     assert all(isinstance(piece, str) for piece in reply), reply
     assert "hail" in "".join(reply).lower(), reply
+
+
+def test_a_one_word_answer_with_tools_offered_is_spoken(default_llm):
+    """With the benchmark's six tools, "What is 2 plus 2?" gets the reply "4", one token:
+    it must reach the voice (the sentence cutter dropped pieces under two characters)."""
+    from conversation.session import Session, SessionSettings
+    from conversation.turn import Turn
+    from utils.messages import LLMSentence, Transcript
+
+    session = Session(SessionSettings(tools=json.loads((TOOLS_AUDIO / "tools.json").read_text())))
+    out = list(default_llm.process(Transcript("What is 2 plus 2?", "en", Turn(session=session))))
+    spoken = " ".join(m.text for m in out if isinstance(m, LLMSentence)).lower()
+    assert "four" in spoken, out

@@ -190,3 +190,10 @@ def test_a_first_phrase_is_cut_before_the_languages_own_phrase_words():
     assert list(aggregator.push("Praha je hlavní město České republiky a má ")) == [
         "Praha je hlavní město České republiky"
     ]
+
+
+def test_a_one_character_answer_is_a_sentence_and_markup_alone_is_not():
+    """The default model answers "What is 2 plus 2?", with tools offered, with the one token "4"."""
+    assert feed(["4"]) == ([[]], ["4"])
+    assert feed(["I", "."]) == ([[], []], ["I."])
+    assert feed(["-"]) == ([[]], []) and feed(["*"]) == ([[]], [])
