@@ -72,14 +72,15 @@ def tts_handler():
 
 
 # The test files that take longest (minutes: whole sets of recordings, real-time
-# conversations), longest first.  pytest-xdist hands whole files to its workers
-# in collection order, so starting with these keeps one worker from being left
-# alone with a long file at the end of the run.
+# conversations), longest first, as the last full run measured them.  pytest-xdist
+# hands whole files to its workers in collection order, so starting with these
+# keeps one worker from being left alone with a long file at the end of the run.
 LONGEST_FILES = (
-    "test_stt_real.py", "test_local_mode.py", "test_realtime.py", "test_browser.py",
-    "test_stt_incremental_real.py", "test_end_to_end.py", "test_socket_mode.py", "test_conversation.py",
-    "test_llm_real.py", "test_llm_transformers.py", "test_file_mode_outcomes.py", "test_stage_failure.py",
-    "test_languages_end_to_end.py",
+    "test_languages_end_to_end.py", "test_stt_real.py", "test_local_mode.py", "test_realtime_tools.py",
+    "test_llama_tool_decisions.py", "test_realtime.py", "test_end_to_end.py", "test_browser.py", "test_socket_mode.py",
+    "test_overlap.py", "test_file_mode_outcomes.py", "test_conversation.py", "test_llm_openai_api_tools.py",
+    "test_stt_incremental_real.py", "test_startup.py", "test_operations.py", "test_stage_failure.py",
+    "test_scale_out.py", "test_agents_sdk.py", "test_llm_real.py", "test_builtin_tools.py", "test_llm_transformers.py",
 )  # fmt: skip
 
 
@@ -87,6 +88,19 @@ def pytest_xdist_auto_num_workers(config) -> int:
     """`-n auto`: the cores this process may run on (`taskset` included), plus
     one worker to overlap the real-time waits."""
     return len(os.sched_getaffinity(0)) + 1
+
+
+def pytest_configure(config) -> None:
+    """An xdist worker runs on one CPU of its own, round robin, and so does all it starts
+    (servers, browsers, clients): their engines size their thread pools from the CPUs they
+    may use (utils/threads.py), and three workers' two-thread pools on two cores wait on each
+    other: llama.cpp's threads spin at every layer, so a descheduled one stalls the rest (the
+    11 tool decisions in context: 29 s alone, 132 s in an unpinned full run).  One CPU, as under
+    `taskset -c 0`, is a machine the suite already passes on.  `-n 0` is left alone."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    cpus = sorted(os.sched_getaffinity(0))
+    if worker.startswith("gw") and len(cpus) > 1:
+        os.sched_setaffinity(0, {cpus[int(worker[2:]) % len(cpus)]})
 
 
 def pytest_collection_modifyitems(config, items):
