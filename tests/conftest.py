@@ -90,19 +90,6 @@ def pytest_xdist_auto_num_workers(config) -> int:
     return len(os.sched_getaffinity(0)) + 1
 
 
-def pytest_configure(config) -> None:
-    """An xdist worker runs on one CPU of its own, round robin, and so does all it starts
-    (servers, browsers, clients): their engines size their thread pools from the CPUs they
-    may use (utils/threads.py), and three workers' two-thread pools on two cores wait on each
-    other: llama.cpp's threads spin at every layer, so a descheduled one stalls the rest (the
-    11 tool decisions in context: 29 s alone, 132 s in an unpinned full run).  One CPU, as under
-    `taskset -c 0`, is a machine the suite already passes on.  `-n 0` is left alone."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    cpus = sorted(os.sched_getaffinity(0))
-    if worker.startswith("gw") and len(cpus) > 1:
-        os.sched_setaffinity(0, {cpus[int(worker[2:]) % len(cpus)]})
-
-
 def pytest_collection_modifyitems(config, items):
     rank = {name: index for index, name in enumerate(LONGEST_FILES)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: file order kept within a file
