@@ -3,6 +3,7 @@
     python benchmarks/languages.py                                   # everything, print only
     python benchmarks/languages.py --write benchmarks/RESULTS_languages.md
     python benchmarks/languages.py --parts bare,voices               # the quick parts
+    python benchmarks/languages.py --parts turns                     # a conversation's language, STT alone
 
 The clips of 2 to 8 s in `../shared/audio/human/` (English telephone prompts
 and read speech, Dutch and Czech game dialogue by several actors) are used
@@ -13,6 +14,10 @@ per language.  Parts:
   decides: Whisper's first guess on the clip's first second (what a followed
   transcript used to keep), on the whole utterance, and on the whole
   utterance narrowed to `--languages`.
+- `turns`: the STT handler alone, each language's clips as the turns of
+  one conversation (one session), with `--languages` and without: the
+  language the conversation keeps over its turns; and every English clip of
+  `human/` (any length) detected in auto mode.
 - `pipeline`: each language's clips joined into one recording (2 s of
   silence between them) and answered by `s2s_pipeline.py --mode file`, with
   `--language auto`, with `--languages en,nl,cs` added, and a mixed
@@ -146,6 +151,55 @@ def bare(clips: dict[str, list[Clip]]) -> str:
             f"{share(narrowed, language)} | "
             f"{percentile(told_ms, 50):.0f} / {percentile(whole_ms, 50):.0f} / {percentile(narrowed_ms, 50):.0f} |"
         )
+    return "\n".join(rows)
+
+
+# --- turns ----------------------------------------------------------------------------------------------------------
+
+
+def conversation_languages(handler, paths: list[Path]) -> list[str]:
+    """The language the STT gives each clip heard as the turns of one conversation (one session),
+    in order: a conversation's language is decided over its turns, not per clip."""
+    from audio.pcm import int16_to_float, load_audio
+    from conversation.session import Session
+    from conversation.turn import Turn
+    from utils.messages import SpeechSegment, Transcript
+
+    session, detected = Session(), []
+    for index, path in enumerate(paths):
+        audio = int16_to_float(load_audio(path))
+        turn = Turn(session=session)
+        segment = SpeechSegment(audio, 16000, turn, speech_key=(index * 1_000_000, len(audio)), session=session)
+        detected += [out.language for out in handler.process(segment) if isinstance(out, Transcript)]
+    return detected
+
+
+def english_clips() -> list[Path]:
+    """Every English clip of `human/`, whatever its length (most are one to a few words)."""
+    import csv
+
+    with open(HUMAN / "transcripts.tsv", newline="") as handle:
+        return [HUMAN / row["file"] for row in csv.DictReader(handle, delimiter="\t") if row["language"] == "en"]
+
+
+def turns(clips: dict[str, list[Clip]]) -> str:
+    from audio.pcm import int16_to_float, load_audio
+    from STT.faster_whisper_handler import FasterWhisperSTTHandler
+    from tests.conftest import make_handler
+
+    auto = make_handler(FasterWhisperSTTHandler, model_name="whisper-base", language="auto")
+    narrowed = make_handler(FasterWhisperSTTHandler, model_name="whisper-base", language="auto", languages=EXPECTED)
+    rows = [f"| language | clips | one conversation, `--languages {EXPECTED}` | one conversation, auto |",
+            "|---|---|---|---|"]  # fmt: skip
+    for language, items in clips.items():
+        paths = [clip.path for clip in items]
+        rows.append(f"| {language} | {len(items)} | {share(conversation_languages(narrowed, paths), language)} | "
+                    f"{share(conversation_languages(auto, paths), language)} |")  # fmt: skip
+    paths = english_clips()
+    detected = [auto.transcribe(int16_to_float(load_audio(path)))[1] for path in paths]
+    missed = [f"{path.relative_to(HUMAN)} ({code})" for path, code in zip(paths, detected, strict=True) if code != "en"]
+    rows += ["", f"Every English clip of `human/`, each alone, `--language auto`: {share(detected, 'en')}"
+             + (f"; missed: {', '.join(missed)}" if missed else "") + "."]  # fmt: skip
     return "\n".join(rows)
 
 
@@ -320,7 +374,7 @@ def voices(clips: dict[str, list[Clip]], sentences: int) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--parts", default="bare,pipeline,voices")
+    parser.add_argument("--parts", default="bare,turns,pipeline,voices")
     parser.add_argument("--limit", type=int, default=0, help="Only the first N clips per language (a quick check).")
     parser.add_argument("--mixed", type=int, default=6, help="Clips of each language in the mixed conversation.")
     parser.add_argument("--sentences", type=int, default=20, help="Sentences per language and voice.")
@@ -341,6 +395,9 @@ def main() -> int:
     if "bare" in parts:
         report += ["", "## The STT alone, clip by clip", "", bare(clips)]
         print("\n".join(report), flush=True)
+    if "turns" in parts:
+        report += ["", "## The STT alone, a conversation's turns", "", turns(clips)]
+        print(report[-1], flush=True)
     if "pipeline" in parts:
         judge = LanguageJudge()
         report += ["", "## Through the pipeline (file mode, one conversation per row)", ""]

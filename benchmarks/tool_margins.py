@@ -15,7 +15,11 @@ separates them, and how much a system prompt moves them.
 `--history`: the same margins in a conversation (after an exchange in words,
 after a call still waiting for its output) against the request alone, under
 the default prompt with the six tools: why the decision reads the request
-alone.
+alone.  Then the decisions as the handler makes them, each request after the
+exchange that pulls the other way (a request that needs a tool after an answer
+in words, one that needs none after a call): right when it calls the right
+tool with the right arguments, or answers in words when no tool fits
+(`tests/test_llama_tool_decisions.py` checks a few of them).
 """
 
 from __future__ import annotations
@@ -98,6 +102,36 @@ HISTORIES = {
 }  # fmt: skip
 
 
+def pulling_history(request) -> list[dict]:
+    """The exchange a small model would copy the wrong way: words before a request that needs a
+    tool, a call before one that needs none."""
+    return HISTORIES["after an answer in words" if request.tool != "none" else "after a call waiting for its output"]
+
+
+def first_output(handler, messages: list[dict], offer):
+    """The reply's call, or its first words (the decision is made by then)."""
+    replies = iter(handler.generate(messages, tools=offer))
+    try:
+        return next(replies)
+    finally:
+        replies.close()
+
+
+def decided_in_context(handler, request, offer) -> tuple[bool, object]:
+    """Whether the handler decides `request` right after its pulling history (a call's name and
+    arguments included), and what it gave: a FunctionCall or its first words."""
+    from benchmarks.tools import Outcome
+    from LLM.tool_calls import FunctionCall
+
+    messages = [{"role": "system", "content": DEFAULT_SYSTEM_PROMPT}, *pulling_history(request),
+                {"role": "user", "content": request.text}]  # fmt: skip
+    reply = first_output(handler, messages, offer)
+    called = reply if isinstance(reply, FunctionCall) else None
+    outcome = Outcome(request, called=called.name if called else None,
+                      arguments=json.loads(called.arguments) if called else {})  # fmt: skip
+    return outcome.call_right, reply
+
+
 def history_report() -> str:
     """The margins in context (no request alone: `_decides_to_call` on the whole prompt)."""
     import queue
@@ -128,7 +162,26 @@ def history_report() -> str:
         none = sorted(m for w, m in found if w == "none")
         lines.append(f"| {label} | {need[0]:.2f} / {need[len(need) // 2]:.2f} / {need[-1]:.2f} | "
                      f"{none[0]:.2f} / {none[len(none) // 2]:.2f} / {none[-1]:.2f} |")  # fmt: skip
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n" + decisions_report(handler, offer)
+
+
+def decisions_report(handler, offer) -> str:
+    """The generated decisions, each request after the exchange that pulls the other way."""
+    from benchmarks.tools import read_requests
+
+    requests = read_requests(TOOLS)
+    wrong = []
+    for request in requests:
+        right, reply = decided_in_context(handler, request, offer)
+        if not right:
+            wrong.append(f"- {request.file} {request.text!r} (expected {request.tool} {request.arguments}): {reply!r}")
+    lines = [
+        "## Decisions as generated, after the exchange that pulls the other way\n",
+        "A request that needs a tool after an answer in words, one that needs none after a call waiting for its "
+        f"output; right: the right tool with the right arguments, or words when none fits.\n\n"
+        f"Right: {len(requests) - len(wrong)}/{len(requests)}.",
+    ]
+    return "\n".join([*lines, *wrong]) + "\n"
 
 
 def main() -> None:

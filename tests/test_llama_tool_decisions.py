@@ -1,5 +1,6 @@
 """The llama.cpp backend's call decision and arguments on the default model (Qwen2.5-1.5B),
-in conversations, on the whole request set of `../shared/audio/tools/` (its texts).
+in conversations, on requests of `../shared/audio/tools/` (their texts; the whole set is
+benchmarks/tool_margins.py's).
 
 A small model copies its earlier turns: after an answer in words it leans to words, after a
 call to calls.  The decision must follow the request, whatever came before it, and a call's
@@ -13,8 +14,8 @@ import json
 import pytest
 
 from arguments_classes.chat_arguments import DEFAULT_SYSTEM_PROMPT
-from benchmarks.tools import arguments_match, read_requests
-from conversation.chat import NO_RESULT
+from benchmarks.tool_margins import decided_in_context, first_output
+from benchmarks.tools import read_requests
 from LLM.tool_calls import FunctionCall, ToolOffer
 from tests.conftest import SHARED_AUDIO, make_handler
 from tools.builtins import BUILTIN_TOOLS
@@ -22,25 +23,12 @@ from tools.schema import function_declaration
 
 TOOLS_AUDIO = SHARED_AUDIO / "tools"
 SYSTEM = {"role": "system", "content": DEFAULT_SYSTEM_PROMPT}
-WORDS_BEFORE = [
-    {"role": "user", "content": "What is the capital of Italy?"},
-    {"role": "assistant", "content": "The capital of Italy is Rome."},
-]
-CALL_BEFORE = [
-    {"role": "user", "content": "Will it rain in London today?"},
-    {
-        "role": "assistant",
-        "content": "",
-        "tool_calls": [
-            {
-                "id": "call_1",
-                "type": "function",
-                "function": {"name": "get_weather", "arguments": json.dumps({"city": "London"})},
-            }
-        ],
-    },
-    {"role": "tool", "tool_call_id": "call_1", "content": NO_RESULT},
-]
+# A few of the 40 requests, one per tool and five that need none, each with its pulling history;
+# benchmarks/tool_margins.py --history decides all 40 (RESULTS_tool_margins_history.md).  The
+# ones a small model gets wrong most easily: a city after a time, a boolean and a room, a list
+# named by its words, and questions whose words sound like a tool's (minutes, a light bulb).
+SAMPLED = ("t01.wav", "t06.wav", "t11.wav", "t14.wav", "t17.wav", "t22.wav",
+           "t25.wav", "t29.wav", "t31.wav", "t33.wav", "t40.wav")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -50,34 +38,20 @@ def default_llm():
     return make_handler(LlamaCppLanguageModelHandler, init_chat_prompt=DEFAULT_SYSTEM_PROMPT)
 
 
-def first_output(handler, messages: list[dict], offer: ToolOffer) -> FunctionCall | str:
-    """The reply's call, or its first words (the decision is made by then)."""
-    replies = iter(handler.generate(messages, tools=offer))
-    try:
-        return next(replies)
-    finally:
-        replies.close()
-
-
 def test_a_request_is_decided_on_its_own_words_whatever_came_before(default_llm):
-    """Every request that needs a tool, after an exchange in words, calls it with the right
-    arguments; every request that needs none, after a call still waiting for its output,
-    is answered in words (before the request-alone decision: 26 of the 40 wrong, the requests
-    that need a tool answered in words, or their arguments left out)."""
-    requests = read_requests(TOOLS_AUDIO)
+    """A request that needs a tool, after an exchange in words, calls it with the right
+    arguments; one that needs none, after a call still waiting for its output, is answered
+    in words (before the request-alone decision: 26 of the 40 wrong, the requests that need
+    a tool answered in words, or their arguments left out)."""
+    requests = [request for request in read_requests(TOOLS_AUDIO) if request.file in SAMPLED]
+    assert len(requests) == len(SAMPLED) and {r.tool for r in requests} >= {"none", "get_time", "set_lights"}
     offer = ToolOffer(tuple(json.loads((TOOLS_AUDIO / "tools.json").read_text())))
     wrong = []
     for request in requests:
-        history = WORDS_BEFORE if request.tool != "none" else CALL_BEFORE
-        reply = first_output(default_llm, [SYSTEM, *history, {"role": "user", "content": request.text}], offer)
-        called = reply if isinstance(reply, FunctionCall) else None
-        right = (called is None) if request.tool == "none" else (
-            called is not None and called.name == request.tool
-            and arguments_match(request.arguments, json.loads(called.arguments))
-        )  # fmt: skip
+        right, reply = decided_in_context(default_llm, request, offer)
         if not right:
-            wrong.append((request.text, called or reply))
-    assert len(wrong) <= len(requests) // 20, wrong  # the issue's bar: at least 95% right
+            wrong.append((request.text, reply))
+    assert not wrong, wrong
 
 
 def test_the_built_ins_get_the_city_a_request_names_and_none_it_does_not(default_llm):

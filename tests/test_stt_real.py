@@ -1,29 +1,49 @@
 """The real faster-whisper STT on the packaged Whisper base, through its handler."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from audio.pcm import int16_to_float, load_audio
+from benchmarks.languages import conversation_languages
 from benchmarks.wer import corpus_wer
 from conversation.turn import Turn
 from tests.conftest import HUMAN, QUESTIONS, make_handler, read_transcripts
 from utils.messages import EndOfResponse, SpeechSegment, Transcript
 
-# Measured 8.0% over these 164 English clips with faster-whisper's 30 s window
+# Measured 8.0% over the 164 English clips with faster-whisper's 30 s window
 # and 7.6% with the default 10 s short window (greedy, int8, 2 cores); most
 # errors are on the 8 kHz telephone prompts (asterisk_en). Whisper base
 # is reported at ~5% on clean read speech, so 12% leaves room for int8 kernels
 # differing between CPUs while still failing a broken decoder or wrong
-# resampling, which push the rate past 30%.
+# resampling, which push the rate past 30%.  The test hears every fourth clip
+# (telephone prompts and read speech alike); the whole set's figure is
+# benchmarks/stt_incremental.py's (RESULTS_stt_incremental.md).
 WER_BOUND = 0.12
 
 
-def test_word_error_rate_on_english_human_speech(stt_handler):
-    rows = [row for row in read_transcripts(HUMAN) if row["language"] == "en"]
-    assert len(rows) >= 150
+def english_sample() -> list[dict[str, str]]:
+    """Every fourth English human clip: both sources, short and long."""
+    return [row for row in read_transcripts(HUMAN) if row["language"] == "en"][::4]
+
+
+@pytest.fixture(scope="module")
+def short_window_transcripts(stt_handler) -> dict[str, tuple[str, str]]:
+    """The sampled English clips and the six questions as the session's handler
+    hears them (short window, told English): file -> (text, language).  Decoded
+    once for the tests that judge them."""
+    rows = [QUESTIONS / r["file"] for r in read_transcripts(QUESTIONS) if r["file"].startswith("q")]
+    rows += [HUMAN / r["file"] for r in english_sample()]
+    return {str(path): stt_handler.transcribe(int16_to_float(load_audio(path))) for path in rows}
+
+
+def test_word_error_rate_on_english_human_speech(short_window_transcripts):
+    rows = english_sample()
+    assert len(rows) >= 40 and len({row["source_package"] for row in rows}) >= 2  # telephone and read speech
     pairs = []
     for row in rows:
-        text, language = stt_handler.transcribe(int16_to_float(load_audio(HUMAN / row["file"])))
+        text, language = short_window_transcripts[str(HUMAN / row["file"])]
         assert language == "en"
         pairs.append((row["transcript"], text))
     wer = corpus_wer(pairs)
@@ -53,18 +73,31 @@ def test_silence_ends_the_turn_without_a_transcript(stt_handler):
     assert len(out) == 1 and isinstance(out[0], EndOfResponse)
 
 
+@pytest.fixture(scope="module")
+def auto_handler():
+    """Whisper base detecting the language (`--language auto`), for the tests that only transcribe."""
+    from STT.faster_whisper_handler import FasterWhisperSTTHandler
+
+    return make_handler(FasterWhisperSTTHandler, model_name="whisper-base", language="auto")
+
+
+@pytest.fixture(scope="module")
+def narrowed_handler():
+    """`--language auto --languages en,nl,cs`; a conversation's language lives in its Session."""
+    from STT.faster_whisper_handler import FasterWhisperSTTHandler
+
+    return make_handler(FasterWhisperSTTHandler, model_name="whisper-base", language="auto", languages="en,nl,cs")
+
+
 @pytest.mark.parametrize("folder,code", [("fillets_nl", "nl"), ("fillets_cs", "cs")])
-def test_language_detection_in_auto_mode(folder, code):
+def test_language_detection_in_auto_mode(auto_handler, folder, code):
     """Detection on real Dutch and Czech game lines.  Whisper base confuses
     Czech with Polish and Slovak on some lines (measured 9/12 for Czech,
     more for Dutch), so the bound is two thirds: a detector that always says
     English, or a broken one, gets none."""
-    from STT.faster_whisper_handler import FasterWhisperSTTHandler
-
-    handler = make_handler(FasterWhisperSTTHandler, model_name="whisper-base", language="auto")
     rows = [row for row in read_transcripts(HUMAN) if row["file"].startswith(folder)]
     rows = sorted(rows, key=lambda r: -len(r["transcript"]))[:12]  # the longest lines
-    detected = [handler.transcribe(int16_to_float(load_audio(HUMAN / r["file"])))[1] for r in rows]
+    detected = [auto_handler.transcribe(int16_to_float(load_audio(HUMAN / r["file"])))[1] for r in rows]
     assert detected.count(code) >= 8, detected
 
 
@@ -76,52 +109,41 @@ def clips_of(language: str, shortest_s: float = 2.0, longest_s: float = 8.0) -> 
 
 
 @pytest.mark.parametrize("code", ["nl", "cs"])
-def test_the_expected_languages_narrow_detection(code):
+def test_the_expected_languages_narrow_detection(narrowed_handler, code):
     """With --languages en,nl,cs the twelve longest lines of each language,
     each on its own, are heard in it but for one at most (measured 12/12 Dutch
     and Czech, 11/12 Dutch before close relatives counted): Polish, Slovak,
     German and Afrikaans are not among the choices, and what Whisper gives
     them counts for Czech and Dutch (without the list: 8-9 of 12, Czech as Polish)."""
-    from STT.faster_whisper_handler import FasterWhisperSTTHandler
-
-    handler = make_handler(FasterWhisperSTTHandler, model_name="whisper-base", language="auto", languages="en,nl,cs")
     rows = sorted(clips_of(code), key=lambda r: -len(r["transcript"]))[:12]
-    detected = [handler.transcribe(int16_to_float(load_audio(HUMAN / r["file"])))[1] for r in rows]
+    detected = [narrowed_handler.transcribe(int16_to_float(load_audio(HUMAN / r["file"])))[1] for r in rows]
     assert detected.count(code) >= len(rows) - 1, detected
 
 
-@pytest.mark.parametrize("code", ["nl", "cs"])
-def test_a_conversations_language_holds_over_its_turns(code):
-    """Every 2-8 s line of one language, as the turns of one conversation, with
-    --languages en,nl,cs: the conversation keeps its language through the lines
-    Whisper alone calls English (measured 57/58 Dutch, 41/41 Czech; each line
-    on its own, 40/58 and 35/41)."""
-    from conversation.session import Session
-    from STT.faster_whisper_handler import FasterWhisperSTTHandler
-
-    handler = make_handler(FasterWhisperSTTHandler, model_name="whisper-base", language="auto", languages="en,nl,cs")
-    session, detected = Session(), []
-    for index, row in enumerate(clips_of(code)):
-        audio = int16_to_float(load_audio(HUMAN / row["file"]))
-        turn = Turn(session=session)
-        segment = SpeechSegment(audio, 16000, turn, speech_key=(index * 1_000_000, len(audio)), session=session)
-        for out in handler.process(segment):
-            if isinstance(out, Transcript):
-                detected.append(out.language)
-    assert detected.count(code) >= 0.95 * len(detected), detected
+@pytest.mark.parametrize("code,misses", [("nl", 2), ("cs", 1)])
+def test_a_conversations_language_holds_over_its_turns(narrowed_handler, code, misses):
+    """Every fourth 2-8 s line of one language (15 Dutch, 11 Czech), as the turns
+    of one conversation, with --languages en,nl,cs: the conversation keeps its
+    language through the lines Whisper alone calls English.  Measured on these
+    lines: 14/15 Dutch (the first is heard as English before the conversation has
+    a language) and 11/11 Czech; each line on its own, 11/15 and 9/11, which the
+    bound fails.  On all the lines, and without --languages: benchmarks/languages.py,
+    part `turns`."""
+    rows = clips_of(code)[::4]
+    detected = conversation_languages(narrowed_handler, [HUMAN / row["file"] for row in rows])
+    assert detected.count(code) >= len(rows) - misses, detected
 
 
-def test_english_clips_are_detected_as_english_in_auto_mode():
+def test_english_clips_are_detected_as_english_in_auto_mode(auto_handler):
     """On a short window Whisper base is less sure of the language of short
-    clips (155 of 164 English clips right, against 163 on the full window);
-    when it is unsure it asks the full window (161 of 164).  The bound, 97%,
-    fails the short window alone (94.5%)."""
-    from STT.faster_whisper_handler import FasterWhisperSTTHandler
-
-    handler = make_handler(FasterWhisperSTTHandler, model_name="whisper-base", language="auto")
-    assert handler.short_window is not None
-    rows = [row for row in read_transcripts(HUMAN) if row["language"] == "en"]
-    detected = [handler.transcribe(int16_to_float(load_audio(HUMAN / r["file"])))[1] for r in rows]
+    clips (155 of all 164 English clips right, against 163 on the full window);
+    when it is unsure it asks the full window (161 of 164).  The test hears
+    every third clip (55, most of them one to a few words): measured 55/55, and
+    53/55 with the short window alone, which the bound (97%) fails.  All
+    164: benchmarks/languages.py, part `turns`."""
+    assert auto_handler.short_window is not None
+    rows = [row for row in read_transcripts(HUMAN) if row["language"] == "en"][::3]
+    detected = [auto_handler.transcribe(int16_to_float(load_audio(HUMAN / r["file"])))[1] for r in rows]
     assert detected.count("en") >= 0.97 * len(rows), detected
 
 
@@ -149,9 +171,9 @@ def test_a_provisional_transcript_is_reused_when_nothing_followed_the_pause(stt_
     assert len(calls) == 3 and "france" in out.text.lower()
 
 
-def test_the_short_window_hears_as_well_as_the_full_window(stt_handler):
+def test_the_short_window_hears_as_well_as_the_full_window(stt_handler, short_window_transcripts):
     """The default decodes on a window fitted to the turn; `window_s=30` is
-    faster-whisper's own 30 s decoding.  Over the six questions and 40 human
+    faster-whisper's own 30 s decoding.  Over the six questions and 41 human
     clips the short window must not lose accuracy (measured: it gains a
     little); a window cut too short loops and fails this by far."""
     from STT.faster_whisper_handler import FasterWhisperSTTHandler
@@ -159,15 +181,14 @@ def test_the_short_window_hears_as_well_as_the_full_window(stt_handler):
     assert stt_handler.short_window is not None
     full = make_handler(FasterWhisperSTTHandler, model_name="whisper-base", window_s=30.0)
     assert full.short_window is None
-    rows = [(QUESTIONS, r) for r in read_transcripts(QUESTIONS) if r["file"].startswith("q")]
-    rows += [(HUMAN, r) for r in read_transcripts(HUMAN) if r["language"] == "en"][::4]
+    references = {str(QUESTIONS / r["file"]): r["transcript"] for r in read_transcripts(QUESTIONS)}
+    references |= {str(HUMAN / r["file"]): r["transcript"] for r in english_sample()}
     short_pairs, full_pairs = [], []
-    for folder, row in rows:
-        audio = int16_to_float(load_audio(folder / row["file"]))
-        short_pairs.append((row["transcript"], stt_handler.transcribe(audio)[0]))
-        full_pairs.append((row["transcript"], full.transcribe(audio)[0]))
+    for path, (short_text, _) in short_window_transcripts.items():
+        short_pairs.append((references[path], short_text))
+        full_pairs.append((references[path], full.transcribe(int16_to_float(load_audio(Path(path))))[0]))
     short_wer, full_wer = corpus_wer(short_pairs), corpus_wer(full_pairs)
-    print(f"WER over {len(rows)} clips: short window {short_wer:.3f}, full window {full_wer:.3f}")
+    print(f"WER over {len(short_pairs)} clips: short window {short_wer:.3f}, full window {full_wer:.3f}")
     assert short_wer <= full_wer + 0.02
 
 
