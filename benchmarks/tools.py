@@ -326,7 +326,7 @@ def main() -> int:
         if not args.no_latency:
             for label, flags, tree in (
                 ("no tools at all (this branch, --builtin_tools false)", ["--builtin_tools", "false"], REPO),
-                ("no tools (main, today)", [], Path(args.main_tree) if args.main_tree else None),
+                ("no tools (--main_tree, default main)", [], Path(args.main_tree) if args.main_tree else None),
             ):
                 tree = tree or export_main(workdir / "main")
                 server = run_server(label, workdir, flags + extra, tree=tree)
