@@ -50,6 +50,7 @@ def outputs_as_notes(messages: list[dict[str, Any]], system_role: str = "system"
     are followed by the request to answer the user from them."""
     calls: dict[str, tuple[str, str]] = {}
     out: list[dict[str, Any]] = []
+    note: dict[str, Any] | None = None  # the last note written: the outputs of one message join it
     for message in messages:
         if message.get("tool_calls"):
             for call in message["tool_calls"]:
@@ -60,23 +61,17 @@ def outputs_as_notes(messages: list[dict[str, Any]], system_role: str = "system"
         elif message.get("role") == "tool":
             name, arguments = calls.get(message.get("tool_call_id", ""), ("a", "{}"))
             called = "" if arguments in ("{}", "") else f" (called with {arguments})"
-            out.append({"role": system_role, "content": f"The {name} function{called} returned: {message['content']}"})
+            text = f"The {name} function{called} returned: {message['content']}"
+            if out and out[-1] is note:
+                out[-1] = note = {**note, "content": note["content"] + "\n" + text}
+            else:
+                note = {"role": system_role, "content": text}
+                out.append(note)
         else:
             out.append(message)
     if ends_with_outputs(messages):
         last = out[-1]
         out[-1] = {**last, "content": last["content"] + "\nAnswer the user's question from this result, in words."}
-    return _merged(out, system_role, start=1 if messages and messages[0].get("role") == system_role else 0)
-
-
-def _merged(messages: list[dict[str, Any]], role: str, start: int) -> list[dict[str, Any]]:
-    """Consecutive notes (several outputs of one message) as one message."""
-    out: list[dict[str, Any]] = list(messages[:start])
-    for message in messages[start:]:
-        if out and len(out) > start and message["role"] == role and out[-1]["role"] == role:
-            out[-1] = {**out[-1], "content": out[-1]["content"] + "\n" + message["content"]}
-        else:
-            out.append(message)
     return out
 
 

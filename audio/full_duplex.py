@@ -166,15 +166,14 @@ class FullDuplexMic:
                 self._held.append((cleaned, echo_possible))
                 return cleaned[:0]
             self._held_is_echo = True  # hiccup after hiccup: the path is not to be trusted
-        if self._held:
-            # Held audio goes on now, and any wait for a measurement ends with it.
-            # No measurement while the reply's echo lasted (or for `max_hold_s`):
-            # no evidence of a move either.  The user talking over the echo
-            # blurs it (measured: a question asked as a stalled reply resumed
-            # went unmeasured, and muting it left the turn its last 0.5 s).
-            self._measured_by = float("-inf")
         if not self._held:
             return cleaned
+        # Held audio goes on now, and any wait for a measurement ends with it.
+        # No measurement while the reply's echo lasted (or for `max_hold_s`):
+        # no evidence of a move either.  The user talking over the echo
+        # blurs it (measured: a question asked as a stalled reply resumed
+        # went unmeasured, and muting it left the turn its last 0.5 s).
+        self._measured_by = float("-inf")
         released = []
         for block, echo_was_possible in self._held:
             if self._held_is_echo and echo_was_possible:
