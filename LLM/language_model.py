@@ -80,6 +80,7 @@ class LanguageModelHandler(BaseHandler):
         self.default_session = Session()
         self.default_session.settings.server_tools = list(server_tools or [])
         self.serving: Session = self.default_session  # the conversation being answered now
+        self.answering: Turn | None = None  # the turn being answered now (None: the warm-up)
 
     def generate(
         self, messages: list[dict[str, Any]], max_tokens: int | None = None, tools: ToolOffer | None = None
@@ -178,6 +179,7 @@ class LanguageModelHandler(BaseHandler):
             return
         turn = message.turn
         self.serving = turn.session or self.default_session
+        self.answering = turn
         chat = self.chat_for(turn.session)
         language = getattr(message, "language", None)
         if isinstance(message, Transcript):

@@ -55,6 +55,15 @@ class ModuleArguments:
             "piece's audio exists, for at most this many ms, so the two do not share the cores just then. 0: off."
         },
     )
+    cpu_baton: bool = field(
+        default=True,
+        metadata={
+            "help": "One CPU budget for the stages: the STT, the LLM (llama.cpp) and the TTS compute one at a time, "
+            "each with every core (the LLM per token, the TTS per piece, the STT per decode), the work needed "
+            "soonest first, so their thread pools never oversubscribe the cores and llama.cpp's threads never "
+            "spin against another stage's. False: each computes whenever it likes."
+        },
+    )
     local_mac_optimal_settings: bool = field(
         default=False,
         metadata={"help": "Use the Apple-silicon backends (whisper-mlx, mlx-lm, melo) on macOS."},
