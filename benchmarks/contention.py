@@ -108,17 +108,23 @@ def ask(conversation: Conversation, question: str) -> bool:
     return True
 
 
+def listen_only(conversation: Conversation) -> None:
+    """Once the session is created: turn detection on, but no answers (the
+    user's turns only join the conversation)."""
+    conversation.wait_for("session.created", timeout=20)
+    conversation.send(
+        {"type": "session.update", "session": {"type": "realtime", "audio": {"input": {"turn_detection": {
+            "type": "server_vad", "create_response": False}}}}}
+    )  # fmt: skip
+    conversation.wait_for("session.updated", timeout=20)
+
+
 def speaker(port: int, clips: list[bytes], stop: threading.Event) -> None:
     """A second session that speaks (real-time pace, a second of silence
     between clips) and asks for no answers."""
     conversation = connect(port)
     try:
-        conversation.wait_for("session.created", timeout=20)
-        conversation.send(
-            {"type": "session.update", "session": {"type": "realtime", "audio": {"input": {"turn_detection": {
-                "type": "server_vad", "create_response": False}}}}}
-        )  # fmt: skip
-        conversation.wait_for("session.updated", timeout=20)
+        listen_only(conversation)
         while not stop.is_set():
             for clip in clips:
                 if stop.is_set():
@@ -194,7 +200,11 @@ def fmt(value: float | None, digits: int = 0) -> str:
 
 
 def report(rows: list[dict], variants: list[Variant], note: str, questions: list[str]) -> str:
-    command = shlex.join(["python", "benchmarks/contention.py", *sys.argv[1:]])
+    shown = [arg for arg in sys.argv[1:] if arg != "--write"]
+    if "--output" in shown:  # where this run was written is not part of how it was run
+        at = shown.index("--output")
+        del shown[at : at + 2]
+    command = shlex.join(["python", "benchmarks/contention.py", *shown])
     lines = [
         "# The LLM beside the other stages",
         "",

@@ -15,6 +15,7 @@ import threading
 import pytest
 
 from audio.pcm import load_audio
+from benchmarks.contention import listen_only
 from benchmarks.server_process import ServerProcess
 from connections.realtime.client import RATE, connect, to_pcm24k
 from tests.conftest import HUMAN, QUESTIONS
@@ -34,12 +35,7 @@ def talk_without_answers(port: int, done: threading.Event, transcripts: list[str
     """A second session that speaks a recorded announcement and asks for no answer."""
     conversation = connect(port)
     try:
-        conversation.wait_for("session.created", timeout=20)
-        conversation.send(
-            {"type": "session.update", "session": {"type": "realtime", "audio": {"input": {"turn_detection": {
-                "type": "server_vad", "create_response": False}}}}}
-        )  # fmt: skip
-        conversation.wait_for("session.updated", timeout=20)
+        listen_only(conversation)
         announcement = load_audio(HUMAN / "asterisk_en" / "queue-periodic-announce.wav")
         conversation.speak(to_pcm24k(announcement, 16000), silence_s=1.5)
         heard = conversation.wait_for("conversation.item.input_audio_transcription.completed", timeout=120)
