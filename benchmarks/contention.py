@@ -157,9 +157,7 @@ def condition(server: ServerProcess, label: str, audio: bool, clips: list[bytes]
         stop.set()
         if talker is not None:
             talker.join(60)
-    time.sleep(1.0)
-    # The asking session's turns: the speaker's are never answered, so the LLM wrote nothing for them.
-    turns = [turn for turn in server.turns()[before:] if turn.get("llm_tokens")]
+    turns = answered_turns(server, before, answered)
     rates = [turn.get("llm_tokens_per_s") for turn in turns]
     firsts = [turn.get("llm_first_token_ms") for turn in turns]
     return {
@@ -168,6 +166,18 @@ def condition(server: ServerProcess, label: str, audio: bool, clips: list[bytes]
         "first_token_ms": percentile([f for f in firsts if f], 50),
         "tokens": sum(turn.get("llm_tokens") or 0 for turn in turns),
     }  # fmt: skip
+
+
+def answered_turns(server: ServerProcess, before: int, count: int, timeout_s: float = 60) -> list[dict]:
+    """The asking session's turns logged after the first `before`, once all
+    `count` are (a spoken reply's metrics come when its audio has played
+    out).  The speaker's turns are never answered: the LLM wrote nothing for them."""
+    deadline = time.time() + timeout_s
+    while True:
+        turns = [turn for turn in server.turns()[before:] if turn.get("llm_tokens")]
+        if len(turns) >= count or time.time() > deadline:
+            return turns
+        time.sleep(0.2)
 
 
 def measure(variant: Variant, clips: list[bytes], workdir: Path, questions: list[str]) -> list[dict]:
