@@ -172,7 +172,7 @@ class LanguageModelHandler(BaseHandler):
             return
         if isinstance(message, PartialTranscript):
             closed = message.session is not None and message.session.closed
-            if not closed and not self.answer_waiting():
+            if not closed and answers_by_itself(message.session) and not self.answer_waiting():
                 evaluated = self.read_ahead(message)
                 if evaluated:
                     logger.debug("read ahead %d prompt tokens: %r", evaluated, message.text[-60:])
@@ -205,6 +205,17 @@ class LanguageModelHandler(BaseHandler):
         """Whether a message that asks for an answer (any conversation's) is
         queued: it goes first, reading ahead would only delay it."""
         return self.queued(lambda queued: isinstance(queued, Transcript | UserText | CreateResponse | ToolResult))
+
+
+def answers_by_itself(session: Session | None) -> bool:
+    """Whether the conversation's turns are answered as they end; not where
+    the client asked for no answers (the realtime API's `create_response:
+    false`): reading its prompt ahead would only push the conversation that
+    does want an answer out of llama.cpp's cache (its next prompt then read
+    again from the start: 3.3 s to the first token instead of 0.8 while
+    another session spoke, benchmarks/RESULTS_contention.md)."""
+    detection = session.settings.turn_detection if session is not None else None
+    return detection is None or detection.create_response
 
 
 def own_instructions(session: Session | None) -> bool:

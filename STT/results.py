@@ -24,10 +24,11 @@ def transcription_due(message: Any) -> float:
     priority, utils/cpu_baton.py): a turn's transcript as soon as its reply's
     audio is due (at once: nothing of it was sent yet); a pause's transcript
     or a sound over the reply (is it an interruption?) now; speech followed
-    while it is still spoken, a little later (background work)."""
-    if isinstance(message, SpeechProgress):
-        return later()
+    while it is still spoken, and a turn nobody asked to answer (it only
+    joins the conversation), later: background work."""
     turn = getattr(message, "turn", None)
+    if isinstance(message, SpeechProgress) or (turn is not None and not turn.respond):
+        return later()
     return turn.audio_due() if turn is not None else time.perf_counter()
 
 

@@ -172,7 +172,9 @@ def test_the_stages_priorities_put_a_reply_s_tts_before_its_llm_and_speech_follo
     final = transcription_due(SpeechSegment(audio, 16000, turn=ended))
     followed = transcription_due(SpeechProgress(audio, 16000))
     pause = transcription_due(SpeechSegment(audio, 16000, turn=None, provisional=True))
+    unanswered = transcription_due(SpeechSegment(audio, 16000, turn=Turn(respond=False)))
     assert final <= asked <= pause < followed
+    assert pause < unanswered  # a turn that only joins the conversation is background work too
     assert followed <= time.perf_counter() + BACKGROUND_SLACK_S
 
 

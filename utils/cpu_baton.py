@@ -40,9 +40,12 @@ T = TypeVar("T")
 # A TTS piece asks this long before its turn's audio is due, so it goes before
 # the same reply's next LLM token (asked for at the due time itself).
 TTS_AHEAD_S = 0.5
-# Background work (following speech, reading a prompt ahead) waits this long
-# behind what is needed now before it goes first.
-BACKGROUND_SLACK_S = 0.5
+# Background work (following speech, reading a prompt ahead, transcribing a
+# turn nobody will answer) waits this long behind what is needed now before it
+# goes first: longer than the audio a reply usually keeps ahead of its listener
+# (the packaged LLM writes about as fast as the voice speaks), so a reply being
+# written goes first, and a speaker's captions still come within seconds.
+BACKGROUND_SLACK_S = 3.0
 
 
 class CpuBaton:
