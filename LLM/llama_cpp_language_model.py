@@ -26,7 +26,7 @@ from LLM.llama_tools import CALL_BIAS, NO_CALLS_AFTER_OUTPUT, LlamaToolCalls
 from LLM.prefix_cache import PrefixCache, common_prefix
 from LLM.tool_calls import FunctionCall, ToolOffer, answered_calls, chat_template_request, request_alone
 from models.packaged import resolve_gguf
-from utils.cpu_baton import later
+from utils.cpu_baton import later, reply_priority
 from utils.messages import PartialTranscript
 from utils.threads import physical_cores
 
@@ -238,9 +238,9 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
     ) -> Iterator[str | FunctionCall]:
         """The reply's pieces, each token computed holding the CPU baton (the
         cores go back to the other stages between tokens) at the priority of
-        the turn's next audio (`Turn.audio_due`; the warm-up: now)."""
+        the turn's next words (`reply_priority`; the warm-up: now)."""
         turn = self.answering
-        priority = turn.audio_due if turn is not None else time.perf_counter
+        priority = (lambda: reply_priority(turn.audio_due())) if turn is not None else time.perf_counter
         return self.baton.steps(self._pieces(messages, max_tokens, tools), priority, "LLM")
 
     def _pieces(

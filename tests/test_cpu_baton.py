@@ -10,7 +10,7 @@ from baseHandler import BaseHandler
 from conversation.turn import Turn
 from STT.results import transcription_due
 from TTS.speech_handler import SpeechHandler
-from utils.cpu_baton import BACKGROUND_SLACK_S, TTS_AHEAD_S, CpuBaton, later
+from utils.cpu_baton import BACKGROUND_SLACK_S, REPLY_HORIZON_S, TTS_AHEAD_S, CpuBaton, later, reply_priority
 from utils.messages import LLMSentence, SpeechProgress, SpeechSegment
 
 
@@ -231,3 +231,15 @@ def test_a_stage_without_a_priority_or_with_the_baton_off_computes_without_it():
     assert off.held == [False]
     alone = Counting(threading.Event(), queue.Queue(), queue.Queue())  # built alone: a disabled baton
     assert not alone.baton.enabled
+
+
+def test_a_reply_being_written_goes_before_background_work_however_far_ahead_its_audio_is():
+    turn = Turn()
+    turn.playback.add("Twenty seconds.", 20 * 16000, 16000)
+    background = later()
+    words = reply_priority(turn.audio_due())
+    assert words <= time.perf_counter() + REPLY_HORIZON_S < background
+    tts = SpeechHandler.work_priority(None, LLMSentence(text="Next.", language=None, turn=turn))  # type: ignore[arg-type]
+    assert words < tts  # its own TTS waits until the audio made runs low
+    first = Turn()
+    assert reply_priority(first.audio_due()) == first.created_at  # a first sentence: at once

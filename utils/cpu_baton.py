@@ -13,16 +13,22 @@ next sentence for more than a token's time.
 
 Who goes next is decided by `priority`, a `time.perf_counter()` value: when
 the work's result is needed, earliest first (equal: first come).  The stages
-say when (`BaseHandler.work_priority`, `Turn.audio_due`): a turn's audio is
-due when the audio already sent to its listener has played out, or, before
-any was sent, at once (since the turn began, so the oldest turn's first audio
-goes first, before anyone's later sentences); its TTS asks a little before
-that (`TTS_AHEAD_S`), so a reply's own TTS goes before its LLM's next
-words; work for later (following speech, reading a prompt ahead) asks
-`later(slack)`, behind what is needed now, and goes first once it has waited
-that long, so nothing starves.  A thread that holds the baton may take it
-again (nested work).  `--cpu_baton False` (a disabled baton) lets every stage
-compute whenever it likes.
+say when (`BaseHandler.work_priority`, `Turn.audio_due`):
+
+- a turn's audio is due when the audio already sent to its listener has
+  played out, or, before any was sent, at once (since the turn began: the
+  oldest turn's first audio goes first, before anyone's later sentences);
+- its TTS asks `TTS_AHEAD_S` before that, its LLM for the next words at that
+  time but never later than `REPLY_HORIZON_S` from now (`reply_priority`):
+  a reply being written goes before background work, and its own TTS goes
+  before its next words once the audio made runs low;
+- background work (following speech, reading a prompt ahead, transcribing a
+  turn nobody will answer) asks `later()`, `BACKGROUND_SLACK_S` from now, and
+  goes first once it has waited that long, so nothing starves.
+
+A thread that holds the baton may take it again (nested work).
+`--cpu_baton False` (a disabled baton) lets every stage compute whenever it
+likes.
 """
 
 from __future__ import annotations
@@ -40,11 +46,15 @@ T = TypeVar("T")
 # A TTS piece asks this long before its turn's audio is due, so it goes before
 # the same reply's next LLM token (asked for at the due time itself).
 TTS_AHEAD_S = 0.5
+# A reply's next words are asked for at the latest this long from now, however
+# much of its audio is still to play: a reply being written goes before
+# background work, and its own TTS goes first only once the audio it has made
+# is within TTS_AHEAD_S + REPLY_HORIZON_S of running dry.
+REPLY_HORIZON_S = 1.0
 # Background work (following speech, reading a prompt ahead, transcribing a
 # turn nobody will answer) waits this long behind what is needed now before it
-# goes first: longer than the audio a reply usually keeps ahead of its listener
-# (the packaged LLM writes about as fast as the voice speaks), so a reply being
-# written goes first, and a speaker's captions still come within seconds.
+# goes first: longer than REPLY_HORIZON_S, so a reply being written goes
+# first, and a speaker's captions still come within seconds.
 BACKGROUND_SLACK_S = 3.0
 
 
@@ -109,6 +119,12 @@ class CpuBaton:
             close = getattr(items, "close", None)
             if close is not None:
                 close()  # left early: the inner generator releases its resources now
+
+
+def reply_priority(audio_due: float) -> float:
+    """When a reply's next words are needed, given when its audio is due:
+    then, or `REPLY_HORIZON_S` from now if that is sooner."""
+    return min(audio_due, time.perf_counter() + REPLY_HORIZON_S)
 
 
 def later(slack_s: float = BACKGROUND_SLACK_S) -> float:
