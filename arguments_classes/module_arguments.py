@@ -56,12 +56,12 @@ class ModuleArguments:
         },
     )
     cpu_baton: bool = field(
-        default=True,
+        default=False,
         metadata={
             "help": "One CPU budget for the stages: the STT, the LLM (llama.cpp) and the TTS compute one at a time, "
             "each with every core (the LLM per token, the TTS per piece, the STT per decode), the work needed "
-            "soonest first, so their thread pools never oversubscribe the cores and llama.cpp's threads never "
-            "spin against another stage's. False: each computes whenever it likes."
+            "soonest first. Off by default: on 2 cores the LLM was faster without it, alone and beside a "
+            "second speaker (benchmarks/RESULTS_contention.md). False: each stage computes whenever it likes."
         },
     )
     local_mac_optimal_settings: bool = field(

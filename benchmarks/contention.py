@@ -2,7 +2,7 @@
 
     python benchmarks/contention.py                     # prints the table
     python benchmarks/contention.py --write             # ... and replaces benchmarks/RESULTS_contention.md
-    python benchmarks/contention.py --variants default,no_baton,no_baton_llm_1_thread,no_baton_1_thread,passive_omp
+    python benchmarks/contention.py --variants baton,no_baton,no_baton_llm_1_thread,no_baton_1_thread,passive_omp
 
 Each variant is one realtime server (default stack, the variant's flags and
 environment) measured in three conditions, one after the other, by clients
@@ -71,8 +71,10 @@ class Variant:
 
 
 VARIANTS = {
-    "default": Variant("default", note="the CPU baton: one compute stage at a time, each with every core"),
-    "no_baton": Variant("no_baton", ["--cpu_baton", "False"], note="every stage computes when it likes"),
+    "baton": Variant(
+        "baton", ["--cpu_baton", "True"], note="the CPU baton: one compute stage at a time, each with every core"
+    ),
+    "no_baton": Variant("no_baton", ["--cpu_baton", "False"], note="every stage computes when it likes (default)"),
     "no_baton_llm_1_thread": Variant(
         "no_baton_llm_1_thread",
         ["--cpu_baton", "False", "--lm_n_threads", "1"],
@@ -84,10 +86,16 @@ VARIANTS = {
         note="no baton, one thread per engine",
     ),
     "passive_omp": Variant(
-        "passive_omp", env={"OMP_WAIT_POLICY": "PASSIVE"}, note="the baton, OpenMP threads sleep at once when idle"
+        "passive_omp",
+        ["--cpu_baton", "True"],
+        env={"OMP_WAIT_POLICY": "PASSIVE"},
+        note="the baton, OpenMP threads sleep at once when idle",
     ),
     "short_spin": Variant(
-        "short_spin", env={"GOMP_SPINCOUNT": "10000"}, note="the baton, OpenMP threads spin about 0.5 ms, not ~15 ms"
+        "short_spin",
+        ["--cpu_baton", "True"],
+        env={"GOMP_SPINCOUNT": "10000"},
+        note="the baton, OpenMP threads spin about 0.5 ms, not ~15 ms",
     ),
 }
 
@@ -257,7 +265,7 @@ def report(rows: list[dict], variants: list[Variant], note: str, questions: list
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--variants", default="default,no_baton", help=f"comma-separated: {', '.join(VARIANTS)}")
+    parser.add_argument("--variants", default="baton,no_baton", help=f"comma-separated: {', '.join(VARIANTS)}")
     parser.add_argument("--questions", type=int, default=4, help=f"questions per condition (at most {len(QUESTIONS)})")
     parser.add_argument("--human", type=int, default=6, help="recorded human clips the second session speaks")
     parser.add_argument("--note", default="", help="a line about the conditions")
