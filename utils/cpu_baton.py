@@ -5,7 +5,7 @@ run a pool of one thread per usable core (utils/threads.py).  Left to run
 side by side in one process they oversubscribe the cores, and llama.cpp's
 threads, which wait for each other at every layer by spinning, collapse: on
 2 cores the packaged 1.5B fell from about 15 to 1-3 tokens/s while another
-thread computed (benchmarks/RESULTS_contention.md).  So each stage takes the
+process computed (issue 21; in one process, see benchmarks/RESULTS_contention.md).  So each stage takes the
 baton for one small unit of work (an LLM token, a TTS piece, an STT decode)
 and only the holder computes: its threads have every core, and nobody spins
 against them.  Units are short, so a long reply never keeps the TTS from its
