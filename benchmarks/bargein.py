@@ -62,8 +62,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from audio.pcm import load_audio  # noqa: E402
+from benchmarks.harness import HUMAN, QUESTIONS  # noqa: E402
 from benchmarks.server_process import ServerProcess  # noqa: E402
-from tests.conftest import HUMAN, QUESTIONS  # noqa: E402
 
 RATE = 16000
 GUARD_MS = 200  # --interrupt_min_speech_ms default

@@ -57,9 +57,9 @@ sys.path.insert(0, str(REPO))
 
 from audio.pcm import load_audio  # noqa: E402
 from benchmarks.bargein import client_silent_at, voiced_onset  # noqa: E402
+from benchmarks.harness import QUESTIONS  # noqa: E402
 from benchmarks.latency import add_output_arguments, machine_description, percentile, save_results  # noqa: E402
 from benchmarks.server_process import ServerProcess  # noqa: E402
-from tests.conftest import QUESTIONS  # noqa: E402
 
 RATE = 16000
 LONG_ANSWERS = "You are a helpful assistant. Always answer at length, in eight sentences or more."
