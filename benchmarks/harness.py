@@ -21,6 +21,8 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_AUDIO = Path(os.environ.get("S2S_SHARED_AUDIO", REPO.parent / "shared" / "audio"))
 QUESTIONS = SHARED_AUDIO / "questions"
 HUMAN = SHARED_AUDIO / "human"
+# The API key the servers of the tests and benchmarks are started with, where one is wanted.
+TEST_API_KEY = "test-key-" + "x" * 16
 
 
 def read_transcripts(folder: Path) -> list[dict[str, str]]:

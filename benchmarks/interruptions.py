@@ -214,7 +214,7 @@ def longest_silence(spans: list[tuple[float, float]], start: float, end: float) 
 
 # --- socket mode -------------------------------------------------------------------------------------
 def socket_run(rounds, work: Path, flags: tuple[str, ...], label: str) -> list[Outcome]:
-    from tests.test_conversation import ReplyRecorder
+    from benchmarks.socket_client import ReplyRecorder
 
     server = ServerProcess("socket", work, "--barge_in", "True", "--init_chat_prompt", LONG_ANSWERS, *flags)
     outcomes: list[Outcome] = []
@@ -295,8 +295,8 @@ def pauses(outcomes: list[Outcome], turns: list[dict]) -> None:
 
 # --- realtime mode --------------------------------------------------------------------------------------
 def realtime_run(rounds, work: Path, flags: tuple[str, ...], label: str) -> list[Outcome]:
+    from benchmarks.harness import TEST_API_KEY as KEY
     from connections.realtime.client import connect, to_pcm24k
-    from tests.test_realtime import KEY
 
     server = ServerProcess("realtime", work, *flags, api_key=KEY)
     outcomes: list[Outcome] = []
@@ -361,7 +361,7 @@ def realtime_playing(conversation) -> bool:
 # --- local mode ---------------------------------------------------------------------------------------------
 def local_run(rounds, work: Path, flags: tuple[str, ...], label: str) -> list[Outcome]:
     from benchmarks.bargein import MicTap
-    from tests.test_local_mode import (
+    from benchmarks.local_sound import (
         SpeakerTap,
         end_of_first_run,
         loop_speaker_into_mic,

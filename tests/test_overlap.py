@@ -386,7 +386,8 @@ def test_socket_a_backchannel_and_a_cough_pause_the_reply_and_it_plays_on_to_its
     """Socket mode with --barge_in: "yeah" and then a cough over the reply
     each hold it back a moment; it then plays on from where it paused and
     ends whole, and neither sound becomes a turn."""
-    from tests.test_conversation import ReplyRecorder, silence, stream, wait_until_saying
+    from benchmarks.socket_client import ReplyRecorder, stream
+    from tests.test_conversation import silence, wait_until_saying
 
     server = socket_server
     before = len(server.turns())
