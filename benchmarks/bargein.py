@@ -62,8 +62,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from audio.pcm import load_audio  # noqa: E402
+from benchmarks.harness import HUMAN, QUESTIONS  # noqa: E402
 from benchmarks.server_process import ServerProcess  # noqa: E402
-from tests.conftest import HUMAN, QUESTIONS  # noqa: E402
 
 RATE = 16000
 GUARD_MS = 200  # --interrupt_min_speech_ms default
@@ -121,7 +121,7 @@ def silence(seconds: float) -> np.ndarray:
 
 # --- socket mode ----------------------------------------------------------------------------------
 def socket_rounds(rounds: int, clips, work: Path) -> tuple[list[Round], list[dict]]:
-    from tests.test_conversation import ReplyRecorder, stream
+    from benchmarks.socket_client import ReplyRecorder, stream
 
     server = ServerProcess("socket", work, "--barge_in", "True", "--init_chat_prompt", LONG_ANSWERS)
     results, first_turns = [], []
@@ -177,8 +177,8 @@ def client_silent_at(arrivals: list[tuple[float, int]], onset: float) -> float |
 
 # --- realtime mode ------------------------------------------------------------------------------------
 def realtime_rounds(rounds: int, clips, work: Path) -> list[Round]:
+    from benchmarks.harness import TEST_API_KEY as KEY
     from connections.realtime.client import connect, to_pcm24k
-    from tests.test_realtime import KEY
 
     server = ServerProcess("realtime", work, api_key=KEY)
     results = []
@@ -262,7 +262,7 @@ def local_runs(
 ) -> tuple[list[Round], EchoRun, list[dict]]:
     """Local mode on a private PulseAudio with its speaker looped into its
     mic; `extra` flags for the pipeline (a variant, named `label`)."""
-    from tests.test_local_mode import (
+    from benchmarks.local_sound import (
         SpeakerTap,
         end_of_first_run,
         loop_speaker_into_mic,

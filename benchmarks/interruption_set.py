@@ -39,7 +39,7 @@ OUT = REPO / "tests" / "data" / "interruptions"
 sys.path.insert(0, str(REPO))
 
 from audio.pcm import load_audio, resample  # noqa: E402
-from tests.conftest import HUMAN  # noqa: E402
+from benchmarks.harness import HUMAN  # noqa: E402
 
 RATE = 16000
 LEVEL_DBFS = -20.0
@@ -102,7 +102,7 @@ def trim(audio: np.ndarray, pad_s: float = 0.05) -> np.ndarray:
 
 # --- voices -----------------------------------------------------------------------------------------
 def piper_voice():
-    from tests.conftest import make_handler
+    from benchmarks.harness import make_handler
     from TTS.piper_handler import PiperTTSHandler
 
     return make_handler(PiperTTSHandler, voice="joe", output_sample_rate=RATE)
@@ -217,8 +217,8 @@ def noises() -> list[tuple[str, np.ndarray, str]]:
 
 
 def build() -> list[dict[str, str]]:
+    from benchmarks.harness import make_handler, read_transcripts
     from STT.faster_whisper_handler import FasterWhisperSTTHandler
-    from tests.conftest import make_handler, read_transcripts
 
     stt = make_handler(FasterWhisperSTTHandler, model_name="whisper-base", language="en")
     transcripts = {row["file"]: row["transcript"] for row in read_transcripts(HUMAN)}

@@ -57,9 +57,9 @@ sys.path.insert(0, str(REPO))
 
 from audio.pcm import load_audio  # noqa: E402
 from benchmarks.bargein import client_silent_at, voiced_onset  # noqa: E402
+from benchmarks.harness import QUESTIONS  # noqa: E402
 from benchmarks.latency import add_output_arguments, machine_description, percentile, save_results  # noqa: E402
 from benchmarks.server_process import ServerProcess  # noqa: E402
-from tests.conftest import QUESTIONS  # noqa: E402
 
 RATE = 16000
 LONG_ANSWERS = "You are a helpful assistant. Always answer at length, in eight sentences or more."
@@ -192,12 +192,13 @@ def reasons(lines: list[str]) -> str:
     return "; ".join(text.replace("|", "/") for text in found)
 
 
-def playback(arrivals: list[tuple[float, int]]) -> list[tuple[float, float]]:
-    """When a client playing the arrivals in real time plays sound: (start, end) spans."""
+def playback(arrivals: list[tuple[float, int]], rate: int = RATE) -> list[tuple[float, float]]:
+    """When a client playing the arrivals (bytes of 16-bit PCM at `rate`) in real time
+    plays sound: (start, end) spans."""
     spans: list[tuple[float, float]] = []
     for at, size in arrivals:
         start = max(at, spans[-1][1] if spans else at)
-        end = start + size / 2 / RATE
+        end = start + size / 2 / rate
         if spans and start - spans[-1][1] < 0.005:
             spans[-1] = (spans[-1][0], end)
         else:
@@ -214,7 +215,7 @@ def longest_silence(spans: list[tuple[float, float]], start: float, end: float) 
 
 # --- socket mode -------------------------------------------------------------------------------------
 def socket_run(rounds, work: Path, flags: tuple[str, ...], label: str) -> list[Outcome]:
-    from tests.test_conversation import ReplyRecorder
+    from benchmarks.socket_client import ReplyRecorder
 
     server = ServerProcess("socket", work, "--barge_in", "True", "--init_chat_prompt", LONG_ANSWERS, *flags)
     outcomes: list[Outcome] = []
@@ -295,8 +296,8 @@ def pauses(outcomes: list[Outcome], turns: list[dict]) -> None:
 
 # --- realtime mode --------------------------------------------------------------------------------------
 def realtime_run(rounds, work: Path, flags: tuple[str, ...], label: str) -> list[Outcome]:
+    from benchmarks.harness import TEST_API_KEY as KEY
     from connections.realtime.client import connect, to_pcm24k
-    from tests.test_realtime import KEY
 
     server = ServerProcess("realtime", work, *flags, api_key=KEY)
     outcomes: list[Outcome] = []
@@ -346,22 +347,26 @@ def realtime_run(rounds, work: Path, flags: tuple[str, ...], label: str) -> list
 
 
 def realtime_playing(conversation) -> bool:
-    """The client would still be playing the latest response's audio (real time since its first delta)."""
+    """The latest response is still coming (no `response.done` yet: a gap
+    while the server writes its next sentence is part of the reply), or a
+    client playing its audio as it arrives would still be playing it."""
     deltas = [r for r in conversation.events if r.event.type == "response.output_audio.delta"]
     if not deltas:
         return False
     latest = deltas[-1].event.response_id
     mine = [r for r in deltas if r.event.response_id == latest]
-    seconds = sum(len(base64.b64decode(r.event.delta)) for r in mine) / 2 / 24000
     if any(r.event.type == "input_audio_buffer.speech_started" and r.at > mine[0].at for r in conversation.events):
         return False  # the client stopped it
-    return time.perf_counter() < mine[0].at + seconds - 1.0
+    if not any(r.event.type == "response.done" and r.event.response.id == latest for r in conversation.events):
+        return True
+    spans = playback([(r.at, len(base64.b64decode(r.event.delta))) for r in mine], rate=24000)
+    return time.perf_counter() < spans[-1][1] - 1.0
 
 
 # --- local mode ---------------------------------------------------------------------------------------------
 def local_run(rounds, work: Path, flags: tuple[str, ...], label: str) -> list[Outcome]:
     from benchmarks.bargein import MicTap
-    from tests.test_local_mode import (
+    from benchmarks.local_sound import (
         SpeakerTap,
         end_of_first_run,
         loop_speaker_into_mic,

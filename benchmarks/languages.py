@@ -121,8 +121,8 @@ def share(found: list[str | None], language: str) -> str:
 
 def bare(clips: dict[str, list[Clip]]) -> str:
     from audio.pcm import int16_to_float, load_audio
+    from benchmarks.harness import make_handler
     from STT.faster_whisper_handler import FasterWhisperSTTHandler
-    from tests.conftest import make_handler
 
     handler = make_handler(FasterWhisperSTTHandler, model_name="whisper-base", language="auto")
     expected = tuple(EXPECTED.split(","))
@@ -184,8 +184,8 @@ def english_clips() -> list[Path]:
 
 def turns(clips: dict[str, list[Clip]]) -> str:
     from audio.pcm import int16_to_float, load_audio
+    from benchmarks.harness import make_handler
     from STT.faster_whisper_handler import FasterWhisperSTTHandler
-    from tests.conftest import make_handler
 
     auto = make_handler(FasterWhisperSTTHandler, model_name="whisper-base", language="auto")
     narrowed = make_handler(FasterWhisperSTTHandler, model_name="whisper-base", language="auto", languages=EXPECTED)
@@ -329,8 +329,8 @@ class KokoroJapaneseVoice:
 
 def voices(clips: dict[str, list[Clip]], sentences: int) -> str:
     from audio.pcm import int16_to_float
+    from benchmarks.harness import make_handler
     from STT.faster_whisper_handler import FasterWhisperSTTHandler
-    from tests.conftest import make_handler
     from TTS.piper_handler import PiperTTSHandler
 
     stt = make_handler(FasterWhisperSTTHandler, model_name="whisper-base", language="auto")

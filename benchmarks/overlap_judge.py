@@ -66,17 +66,17 @@ class Judge:
     """The VAD and STT handlers, and one sound heard over a playing reply."""
 
     def __init__(self, stt_model: str) -> None:
+        from benchmarks.harness import make_handler
         from STT.faster_whisper_handler import FasterWhisperSTTHandler
-        from tests.conftest import make_handler
 
         self.stt = make_handler(FasterWhisperSTTHandler, model_name=stt_model, language="en")
 
     def hear(self, sound: np.ndarray) -> tuple[bool, float | None, list[str]]:
+        from benchmarks.harness import make_handler
         from connections.realtime.audio import InputAudio
         from connections.realtime.client import to_pcm24k
         from conversation.session import Session, SessionSettings
         from conversation.turn import Turn
-        from tests.conftest import make_handler
         from utils.messages import AudioChunk, Overheard, OverheardSpeech
         from VAD.vad_handler import VADHandler
 

@@ -33,7 +33,7 @@ TABLE = REPO / "benchmarks" / "pause_set.tsv"
 sys.path.insert(0, str(REPO))
 
 from audio.pcm import int16_to_float, load_audio  # noqa: E402
-from tests.conftest import SHARED_AUDIO  # noqa: E402
+from benchmarks.harness import SHARED_AUDIO  # noqa: E402
 from VAD.turn_end import DANGLING_WORDS  # noqa: E402
 
 RATE = 16000
@@ -123,8 +123,8 @@ def main() -> int:
         def words_of(file, _audio):
             return [tuple(word) for word in known[file]["words"]]
     else:
+        from benchmarks.harness import make_handler
         from STT.faster_whisper_handler import FasterWhisperSTTHandler
-        from tests.conftest import make_handler
 
         stt = make_handler(FasterWhisperSTTHandler, model_name="whisper-base", language="en")
 

@@ -28,8 +28,8 @@ def measure(max_words: int) -> None:
     import psutil
 
     sys.path.insert(0, str(REPO))
+    from benchmarks.harness import make_handler
     from conversation.turn import Turn
-    from tests.conftest import make_handler
     from TTS.piper_handler import PiperTTSHandler
     from utils.messages import LLMSentence
 

@@ -91,8 +91,8 @@ def main() -> int:
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from benchmarks.harness import make_handler
     from STT.faster_whisper_handler import FasterWhisperSTTHandler
-    from tests.conftest import make_handler
     from VAD.vad_handler import VADHandler
 
     load_before = os.getloadavg()

@@ -170,7 +170,7 @@ class Row:
 
 
 def measure(variant: Variant, sets: dict[str, list[tuple[str, np.ndarray]]], transcribe: Transcriber) -> Row:
-    from tests.conftest import make_handler
+    from benchmarks.harness import make_handler
 
     saved = dict(end_of_turn.EAGERNESS)
     if variant.bar is not None:
@@ -227,8 +227,8 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=0, help="only the first N clips of each set (a quick look)")
     parser.add_argument("--no_curve", action="store_true", help="skip the sweep of the eagerness bar")
     args = parser.parse_args()
+    from benchmarks.harness import make_handler
     from STT.faster_whisper_handler import FasterWhisperSTTHandler
-    from tests.conftest import make_handler
 
     sets = {"shared clips": base_clips(), "pause-heavy": pause_set.clips()}
     if args.limit:

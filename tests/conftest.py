@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import queue
-import threading
-from pathlib import Path
 
 import pytest
 
-# Fail fast instead of hanging on a hub that is not reachable.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-REPO = Path(__file__).resolve().parent.parent
-SHARED_AUDIO = Path(os.environ.get("S2S_SHARED_AUDIO", REPO.parent / "shared" / "audio"))
-QUESTIONS = SHARED_AUDIO / "questions"
-HUMAN = SHARED_AUDIO / "human"
-
-
-def read_transcripts(folder: Path) -> list[dict[str, str]]:
-    with open(folder / "transcripts.tsv", newline="") as handle:
-        return list(csv.DictReader(handle, delimiter="\t"))
-
-
-def make_handler(handler_class, **setup_kwargs):
-    """A handler built through its real setup(), with private queues."""
-    return handler_class(threading.Event(), queue.Queue(), queue.Queue(), setup_kwargs=setup_kwargs)
+# The shared audio, the offline hubs and `make_handler` live beside the benchmarks, which use them too.
+from benchmarks.harness import HUMAN, QUESTIONS, REPO, SHARED_AUDIO, make_handler, read_transcripts  # noqa: F401
 
 
 def drain(q: queue.Queue) -> list:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import socket
-import threading
 import time
 
 import numpy as np
@@ -19,6 +18,7 @@ import soundfile
 
 from audio.pcm import int16_to_float, load_audio
 from benchmarks.server_process import ServerProcess
+from benchmarks.socket_client import ReplyRecorder, stream
 from benchmarks.wer import normalize
 from conversation.chat import Chat
 from conversation.playback import PlaybackLog
@@ -135,51 +135,6 @@ def steady_voice():
     voice = make_handler(PiperTTSHandler, voice="joe", output_sample_rate=16000)
     voice.synthesis = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
     return voice
-
-
-class ReplyRecorder:
-    """Holds the reply connection open and timestamps every byte that arrives."""
-
-    def __init__(self, port: int) -> None:
-        self.conn = socket.create_connection(("127.0.0.1", port))
-        self.conn.settimeout(0.1)
-        self.arrivals: list[tuple[float, int]] = []
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                data = self.conn.recv(65536)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            if not data:
-                return
-            self.arrivals.append((time.perf_counter(), len(data)))
-
-    def bytes_between(self, start: float, end: float) -> int:
-        return sum(size for at, size in self.arrivals if start <= at < end)
-
-    def last_arrival(self) -> float:
-        return self.arrivals[-1][0] if self.arrivals else 0.0
-
-    def close(self) -> None:
-        self.stopped.set()
-        self.thread.join(2)
-        self.conn.close()
-
-
-def stream(conn: socket.socket, samples: np.ndarray) -> None:
-    """Real-time pace, in the seed's 512-sample chunks."""
-    began = time.perf_counter()
-    for index, start in enumerate(range(0, len(samples), 512)):
-        conn.sendall(samples[start : start + 512].astype("<i2").tobytes())
-        delay = began + (index + 1) * 512 / RATE - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
 
 
 def silence(seconds: float) -> np.ndarray:

@@ -41,6 +41,12 @@ INTERRUPTIONS = REPO / "tests" / "data" / "interruptions"
         ("Wait.", Heard.WORDS), ("Stop!", Heard.WORDS), ("No, I meant Paris.", Heard.WORDS),
         ("What is the capital of France?", Heard.WORDS), ("Yeah, but what about Spain?", Heard.WORDS),
         ("I", Heard.WORDS), ("Okay, stop.", Heard.WORDS), ("Hold on", Heard.WORDS),
+        # A synthesized "mm-hmm" as Whisper base heard it: a hum and one word, or the hum's cut-off tail.
+        ("M M Thun.", Heard.BACKCHANNEL), ("M.M. Van", Heard.BACKCHANNEL), ("mm film", Heard.BACKCHANNEL),
+        ("MMI.", Heard.BACKCHANNEL),
+        # After a hum, a word that takes the floor, or more than one word, is the user's.
+        ("Mm, no.", Heard.WORDS), ("Hmm, wait", Heard.WORDS), ("Hm, what?", Heard.WORDS),
+        ("Hmm, tell me more", Heard.WORDS), ("Emma.", Heard.WORDS),
     ],
 )  # fmt: skip
 def test_what_a_transcript_of_a_sound_over_the_reply_amounts_to(text, heard):
@@ -386,7 +392,8 @@ def test_socket_a_backchannel_and_a_cough_pause_the_reply_and_it_plays_on_to_its
     """Socket mode with --barge_in: "yeah" and then a cough over the reply
     each hold it back a moment; it then plays on from where it paused and
     ends whole, and neither sound becomes a turn."""
-    from tests.test_conversation import ReplyRecorder, silence, stream, wait_until_saying
+    from benchmarks.socket_client import ReplyRecorder, stream
+    from tests.test_conversation import silence, wait_until_saying
 
     server = socket_server
     before = len(server.turns())

@@ -23,13 +23,14 @@ import soxr
 from websockets.exceptions import ConnectionClosed
 
 from audio.pcm import int16_to_float, load_audio
+from benchmarks.harness import TEST_API_KEY
 from benchmarks.server_process import ServerProcess
 from connections.realtime.client import RATE, connect, to_pcm24k
 from tests.conftest import HUMAN, QUESTIONS, REPO
 
 pytestmark = pytest.mark.timing
 
-KEY = "test-key-" + "x" * 16
+KEY = TEST_API_KEY
 
 
 @pytest.fixture(scope="module")
