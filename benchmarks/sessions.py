@@ -13,8 +13,9 @@ measures, as an application would, end of speech (the last speech sample
 sent) -> first audio delta received, and plays the reply as it arrives
 (`Conversation.playback`: each delta after the one before it): a gap is a
 moment its playback ran dry after the reply's audio had started.  Gaps over
-150 ms per reply and seconds stalled per reply (every moment it ran dry,
-all together) are counted per round; a second set of rounds asks for
+150 ms per reply and seconds stalled per reply (those gaps together, as the
+server's own `audio_stalls` / `s2s_audio_stalled_seconds_total` count them;
+the server's count is shown beside the client's) are counted per round; a second set of rounds asks for
 four-sentence replies (requests spoken by the packaged Piper voice), where
 running dry would show.
 
@@ -93,7 +94,7 @@ class Reply:
     question: str
     first_audio_ms: float
     gaps_s: list[float]  # each time playback ran dry for over STALL_GAP_S (seconds), in order
-    stalled_s: float  # every moment playback ran dry, all together
+    dry_s: float  # every moment playback ran dry, short ones too, all together
     sentences: int = 0
     heard: str = ""
     reply: str = ""
@@ -108,12 +109,18 @@ class Round:
     misheard: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     cpu_per_turn: float | None = None
+    server_stalls: int = 0  # the stalls the server itself counted (its per-turn `audio_stalls`)
     wall_s: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def latencies(self) -> list[float]:
         return [reply.first_audio_ms for reply in self.replies]
+
+    @property
+    def stalled_s(self) -> list[float]:
+        """Per reply, its gaps over STALL_GAP_S together (as /metrics' `s2s_audio_stalled_seconds_total`)."""
+        return [sum(reply.gaps_s) for reply in self.replies]
 
     @property
     def gaps(self) -> int:
@@ -172,11 +179,11 @@ def ask(conversation: Conversation, question: Question, pad_s: float, result: Ro
         with result.lock:
             result.failures.append(f"{question.text[:40]!r}: no audio (response {done.status})")
         return None
-    gaps, stalled = dry_spells(conversation.playback(done.id))
+    gaps, dry = dry_spells(conversation.playback(done.id))
     transcripts = conversation.of("conversation.item.input_audio_transcription.completed", mark)
     reply_text = " ".join(e.transcript for e in conversation.of("response.output_audio_transcript.done", mark))
     return Reply(
-        question.text, (deltas[0].at - speech_end) * 1000, gaps, stalled, count_sentences(reply_text),
+        question.text, (deltas[0].at - speech_end) * 1000, gaps, dry, count_sentences(reply_text),
         transcripts[-1].transcript if transcripts else "", reply_text,
     )  # fmt: skip
 
@@ -217,8 +224,14 @@ def realtime_client(
         conversation.close()
 
 
-def realtime_round(port: int, sessions: int, questions: list[Question], pid: int, label: str) -> Round:
+def server_stalls(server: ServerProcess, since: int) -> int:
+    """The stalls the server logged for its turns from the `since`-th on."""
+    return sum(turn.get("audio_stalls") or 0 for turn in server.turns()[since:])
+
+
+def realtime_round(server: ServerProcess, sessions: int, questions: list[Question], label: str) -> Round:
     result = Round(label, asked=sessions * len(questions))
+    port, pid, logged = server.port, server.process.pid, len(server.turns())
     began, cpu = time.perf_counter(), cpu_seconds(pid)
     # Client i asks the questions from the i-th on, so they do not all ask the same thing at once.
     orders = [questions[i:] + questions[:i] for i in range(sessions)]
@@ -239,14 +252,17 @@ def realtime_round(port: int, sessions: int, questions: list[Question], pid: int
     for asked_together in moments:
         judge(result, asked_together)
     result.cpu_per_turn = (cpu_seconds(pid) - cpu) / max(1, len(result.replies))
+    time.sleep(1.0)  # a realtime turn is logged once its audio has played out
+    result.server_stalls = server_stalls(server, logged)
     result.wall_s = time.perf_counter() - began
     print(f"{label}: {len(result.replies)} / {result.asked} in {result.wall_s:.0f} s", flush=True)
     return result
 
 
-def socket_round(recv_port: int, send_port: int, questions: list[Question], pid: int) -> Round:
+def socket_round(server: ServerProcess, questions: list[Question]) -> Round:
     """One socket-mode client: each question at real-time pace, its reply played as its bytes arrive."""
     result = Round("socket mode, 1 client", asked=len(questions))
+    recv_port, send_port, pid = server.recv_port, server.send_port, server.process.pid
     began_round, cpu = time.perf_counter(), cpu_seconds(pid)
     arrivals: list[tuple[float, int]] = []  # (when, bytes)
     stop_reading = threading.Event()
@@ -292,13 +308,14 @@ def socket_round(recv_port: int, send_port: int, questions: list[Question], pid:
             log = PlaybackLog(SOCKET_RATE)
             for at, size in reply:
                 log.add("", size // 2, SOCKET_RATE, when=at)
-            gaps, stalled = dry_spells(log)
-            result.replies.append(Reply(question.text, (reply[0][0] - speech_end) * 1000, gaps, stalled))
+            gaps, dry = dry_spells(log)
+            result.replies.append(Reply(question.text, (reply[0][0] - speech_end) * 1000, gaps, dry))
             arrivals.clear()
     stop_reading.set()
     reader.join(2)
     replies.close()
     result.cpu_per_turn = (cpu_seconds(pid) - cpu) / max(1, len(result.replies))
+    result.server_stalls = server_stalls(server, 0)
     result.wall_s = time.perf_counter() - began_round
     print(f"{result.label}: {len(result.replies)} / {result.asked} in {result.wall_s:.0f} s", flush=True)
     return result
@@ -321,19 +338,20 @@ def table(rows: list[Round]) -> list[str]:
     lines = [
         "| run | turns answered / asked | end of speech → first audio p50 / p90 ms "
         f"| gaps > {STALL_GAP_S * 1000:.0f} ms per reply "
-        "| replies with a gap | seconds stalled per reply (mean / max) | sentences per reply | cross-talk "
-        "| CPU s per turn |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| replies with a gap | seconds stalled per reply (mean / max) | stalls the server counted "
+        "| sentences per reply | cross-talk | CPU s per turn |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         count = len(row.replies)
-        stalled = [reply.stalled_s for reply in row.replies]
+        stalled = row.stalled_s
         sentences = [reply.sentences for reply in row.replies if reply.sentences]
         lines.append(
             f"| {row.label} | {count} / {row.asked} "
             f"| {fmt(percentile(row.latencies, 50))} / {fmt(percentile(row.latencies, 90))} "
             f"| {fmt(row.gaps / count, 2) if count else '-'} | {sum(bool(r.gaps_s) for r in row.replies)} / {count} "
             f"| {fmt(float(np.mean(stalled)), 2) if stalled else '-'} / {fmt(max(stalled, default=None), 2)} "
+            f"| {row.server_stalls} "
             f"| {fmt(float(np.mean(sentences)), 1) if sentences else '-'} "
             f"| {'-' if row.label.startswith('socket') else len(row.cross_talk)} | {fmt(row.cpu_per_turn, 2)} |"
         )
@@ -394,7 +412,7 @@ def gap_details(rows: list[Round]) -> list[str]:
                 gaps = ", ".join(f"{gap:.2f}" for gap in reply.gaps_s)
                 lines.append(
                     f"- {row.label}: {reply.question[:50]!r} (first audio {reply.first_audio_ms:.0f} ms, "
-                    f"{reply.sentences or '?'} sentences): gaps of {gaps} s"
+                    f"{reply.sentences or '?'} sentences): gaps of {gaps} s; ran dry {reply.dry_s:.2f} s in all"
                 )
     return lines
 
@@ -410,7 +428,8 @@ def report(rows: list[Round], files: int, note: str, load: tuple[tuple[float, ..
         "replies (Piper voice). Latency is end of speech (last speech sample sent) → first reply audio received, "
         "as the client sees it. Each client plays the reply as it arrives (each audio delta after the one before "
         "it): a gap is a moment its playback ran dry after the reply's audio had started; seconds stalled is "
-        "every such moment of a reply, short ones included, all together. Cross-talk: a turn whose transcript "
+        f"a reply's gaps over {STALL_GAP_S * 1000:.0f} ms together, as the server's own stall count (beside it) "
+        "judges them from when it put each piece out. Cross-talk: a turn whose transcript "
         "or reply matches another session's question of the same moment better than its own.",
         "",
         f"Machine: {machine_description()}. Load average (1, 5, 15 min) at the start "
@@ -470,7 +489,7 @@ def main() -> int:
         if not args.no_socket:
             server = ServerProcess("socket", Path(tmp), *args.server_flags, suffix="-socket")
             try:
-                rows.append(socket_round(server.recv_port, server.send_port, questions, server.process.pid))
+                rows.append(socket_round(server, questions))
             finally:
                 server.stop()
         most = str(max(counts + long_counts, default=1))
@@ -482,10 +501,10 @@ def main() -> int:
             try:
                 for count in counts:
                     label = f"{prefix}realtime, {count} session{'s' if count > 1 else ''}"
-                    rows.append(realtime_round(server.port, count, questions, server.process.pid, label))
+                    rows.append(realtime_round(server, count, questions, label))
                 for count in long_counts:
                     label = f"{prefix}realtime, {count} session{'s' if count > 1 else ''}, four-sentence replies"
-                    rows.append(realtime_round(server.port, count, long_requests, server.process.pid, label))
+                    rows.append(realtime_round(server, count, long_requests, label))
             finally:
                 server.stop()
     text = report(rows, len(questions), args.note, (load_before, os.getloadavg()))
