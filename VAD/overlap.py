@@ -59,8 +59,14 @@ _LONGEST_PHRASE = max(len(phrase.split()) for phrase in BACKCHANNEL_PHRASES)
 _PHRASE_BEGINNINGS = frozenset(
     " ".join(phrase.split()[:size]) for phrase in BACKCHANNEL_PHRASES for size in range(1, len(phrase.split()))
 )
-# A hum, however Whisper spells it: "m", "mmm", "m h m" (of "mm-hmm"), "hmmm".
-_HUM = re.compile(r"[mh]*m[mh]*")
+# A hum, however Whisper spells it: "m", "mmm", "m h m" (of "mm-hmm"), "hmmm", and a hum with
+# a letter of its cut-off tail ("MMI." of "mm-hmm" heard 400 ms in).
+_HUM = re.compile(r"[mh]*m[mh]*|(?:mm|hm)[a-z]")
+# Words that take the floor even alone after a hum ("Mm, no.", "Hmm, wait", "Hm, what?").
+_FLOOR_WORDS = frozenset(
+    """no nope nah stop wait hold hang sorry pause pardon excuse but actually hey listen enough quiet
+    what why how who where when which again repeat slower louder""".split()
+)
 # What Whisper writes for sounds that are not words: (coughs), [laughter], *sniff*, ♪.
 _ANNOTATION = re.compile(r"\([^)]*\)|\[[^\]]*\]|\*[^*]*\*|♪+")
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?|\d+")
@@ -94,7 +100,16 @@ def classify(text: str, likely_speech: bool = True) -> Heard:
 def backchannel_words(words: list[str], unfinished: bool = False) -> bool:
     """Whether `words` are backchannel phrases one after another; with
     `unfinished`, the last may also be a phrase's beginning whose other
-    words are still to come ("oh, i" of "oh, i see")."""
+    words are still to come ("oh, i" of "oh, i see").
+
+    A hum followed by one word that does not take the floor is a backchannel
+    too: Whisper base hears the "hmm" of a synthesized "mm-hmm" as a word
+    ("M M Thun.", "M.M. Van", "mm film": two of the interruption set's 30
+    backchannels stopped the reply so), and a listener who means to speak
+    says more than one word after a hum, or a word of `_FLOOR_WORDS`."""
+    hums = next((index for index, word in enumerate(words) if not _HUM.fullmatch(word)), len(words))
+    if 0 < hums == len(words) - 1 and words[-1] not in _FLOOR_WORDS:
+        return True
     position = 0
     while position < len(words):
         for size in range(min(_LONGEST_PHRASE, len(words) - position), 0, -1):

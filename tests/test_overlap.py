@@ -41,6 +41,12 @@ INTERRUPTIONS = REPO / "tests" / "data" / "interruptions"
         ("Wait.", Heard.WORDS), ("Stop!", Heard.WORDS), ("No, I meant Paris.", Heard.WORDS),
         ("What is the capital of France?", Heard.WORDS), ("Yeah, but what about Spain?", Heard.WORDS),
         ("I", Heard.WORDS), ("Okay, stop.", Heard.WORDS), ("Hold on", Heard.WORDS),
+        # A synthesized "mm-hmm" as Whisper base heard it: a hum and one word, or the hum's cut-off tail.
+        ("M M Thun.", Heard.BACKCHANNEL), ("M.M. Van", Heard.BACKCHANNEL), ("mm film", Heard.BACKCHANNEL),
+        ("MMI.", Heard.BACKCHANNEL),
+        # After a hum, a word that takes the floor, or more than one word, is the user's.
+        ("Mm, no.", Heard.WORDS), ("Hmm, wait", Heard.WORDS), ("Hm, what?", Heard.WORDS),
+        ("Hmm, tell me more", Heard.WORDS), ("Emma.", Heard.WORDS),
     ],
 )  # fmt: skip
 def test_what_a_transcript_of_a_sound_over_the_reply_amounts_to(text, heard):
