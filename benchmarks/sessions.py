@@ -463,6 +463,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", default="1,2,4", help="concurrent sessions per round (spoken questions)")
     parser.add_argument("--long_sessions", default="1,4", help="concurrent sessions per four-sentence round")
+    parser.add_argument("--long_requests", type=int, default=len(LONG_REQUESTS), help="how many requests in one")
     parser.add_argument("--questions", type=int, default=6, help="how many of the six spoken questions to ask")
     parser.add_argument("--human", type=int, default=4, help="human clips added to the spoken questions")
     parser.add_argument("--no_socket", action="store_true", help="skip the socket-mode row")
@@ -483,13 +484,19 @@ def main() -> int:
     questions = [Question(load_audio(sample.path), sample.reference) for sample in samples]
     counts = [int(n) for n in args.sessions.split(",") if n]
     long_counts = [int(n) for n in args.long_sessions.split(",") if n]
-    long_requests = spoken_requests() if long_counts else []
+    long_requests = spoken_requests()[: args.long_requests] if long_counts else []
     rows: list[Round] = []
+
+    def finished(row: Round) -> None:
+        """Report after every round, so that a run cut short still leaves the rounds it finished."""
+        rows.append(row)
+        save_results(args, RESULTS, report(rows, len(questions), args.note, (load_before, os.getloadavg())))
+
     with tempfile.TemporaryDirectory() as tmp:
         if not args.no_socket:
             server = ServerProcess("socket", Path(tmp), *args.server_flags, suffix="-socket")
             try:
-                rows.append(socket_round(server, questions))
+                finished(socket_round(server, questions))
             finally:
                 server.stop()
         most = str(max(counts + long_counts, default=1))
@@ -501,15 +508,13 @@ def main() -> int:
             try:
                 for count in counts:
                     label = f"{prefix}realtime, {count} session{'s' if count > 1 else ''}"
-                    rows.append(realtime_round(server, count, questions, label))
+                    finished(realtime_round(server, count, questions, label))
                 for count in long_counts:
                     label = f"{prefix}realtime, {count} session{'s' if count > 1 else ''}, four-sentence replies"
-                    rows.append(realtime_round(server, count, long_requests, label))
+                    finished(realtime_round(server, count, long_requests, label))
             finally:
                 server.stop()
-    text = report(rows, len(questions), args.note, (load_before, os.getloadavg()))
-    print(text)
-    save_results(args, RESULTS, text)
+    print(report(rows, len(questions), args.note, (load_before, os.getloadavg())))
     return 0
 
 
