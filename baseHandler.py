@@ -18,9 +18,11 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from typing import Any, ClassVar
 
 from conversation.turn import Turn
+from utils.cpu_baton import CpuBaton
 from utils.messages import EndOfResponse, EndOfStream, ResetConversation
 from utils.thread_manager import FailureRecord, run_guarded
 
@@ -49,8 +51,12 @@ class BaseHandler:
         queue_out: queue.Queue,
         setup_args: Iterable[Any] = (),
         setup_kwargs: dict[str, Any] | None = None,
+        baton: CpuBaton | None = None,
     ) -> None:
         self.stop_event = stop_event
+        # The cores, lent to one compute stage of the pipeline at a time
+        # (utils/cpu_baton.py); a handler built alone gets a disabled one.
+        self.baton = baton if baton is not None else CpuBaton(enabled=False)
         self.queue_in = queue_in
         self.queue_out = queue_out
         self.last_process_s: list[float] = []
@@ -71,6 +77,15 @@ class BaseHandler:
 
     def process(self, message: Any) -> Iterator[Any]:
         raise NotImplementedError
+
+    def work_priority(self, message: Any) -> float | None:
+        """When the work `message` asks of this stage's model is needed (a
+        `time.perf_counter()` value, earliest first): each output of
+        `process(message)` is computed holding the CPU baton at this
+        priority (utils/cpu_baton.py).  None (the default): the stage runs
+        no model on it, or takes the baton itself in smaller steps (the LLM,
+        per token)."""
+        return None
 
     def handles(self, message: Any) -> bool:
         """Whether to process a message of an accepted type; False passes it
@@ -150,7 +165,10 @@ class BaseHandler:
             if not (isinstance(message, self.accepts) and self.handles(message)):
                 self.put(message)
                 continue
-            self._emit_all(self.process(message), turn)
+            outputs = self.process(message)
+            if self.baton.enabled and self.work_priority(message) is not None:
+                outputs = self.baton.steps(outputs, partial(self.work_priority, message), self.name)
+            self._emit_all(outputs, turn)
 
     def put(self, message: Any) -> None:
         """Hand a message on, waiting while the next stage's queue is full

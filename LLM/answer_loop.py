@@ -146,6 +146,7 @@ def answer_chat(
                 calls.append(piece)
                 yield ToolCall(piece.call_id, piece.name, piece.arguments, turn, by_server=calls_run_by_server)
                 continue
+            turn.count_llm_piece()
             first = not reply
             yield from release(sentences.push(piece))
             if first and reply and pacing.first_audio_wait_ms > 0:

@@ -80,6 +80,7 @@ class LanguageModelHandler(BaseHandler):
         self.default_session = Session()
         self.default_session.settings.server_tools = list(server_tools or [])
         self.serving: Session = self.default_session  # the conversation being answered now
+        self.answering: Turn | None = None  # the turn being answered now (None: the warm-up)
 
     def generate(
         self, messages: list[dict[str, Any]], max_tokens: int | None = None, tools: ToolOffer | None = None
@@ -171,13 +172,14 @@ class LanguageModelHandler(BaseHandler):
             return
         if isinstance(message, PartialTranscript):
             closed = message.session is not None and message.session.closed
-            if not closed and not self.answer_waiting():
+            if not closed and answers_by_itself(message.session) and not self.answer_waiting():
                 evaluated = self.read_ahead(message)
                 if evaluated:
                     logger.debug("read ahead %d prompt tokens: %r", evaluated, message.text[-60:])
             return
         turn = message.turn
         self.serving = turn.session or self.default_session
+        self.answering = turn
         chat = self.chat_for(turn.session)
         language = getattr(message, "language", None)
         if isinstance(message, Transcript):
@@ -203,6 +205,17 @@ class LanguageModelHandler(BaseHandler):
         """Whether a message that asks for an answer (any conversation's) is
         queued: it goes first, reading ahead would only delay it."""
         return self.queued(lambda queued: isinstance(queued, Transcript | UserText | CreateResponse | ToolResult))
+
+
+def answers_by_itself(session: Session | None) -> bool:
+    """Whether the conversation's turns are answered as they end; not where
+    the client asked for no answers (the realtime API's `create_response:
+    false`): reading its prompt ahead would only push the conversation that
+    does want an answer out of llama.cpp's cache (its next prompt then read
+    again from the start: 3.3 s to the first token instead of 0.8 while
+    another session spoke, benchmarks/RESULTS_contention.md)."""
+    detection = session.settings.turn_detection if session is not None else None
+    return detection is None or detection.create_response
 
 
 def own_instructions(session: Session | None) -> bool:

@@ -15,6 +15,7 @@ place (`drop_evicted_tokens`), so long conversations stay as fast as short ones.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,6 +26,7 @@ from LLM.llama_tools import CALL_BIAS, NO_CALLS_AFTER_OUTPUT, LlamaToolCalls
 from LLM.prefix_cache import PrefixCache, common_prefix
 from LLM.tool_calls import FunctionCall, ToolOffer, answered_calls, chat_template_request, request_alone
 from models.packaged import resolve_gguf
+from utils.cpu_baton import later, reply_priority
 from utils.messages import PartialTranscript
 from utils.threads import physical_cores
 
@@ -234,6 +236,16 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
     def generate(
         self, messages: list[dict[str, Any]], max_tokens: int | None = None, tools: ToolOffer | None = None
     ) -> Iterator[str | FunctionCall]:
+        """The reply's pieces, each token computed holding the CPU baton (the
+        cores go back to the other stages between tokens) at the priority of
+        the turn's next words (`reply_priority`; the warm-up: now)."""
+        turn = self.answering
+        priority = (lambda: reply_priority(turn.audio_due())) if turn is not None else time.perf_counter
+        return self.baton.steps(self._pieces(messages, max_tokens, tools), priority, "LLM")
+
+    def _pieces(
+        self, messages: list[dict[str, Any]], max_tokens: int | None, tools: ToolOffer | None
+    ) -> Iterator[str | FunctionCall]:
         kwargs = dict(self.gen_kwargs)
         if max_tokens is not None:
             kwargs["max_tokens"] = max_tokens
@@ -289,7 +301,8 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
             return
         messages = [*self.chat_for(session).messages()[:1], {"role": self.user_role, "content": "Hi"}]
         prompt = self.prompt_tokens(messages, offer) or []
-        evaluated = self.prefixes.prepare(self.model, self.tools_prefix(messages, offer, prompt))
+        with self.baton.hold(later(), "LLM"):  # work ahead: behind what is needed now
+            evaluated = self.prefixes.prepare(self.model, self.tools_prefix(messages, offer, prompt))
         if evaluated:
             logger.info("instructions + tools prompt of %s evaluated ahead (%d tokens)", session.id, evaluated)
 
@@ -319,9 +332,10 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         # token can merge with what follows it).
         stable = with_text[: common_prefix(with_text, with_more_text) - 1]
         session = partial.session or self.default_session
-        if session is self._cached_session:
-            drop_evicted_tokens(self.model, stable)
-        self._cached_session = session
-        if tools is not None:
-            self.prefixes.prepare(self.model, self.tools_prefix(messages, tools, stable))
-        return read_ahead(self.model, stable)
+        with self.baton.hold(later(), "LLM"):  # work ahead: behind what is needed now
+            if session is self._cached_session:
+                drop_evicted_tokens(self.model, stable)
+            self._cached_session = session
+            if tools is not None:
+                self.prefixes.prepare(self.model, self.tools_prefix(messages, tools, stable))
+            return read_ahead(self.model, stable)

@@ -24,7 +24,7 @@ from conversation.turn import Turn
 from models.packaged import resolve_whisper_model
 from STT.incremental_transcript import IncrementalTranscriber, TailDecoding, UtteranceTranscript, Word
 from STT.language_choice import ConversationLanguage, LanguagePolicy, parse_languages
-from STT.results import log_heard, segment_audio, transcript_messages
+from STT.results import log_heard, segment_audio, transcript_messages, transcription_due
 from utils.messages import (
     EndOfResponse,
     OverheardSpeech,
@@ -239,6 +239,8 @@ class FasterWhisperSTTHandler(BaseHandler):
     accepts_provisional = True
     follows_speech = True
     hears_overlaps = True
+
+    work_priority = staticmethod(transcription_due)  # every decode holds the CPU baton
 
     def setup(
         self,

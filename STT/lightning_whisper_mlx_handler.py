@@ -19,7 +19,7 @@ import numpy as np
 
 from baseHandler import BaseHandler
 from config.registry import missing_package
-from STT.results import AUTO_SUFFIX, segment_audio, transcript_messages
+from STT.results import AUTO_SUFFIX, segment_audio, transcript_messages, transcription_due
 from STT.whisper_stt_handler import choose_language
 from utils.messages import EndOfResponse, SpeechSegment, Transcript
 
@@ -30,6 +30,8 @@ WHISPER_RATE = 16000
 
 class LightningWhisperSTTHandler(BaseHandler):
     accepts = (SpeechSegment,)
+
+    work_priority = staticmethod(transcription_due)  # every decode holds the CPU baton
 
     def setup(
         self,

@@ -23,7 +23,7 @@ import numpy as np
 
 from baseHandler import BaseHandler
 from config.registry import missing_package
-from STT.results import segment_audio, transcript_messages
+from STT.results import segment_audio, transcript_messages, transcription_due
 from STT.whisper_stt_handler import resolve_device, resolve_dtype
 from utils.messages import EndOfResponse, SpeechSegment, Transcript
 
@@ -40,6 +40,8 @@ def token_limit(n_samples: int, tokens_per_second: float, max_new_tokens: int | 
 
 class MoonshineSTTHandler(BaseHandler):
     accepts = (SpeechSegment,)
+
+    work_priority = staticmethod(transcription_due)  # every decode holds the CPU baton
 
     def setup(
         self,

@@ -17,7 +17,7 @@ import numpy as np
 
 from baseHandler import BaseHandler
 from config.registry import missing_package
-from STT.results import segment_audio, transcript_messages
+from STT.results import segment_audio, transcript_messages, transcription_due
 from utils.messages import EndOfResponse, SpeechSegment, Transcript
 
 logger = logging.getLogger(__name__)
@@ -36,6 +36,8 @@ def join_cjk(text: str) -> str:
 
 class ParaformerSTTHandler(BaseHandler):
     accepts = (SpeechSegment,)
+
+    work_priority = staticmethod(transcription_due)  # every decode holds the CPU baton
 
     def setup(
         self,

@@ -1,19 +1,35 @@
-"""What every STT stage does with a segment's audio before, and its text after, transcription."""
+"""What every STT stage does with a segment's audio before, and its text after, transcription, and when it is needed."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
 from audio.pcm import resample
 from conversation.turn import Turn
-from utils.messages import EndOfResponse, SpeechSegment, Transcript
+from utils.cpu_baton import later
+from utils.messages import EndOfResponse, SpeechProgress, SpeechSegment, Transcript
 
 logger = logging.getLogger("STT")
 
 AUTO_SUFFIX = "-auto"
+
+
+def transcription_due(message: Any) -> float:
+    """When the transcription of `message` is needed (the CPU baton's
+    priority, utils/cpu_baton.py): a turn's transcript as soon as its reply's
+    audio is due (at once: nothing of it was sent yet); a pause's transcript
+    or a sound over the reply (is it an interruption?) now; speech followed
+    while it is still spoken, and a turn nobody asked to answer (it only
+    joins the conversation), later: background work."""
+    turn = getattr(message, "turn", None)
+    if isinstance(message, SpeechProgress) or (turn is not None and not turn.respond):
+        return later()
+    return turn.audio_due() if turn is not None else time.perf_counter()
 
 
 def segment_audio(message: SpeechSegment, model_rate: int) -> np.ndarray:

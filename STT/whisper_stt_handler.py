@@ -26,7 +26,7 @@ import numpy as np
 
 from baseHandler import BaseHandler
 from config.registry import missing_package
-from STT.results import AUTO_SUFFIX, segment_audio, transcript_messages
+from STT.results import AUTO_SUFFIX, segment_audio, transcript_messages, transcription_due
 from utils.messages import EndOfResponse, SpeechSegment, Transcript
 
 logger = logging.getLogger(__name__)
@@ -75,6 +75,8 @@ def choose_language(detected: str | None, last_language: str | None) -> tuple[st
 
 class WhisperSTTHandler(BaseHandler):
     accepts = (SpeechSegment,)
+
+    work_priority = staticmethod(transcription_due)  # every decode holds the CPU baton
 
     def setup(
         self,

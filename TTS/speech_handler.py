@@ -20,6 +20,7 @@ from typing import ClassVar
 import numpy as np
 
 from baseHandler import BaseHandler
+from utils.cpu_baton import TTS_AHEAD_S
 from utils.messages import LLMSentence, TTSAudio
 
 Audio = np.ndarray | Iterable[np.ndarray]
@@ -33,6 +34,12 @@ class SpeechHandler(BaseHandler):
     # language)` is given the sentence's language; else `synthesize(text)`.
     voice_per_language: ClassVar[bool] = False
     output_sample_rate: int = 16000  # set by each backend's setup
+
+    def work_priority(self, message: LLMSentence) -> float:
+        """Each piece is synthesised holding the CPU baton a little before the
+        turn's audio is due (utils/cpu_baton.py): before the same reply's next
+        LLM token, after another turn's whose audio is due sooner."""
+        return message.turn.audio_due() - TTS_AHEAD_S
 
     def handles(self, message: LLMSentence) -> bool:
         session = message.turn.session

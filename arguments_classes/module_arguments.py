@@ -55,6 +55,15 @@ class ModuleArguments:
             "piece's audio exists, for at most this many ms, so the two do not share the cores just then. 0: off."
         },
     )
+    cpu_baton: bool = field(
+        default=False,
+        metadata={
+            "help": "One CPU budget for the stages: the STT, the LLM (llama.cpp) and the TTS compute one at a time, "
+            "each with every core (the LLM per token, the TTS per piece, the STT per decode), the work needed "
+            "soonest first. Off by default: on 2 cores the LLM was faster without it, alone and beside a "
+            "second speaker (benchmarks/RESULTS_contention.md). False: each stage computes whenever it likes."
+        },
+    )
     local_mac_optimal_settings: bool = field(
         default=False,
         metadata={"help": "Use the Apple-silicon backends (whisper-mlx, mlx-lm, melo) on macOS."},

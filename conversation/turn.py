@@ -85,6 +85,8 @@ class Turn:
     tools: list[dict[str, Any]] | None = None
     tool_choice: Any = None
     calls_made: int = 0  # functions this turn has called (the server's own run within it)
+    llm_tokens: int = 0  # text pieces (llama.cpp: tokens) the LLM wrote for the reply
+    created_at: float = field(default_factory=time.perf_counter, repr=False, compare=False)
     _decided: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -158,6 +160,30 @@ class Turn:
                 return False
         return not self.stale
 
+    def audio_due(self) -> float:
+        """When this turn's listener needs its next reply audio (a perf_counter
+        time): before any was sent, since the turn began (overdue: the oldest
+        turn's first audio before anyone's later sentences); then when the
+        audio sent so far has played out.  The CPU baton lends the cores by it
+        (utils/cpu_baton.py)."""
+        plays_until = self.playback.plays_until
+        return self.created_at if plays_until is None else plays_until
+
+    def count_llm_piece(self, when: float | None = None) -> None:
+        """The LLM wrote one more piece of the reply (llama.cpp: one token):
+        for the turn's `llm_tokens`, `llm_first_token_ms` and `llm_tokens_per_s`."""
+        when = time.perf_counter() if when is None else when
+        self.llm_tokens += 1
+        self.mark("llm_first_token", when)
+        self.marks["llm_last_token"] = when
+
+    def llm_tokens_per_s(self) -> float | None:
+        """The LLM's rate over the reply, from its first piece to its last."""
+        span = self.elapsed_ms("llm_first_token", "llm_last_token")
+        if not span or self.llm_tokens < 2:
+            return None
+        return round((self.llm_tokens - 1) / (span / 1000.0), 2)
+
     def mark(self, event: str, when: float | None = None) -> None:
         """Record the first time `event` happened (later calls are ignored)."""
         self.marks.setdefault(event, time.perf_counter() if when is None else when)
@@ -194,6 +220,9 @@ class Turn:
             "stt_ms": span("stt_start", "stt_end"),
             "llm_first_sentence_ms": span("llm_start", "llm_first_sentence"),
             "llm_total_ms": span("llm_start", "llm_end"),
+            "llm_first_token_ms": span("llm_start", "llm_first_token"),
+            "llm_tokens": self.llm_tokens,
+            "llm_tokens_per_s": self.llm_tokens_per_s(),
             "tts_first_audio_ms": span("tts_start", "tts_first_audio"),
             "end_of_turn_to_transcript_ms": span("end_of_turn", "transcript_ready"),
             "end_of_turn_to_first_sentence_ms": span("end_of_turn", "llm_first_sentence"),

@@ -22,6 +22,7 @@ from conversation.session import Session
 from LLM.answer_loop import ReplyPacing
 from pipeline.stage_setup import BackendUnavailableError, set_up_handler
 from tools.worker import ToolWorker
+from utils.cpu_baton import CpuBaton
 from utils.queues import LiveAudioQueue, StageQueue
 from VAD.vad_handler import VADHandler
 
@@ -94,6 +95,9 @@ def build_model_stages(
     spoken, transcripts, sentences = StageQueue(), StageQueue(), StageQueue()
     stop = channels.stop_event
     stages: list[BaseHandler] = []
+    # One per pipeline (one per process: every session shares these stages),
+    # lent to the STT, the LLM and the TTS in turn (utils/cpu_baton.py).
+    baton = CpuBaton(enabled=config.module.cpu_baton)
 
     started = time.perf_counter()
     vad_kwargs = vars(config.vad).copy()
@@ -122,7 +126,7 @@ def build_model_stages(
         handler_class = _handler_class(config, stage)
         began = time.perf_counter()
         kwargs = stage_kwargs(config, stage, channels.server_tools)
-        build = partial(handler_class, stop, queue_in, queue_out, setup_kwargs=kwargs)
+        build = partial(handler_class, stop, queue_in, queue_out, setup_kwargs=kwargs, baton=baton)
         stages.append(set_up_handler(f"--{stage} {backend.name}", backend.extra, build))
         logger.info("%s %r ready in %.1f s", stage.upper(), backend.name, time.perf_counter() - began)
     logger.info("models loaded and warmed up in %.1f s", time.perf_counter() - started)

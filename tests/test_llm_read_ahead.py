@@ -81,3 +81,20 @@ def test_a_waiting_answer_goes_before_reading_ahead(llm_handler):
     finally:
         llm_handler.model.eval = real_eval
         llm_handler.queue_in = real_queue
+
+
+def test_no_reading_ahead_for_a_conversation_that_asked_for_no_answers(llm_handler):
+    """Its turns only join the chat: reading ahead would push the conversation
+    that does want answers out of the cache for nothing."""
+    listener = Session()
+    listener.settings.turn_detection.create_response = False
+    evaluated: list[int] = []
+    real_eval = llm_handler.model.eval
+    llm_handler.model.eval = lambda tokens: evaluated.append(len(tokens)) or real_eval(tokens)
+    try:
+        list(llm_handler.process(PartialTranscript("Tell me about the mountains in winter", "en", (0, 1), listener)))
+        assert evaluated == []
+        list(llm_handler.process(PartialTranscript("Tell me about the mountains in winter", "en", (0, 1), Session())))
+        assert sum(evaluated) > 0  # the same words of a conversation that wants answers are read ahead
+    finally:
+        llm_handler.model.eval = real_eval
