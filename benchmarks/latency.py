@@ -432,9 +432,9 @@ def bare_only(listing: Path, output: Path) -> int:
     return 0
 
 
-def invocation() -> str:
-    """The command line of this run, for the results' header."""
-    return shlex.join(["python", "benchmarks/latency.py", *sys.argv[1:]])
+def invocation(script: str = "benchmarks/latency.py") -> str:
+    """The command line of this run of `script`, for the results' header."""
+    return shlex.join(["python", script, *sys.argv[1:]])
 
 
 def main() -> int:

@@ -44,7 +44,7 @@ def test_a_second_report_of_the_run_goes_beside_the_output(tmp_path):
 
 
 def test_every_benchmark_asks_before_writing_committed_results():
-    for script in ("latency.py", "conversation.py", "soak.py", "stt_incremental.py", "operations.py"):
+    for script in ("latency.py", "conversation.py", "soak.py", "stt_incremental.py", "operations.py", "sessions.py"):
         path = REPO / "benchmarks" / script
         if not path.exists():
             continue
