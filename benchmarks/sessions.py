@@ -62,6 +62,7 @@ from benchmarks.latency import (  # noqa: E402
     save_results,
 )
 from benchmarks.server_process import ServerProcess  # noqa: E402
+from benchmarks.socket_client import ReplyRecorder, stream  # noqa: E402
 from connections.realtime.client import RATE, Conversation, connect, to_pcm24k  # noqa: E402
 from conversation.playback import STALL_GAP_S, PlaybackLog  # noqa: E402
 
@@ -264,44 +265,21 @@ def socket_round(server: ServerProcess, questions: list[Question]) -> Round:
     result = Round("socket mode, 1 client", asked=len(questions))
     recv_port, send_port, pid = server.recv_port, server.send_port, server.process.pid
     began_round, cpu = time.perf_counter(), cpu_seconds(pid)
-    arrivals: list[tuple[float, int]] = []  # (when, bytes)
-    stop_reading = threading.Event()
-    replies = socket.create_connection(("127.0.0.1", send_port))
-    replies.settimeout(0.05)
-
-    def read() -> None:
-        while not stop_reading.is_set():
-            try:
-                data = replies.recv(65536)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            if not data:
-                return
-            arrivals.append((time.perf_counter(), len(data)))
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    replies = ReplyRecorder(send_port)
     with socket.create_connection(("127.0.0.1", recv_port)) as audio:
         for question in questions:
             padded = np.concatenate([question.audio, np.zeros(int(0.6 * 16000), np.int16)])
-            began = time.perf_counter()
-            speech_end = began + len(question.audio) / 16000
-            for index, start in enumerate(range(0, len(padded), 512)):
-                audio.sendall(padded[start : start + 512].astype("<i2").tobytes())
-                delay = began + (index + 1) * 512 / 16000 - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
+            speech_end = time.perf_counter() + len(question.audio) / 16000
+            stream(audio, padded)
             deadline = time.perf_counter() + 60
-            while time.perf_counter() < deadline and not any(at > speech_end for at, _ in arrivals):
+            while time.perf_counter() < deadline and replies.last_arrival() <= speech_end:
                 audio.sendall(bytes(1024))
                 time.sleep(0.032)
             # let the reply play out (the server is half duplex)
-            while time.perf_counter() - (arrivals[-1][0] if arrivals else 0) < 1.0:
+            while time.perf_counter() - replies.last_arrival() < 1.0:
                 audio.sendall(bytes(1024))
                 time.sleep(0.032)
-            reply = [(at, size) for at, size in arrivals if at > speech_end]
+            reply = [(at, size) for at, size in replies.arrivals if at > speech_end]
             if not reply:
                 result.failures.append(f"{question.text[:40]!r}: no reply within 60 s")
                 continue
@@ -310,9 +288,6 @@ def socket_round(server: ServerProcess, questions: list[Question]) -> Round:
                 log.add("", size // 2, SOCKET_RATE, when=at)
             gaps, dry = dry_spells(log)
             result.replies.append(Reply(question.text, (reply[0][0] - speech_end) * 1000, gaps, dry))
-            arrivals.clear()
-    stop_reading.set()
-    reader.join(2)
     replies.close()
     result.cpu_per_turn = (cpu_seconds(pid) - cpu) / max(1, len(result.replies))
     result.server_stalls = server_stalls(server, 0)
