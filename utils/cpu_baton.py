@@ -106,7 +106,11 @@ class CpuBaton:
         """`items`, each one computed holding the baton at `priority()` (asked
         anew for every item) and handed on after it is released: a generator
         that computes as it is pulled (llama.cpp's token stream) gives the
-        cores back between its items."""
+        cores back between its items.  Off, the items pass straight through:
+        `priority()` (a reply's audio due time, per token) is not worked out."""
+        if not self.enabled:
+            yield from items
+            return
         done = object()
         try:
             while True:
