@@ -23,6 +23,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -140,6 +141,19 @@ class ServerProcess:
             if len(turns) >= count:
                 return turns
             time.sleep(0.02)
+        return self.turns()
+
+    def wait_for_turn(self, matches: Callable[[dict], bool], timeout: float = 60) -> list[dict]:
+        """The metrics once a turn that `matches` is logged, or when `timeout`
+        is up or the server gone.  A turn's metrics are written once it was
+        heard out or cut, which on a loaded core comes seconds after the
+        client saw its end."""
+        deadline = time.time() + timeout
+        while time.time() < deadline and self.alive():
+            turns = self.turns()
+            if any(matches(turn) for turn in turns):
+                return turns
+            time.sleep(0.05)
         return self.turns()
 
     def log_size(self) -> int:

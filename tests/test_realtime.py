@@ -393,8 +393,8 @@ def test_speech_over_the_reply_interrupts_it(server, stt_handler):
         assert "paris" in answer.event.response.output[0].content[0].transcript.lower()
     finally:
         conversation.close()
-    time.sleep(0.5)  # the interrupted turn's metrics are written once it was heard out or cut
-    interrupted = [t for t in server.turns() if t["interrupted"]]
+    # The interrupted turn's metrics are written once it was heard out or cut.
+    interrupted = [t for t in server.wait_for_turn(lambda turn: turn["interrupted"]) if t["interrupted"]]
     assert interrupted and interrupted[-1]["heard_reply"] is not None
     assert len(interrupted[-1]["heard_reply"]) < len(interrupted[-1]["reply"])
 
@@ -443,8 +443,11 @@ def test_speech_over_a_buffered_reply_is_counted_as_an_interruption(server, stt_
         assert "rome" in answer.output[0].content[0].transcript.lower()
     finally:
         conversation.close()
-    time.sleep(0.5)
-    cut = [t for t in server.turns() if "book" in t["transcript"].lower() and t["interrupted"]]
+
+    def cut_book(turn: dict) -> bool:
+        return "book" in turn["transcript"].lower() and turn["interrupted"]
+
+    cut = [turn for turn in server.wait_for_turn(cut_book) if cut_book(turn)]
     assert cut, server.turns()
     assert cut[-1]["heard_reply"] and len(cut[-1]["heard_reply"]) < len(cut[-1]["reply"])
 
