@@ -75,7 +75,16 @@ _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?|\d+")
 class Heard(Enum):
     NOTHING = "no words"  # a noise: a cough, a knock, a breath, or silence
     BACKCHANNEL = "backchannel"
+    ECHO = "its own voice"  # words, but in audio the echo canceller let through (local mode)
     WORDS = "words"  # anything else: the user has something to say
+
+
+# A window whose mic audio correlates this much with what was played is the
+# assistant's own voice leaking through the echo canceller (audio/echo_leak.py),
+# and a sound most of whose windows are is no user's.
+ECHO_LEAK = 0.25
+ECHO_SHARE = 0.5
+MIN_MEASURED = 3
 
 
 def words_of(text: str) -> list[str]:
@@ -182,13 +191,30 @@ class Overlap:
     first_voiced: int = 0  # stream positions (samples)
     last_voiced: int = 0
     held: object | None = None  # the VAD's Utterance of the sound, ended before the verdict
+    measured_windows: int = 0  # windows of the sound the mic measured the reply's echo in
+    echo_windows: int = 0  # of those, the ones the echo canceller let the reply through in
 
-    def hear(self, window: np.ndarray, last_voiced: int | None) -> None:
+    def hear(self, window: np.ndarray, last_voiced: int | None, echo_leak: float | None = None) -> None:
         """One more window of the sound; `last_voiced`: the VAD's last voiced
-        position while it still follows the sound (None once it let it go)."""
+        position while it still follows the sound (None once it let it go);
+        `echo_leak`: how much of the window is the reply's own echo, where
+        the mic could tell (audio/echo_leak.py)."""
         self.audio.append(window)
         if last_voiced is not None:
             self.last_voiced = max(self.last_voiced, last_voiced)
+        if last_voiced is not None and echo_leak is not None:
+            self.measured_windows += 1
+            self.echo_windows += echo_leak >= ECHO_LEAK
+
+    @property
+    def echo_share(self) -> float:
+        """The share of the sound's measured windows that were the reply's
+        own echo (0 with fewer than `MIN_MEASURED` of them: too little to
+        tell; quiet windows and those before the echo delay is known have no
+        measure)."""
+        if self.measured_windows < MIN_MEASURED:
+            return 0.0
+        return self.echo_windows / self.measured_windows
 
     def audio_to_transcribe(self, position: int, tail: int) -> np.ndarray:
         """The sound so far, up to `tail` samples after its last voiced one
@@ -210,12 +236,16 @@ class Overlap:
         whole = ended and covered  # the transcription heard all of the sound
         if heard is Heard.WORDS and (whole or (voiced_ms >= rules.guard_ms and self._words_settled())):
             return self._decide(Step.INTERRUPT, f"words: {self.heard.text!r}")
+        if whole and heard is Heard.ECHO:
+            return self._decide(Step.RESUME, f"{heard.value}: {self.heard.text!r} ({self.echo_summary()})")
         if whole and heard is not None:
             return self._decide(Step.RESUME, f"{heard.value}: {self.heard.text!r}")
         waited_ms = (now - self.started_at) * 1000
         if waited_ms >= rules.timeout_ms:
-            if not ended:
+            if not ended and self.echo_share < ECHO_SHARE:
                 return self._decide(Step.INTERRUPT, "still sounding at the timeout")
+            if not ended:
+                return self._decide(Step.RESUME, f"its own voice still sounding at the timeout ({self.echo_summary()})")
             # The reply plays on from its deadline (the pause never outlasts the
             # timeout), but a sound whose words are on their way is not thrown
             # away unheard: on a busy machine the transcription came late, and a
@@ -250,7 +280,13 @@ class Overlap:
         heard = self.heard
         if heard is None or not heard.done.is_set():
             return None
-        return classify(heard.text, heard.likely_speech)
+        verdict = classify(heard.text, heard.likely_speech)
+        if verdict is Heard.WORDS and self.echo_share >= ECHO_SHARE:
+            return Heard.ECHO  # words Whisper made of the reply's own echo: no user said them
+        return verdict
+
+    def echo_summary(self) -> str:
+        return f"{self.echo_windows} of {self.measured_windows} measured windows its echo"
 
     def _decide(self, verdict: Step, reason: str) -> Step:
         self.verdict, self.reason = verdict, reason

@@ -283,7 +283,7 @@ class VADHandler(BaseHandler):
             if stream.overlap is not None:
                 if utterance is not None:
                     stream.overlap.held, utterance = utterance, None  # its fate waits for the verdict
-                yield from self._judge_overlap(session, stream, window)
+                yield from self._judge_overlap(session, stream, window, message.echo_leak)
                 if stream.overlap is not None:
                     continue  # still judging: no speculation, no progress
             if utterance is not None:
@@ -390,11 +390,11 @@ class VADHandler(BaseHandler):
         return True
 
     def _judge_overlap(
-        self, session: Session, stream: VADStream, window: np.ndarray
+        self, session: Session, stream: VADStream, window: np.ndarray, echo_leak: float | None = None
     ) -> Iterator[SpeechSegment | OverheardSpeech]:
         overlap, iterator = stream.overlap, stream.iterator
         assert overlap is not None
-        overlap.hear(window, iterator.last_voiced_end if iterator.speaking else None)
+        overlap.hear(window, iterator.last_voiced_end if iterator.speaking else None, echo_leak)
         voiced_ms = self._ms(overlap.last_voiced - overlap.first_voiced)
         sounding = iterator.speaking and not iterator.in_silence
         silent_ms = 0 if sounding else self._ms(iterator.position - overlap.last_voiced)
@@ -416,6 +416,8 @@ class VADHandler(BaseHandler):
                 iterator.discard()  # no turn of its own
             return
         logger.info("turn %d: the sound over the reply is an interruption (%s)", turn.number, overlap.reason)
+        if echo_leak is not None or overlap.echo_windows:
+            logger.debug("turn %d: the interruption's echo: %s", turn.number, overlap.echo_summary())
         stream.announced = True
         session.observer.speech_started(session, overlap.onset_ms)
         self._interrupt(session, stream)

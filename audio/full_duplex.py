@@ -45,6 +45,7 @@ import numpy as np
 
 from audio.echo_cancel import create_echo_canceller
 from audio.echo_delay import DelayCompensatedEchoCanceller
+from audio.echo_leak import EchoLeakMeter
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class FullDuplexMic:
         self.sample_rate = sample_rate
         self.canceller = DelayCompensatedEchoCanceller(create_echo_canceller(sample_rate, engine))
         self.engine = self.canceller.engine
+        self.leak_meter = EchoLeakMeter(sample_rate, latency_s=self.canceller.latency_samples / sample_rate)
         self.warmup_s = warmup_s
         self.hold_s = hold_s
         self.echo_tail_s = echo_tail_s
@@ -107,6 +109,12 @@ class FullDuplexMic:
         delay = self.canceller.delay_s or 0.5
         return now < self.last_played_at + delay + self.echo_tail_s
 
+    @property
+    def echo_leak(self) -> float | None:
+        """How much of the last cleaned block is still the played audio
+        (audio/echo_leak.py): the canceller's failures, seen from outside."""
+        return self.leak_meter.leak
+
     def warmed_up(self) -> bool:
         return self.heard_reply_s >= self.warmup_s
 
@@ -120,6 +128,7 @@ class FullDuplexMic:
         if audible and self.path_may_move and not self.echo_possible(now):
             self._await_measurement(now)
         cleaned = self.canceller.process(mic, played)
+        self.leak_meter.push(cleaned, played, self.canceller.delay_s)
         if audible:
             self.last_played_at = now
             self.heard_reply_s += played.size / self.sample_rate
@@ -146,7 +155,9 @@ class FullDuplexMic:
         played nothing (it ran dry) while it was recorded, and the echo path
         moved by its length."""
         now = time.perf_counter() if now is None else now
-        cleaned = self.canceller.process(mic, np.zeros(len(mic), dtype=np.int16))
+        silence = np.zeros(len(mic), dtype=np.int16)
+        cleaned = self.canceller.process(mic, silence)
+        self.leak_meter.push(cleaned, silence, self.canceller.delay_s)
         self._path_moved(now)
         return self._gate(cleaned, now)
 

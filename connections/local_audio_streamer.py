@@ -221,8 +221,11 @@ class LocalAudioStreamer:
                         continue  # half duplex: the mic is ignored while the assistant speaks
                     if not samples.size:
                         continue  # held back by the full-duplex mic
+                    leak = self.duplex.echo_leak if self.duplex is not None else None
                     self.queue_out.put(
-                        AudioChunk(samples=samples, sample_rate=PIPELINE_SAMPLE_RATE, session=self.session)
+                        AudioChunk(
+                            samples=samples, sample_rate=PIPELINE_SAMPLE_RATE, session=self.session, echo_leak=leak
+                        )
                     )
         except self.sd.PortAudioError as error:
             # Raised on: the ThreadManager stops the pipeline and reports it.

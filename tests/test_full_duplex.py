@@ -15,6 +15,7 @@ import pytest
 
 from audio.echo_cancel import WebRtcEchoCanceller
 from audio.echo_delay import DelayCompensatedEchoCanceller, EchoDelayTracker
+from audio.echo_leak import EchoLeakMeter
 from audio.echo_path import SimulatedEchoPath
 from audio.full_duplex import DuplexStats, FullDuplexMic
 from audio.pcm import load_audio
@@ -108,6 +109,46 @@ def test_a_path_that_jumps_is_followed(assistant):
     assert canceller.delay_s == pytest.approx(0.450, abs=0.005)
     after = slice(half + 3 * RATE, None)  # once the jump was measured (about 2 s here) and the canceller re-settled
     assert level_db(mic[after]) - level_db(cleaned[after]) >= 30
+
+
+# --- the echo that leaks through --------------------------------------------------------------------------
+def leak_measures(assistant: np.ndarray, user: np.ndarray, cancelled: bool, echo: bool = True) -> np.ndarray:
+    """What the leak meter says of each block once the canceller settled
+    (after 4 s), blocks it can say nothing of left out, and where the user
+    is talking (a block's RMS over 300) only those blocks."""
+    path = SimulatedEchoPath(RATE, delay_ms=200)
+    canceller = DelayCompensatedEchoCanceller(WebRtcEchoCanceller(RATE))
+    meter = EchoLeakMeter(RATE, latency_s=canceller.latency_samples / RATE)
+    measures = []
+    for u, p in blocks(user, assistant):
+        mic = path.mix(u, p) if echo else u
+        cleaned = canceller.process(mic, p)
+        measure = meter.push(cleaned if cancelled else mic, p, 0.2)
+        talking = np.sqrt(np.mean(u.astype(np.float64) ** 2)) > 300
+        measures.append(None if user.any() and not talking else measure)
+    settled = measures[4 * RATE // BLOCK :]
+    return np.array([measure for measure in settled if measure is not None])
+
+
+def test_the_leak_meter_tells_the_replys_own_echo_from_a_user_talking_over_it(assistant):
+    """The echo canceller failing (here: its output ignored, all the echo
+    through a room) measures above the threshold the overlap judge uses; a
+    user talking over a cancelled echo, or with no echo at all, below it."""
+    from VAD.overlap import ECHO_LEAK
+
+    users = [load_audio(path) for path in sorted((HUMAN / "asterisk_en").glob("*.wav"))[:8]]
+    user = np.concatenate(users)[: len(assistant)]
+    user = np.concatenate([user, np.zeros(len(assistant) - len(user), np.int16)])
+    silent = np.zeros_like(assistant)
+    leak = leak_measures(assistant, silent, cancelled=False)
+    over_cancelled = leak_measures(assistant, user, cancelled=True)
+    alone = leak_measures(assistant, user, cancelled=True, echo=False)
+    assert len(leak) > 200 and len(over_cancelled) > 200 and len(alone) > 200
+    assert np.mean(leak >= ECHO_LEAK) >= 0.8, np.percentile(leak, [10, 50, 90])
+    assert np.mean(over_cancelled >= ECHO_LEAK) <= 0.05, np.percentile(over_cancelled, [50, 90, 99])
+    assert np.mean(alone >= ECHO_LEAK) <= 0.05, np.percentile(alone, [50, 90, 99])
+    # A well-cancelled echo with nobody talking leaves too little to judge.
+    assert len(leak_measures(assistant, silent, cancelled=True)) < 0.1 * len(leak)
 
 
 # --- the full-duplex mic -----------------------------------------------------------------------------------

@@ -173,6 +173,44 @@ def test_words_that_come_after_the_timeout_still_decide():
     assert noise.step(voiced_ms=300, silent_ms=450, now=2.0) is Step.RESUME  # heard whole: no words
 
 
+def sounding(judging: Overlap, windows: int, echo_leak: float | None) -> None:
+    for _ in range(windows):
+        judging.hear(np.zeros(512, np.float32), last_voiced=judging.last_voiced + 512, echo_leak=echo_leak)
+
+
+def test_words_whisper_makes_of_the_replys_own_echo_resume_it():
+    """Local mode: the echo canceller let the reply's voice through, and
+    Whisper heard words in it ("I'm dead." for "The capital of France").
+    Most of the sound's windows were its echo: no user said them."""
+    echo = overlap()
+    sounding(echo, 10, echo_leak=0.6)
+    echo.probing(heard("I'm dead."), 320)
+    assert echo.step(voiced_ms=320, silent_ms=0, now=0.4) is Step.WAIT  # not "settled words" of a user
+    assert echo.step(voiced_ms=320, silent_ms=160, now=0.5) is Step.RESUME  # over: its own voice
+    assert "its own voice" in echo.reason and "10 of 10 measured" in echo.reason
+    user = overlap()  # the same words, where the canceller left nothing of the reply
+    sounding(user, 10, echo_leak=0.05)
+    user.probing(heard("I'm dead."), 320)
+    assert user.step(voiced_ms=320, silent_ms=160, now=0.5) is Step.INTERRUPT
+    unknown = overlap()  # no measure (the other modes): words decide, as ever
+    sounding(unknown, 10, echo_leak=None)
+    unknown.probing(heard("I'm dead."), 320)
+    assert unknown.step(voiced_ms=320, silent_ms=160, now=0.5) is Step.INTERRUPT
+    mixed = overlap()  # the user talks on once the leak is over: a user's sound
+    sounding(mixed, 4, echo_leak=0.6)
+    sounding(mixed, 8, echo_leak=0.1)
+    mixed.probing(heard("I'm dead. What is the capital"), 380)
+    assert mixed.step(voiced_ms=380, silent_ms=0, now=0.45) is Step.INTERRUPT
+
+
+def test_an_echo_that_outlasts_the_timeout_resumes_the_reply():
+    echo = overlap()
+    sounding(echo, 40, echo_leak=0.5)
+    echo.probing(heard("And the river is"), 1200)
+    assert echo.step(voiced_ms=1400, silent_ms=0, now=1.5) is Step.RESUME
+    assert "its own voice still sounding" in echo.reason
+
+
 def test_a_paused_reply_resumes_by_itself_at_its_deadline():
     log = PlaybackLog()
     log.pause(1.0, now=10.0)
@@ -210,10 +248,11 @@ def playing_reply(session: Session) -> Turn:
     return turn
 
 
-def over_the_reply(sound: np.ndarray, stt_handler, **settings) -> tuple[Turn, list]:
+def over_the_reply(sound: np.ndarray, stt_handler, echo_leak: float | None = None, **settings) -> tuple[Turn, list]:
     """`sound` heard over a playing reply by the real VAD, whose questions
     the real STT answers as they come; returns the reply's turn and the turns
-    the VAD handed on."""
+    the VAD handed on.  `echo_leak`: what the mic measured of the reply's
+    echo in the sound's audio (local mode; None elsewhere)."""
     from tests.conftest import make_handler
     from utils.messages import AudioChunk, OverheardSpeech, SpeechSegment
     from VAD.vad_handler import VADHandler
@@ -225,7 +264,9 @@ def over_the_reply(sound: np.ndarray, stt_handler, **settings) -> tuple[Turn, li
     audio = np.concatenate([np.zeros(RATE // 2, np.int16), sound, np.zeros(RATE * 2, np.int16)])
     handed_on = []
     for start in range(0, len(audio), 512):
-        for message in vad.process(AudioChunk(samples=audio[start : start + 512], session=session)):
+        block = audio[start : start + 512]
+        leak = echo_leak if np.abs(block).max() > 300 else None  # the meter says nothing of quiet audio
+        for message in vad.process(AudioChunk(samples=block, session=session, echo_leak=leak)):
             if isinstance(message, OverheardSpeech):
                 assert turn.playback.paused()  # held back while the sound is judged
                 list(stt_handler.process(message))
@@ -300,6 +341,20 @@ def test_a_question_with_a_pause_judged_slowly_becomes_one_turn_with_all_of_it(s
     assert "capital" in heard and "boiling" in heard, heard
 
 
+@pytest.mark.parametrize(("echo_leak", "interrupted"), [(0.6, False), (0.05, True)])
+def test_the_replys_own_echo_over_it_is_no_interruption(echo_leak, interrupted, stt_handler, tts_handler):
+    """The real VAD and STT: the reply's own words heard back over it are
+    words, but where the mic measured them as its echo they resume the reply
+    and become no turn; the same audio measured as a user's stops it."""
+    echo = np.concatenate(list(tts_handler.synthesize("The capital of France is Paris.")))
+    assert tts_handler.output_sample_rate == RATE
+    turn, handed_on = over_the_reply(echo, stt_handler, echo_leak=echo_leak)
+    assert turn.interrupted is interrupted and turn.stale is interrupted
+    assert bool(handed_on) is interrupted
+    if not interrupted:
+        assert turn.playback.pauses == 1 and not turn.playback.paused()
+
+
 def test_without_resuming_any_speech_past_the_guard_stops_the_reply(stt_handler):
     turn, _ = over_the_reply(sound_of("bc_piper_00.flac"), stt_handler, resume_false_interruption=False)
     assert turn.interrupted and turn.playback.pauses == 0
@@ -366,12 +421,12 @@ def test_realtime_a_backchannel_is_never_announced_and_stop_is(realtime_server):
         conversation.wait_for("input_audio_buffer.speech_started", timeout=10, after=stop_at)
     finally:
         conversation.close()
-    time.sleep(0.5)
-    turns = realtime_server.turns()
+    # The cut turn's metrics are written once it is cut: on a loaded core, seconds after speech_started.
+    turns = realtime_server.wait_for_turn(lambda turn: "fact" in turn["transcript"].lower())
     book = [t for t in turns if "book" in t["transcript"].lower()]
     assert book and not book[-1]["interrupted"] and book[-1]["backchannels"] == 1, book
     assert reply_s > 3.0, "the reply was over before the backchannel"
-    stopped = [t for t in turns if "fun fact" in t["transcript"].lower() or "fact" in t["transcript"].lower()]
+    stopped = [t for t in turns if "fact" in t["transcript"].lower()]
     assert stopped and stopped[-1]["interrupted"], turns
 
 

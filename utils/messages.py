@@ -31,6 +31,10 @@ class AudioChunk:
     # Stamped when the audio arrives, so audio still queued when its client
     # leaves can never become a turn of the next client.
     session: Session | None = None
+    # Where the mic's echo canceller could tell (local mode): how much of this
+    # audio is still the assistant's own voice (audio/echo_leak.py; 0 to 1,
+    # None where unknown).
+    echo_leak: float | None = None
 
 
 @dataclass
