@@ -29,13 +29,11 @@ import logging
 from collections import deque
 
 import numpy as np
-import soxr
 
+from audio.analysis_pair import ANALYSIS_RATE, AnalysisPair
 from audio.echo_cancel import EchoCanceller
 
 logger = logging.getLogger(__name__)
-
-ANALYSIS_RATE = 8000
 
 
 class EchoDelayTracker:
@@ -60,10 +58,7 @@ class EchoDelayTracker:
         self.sure_confidence = sure_confidence
         self.agreement = max(1, int(agreement_s * ANALYSIS_RATE))
         self.reflections_s = 0.06
-        self._mic_resampler = soxr.ResampleStream(sample_rate, ANALYSIS_RATE, 1, dtype="float32")
-        self._played_resampler = soxr.ResampleStream(sample_rate, ANALYSIS_RATE, 1, dtype="float32")
-        self._mic = np.zeros(0, dtype=np.float32)
-        self._played = np.zeros(0, dtype=np.float32)
+        self._signals = AnalysisPair(sample_rate, keep_mic=self.window, keep_played=self.max_lag + self.window)
         self._since_last = 0
         self._recent: deque[int] = deque(maxlen=2)
         self.delay_s: float | None = None
@@ -71,14 +66,9 @@ class EchoDelayTracker:
     def push(self, mic: np.ndarray, played: np.ndarray) -> bool:
         """Add one block pair (same length, the caller's rate); True when a
         new delay was accepted."""
-        mic8 = self._mic_resampler.resample_chunk(np.asarray(mic, dtype=np.float32))
-        played8 = self._played_resampler.resample_chunk(np.asarray(played, dtype=np.float32))
-        size = min(len(mic8), len(played8))  # equal streams through equal resamplers
-        keep = self.max_lag + self.window
-        self._mic = np.concatenate([self._mic, mic8[:size]])[-keep:]
-        self._played = np.concatenate([self._played, played8[:size]])[-keep:]
-        self._since_last += size
-        if self._since_last < self.hop or len(self._mic) < self.window:
+        added, _ = self._signals.push(mic, played)
+        self._since_last += len(added)
+        if self._since_last < self.hop or len(self._signals.mic) < self.window:
             return False
         self._since_last = 0
         measured = self._measure()
@@ -97,8 +87,8 @@ class EchoDelayTracker:
         the last mic window and how clearly it stands out, or None when the
         window shows no clear echo (nothing played, or the mic hears
         something else)."""
-        mic = self._mic[-self.window :]
-        played = self._played[-(self.max_lag + self.window) :]
+        mic = self._signals.mic[-self.window :]
+        played = self._signals.played[-(self.max_lag + self.window) :]
         if len(played) < self.max_lag + self.window:  # the first seconds: nothing was played before
             played = np.concatenate([np.zeros(self.max_lag + self.window - len(played), np.float32), played])
         if np.sqrt(np.mean(played[-(self.window + self.max_lag // 2) :] ** 2)) < 30.0:

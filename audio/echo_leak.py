@@ -23,9 +23,9 @@ cleaned audio's energy the echo is, not whether a trace of it can be found.
 from __future__ import annotations
 
 import numpy as np
-import soxr
 
-ANALYSIS_RATE = 8000
+from audio.analysis_pair import ANALYSIS_RATE, AnalysisPair
+
 QUIET_RMS = 30.0  # int16 RMS: a window quieter than this holds nothing to judge
 
 
@@ -48,50 +48,37 @@ class EchoLeakMeter:
         self.window = int(window_s * ANALYSIS_RATE)
         self.search = int(search_s * ANALYSIS_RATE)
         self.max_lag = int(max_delay_s * ANALYSIS_RATE)
-        self._cleaned_resampler = soxr.ResampleStream(sample_rate, ANALYSIS_RATE, 1, dtype="float32")
-        self._played_resampler = soxr.ResampleStream(sample_rate, ANALYSIS_RATE, 1, dtype="float32")
-        self._cleaned = np.zeros(0, dtype=np.float32)
-        self._played = np.zeros(0, dtype=np.float32)
-        self._last_cleaned = self._last_played = 0.0
+        # One sample more than measured: the first difference eats one.
+        self._signals = AnalysisPair(
+            sample_rate, keep_mic=self.window + 1, keep_played=self.max_lag + self.search + self.window + 1
+        )
         self.leak: float | None = None
-
-    @staticmethod
-    def _differenced(samples: np.ndarray, before: float) -> tuple[np.ndarray, float]:
-        if not len(samples):
-            return samples, before
-        return np.diff(samples, prepend=np.float32(before)), float(samples[-1])
 
     def push(self, cleaned: np.ndarray, played: np.ndarray, delay_s: float | None) -> float | None:
         """Add one block pair (same length; `cleaned` is the canceller's output
         for the mic block recorded while `played` went out) and measure."""
-        cleaned8 = self._cleaned_resampler.resample_chunk(np.asarray(cleaned, dtype=np.float32))
-        played8 = self._played_resampler.resample_chunk(np.asarray(played, dtype=np.float32))
-        # The first difference tilts speech's spectrum towards flat: unrelated voices share
-        # their low harmonics at some lag, and would correlate there.
-        cleaned8, self._last_cleaned = self._differenced(cleaned8, self._last_cleaned)
-        played8, self._last_played = self._differenced(played8, self._last_played)
-        size = min(len(cleaned8), len(played8))
-        keep = self.max_lag + self.search + self.window
-        self._cleaned = np.concatenate([self._cleaned, cleaned8[:size]])[-self.window :]
-        self._played = np.concatenate([self._played, played8[:size]])[-keep:]
+        self._signals.push(cleaned, played)
         self.leak = self._measure(delay_s)
         return self.leak
 
     def _measure(self, delay_s: float | None) -> float | None:
-        if delay_s is None or len(self._cleaned) < self.window:
+        if delay_s is None or len(self._signals.mic) <= self.window:
             return None
-        cleaned = self._cleaned.astype(np.float64)
+        # The first difference tilts speech's spectrum towards flat: unrelated voices share
+        # their low harmonics at some lag, and would correlate there.
+        cleaned = np.diff(self._signals.mic.astype(np.float64))
+        history = np.diff(self._signals.played.astype(np.float64))
         cleaned_energy = float(np.dot(cleaned, cleaned))
         if cleaned_energy < QUIET_RMS**2 * self.window:
             return None
         delay = round((delay_s + self.latency_s) * ANALYSIS_RATE)
         # cleaned[i] (the window's i-th sample, the last one `now`) hears played[now - lag + i]
         # for lags delay - search ... delay + search.
-        end = len(self._played) - max(0, delay - self.search)
-        start = len(self._played) - (delay + self.search) - self.window
+        end = len(history) - max(0, delay - self.search)
+        start = len(history) - (delay + self.search) - self.window
         if start < 0:
             return None
-        played = self._played[start:end].astype(np.float64)
+        played = history[start:end]
         if np.sqrt(np.mean(played**2)) < QUIET_RMS:
             return None  # the speaker was silent: nothing of it can be in the mic
         products = np.correlate(played, cleaned, mode="valid")  # one per lag
