@@ -231,10 +231,14 @@ def socket_run(rounds, work: Path, flags: tuple[str, ...], label: str) -> list[O
                 asked += 1
             if not wait_until(lambda: reply_playing(replies), 90):
                 continue
+            # The reply's turn is logged once it was heard out or cut: until then a gap
+            # in its audio (the server writing its next sentence on a busy machine) is
+            # part of it, and the server judges a sound in that gap as over the reply.
+            ended_before = len(server.turns())
             for index, clip in enumerate([*calm, interruption]):
                 time.sleep(1.2 + 0.6 * (index % 3))  # different moments of the reply
                 offset = len(server.log.read_text(errors="replace"))
-                playing = reply_playing(replies)
+                playing = reply_playing(replies) or len(server.turns()) == ended_before
                 began = mic.say(clip.audio)
                 onset = began + voiced_onset(clip.audio)
                 time.sleep(len(clip.audio) / RATE + TIMEOUT_MS / 1000 + 0.6)
