@@ -87,6 +87,11 @@ ECHO_SHARE = 0.5
 MIN_MEASURED = 3
 
 
+def is_echo(echo_leak: float | None) -> bool:
+    """Whether a window the mic measured so is the reply's own voice."""
+    return echo_leak is not None and echo_leak >= ECHO_LEAK
+
+
 def words_of(text: str) -> list[str]:
     """The spoken words of a transcript, lower case, without Whisper's
     annotations of non-speech or its punctuation; hyphens split words
@@ -204,7 +209,7 @@ class Overlap:
             self.last_voiced = max(self.last_voiced, last_voiced)
         if last_voiced is not None and echo_leak is not None:
             self.measured_windows += 1
-            self.echo_windows += echo_leak >= ECHO_LEAK
+            self.echo_windows += is_echo(echo_leak)
 
     @property
     def echo_share(self) -> float:

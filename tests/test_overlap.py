@@ -353,6 +353,10 @@ def test_the_replys_own_echo_over_it_is_no_interruption(echo_leak, interrupted, 
     assert bool(handed_on) is interrupted
     if not interrupted:
         assert turn.playback.pauses == 1 and not turn.playback.paused()
+    # Without the judgement (the seed's barge-in: speech past the guard stops the reply),
+    # the guard counts only the user's speech, not the reply's own.
+    unjudged, _ = over_the_reply(echo, stt_handler, echo_leak=echo_leak, resume_false_interruption=False)
+    assert unjudged.interrupted is interrupted and unjudged.playback.pauses == 0
 
 
 def test_without_resuming_any_speech_past_the_guard_stops_the_reply(stt_handler):
