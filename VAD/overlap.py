@@ -85,6 +85,7 @@ class Heard(Enum):
 ECHO_LEAK = 0.25
 ECHO_SHARE = 0.5
 MIN_MEASURED = 3
+MAX_VOICED_AFTER_ECHO = 5  # windows (32 ms): the VAD's hangover once the echo stopped
 
 
 def is_echo(echo_leak: float | None) -> bool:
@@ -196,8 +197,11 @@ class Overlap:
     first_voiced: int = 0  # stream positions (samples)
     last_voiced: int = 0
     held: object | None = None  # the VAD's Utterance of the sound, ended before the verdict
-    measured_windows: int = 0  # windows of the sound the mic measured the reply's echo in
+    measured_windows: int = 0  # voiced windows of the sound the mic measured the reply's echo in
     echo_windows: int = 0  # of those, the ones the echo canceller let the reply through in
+    # Voiced windows after the measures stopped: the reply is paused and its echo over (the
+    # played audio fell silent), so what still sounds is no echo of it.
+    voiced_after_echo: int = 0
 
     def hear(self, window: np.ndarray, last_voiced: int | None, echo_leak: float | None = None) -> None:
         """One more window of the sound; `last_voiced`: the VAD's last voiced
@@ -205,21 +209,35 @@ class Overlap:
         `echo_leak`: how much of the window is the reply's own echo, where
         the mic could tell (audio/echo_leak.py)."""
         self.audio.append(window)
+        voiced = last_voiced is not None and last_voiced > self.last_voiced
         if last_voiced is not None:
             self.last_voiced = max(self.last_voiced, last_voiced)
-        if last_voiced is not None and echo_leak is not None:
+        if not voiced:
+            return
+        if echo_leak is not None:
             self.measured_windows += 1
             self.echo_windows += is_echo(echo_leak)
+        elif self.measured_windows:
+            self.voiced_after_echo += 1
 
     @property
     def echo_share(self) -> float:
-        """The share of the sound's measured windows that were the reply's
-        own echo (0 with fewer than `MIN_MEASURED` of them: too little to
-        tell; quiet windows and those before the echo delay is known have no
+        """The share of the sound's measured voiced windows that were the
+        reply's own echo (0 with fewer than `MIN_MEASURED` of them: too
+        little to tell; windows before the echo delay is known have no
         measure)."""
         if self.measured_windows < MIN_MEASURED:
             return 0.0
         return self.echo_windows / self.measured_windows
+
+    @property
+    def own_echo(self) -> bool:
+        """Whether the sound is the reply's own voice leaking through the
+        mic's echo canceller: most of it measured as echo, and over once the
+        paused reply's echo was.  A user talking over a leak (as loud as
+        they are, 55-77% of their windows measure as echo in a simulated
+        room) goes on after it, and is heard."""
+        return self.echo_share >= ECHO_SHARE and self.voiced_after_echo <= MAX_VOICED_AFTER_ECHO
 
     def audio_to_transcribe(self, position: int, tail: int) -> np.ndarray:
         """The sound so far, up to `tail` samples after its last voiced one
@@ -247,10 +265,8 @@ class Overlap:
             return self._decide(Step.RESUME, f"{heard.value}: {self.heard.text!r}")
         waited_ms = (now - self.started_at) * 1000
         if waited_ms >= rules.timeout_ms:
-            if not ended and self.echo_share < ECHO_SHARE:
+            if not ended:  # the reply has been paused this long: its echo is over, whatever began the sound
                 return self._decide(Step.INTERRUPT, "still sounding at the timeout")
-            if not ended:
-                return self._decide(Step.RESUME, f"its own voice still sounding at the timeout ({self.echo_summary()})")
             # The reply plays on from its deadline (the pause never outlasts the
             # timeout), but a sound whose words are on their way is not thrown
             # away unheard: on a busy machine the transcription came late, and a
@@ -286,12 +302,15 @@ class Overlap:
         if heard is None or not heard.done.is_set():
             return None
         verdict = classify(heard.text, heard.likely_speech)
-        if verdict is Heard.WORDS and self.echo_share >= ECHO_SHARE:
+        if verdict is Heard.WORDS and self.own_echo:
             return Heard.ECHO  # words Whisper made of the reply's own echo: no user said them
         return verdict
 
     def echo_summary(self) -> str:
-        return f"{self.echo_windows} of {self.measured_windows} measured windows its echo"
+        return (
+            f"{self.echo_windows} of {self.measured_windows} measured windows its echo, "
+            f"{self.voiced_after_echo} voiced after"
+        )
 
     def _decide(self, verdict: Step, reason: str) -> Step:
         self.verdict, self.reason = verdict, reason

@@ -113,7 +113,9 @@ class VADStream:
     progress_sent: tuple[int, int] = (-1, 0)  # (speech start, stream position) of the last SpeechProgress
     announced: bool = False  # speech_started was told for the speech in progress
     overlap: Overlap | None = None  # a sound over the reply, being judged
-    echo_voiced: int = 0  # samples of the speech in progress the mic measured as the reply's own echo
+    # Samples of the speech in progress the mic measured as the reply's own echo, and as not.
+    echo_voiced: int = 0
+    user_voiced: int = 0
     # The session's own waits after an unfinished / a finished-sounding pause
     # (semantic_vad's eagerness sets them where the detector is not "evidence");
     # None: the handler's flags.
@@ -280,10 +282,13 @@ class VADHandler(BaseHandler):
             utterance = iterator(window, stream.silero.probability(window))
             self._learn_pauses(session, stream, utterance)
             if iterator.speaking and not was_speaking:
-                stream.echo_voiced = 0
+                stream.echo_voiced = stream.user_voiced = 0
                 self._speech_started(session, stream)
-            if iterator.speaking and not iterator.in_silence and is_echo(message.echo_leak):
-                stream.echo_voiced += len(window)
+            if iterator.speaking and not iterator.in_silence and message.echo_leak is not None:
+                if is_echo(message.echo_leak):
+                    stream.echo_voiced += len(window)
+                else:
+                    stream.user_voiced += len(window)
             if stream.overlap is not None:
                 if utterance is not None:
                     stream.overlap.held, utterance = utterance, None  # its fate waits for the verdict
@@ -366,8 +371,9 @@ class VADHandler(BaseHandler):
         guard, stops it."""
         if not self._barge_in(session):
             return
-        # The reply's own voice leaking through the mic's echo canceller is no user's speech.
-        voiced = stream.iterator.voiced_samples - stream.echo_voiced
+        # The reply's own voice leaking through the mic's echo canceller is no user's speech:
+        # where some of it was, only what was measured as not its echo counts.
+        voiced = stream.user_voiced if stream.echo_voiced else stream.iterator.voiced_samples
         if voiced * 1000 < session.settings.interrupt_min_speech_ms * self.sample_rate:
             return
         self._interrupt(session, stream)

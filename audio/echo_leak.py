@@ -26,7 +26,9 @@ import numpy as np
 
 from audio.analysis_pair import ANALYSIS_RATE, AnalysisPair
 
-QUIET_RMS = 30.0  # int16 RMS: a window quieter than this holds nothing to judge
+# RMS of the first-differenced 8 kHz signal (int16 scale; speech's differenced level is
+# some 10-16 dB below its own): a window quieter than this holds nothing to judge.
+QUIET_RMS = 30.0
 
 
 class EchoLeakMeter:
@@ -50,7 +52,9 @@ class EchoLeakMeter:
         self.max_lag = int(max_delay_s * ANALYSIS_RATE)
         # One sample more than measured: the first difference eats one.
         self._signals = AnalysisPair(
-            sample_rate, keep_mic=self.window + 1, keep_played=self.max_lag + self.search + self.window + 1
+            sample_rate,
+            keep_mic=self.window + 1,
+            keep_played=self.max_lag + round(latency_s * ANALYSIS_RATE) + self.search + self.window + 1,
         )
         self.leak: float | None = None
 

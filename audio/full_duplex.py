@@ -111,8 +111,9 @@ class FullDuplexMic:
 
     @property
     def echo_leak(self) -> float | None:
-        """How much of the last cleaned block is still the played audio
-        (audio/echo_leak.py): the canceller's failures, seen from outside."""
+        """How much of the cleaned audio of the last quarter second is still
+        the played audio (audio/echo_leak.py): the canceller's failures, seen
+        from outside."""
         return self.leak_meter.leak
 
     def warmed_up(self) -> bool:

@@ -214,6 +214,9 @@ class LocalAudioStreamer:
                         muted_until = now + queued_s + self.latency_s
                     self.playing = now < muted_until or self.playback.pending > 0
                     samples = self._hear(stream, mic[:, 0], reply, overflowed or underflowed or topped_up)
+                    # The echo measure is of this block's moment: held audio released, or a
+                    # backlog caught up, gets none.
+                    leak = self.duplex.echo_leak if self.duplex is not None and samples.size == len(mic) else None
                     # Resampled even while muted, so the filter never sees a gap.
                     if resampler is not None and samples.size:
                         samples = resampler.push(samples)
@@ -221,7 +224,6 @@ class LocalAudioStreamer:
                         continue  # half duplex: the mic is ignored while the assistant speaks
                     if not samples.size:
                         continue  # held back by the full-duplex mic
-                    leak = self.duplex.echo_leak if self.duplex is not None else None
                     self.queue_out.put(
                         AudioChunk(
                             samples=samples, sample_rate=PIPELINE_SAMPLE_RATE, session=self.session, echo_leak=leak

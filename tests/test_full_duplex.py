@@ -130,6 +130,25 @@ def leak_measures(assistant: np.ndarray, user: np.ndarray, cancelled: bool, echo
     return np.array([measure for measure in settled if measure is not None])
 
 
+@pytest.mark.parametrize("rate", [16000, 48000])
+def test_the_leak_meter_looks_exactly_at_the_echo_delay_and_the_cancellers_latency(rate):
+    """With no search around the delay, only the exact alignment (echo delay
+    plus the canceller's latency) measures the played audio as all echo."""
+    rng = np.random.default_rng(0)
+    played = (rng.standard_normal(3 * rate) * 3000).astype(np.int16)
+    delay, latency = int(0.2 * rate), int(0.01 * rate)
+    mic = np.concatenate([np.zeros(delay + latency, np.int16), played])[: len(played)]
+
+    def measured(delay_s: float) -> float:
+        meter = EchoLeakMeter(rate, latency_s=0.01, search_s=0.0)
+        for m, p in blocks(mic, played, size=rate // 31):
+            meter.push(m, p, delay_s)
+        return meter.leak
+
+    assert measured(0.2) > 0.95
+    assert measured(0.2 + 2 / 8000) < 0.3  # two samples off at 8 kHz: no longer the echo
+
+
 def test_the_leak_meter_tells_the_replys_own_echo_from_a_user_talking_over_it(assistant):
     """The echo canceller failing (here: its output ignored, all the echo
     through a room) measures above the threshold the overlap judge uses; a
