@@ -231,18 +231,18 @@ def socket_run(rounds, work: Path, flags: tuple[str, ...], label: str) -> list[O
                 asked += 1
             if not wait_until(lambda: reply_playing(replies), 90):
                 continue
-            # The reply's turn is logged once it was heard out or cut: until then a gap
-            # in its audio (the server writing its next sentence on a busy machine) is
-            # part of it, and the server judges a sound in that gap as over the reply.
-            ended_before = len(server.turns())
             for index, clip in enumerate([*calm, interruption]):
                 time.sleep(1.2 + 0.6 * (index % 3))  # different moments of the reply
                 offset = len(server.log.read_text(errors="replace"))
-                playing = reply_playing(replies) or len(server.turns()) == ended_before
+                playing = client_playing(replies)
                 began = mic.say(clip.audio)
                 onset = began + voiced_onset(clip.audio)
                 time.sleep(len(clip.audio) / RATE + TIMEOUT_MS / 1000 + 0.6)
                 lines = verdicts_since(server.log, offset)
+                # A sound the server judged was over the reply: in a gap of its audio (the
+                # server writing its next sentence) the client plays nothing, but the reply
+                # is not over, and the server judges it so.
+                playing = playing or bool(lines)
                 outcome = Outcome(label, clip, (stopped_by(lines) or False) if playing else None, verdicts=len(lines))
                 outcome.note = reasons(lines)
                 if clip.should_stop:
@@ -268,6 +268,15 @@ def socket_run(rounds, work: Path, flags: tuple[str, ...], label: str) -> list[O
 def reply_playing(replies) -> bool:
     """Reply audio arrived within the last 0.5 s (a paced reply arrives every 20 ms)."""
     return bool(replies.arrivals) and time.perf_counter() - replies.last_arrival() < 0.5
+
+
+def client_playing(replies) -> bool:
+    """A client playing the reply audio as it arrives would be playing it now.  The
+    0.5 s arrival rule said so for up to 0.35 s after the reply's last sound (the
+    server paces its audio 150 ms ahead), when the server rightly judged nothing:
+    five true interruptions went without a verdict so."""
+    spans = playback(replies.arrivals)
+    return bool(spans) and time.perf_counter() < spans[-1][1]
 
 
 def wait_until(predicate, timeout: float) -> bool:
