@@ -416,11 +416,16 @@ def local_run(rounds, work: Path, flags: tuple[str, ...], label: str) -> list[Ou
                 for index, clip in enumerate([*calm, interruption]):
                     time.sleep(1.2 + 0.6 * (index % 3))
                     offset = len(log.read_text(errors="replace"))
-                    playing = talking()
                     began = play(clip.audio)
                     time.sleep(TIMEOUT_MS / 1000 + 0.6)
                     onset = mic.onset_of(clip.audio.astype(np.float64), began - 0.5) or began
                     lines = verdicts_since(log, offset)
+                    # Over the reply: it sounded as the sound began, or the server judged the
+                    # sound (in a gap of the reply's audio).  "Loud within the last 0.5 s before
+                    # the clip" had counted sounds after the reply's end: five true
+                    # interruptions without a verdict, silent 2.6-4.4 s later (the next reply's end).
+                    sounding = [at for at in speaker.loud_times(onset - 0.15) if at < onset + 0.15]
+                    playing = bool(sounding) or bool(lines)
                     outcome = Outcome(
                         label, clip, (stopped_by(lines) or False) if playing else None, verdicts=len(lines)
                     )
