@@ -421,17 +421,15 @@ class VADHandler(BaseHandler):
             return
         stream.overlap = None
         turn = overlap.turn
+        if overlap.measured_windows:
+            logger.debug("turn %d: the sound's echo: %s", turn.number, overlap.echo_summary())
         if step is Step.RESUME:
             logger.info("turn %d: the sound over the reply was %s; it goes on", turn.number, overlap.reason)
-            if overlap.measured_windows:
-                logger.debug("turn %d: the sound's echo: %s", turn.number, overlap.echo_summary())
             session.resume_reply(turn)
             if iterator.speaking:
                 iterator.discard()  # no turn of its own
             return
         logger.info("turn %d: the sound over the reply is an interruption (%s)", turn.number, overlap.reason)
-        if overlap.measured_windows:
-            logger.debug("turn %d: the interruption's echo: %s", turn.number, overlap.echo_summary())
         stream.announced = True
         session.observer.speech_started(session, overlap.onset_ms)
         self._interrupt(session, stream)
