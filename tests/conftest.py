@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import queue
+import re
 
 import pytest
 
 # The shared audio, the offline hubs and `make_handler` live beside the benchmarks, which use them too.
 from benchmarks.harness import HUMAN, QUESTIONS, REPO, SHARED_AUDIO, make_handler, read_transcripts  # noqa: F401
+
+
+def heard_word(heard: str, word: str) -> bool:
+    """Whether `word` is among the words STT heard in synthesized speech.
+
+    Piper samples its voice afresh on every call (VITS noise), so the same
+    reply sounds a little different each time and whisper now and then
+    spells a word of it wrongly ("paritz" for "Paris", seen once in CI).  A
+    word that is nearly the same letters counts as heard; a different answer
+    does not.
+    """
+    words = re.findall(r"[a-z']+", heard.lower())
+    return bool(difflib.get_close_matches(word.lower(), words, n=1, cutoff=0.7))
 
 
 def drain(q: queue.Queue) -> list:
