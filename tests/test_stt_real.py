@@ -1,7 +1,5 @@
 """The real faster-whisper STT on the packaged Whisper base, through its handler."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -28,22 +26,12 @@ def english_sample() -> list[dict[str, str]]:
     return [row for row in read_transcripts(HUMAN) if row["language"] == "en"][::4]
 
 
-@pytest.fixture(scope="module")
-def short_window_transcripts(stt_handler) -> dict[str, tuple[str, str]]:
-    """The sampled English clips and the six questions as the session's handler
-    hears them (short window, told English): file -> (text, language).  Decoded
-    once for the tests that judge them."""
-    rows = [QUESTIONS / r["file"] for r in read_transcripts(QUESTIONS) if r["file"].startswith("q")]
-    rows += [HUMAN / r["file"] for r in english_sample()]
-    return {str(path): stt_handler.transcribe(int16_to_float(load_audio(path))) for path in rows}
-
-
-def test_word_error_rate_on_english_human_speech(short_window_transcripts):
+def test_word_error_rate_on_english_human_speech(stt_handler):
     rows = english_sample()
     assert len(rows) >= 40 and len({row["source_package"] for row in rows}) >= 2  # telephone and read speech
     pairs = []
     for row in rows:
-        text, language = short_window_transcripts[str(HUMAN / row["file"])]
+        text, language = stt_handler.transcribe(int16_to_float(load_audio(HUMAN / row["file"])))
         assert language == "en"
         pairs.append((row["transcript"], text))
     wer = corpus_wer(pairs)
@@ -171,25 +159,18 @@ def test_a_provisional_transcript_is_reused_when_nothing_followed_the_pause(stt_
     assert len(calls) == 3 and "france" in out.text.lower()
 
 
-def test_the_short_window_hears_as_well_as_the_full_window(stt_handler, short_window_transcripts):
-    """The default decodes on a window fitted to the turn; `window_s=30` is
-    faster-whisper's own 30 s decoding.  Over the six questions and 41 human
-    clips the short window must not lose accuracy (measured: it gains a
-    little); a window cut too short loops and fails this by far."""
+def test_window_s_30_is_faster_whispers_own_decoding():
+    """`--stt_window_s 30` switches the short window off: every turn goes
+    through faster-whisper's own 30 s loop.  Which of the two is more
+    accurate, over all 164 English clips, is benchmarks/stt_window.py's
+    figure (RESULTS_stt_window.md: the short window is not worse); a window
+    cut so short that Whisper loops fails test_word_error_rate_on_english_human_speech."""
     from STT.faster_whisper_handler import FasterWhisperSTTHandler
 
-    assert stt_handler.short_window is not None
-    full = make_handler(FasterWhisperSTTHandler, model_name="whisper-base", window_s=30.0)
+    full = make_handler(FasterWhisperSTTHandler, model_name="whisper-base", language="en", window_s=30.0)
     assert full.short_window is None
-    references = {str(QUESTIONS / r["file"]): r["transcript"] for r in read_transcripts(QUESTIONS)}
-    references |= {str(HUMAN / r["file"]): r["transcript"] for r in english_sample()}
-    short_pairs, full_pairs = [], []
-    for path, (short_text, _) in short_window_transcripts.items():
-        short_pairs.append((references[path], short_text))
-        full_pairs.append((references[path], full.transcribe(int16_to_float(load_audio(Path(path))))[0]))
-    short_wer, full_wer = corpus_wer(short_pairs), corpus_wer(full_pairs)
-    print(f"WER over {len(short_pairs)} clips: short window {short_wer:.3f}, full window {full_wer:.3f}")
-    assert short_wer <= full_wer + 0.02
+    text, language = full.transcribe(int16_to_float(load_audio(QUESTIONS / "q01.wav")))
+    assert "france" in text.lower() and language == "en"
 
 
 def test_a_turn_longer_than_the_window_goes_to_faster_whisper(stt_handler, monkeypatch):
