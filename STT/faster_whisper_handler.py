@@ -253,6 +253,7 @@ class FasterWhisperSTTHandler(BaseHandler):
         window_s: float | None = None,
         incremental: bool = True,
         context_s: float = 4.0,
+        retry_ladder: bool = False,
         gen_kwargs: dict[str, Any] | None = None,
     ) -> None:
         try:
@@ -271,6 +272,7 @@ class FasterWhisperSTTHandler(BaseHandler):
             self.detect_language, self.language, self.last_language = False, "en", "en"
         self.policy = LanguagePolicy(allowed=parse_languages(languages))
         self.gen_kwargs = {"beam_size": 1, "condition_on_previous_text": False, **(gen_kwargs or {})}
+        self.retry_ladder = retry_ladder
         if window_s is None:
             window_s = MEASURED_WINDOWS_S.get(model_name, FULL_WINDOW_S)
         self.short_window: ShortWindowDecoder | None = None
@@ -309,9 +311,30 @@ class FasterWhisperSTTHandler(BaseHandler):
             if not result.doubtful:
                 return result.text, result.language
             logger.debug("short window doubtful (%r): decoding on the full window", result.text[:60])
-        segments, info = self.model.transcribe(audio, language=language, vad_filter=False, **self.gen_kwargs)
+            return self.retry_on_the_full_window(audio, language)
+        return self.full_window(audio, language, **self.gen_kwargs)
+
+    def full_window(self, audio: np.ndarray, language: str | None, **options: Any) -> tuple[str, str | None]:
+        """faster-whisper's own decoding, on 30 s windows."""
+        segments, info = self.model.transcribe(audio, language=language, vad_filter=False, **options)
         text = " ".join(segment.text.strip() for segment in segments).strip()
         return text, language or info.language
+
+    def retry_on_the_full_window(self, audio: np.ndarray, language: str | None) -> tuple[str, str | None]:
+        """A doubtful short-window decode, again on the full window: one
+        greedy decode, and faster-whisper's temperature ladder only if that
+        one loops too.  The ladder also climbs on text the model finds
+        unlikely, which is most lines of a language Whisper base knows
+        poorly: up to six 30 s decodes, 17 s for one Czech line, for no
+        better text (benchmarks/stt_retry.py).  `retry_ladder` climbs it on
+        every retry, as before."""
+        if self.retry_ladder:
+            return self.full_window(audio, language, **self.gen_kwargs)
+        text, detected = self.full_window(audio, language, **self.gen_kwargs, temperature=0.0)
+        if looks_like_a_loop(text):
+            logger.debug("full window loops too (%r): faster-whisper's temperature ladder", text[:60])
+            return self.full_window(audio, language, **self.gen_kwargs)
+        return text, detected
 
     def choose_language(
         self,

@@ -52,6 +52,16 @@ class FasterWhisperSTTHandlerArguments:
             "Needs the short window (--stt_window_s below 30). False: each turn is decoded whole."
         },
     )
+    stt_retry_ladder: bool = field(
+        default=False,
+        metadata={
+            "help": "A short-window decode that looks wrong (a loop, unlikely text, likely silence) is decoded "
+            "again on the full 30 s window. False: once, greedily, and with faster-whisper's temperature ladder "
+            "only if that loops too. True: always with the ladder (up to six decodes; on Dutch and Czech lines, "
+            "which Whisper base finds unlikely, p90 1.1 -> 4.1 s per line for no better WER: "
+            "benchmarks/RESULTS_stt_retry.md)."
+        },
+    )
     stt_context_s: float = field(
         default=4.0,
         metadata={

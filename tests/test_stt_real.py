@@ -192,8 +192,49 @@ def test_a_looping_short_window_decode_is_redone_on_the_full_window(stt_handler,
     assert not looks_like_a_loop("What is the capital of France?")
     looping = WindowResult(loop, "en", average_log_probability=-0.2, no_speech_probability=0.0)
     monkeypatch.setattr(stt_handler.short_window, "decode", lambda audio, language: looping)
+    temperatures = []
+    decode = stt_handler.model.transcribe
+    monkeypatch.setattr(
+        stt_handler.model, "transcribe", lambda *a, **k: temperatures.append(k.get("temperature")) or decode(*a, **k)
+    )
     text, _ = stt_handler.transcribe(int16_to_float(load_audio(QUESTIONS / "q01.wav")))
     assert "france" in text.lower() and not looks_like_a_loop(text)
+    assert temperatures == [0.0]  # one greedy decode: it did not loop, so no ladder
+
+
+def test_a_retry_that_loops_again_climbs_the_temperature_ladder(stt_handler, monkeypatch):
+    """The greedy full-window retry loops too (scripted): faster-whisper's own
+    decoding, with its temperature ladder, has the last word."""
+    from STT.faster_whisper_handler import WindowResult
+
+    looping = WindowResult("Thank you. " * 12, "en", average_log_probability=-0.2, no_speech_probability=0.0)
+    monkeypatch.setattr(stt_handler.short_window, "decode", lambda audio, language: looping)
+    calls = []
+    full_window = stt_handler.full_window
+
+    def scripted(audio, language, **options):
+        calls.append(options.get("temperature"))
+        return ("Thank you. " * 12, language) if len(calls) == 1 else full_window(audio, language, **options)
+
+    monkeypatch.setattr(stt_handler, "full_window", scripted)
+    text, _ = stt_handler.transcribe(int16_to_float(load_audio(QUESTIONS / "q01.wav")))
+    assert calls == [0.0, None] and "france" in text.lower()
+
+
+def test_retry_ladder_climbs_on_every_retry(monkeypatch):
+    """`--stt_retry_ladder True`: the retry is faster-whisper's own decoding, ladder and all."""
+    from STT.faster_whisper_handler import FasterWhisperSTTHandler, WindowResult
+
+    handler = make_handler(FasterWhisperSTTHandler, model_name="whisper-base", language="en", retry_ladder=True)
+    unlikely = WindowResult(
+        "What is the capital of France?", "en", average_log_probability=-1.5, no_speech_probability=0.0
+    )
+    monkeypatch.setattr(handler.short_window, "decode", lambda audio, language: unlikely)
+    calls = []
+    decode = handler.model.transcribe
+    monkeypatch.setattr(handler.model, "transcribe", lambda *a, **k: calls.append(k) or decode(*a, **k))
+    text, _ = handler.transcribe(int16_to_float(load_audio(QUESTIONS / "q01.wav")))
+    assert len(calls) == 1 and "temperature" not in calls[0] and "france" in text.lower()
 
 
 def test_generation_options_the_short_window_cannot_honour_turn_it_off(stt_handler, caplog, monkeypatch):
