@@ -98,6 +98,13 @@ def spoken_words(pieces: list[str]) -> list[list[int]]:
     return groups
 
 
+def token_budget(audio: np.ndarray) -> int:
+    """The most tokens a decode of `audio` may write: ~3 words a second of
+    speech is ~5 tokens; 12 a second leaves room for digits, names and
+    timestamps while capping a runaway loop (Whisper's own cap is 448)."""
+    return 16 + int(12 * len(audio) / WHISPER_RATE)
+
+
 def looks_like_a_loop(text: str) -> bool:
     """Whisper's own test for a decoder stuck repeating itself: text that
     compresses too well (gzip ratio above 2.4)."""
@@ -172,9 +179,7 @@ class ShortWindowDecoder:
         prefix = tokenizer.encode(" " + known.strip()) if known.strip() else []
         if with_words:
             features = self.model.model.encode(features, to_cpu=False)  # shared by decoding and alignment
-        # ~3 words a second of speech is ~5 tokens; 12 a second leaves room
-        # for digits and names while capping a runaway loop.
-        max_length = min(448, len(prompt) + len(prefix) + 16 + int(12 * len(audio) / WHISPER_RATE))
+        max_length = min(448, len(prompt) + len(prefix) + token_budget(audio))
         result = self.model.model.generate(
             features,
             [[*prompt, *prefix]],
@@ -327,13 +332,16 @@ class FasterWhisperSTTHandler(BaseHandler):
         unlikely, which is most lines of a language Whisper base knows
         poorly: up to six 30 s decodes, 17 s for one Czech line, for no
         better text (benchmarks/stt_retry.py).  `retry_ladder` climbs it on
-        every retry, as before."""
+        every retry, as before.  Each decode writes no more tokens than the
+        speech can hold (`token_budget`): a loop runs to Whisper's 448
+        otherwise, a second or more per decode."""
         if self.retry_ladder:
             return self.full_window(audio, language, **self.gen_kwargs)
-        text, detected = self.full_window(audio, language, **self.gen_kwargs, temperature=0.0)
+        options = {**self.gen_kwargs, "max_new_tokens": token_budget(audio)}
+        text, detected = self.full_window(audio, language, **options, temperature=0.0)
         if looks_like_a_loop(text):
             logger.debug("full window loops too (%r): faster-whisper's temperature ladder", text[:60])
-            return self.full_window(audio, language, **self.gen_kwargs)
+            return self.full_window(audio, language, **options)
         return text, detected
 
     def choose_language(
