@@ -40,8 +40,8 @@ logger = logging.getLogger(__name__)
 WHISPER_RATE = 16000
 FULL_WINDOW_S = 30.0
 # Shortest window per packaged model, where it was measured to keep accuracy
-# (164 English human clips): Whisper base 8.0% -> 7.6% WER at 10 s, 3.5x
-# faster.  tiny.en lost accuracy (9.8% -> 12.0%), so it and any model not
+# (164 English human clips): Whisper base 8.6% -> 7.6% WER at 10 s, 3.7x
+# faster.  tiny.en lost accuracy (9.1% -> 12.3%), so it and any model not
 # measured here keep faster-whisper's 30 s unless --stt_window_s says otherwise.
 MEASURED_WINDOWS_S = {"whisper-base": 10.0}
 # Options the short-window decoder passes to CTranslate2; any other generation
@@ -330,8 +330,8 @@ class FasterWhisperSTTHandler(BaseHandler):
         greedy decode, and faster-whisper's temperature ladder only if that
         one loops too.  The ladder also climbs on text the model finds
         unlikely, which is most lines of a language Whisper base knows
-        poorly: up to six 30 s decodes, 17 s for one Czech line, for no
-        better text (benchmarks/stt_retry.py).  `retry_ladder` climbs it on
+        poorly: up to six 30 s decodes, 19 s for one Czech line, for WER
+        within sampling noise (benchmarks/RESULTS_stt_retry.md).  `retry_ladder` climbs it on
         every retry, as before.  Each decode writes no more tokens than the
         speech can hold (`token_budget`): a loop runs to Whisper's 448
         otherwise, a second or more per decode."""

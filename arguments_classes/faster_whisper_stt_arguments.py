@@ -39,9 +39,9 @@ class FasterWhisperSTTHandlerArguments:
         default=None,
         metadata={
             "help": "Shortest encoder window in seconds: a turn is decoded on max(this, its length + 1 s) "
-            "instead of Whisper's fixed 30 s. Default: 10 for the packaged whisper-base (3.5x faster, WER "
-            "8.0%% -> 7.6%% on 164 human clips; below 10 s base starts to loop), 30 (faster-whisper's own "
-            "decoding) for other models (tiny.en: 9.8%% -> 12.0%% at 10 s)."
+            "instead of Whisper's fixed 30 s. Default: 10 for the packaged whisper-base (3.7x faster, WER "
+            "8.6%% -> 7.6%% on 164 human clips, benchmarks/RESULTS_stt_window.md; below 10 s base starts to "
+            "loop), 30 (faster-whisper's own decoding) for other models (tiny.en: 9.1%% -> 12.3%% at 10 s)."
         },
     )
     stt_incremental: bool = field(
@@ -58,7 +58,7 @@ class FasterWhisperSTTHandlerArguments:
             "help": "A short-window decode that looks wrong (a loop, unlikely text, likely silence) is decoded "
             "again on the full 30 s window. False: once, greedily, and with faster-whisper's temperature ladder "
             "only if that loops too. True: always with the ladder (up to six decodes; on Dutch and Czech lines, "
-            "which Whisper base finds unlikely, p90 1.1 -> 4.1 s per line for no better WER: "
+            "which Whisper base finds unlikely, p90 1.0 -> 3.8 s per line, WER within 1.5 points either way: "
             "benchmarks/RESULTS_stt_retry.md)."
         },
     )

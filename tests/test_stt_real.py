@@ -10,7 +10,7 @@ from conversation.turn import Turn
 from tests.conftest import HUMAN, QUESTIONS, make_handler, read_transcripts
 from utils.messages import EndOfResponse, SpeechSegment, Transcript
 
-# Measured 8.0% over the 164 English clips with faster-whisper's 30 s window
+# Measured 8.6% over the 164 English clips with faster-whisper's 30 s window
 # and 7.6% with the default 10 s short window (greedy, int8, 2 cores); most
 # errors are on the 8 kHz telephone prompts (asterisk_en). Whisper base
 # is reported at ~5% on clean read speech, so 12% leaves room for int8 kernels
