@@ -22,6 +22,7 @@ from typing import Any
 from config.registry import missing_package
 from conversation.session import Session
 from LLM.language_model import LanguageModelHandler
+from LLM.llama_threads import ThreadGovernor
 from LLM.llama_tools import CALL_BIAS, NO_CALLS_AFTER_OUTPUT, LlamaToolCalls
 from LLM.prefix_cache import PrefixCache, common_prefix
 from LLM.tool_calls import FunctionCall, ToolOffer, answered_calls, chat_template_request, request_alone
@@ -180,6 +181,9 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
             n_gpu_layers=n_gpu_layers,
             verbose=False,
         )
+        # --lm_n_threads 0: as many threads as the other work leaves cores (LLM/llama_threads.py).
+        self.threads = ThreadGovernor(self._set_threads, n_threads or physical_cores())
+        self.threads.enabled = self.threads.enabled and n_threads == 0 and n_gpu_layers == 0
         why = cache_cut_unavailable(self.model)
         if why is not None:
             disable_cache_cut(self.model, why)  # said at start, not in the middle of a conversation
@@ -194,6 +198,11 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         if tool_calls_after_output is None:
             tool_calls_after_output = model_name not in NO_CALLS_AFTER_OUTPUT
         self.tool_calls = LlamaToolCalls(self.model, tool_call_bias, tool_calls_after_output)
+
+    def _set_threads(self, count: int) -> None:
+        from llama_cpp import llama_set_n_threads
+
+        llama_set_n_threads(self.model.ctx, count, count)
 
     def _chat_formatter(self) -> Any:
         """The GGUF's own chat template, as llama-cpp-python applies it, so the
@@ -241,7 +250,7 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         the turn's next words (`reply_priority`; the warm-up: now)."""
         turn = self.answering
         priority = (lambda: reply_priority(turn.audio_due())) if turn is not None else time.perf_counter
-        return self.baton.steps(self._pieces(messages, max_tokens, tools), priority, "LLM")
+        return self.baton.steps(self.threads.governed(self._pieces(messages, max_tokens, tools)), priority, "LLM")
 
     def _pieces(
         self, messages: list[dict[str, Any]], max_tokens: int | None, tools: ToolOffer | None
@@ -333,6 +342,7 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         stable = with_text[: common_prefix(with_text, with_more_text) - 1]
         session = partial.session or self.default_session
         with self.baton.hold(later(), "LLM"):  # work ahead: behind what is needed now
+            self.threads.step()  # the user speaks: the STT follows them on the same cores
             if session is self._cached_session:
                 drop_evicted_tokens(self.model, stable)
             self._cached_session = session

@@ -15,7 +15,15 @@ class LlamaCppLanguageModelHandlerArguments(ChatArguments):
         },
     )
     lm_n_ctx: int = field(default=2048, metadata={"help": "Context window in tokens."})
-    lm_n_threads: int = field(default=0, metadata={"help": "CPU threads for generation (0: one per physical core)."})
+    lm_n_threads: int = field(
+        default=0,
+        metadata={
+            "help": "CPU threads for generation. 0: one per physical core while the LLM has the cores to itself, "
+            "fewer while other work (this process's STT and TTS, other processes) keeps some busy: llama.cpp's "
+            "threads spin waiting for each other, and beside one busy process two threads wrote 7.6 tokens/s "
+            "against 16.8 for one (benchmarks/RESULTS_llm_threads.md). A number: that many, always."
+        },
+    )
     lm_n_gpu_layers: int = field(
         default=0, metadata={"help": "Layers offloaded to the GPU (-1: all; needs a CUDA build)."}
     )
