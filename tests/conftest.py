@@ -68,15 +68,17 @@ def tts_handler():
 
 
 # The test files that take longest (minutes: whole sets of recordings, real-time
-# conversations), longest first, as the last full run measured them.  pytest-xdist
-# hands whole files to its workers in collection order, so starting with these
-# keeps one worker from being left alone with a long file at the end of the run.
+# conversations), longest first, as the last full run measured them (2 cores, AMD EPYC).
+# pytest-xdist (with --no-loadscope-reorder) hands whole files to its workers in
+# collection order, so starting with these keeps one worker from being left alone
+# with a long file at the end of the run.
 LONGEST_FILES = (
-    "test_languages_end_to_end.py", "test_stt_real.py", "test_local_mode.py", "test_realtime_tools.py",
-    "test_llama_tool_decisions.py", "test_realtime.py", "test_end_to_end.py", "test_browser.py", "test_socket_mode.py",
-    "test_overlap.py", "test_file_mode_outcomes.py", "test_conversation.py", "test_llm_openai_api_tools.py",
-    "test_stt_incremental_real.py", "test_startup.py", "test_operations.py", "test_stage_failure.py",
-    "test_scale_out.py", "test_agents_sdk.py", "test_llm_real.py", "test_builtin_tools.py", "test_llm_transformers.py",
+    "test_stt_real.py", "test_local_mode.py", "test_languages_end_to_end.py", "test_browser.py", "test_realtime.py",
+    "test_overlap.py", "test_socket_mode.py", "test_conversation.py", "test_llama_tool_decisions.py",
+    "test_end_to_end.py", "test_realtime_tools.py", "test_operations.py", "test_stt_incremental_real.py",
+    "test_file_mode_outcomes.py", "test_stage_failure.py", "test_llm_real.py", "test_startup.py", "test_scale_out.py",
+    "test_llm_transformers.py", "test_agents_sdk.py", "test_cpu_baton_real.py", "test_llm_openai_api_tools.py",
+    "test_echo_cancel.py", "test_builtin_tools.py", "test_output_answers.py", "test_piper_voices.py",
 )  # fmt: skip
 
 
