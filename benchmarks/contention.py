@@ -51,6 +51,7 @@ from benchmarks.latency import (  # noqa: E402
 )
 from benchmarks.server_process import ServerProcess  # noqa: E402
 from connections.realtime.client import Conversation, connect, to_pcm24k  # noqa: E402
+from utils.threads import physical_cores  # noqa: E402
 
 QUESTIONS = [
     "Give me four tips for sleeping better, in four sentences.",
@@ -74,7 +75,16 @@ VARIANTS = {
     "baton": Variant(
         "baton", ["--cpu_baton", "True"], note="the CPU baton: one compute stage at a time, each with every core"
     ),
-    "no_baton": Variant("no_baton", ["--cpu_baton", "False"], note="every stage computes when it likes (default)"),
+    "no_baton": Variant(
+        "no_baton",
+        ["--cpu_baton", "False"],
+        note="every stage computes when it likes, llama.cpp's threads following the load (default)",
+    ),
+    "no_baton_fixed_llm_threads": Variant(
+        "no_baton_fixed_llm_threads",
+        ["--cpu_baton", "False", "--lm_n_threads", str(physical_cores())],
+        note="no baton, llama.cpp on one thread per core always (the default before its threads followed the load)",
+    ),
     "no_baton_llm_1_thread": Variant(
         "no_baton_llm_1_thread",
         ["--cpu_baton", "False", "--lm_n_threads", "1"],
