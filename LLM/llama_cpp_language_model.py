@@ -200,9 +200,13 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         self.tool_calls = LlamaToolCalls(self.model, tool_call_bias, tool_calls_after_output)
 
     def _set_threads(self, count: int) -> None:
+        """Token by token generation on `count` threads; a prompt's batch
+        keeps every core: its large products wait little for each other, and
+        on fewer threads the first token came 140-250 ms later beside the
+        TTS or a speaker (benchmarks/RESULTS_contention.md, run 3)."""
         from llama_cpp import llama_set_n_threads
 
-        llama_set_n_threads(self.model.ctx, count, count)
+        llama_set_n_threads(self.model.ctx, count, self.threads.most)
 
     def _chat_formatter(self) -> Any:
         """The GGUF's own chat template, as llama-cpp-python applies it, so the
