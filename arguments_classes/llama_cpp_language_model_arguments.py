@@ -18,8 +18,9 @@ class LlamaCppLanguageModelHandlerArguments(ChatArguments):
     lm_n_threads: int = field(
         default=0,
         metadata={
-            "help": "CPU threads for generation. 0: one per physical core while the LLM has the cores to itself, "
-            "fewer while other work (this process's STT and TTS, other processes) keeps some busy: llama.cpp's "
+            "help": "CPU threads for generation. 0: one per physical core for a prompt, and token by token while "
+            "the LLM has the cores to itself, fewer while other work (this process's STT and TTS, other "
+            "processes) keeps some busy: llama.cpp's "
             "threads spin waiting for each other, and beside one busy process two threads wrote 7.6 tokens/s "
             "against 16.8 for one (benchmarks/RESULTS_llm_threads.md). A number: that many, always."
         },
