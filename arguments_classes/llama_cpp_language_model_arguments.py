@@ -21,8 +21,8 @@ class LlamaCppLanguageModelHandlerArguments(ChatArguments):
             "help": "CPU threads for generation. 0: one per physical core for a prompt, and token by token while "
             "the LLM has the cores to itself, fewer while other work (this process's STT and TTS, other "
             "processes) keeps some busy: llama.cpp's "
-            "threads spin waiting for each other, and beside one busy process two threads wrote 7.6 tokens/s "
-            "against 16.8 for one (benchmarks/RESULTS_llm_threads.md). A number: that many, always."
+            "threads spin waiting for each other, and beside one busy process two threads wrote 7.7 tokens/s "
+            "against 18.0 following the load (benchmarks/RESULTS_llm_threads.md). A number: that many, always."
         },
     )
     lm_n_gpu_layers: int = field(
