@@ -182,8 +182,9 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
             verbose=False,
         )
         # --lm_n_threads 0: as many threads as the other work leaves cores (LLM/llama_threads.py).
-        self.threads = ThreadGovernor(self._set_threads, n_threads or physical_cores())
-        self.threads.enabled = self.threads.enabled and n_threads == 0 and n_gpu_layers == 0
+        self.threads = ThreadGovernor(
+            self._set_threads, n_threads or physical_cores(), adaptive=n_threads == 0 and n_gpu_layers == 0
+        )
         why = cache_cut_unavailable(self.model)
         if why is not None:
             disable_cache_cut(self.model, why)  # said at start, not in the middle of a conversation

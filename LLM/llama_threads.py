@@ -2,10 +2,10 @@
 
 llama.cpp's threads wait for each other at every layer by spinning, so a
 thread that shares its core with other work holds up all of them.  Measured
-on 2 cores (AMD EPYC, qwen2.5-1.5b, `benchmarks/llm_threads.py`): alone, two
-threads write 24.7 tokens/s against 17.1 for one; beside one busy process,
-two threads fall to 7.6 tokens/s at 0.167 core-seconds a token, while one
-thread keeps 16.8 at 0.059.  The other work may be another process or this
+on 2 cores (AMD EPYC, qwen2.5-1.5b, benchmarks/RESULTS_llm_threads.md):
+alone, two threads write 28.3 tokens/s against 18.1 for one; beside one busy
+process, two threads fall to 7.7 tokens/s at 0.168 CPU seconds a token, while
+one thread keeps 19.3 at 0.051.  The other work may be another process or this
 one's own STT and TTS (the TTS speaks a sentence while the LLM writes the
 next).  So while it generates, every `INTERVAL_S` the LLM measures how many
 of its cores the rest used and takes the ones they left: all of them alone,
@@ -81,6 +81,7 @@ class ThreadGovernor:
         read_busy: Callable[[frozenset[int]], float | None] = busy_seconds,
         thread_clock: Callable[[], float] = time.thread_time,
         clock: Callable[[], float] = time.perf_counter,
+        adaptive: bool = True,
     ) -> None:
         self.apply = apply
         self.most = most
@@ -90,7 +91,8 @@ class ThreadGovernor:
         self.thread_clock = thread_clock
         self.clock = clock
         self.threads = most
-        self.enabled = most > 1 and read_busy(self.cpus) is not None
+        # Off where the count was fixed, there is one core, or the load cannot be read.
+        self.enabled = adaptive and most > 1 and read_busy(self.cpus) is not None
         self._last: Sample | None = None
         self.changes = 0  # how often the count moved (for the logs and tests)
 
