@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from conversation.chat import CallRecord, Chat, language_instruction
+from conversation.playback import PlaybackLog
 from conversation.turn import Turn
-from LLM.sentences import SentenceAggregator
+from LLM.sentences import SentenceAggregator, word_count
 from LLM.spoken_text import speakable
 from LLM.tool_calls import FunctionCall
 from utils.messages import EndOfResponse, LLMSentence, ToolCall, Transcript
@@ -36,8 +37,15 @@ Generate = Callable[[list[dict[str, Any]]], Iterable[str | FunctionCall]]
 @dataclass(frozen=True)
 class ReplyPacing:
     """How the start of a reply is handed to the TTS: the global flags
-    (--first_clause_words, --first_phrase_words, --first_audio_wait_ms) that
-    every LLM backend's answer loop follows.
+    (--first_clause_words, --first_phrase_words, --first_audio_wait_ms,
+    --first_piece_words, --audio_cushion_ms) that every LLM backend's answer
+    loop follows.
+
+    `audio_cushion_ms`: once the reply is playing, a sentence being written
+    goes to the TTS at its next clause mark or phrase cut when less than this
+    much of the reply's audio is left ahead of the listener (`running_low`),
+    rather than at its end, so a slow LLM's pause falls between clauses
+    instead of as silence mid-answer.
 
     `first_audio_wait_ms`: after the reply's first piece goes to the TTS, stop
     pulling tokens until its first audio exists (at most this long).  On a
@@ -51,12 +59,38 @@ class ReplyPacing:
     first_clause_words: int = 0
     first_phrase_words: int = 0
     first_audio_wait_ms: int = 0
+    first_piece_words: int = 0
+    audio_cushion_ms: int = 0
 
-    def aggregator(self, language: str | None = None) -> SentenceAggregator:
-        """A sentence cutter for a reply in `language` (its abbreviations and phrase words)."""
+    def aggregator(self, language: str | None = None, hurry: Callable[[], bool] | None = None) -> SentenceAggregator:
+        """A sentence cutter for a reply in `language` (its abbreviations and
+        phrase words); `hurry` says when the listener runs low on audio."""
         return SentenceAggregator(
-            first_clause_words=self.first_clause_words, first_phrase_words=self.first_phrase_words, language=language
+            first_clause_words=self.first_clause_words,
+            first_phrase_words=self.first_phrase_words,
+            language=language,
+            first_piece_words=self.first_piece_words,
+            hurry=hurry,
         )
+
+
+# About how long the default voices take to say a word (Piper's English
+# voices: 2.5-3 words a second), for audio the TTS has not yet made.
+SECONDS_PER_WORD = 0.35
+
+
+def running_low(playback: PlaybackLog, released_words: int, cushion_s: float, now: float | None = None) -> bool:
+    """Whether the listener will run out of the reply's audio within
+    `cushion_s`: the audio sent and not yet played, plus the words released to
+    the TTS (`released_words` in all) and not yet made into audio, at
+    `SECONDS_PER_WORD`.  False before any audio went out: the first piece has
+    rules of its own."""
+    if playback.plays_until is None:
+        return False
+    now = time.perf_counter() if now is None else now
+    made = sum(word_count(text) for text, _ in list(playback.pieces))
+    ahead = playback.plays_until - now + max(0, released_words - made) * SECONDS_PER_WORD
+    return ahead < cushion_s
 
 
 def wait_for_first_audio(turn: Turn, stop_event: threading.Event, limit_s: float, poll_s: float = 0.005) -> None:
@@ -121,8 +155,16 @@ def answer_chat(
     turn.mark("llm_start")
     turn.reply_language = (language or "").removesuffix("-auto") or None
     pacing = pacing or ReplyPacing()
-    sentences = pacing.aggregator(language)
     reply: list[str] = []
+    hurry = None
+    if pacing.audio_cushion_ms > 0:
+        cushion_s = pacing.audio_cushion_ms / 1000.0
+        earlier = sum(word_count(sentence) for sentence in turn.reply_sentences)  # before a server-run call
+
+        def hurry() -> bool:
+            return running_low(turn.playback, earlier + sum(map(word_count, reply)), cushion_s)
+
+    sentences = pacing.aggregator(language, hurry)
     written: list[str] = []
     calls: list[FunctionCall] = []
 

@@ -14,6 +14,20 @@ without a clause mark is cut before a word that opens a phrase ("Walking from
 the train station | to the old town").  Only the first: later sentences are
 spoken whole, for their intonation, while the first one plays.
 
+The first piece also has a floor, `first_piece_words`: a short first sentence
+("Certainly!", "Sure.", "Great question!") is not sent alone but waits for the
+words behind it, up to the next sentence end, clause mark or phrase cut that
+makes the piece long enough.  Said alone, it was followed by silence for as
+long as the LLM took to write the next sentence (1.7-4.4 s seen on slow or
+busy 2-core machines): a filler, then dead air.  A reply shorter than the
+floor still goes out whole at its end.
+
+Later sentences are cut the same way only when the listener is about to run
+out of audio (`hurry`, from the answer loop's view of the reply's playback):
+on a machine where the LLM writes barely faster than the voice speaks, the
+next clause is heard instead of a pause while the rest of its sentence is
+written.
+
 Cuts follow the reply's language (`rules_for`): Dutch "bijv." and Czech
 "např." do not end a sentence, and a first phrase is cut before a Dutch "met"
 or a Czech "protože" as before an English "with".  A language without rules
@@ -28,7 +42,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
@@ -76,6 +90,15 @@ _NO_PHRASE_END = {
     "nl": "de het een mijn jouw je zijn haar ons onze hun deze die dit dat elk elke geen van",
     "cs": "ten ta to ty ti tento tato toto můj moje tvůj jeho její náš naše váš vaše jejich každý žádný",
 }
+# One "word" for counting: a run of letters between spaces, or one character
+# of a script written without spaces (Chinese, Japanese), so that a reply in
+# those languages is not held back as one endless word.
+_UNSPACED = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_WORD = re.compile(f"[{_UNSPACED}]|[^\\s{_UNSPACED}]+")
+# A later sentence cut early because the listener's audio is running out
+# (`hurry`) keeps at least this many words in the piece it sends.
+HURRIED_CLAUSE_WORDS = 4
+HURRIED_PHRASE_WORDS = 5
 _NUMBER = re.compile(r"^[\d.,:%$€£+-]*\d[\d.,:%$€£+-]*$")
 _LIST_MARKER = re.compile(r"^\s*(?:\d+[.)]|[-•*])\s*$")
 
@@ -118,6 +141,11 @@ def rules_for(language: str | None) -> SentenceRules:
     )
 
 
+def word_count(text: str) -> int:
+    """Words in `text`, counting each character of an unspaced script as one."""
+    return len(_WORD.findall(text))
+
+
 def _clean(sentence: str) -> str:
     """Drop markdown (emphasis, list markers, code) that a TTS would read
     aloud, so a piece that is only markup ("**", "-") holds no characters."""
@@ -137,10 +165,21 @@ class SentenceAggregator:
     phrase boundary without punctuation ("Walking from the train station |
     to the old town ...") once it has at least that many words, so a long
     first sentence without a comma does not hold back the first audio.
+    `first_piece_words` (0: off) is the fewest words the first piece may
+    have: shorter first sentences wait for what follows them.  `hurry`, asked
+    while a later sentence is being written, says the listener is about to
+    run out of audio: the sentence so far then goes out at its next clause
+    mark or phrase cut, as the first one does.
     """
 
     def __init__(
-        self, min_chars: int = 2, first_clause_words: int = 0, first_phrase_words: int = 0, language: str | None = None
+        self,
+        min_chars: int = 2,
+        first_clause_words: int = 0,
+        first_phrase_words: int = 0,
+        language: str | None = None,
+        first_piece_words: int = 0,
+        hurry: Callable[[], bool] | None = None,
     ) -> None:
         self.rules = rules_for(language)
         self._tokenizer = self.rules.tokenizer()
@@ -148,45 +187,59 @@ class SentenceAggregator:
         self.min_chars = min_chars
         self.first_clause_words = first_clause_words
         self.first_phrase_words = first_phrase_words
+        self.first_piece_words = first_piece_words
+        self.hurry = hurry
         self._released_any = False
 
     def push(self, text: str) -> Iterator[str]:
         self._buffer += text
         spans = self._spans(self._buffer)
-        if len(spans) < 2:
+        # Everything before the start of the last sentence is complete.
+        cut = spans[-1][0] if len(spans) >= 2 else None
+        if cut is None or self._too_short_to_open(self._buffer[:cut]):
             yield from self._first_clause()
             return
-        # Everything before the start of the last sentence is complete.
-        cut = spans[-1][0]
         complete, self._buffer = self._buffer[:cut], self._buffer[cut:]
         yield from self._release(complete)
 
+    def _too_short_to_open(self, complete: str) -> bool:
+        """Whether `complete` sentences are too few words to be the reply's first piece."""
+        return not self._released_any and word_count(_clean(complete)) < self.first_piece_words
+
     def _first_clause(self) -> Iterator[str]:
-        if self._released_any:
+        """The sentence so far, up to a clause mark or phrase cut: for the
+        reply's first piece, or for a later one when the listener is about to
+        run out of audio (`hurry`)."""
+        if not self._released_any:
+            clause_words = self.first_clause_words and max(self.first_clause_words, self.first_piece_words)
+            phrase_words = self.first_phrase_words and max(self.first_phrase_words, self.first_piece_words)
+        elif self.hurry is not None and self.hurry():
+            clause_words, phrase_words = HURRIED_CLAUSE_WORDS, HURRIED_PHRASE_WORDS
+        else:
             return
-        cut = self._clause_end() or self._phrase_end()
+        cut = self._clause_end(clause_words) or self._phrase_end(phrase_words)
         if cut:
             clause, self._buffer = self._buffer[:cut], self._buffer[cut:].lstrip()
             yield from self._release(clause)
 
-    def _clause_end(self) -> int | None:
-        """Where the first clause ends, if it has its clause mark and enough words."""
-        if self.first_clause_words <= 0:
+    def _clause_end(self, least: int) -> int | None:
+        """Where the clause ends, if it has its clause mark and `least` words (0: never)."""
+        if least <= 0:
             return None
         for mark in _CLAUSE_END.finditer(self._buffer):
-            if len(_clean(self._buffer[: mark.end()]).split()) >= self.first_clause_words:
+            if word_count(_clean(self._buffer[: mark.end()])) >= least:
                 return mark.end()
         return None
 
-    def _phrase_end(self) -> int | None:
-        """Where the first phrase ends: before a word that opens a new one,
-        after enough words, never inside a number ("10 | to 15") or after an
-        article ("the | of")."""
-        if self.first_phrase_words <= 0 or self.rules.phrase_start is None:
+    def _phrase_end(self, least: int) -> int | None:
+        """Where the phrase ends: before a word that opens a new one, after
+        `least` words (0: never), never inside a number ("10 | to 15") or
+        after an article ("the | of")."""
+        if least <= 0 or self.rules.phrase_start is None:
             return None
         for boundary in self.rules.phrase_start.finditer(self._buffer):
             words = _clean(self._buffer[: boundary.start()]).split()
-            if len(words) < self.first_phrase_words:
+            if len(words) < least:
                 continue
             last = words[-1].lower().strip("\"'()")
             if last not in self.rules.no_phrase_end and not _NUMBER.match(last) and last[-1:].isalnum():

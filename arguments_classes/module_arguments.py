@@ -48,6 +48,22 @@ class ModuleArguments:
             "number. 0: only clause marks and sentence ends."
         },
     )
+    first_piece_words: int = field(
+        default=4,
+        metadata={
+            "help": "The fewest words the reply's first piece may have: a shorter first sentence ('Certainly!', "
+            "'Sure.') waits for the words after it instead of being said alone and followed by silence while the "
+            "LLM writes the next sentence. A shorter whole reply still goes out at its end. 0: off."
+        },
+    )
+    audio_cushion_ms: int = field(
+        default=1500,
+        metadata={
+            "help": "Once a reply is playing, when less than this much of its audio is left ahead of the "
+            "listener, the sentence being written goes to the TTS at its next clause mark or phrase instead of "
+            "at its end, so a slow LLM pauses between clauses rather than going silent mid-answer. 0: off."
+        },
+    )
     first_audio_wait_ms: int = field(
         default=0,
         metadata={

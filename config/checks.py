@@ -32,7 +32,8 @@ NON_NEGATIVE = {
     "gen_temperature", "gen_min_new_tokens", "chat_size", "max_retries", "retry_backoff_s", "cpu_threads",
     "n_threads", "first_clause_words", "speculative_stt_ms", "audio_latency_s", "window_s", "noise_scale",
     "noise_scale_duration", "gen_noise_scale", "gen_noise_scale_w", "gen_sdp_ratio", "max_prompt_pad_length",
-    "incremental_stt_ms", "context_s", "first_phrase_words", "first_audio_wait_ms", "threads", "max_words",
+    "incremental_stt_ms", "context_s", "first_phrase_words", "first_piece_words", "audio_cushion_ms",
+    "first_audio_wait_ms", "threads", "max_words",
 }  # fmt: skip
 FRACTION = {"gen_top_p"}  # in (0, 1]
 PORTS = {"recv_port", "send_port", "realtime_port"}

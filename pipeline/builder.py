@@ -78,7 +78,13 @@ def stage_kwargs(
     kwargs = config.stage_kwargs(stage)
     if stage == "llm":
         module = config.module
-        kwargs["pacing"] = ReplyPacing(module.first_clause_words, module.first_phrase_words, module.first_audio_wait_ms)
+        kwargs["pacing"] = ReplyPacing(
+            module.first_clause_words,
+            module.first_phrase_words,
+            module.first_audio_wait_ms,
+            module.first_piece_words,
+            module.audio_cushion_ms,
+        )
         kwargs["server_tools"] = list(server_tools or [])
     return kwargs
 

@@ -197,3 +197,47 @@ def test_a_one_character_answer_is_a_sentence_and_markup_alone_is_not():
     assert feed(["4"]) == ([[]], ["4"])
     assert feed(["I", "."]) == ([[], []], ["I."])
     assert feed(["-"]) == ([[]], []) and feed(["*"]) == ([[]], [])
+
+
+def test_a_short_first_sentence_waits_for_the_words_after_it():
+    """ "Certainly!" alone was said and then followed by silence while the LLM
+    wrote the next sentence (seconds on a busy 2-core machine): it now goes out
+    with the first clause or phrase behind it, as soon as that is long enough."""
+    aggregator = SentenceAggregator(first_clause_words=4, first_phrase_words=5, first_piece_words=4)
+    assert list(aggregator.push("Certainly!")) == []
+    assert list(aggregator.push(" Here")) == []  # without the floor: "Certainly!" here
+    assert list(aggregator.push(" are some tips")) == []
+    assert list(aggregator.push(" for")) == []  # "for" might be the start of "forty"
+    assert list(aggregator.push(" better")) == ["Certainly!", "Here are some tips"]
+    assert list(aggregator.push(" sleep. Go")) == ["for better sleep."]  # later sentences as before
+    assert list(aggregator.flush()) == ["Go"]
+
+
+def test_a_short_first_sentence_joins_a_whole_next_sentence_when_there_is_no_cut():
+    out = feed_words("Sure. I can help. Ask me anything you like.", first_piece_words=4)
+    assert out == ["Sure.", "I can help.", "Ask me anything you like."]
+    aggregator = SentenceAggregator(first_piece_words=4)
+    assert [list(aggregator.push(p)) for p in ["Sure.", " I can", " help.", " Ask"]] == [
+        [],
+        [],
+        [],
+        ["Sure.", "I can help."],
+    ]
+
+
+def test_a_reply_shorter_than_the_floor_goes_out_whole_at_its_end():
+    aggregator = SentenceAggregator(first_clause_words=4, first_phrase_words=5, first_piece_words=4)
+    assert list(aggregator.push("Paris.")) == []
+    assert list(aggregator.flush()) == ["Paris."]
+
+
+def test_a_first_sentence_long_enough_goes_out_as_before():
+    aggregator = SentenceAggregator(first_piece_words=4)
+    assert list(aggregator.push("The capital is Paris. It")) == ["The capital is Paris."]
+
+
+def test_unspaced_scripts_count_a_word_per_character():
+    """Chinese has no spaces: its sentences are not one endless word held back to the end."""
+    from LLM.sentences import word_count
+
+    assert word_count("当然！我可以帮你。") == 9 and word_count("Sure, I can.") == 3
