@@ -24,6 +24,8 @@ FLAGS = {
     "first_clause_words": 3,
     "first_phrase_words": 6,
     "first_audio_wait_ms": 250,
+    "first_piece_words": 2,
+    "audio_cushion_ms": 900,
     "incremental_stt_ms": 800,
     "stt_context_s": 2.0,
     "lm_prefill": False,
@@ -36,6 +38,11 @@ def as_cli(flags: dict) -> list[str]:
     for key, value in flags.items():
         argv += [f"--{key}", str(value)]
     return argv
+
+
+def test_the_reply_pacing_defaults_reach_the_answer_loop():
+    pacing = stage_kwargs(parse_config([]), "llm")["pacing"]
+    assert (pacing.first_piece_words, pacing.audio_cushion_ms) == (4, 1500)
 
 
 def test_json_and_cli_give_the_same_config(tmp_path):
@@ -58,6 +65,7 @@ def test_prefixes_are_stripped_and_gen_flags_collected():
     assert llm["chat_size"] == 4  # unprefixed fields pass as they are
     pacing = llm["pacing"]  # global flags the shared answer loop reads
     assert (pacing.first_clause_words, pacing.first_phrase_words, pacing.first_audio_wait_ms) == (3, 6, 250)
+    assert (pacing.first_piece_words, pacing.audio_cushion_ms) == (2, 900)
     assert llm["prefill"] is False and stt["context_s"] == 2.0 and stt["incremental"] is True
     assert config.vad.incremental_stt_ms == 800
     assert llm["gen_kwargs"]["temperature"] == 0.7

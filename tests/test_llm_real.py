@@ -305,3 +305,27 @@ def test_interrupted_replies_in_the_history_do_not_become_the_next_answers():
         _, reply = ask_in_session(question)
         assert re.search(expected, reply.lower()), reply
         assert "interrupted" not in reply.lower() and "[" not in reply
+
+
+def test_a_reply_opening_with_a_filler_sends_it_with_the_words_behind_it():
+    """The packaged model told to open with "Certainly!": the handler's
+    pacing (the default --first_piece_words 4) never sends those words
+    alone; the first piece the TTS gets carries what follows them.  Sentences
+    released together come out of one text piece (the same token count)."""
+    from LLM.answer_loop import ReplyPacing
+    from LLM.llama_cpp_language_model import LlamaCppLanguageModelHandler
+
+    handler = make_handler(
+        LlamaCppLanguageModelHandler,
+        model_name="qwen2.5-0.5b",
+        init_chat_prompt="Begin every reply with the single word 'Certainly!' and then answer in two sentences.",
+        pacing=ReplyPacing(first_clause_words=4, first_phrase_words=5, first_piece_words=4),
+    )
+    turn = Turn()
+    released: list[tuple[int, str]] = []
+    for message in handler.process(Transcript("Can you recommend a good book for a train ride?", "en", turn)):
+        if isinstance(message, LLMSentence):
+            released.append((turn.llm_tokens, message.text))
+    assert released and released[0][1].lower().startswith("certainly"), released  # the model did open with it
+    first = [text for tokens, text in released if tokens == released[0][0]]
+    assert len(" ".join(first).split()) >= 4, released
