@@ -77,6 +77,19 @@ def narrowed_handler():
     return make_handler(FasterWhisperSTTHandler, model_name="whisper-base", language="auto", languages="en,nl,cs")
 
 
+def detected(handler, rows: list[dict[str, str]]) -> list[str]:
+    """The language each clip would be transcribed in: the handler's own
+    choice on the whole utterance (`choose_language`, as `transcribe` makes
+    it for a turn without a conversation), without the transcript's decode
+    and its full-window retry, which cost Dutch and Czech lines seconds each
+    and change no language.  The first clip is transcribed too, to hold the
+    two together; the tests above and below transcribe."""
+    clips = [int16_to_float(load_audio(HUMAN / row["file"])) for row in rows]
+    languages = [handler.choose_language(clip, None, handler.policy.allowed) for clip in clips]
+    assert handler.transcribe(clips[0])[1] == languages[0]
+    return languages
+
+
 @pytest.mark.parametrize("folder,code", [("fillets_nl", "nl"), ("fillets_cs", "cs")])
 def test_language_detection_in_auto_mode(auto_handler, folder, code):
     """Detection on real Dutch and Czech game lines.  Whisper base confuses
@@ -85,8 +98,8 @@ def test_language_detection_in_auto_mode(auto_handler, folder, code):
     English, or a broken one, gets none."""
     rows = [row for row in read_transcripts(HUMAN) if row["file"].startswith(folder)]
     rows = sorted(rows, key=lambda r: -len(r["transcript"]))[:12]  # the longest lines
-    detected = [auto_handler.transcribe(int16_to_float(load_audio(HUMAN / r["file"])))[1] for r in rows]
-    assert detected.count(code) >= 8, detected
+    languages = detected(auto_handler, rows)
+    assert languages.count(code) >= 8, languages
 
 
 def clips_of(language: str, shortest_s: float = 2.0, longest_s: float = 8.0) -> list[dict[str, str]]:
@@ -104,8 +117,8 @@ def test_the_expected_languages_narrow_detection(narrowed_handler, code):
     German and Afrikaans are not among the choices, and what Whisper gives
     them counts for Czech and Dutch (without the list: 8-9 of 12, Czech as Polish)."""
     rows = sorted(clips_of(code), key=lambda r: -len(r["transcript"]))[:12]
-    detected = [narrowed_handler.transcribe(int16_to_float(load_audio(HUMAN / r["file"])))[1] for r in rows]
-    assert detected.count(code) >= len(rows) - 1, detected
+    languages = detected(narrowed_handler, rows)
+    assert languages.count(code) >= len(rows) - 1, languages
 
 
 @pytest.mark.parametrize("code,misses", [("nl", 2), ("cs", 1)])
@@ -118,8 +131,8 @@ def test_a_conversations_language_holds_over_its_turns(narrowed_handler, code, m
     bound fails.  On all the lines, and without --languages: benchmarks/languages.py,
     part `turns`."""
     rows = clips_of(code)[::4]
-    detected = conversation_languages(narrowed_handler, [HUMAN / row["file"] for row in rows])
-    assert detected.count(code) >= len(rows) - misses, detected
+    languages = conversation_languages(narrowed_handler, [HUMAN / row["file"] for row in rows])
+    assert languages.count(code) >= len(rows) - misses, languages
 
 
 def test_english_clips_are_detected_as_english_in_auto_mode(auto_handler):
@@ -131,8 +144,8 @@ def test_english_clips_are_detected_as_english_in_auto_mode(auto_handler):
     164: benchmarks/languages.py, part `turns`."""
     assert auto_handler.short_window is not None
     rows = [row for row in read_transcripts(HUMAN) if row["language"] == "en"][::3]
-    detected = [auto_handler.transcribe(int16_to_float(load_audio(HUMAN / r["file"])))[1] for r in rows]
-    assert detected.count("en") >= 0.97 * len(rows), detected
+    languages = detected(auto_handler, rows)
+    assert languages.count("en") >= 0.97 * len(rows), languages
 
 
 def test_tiny_en_alias_loads_and_transcribes():
