@@ -13,7 +13,11 @@ goes on (the STT answers an `OverheardSpeech` request at once, into the
   settled (below), or once the sound outlasts the timeout;
 - only backchannel words, or no words at all (a noise, or what Whisper
   itself finds unlikely to be speech), and the sound is over: the reply
-  resumes where it paused, and the sound is no turn of its own.
+  resumes where it paused, and the sound is no turn of its own;
+- one word that takes no floor ("Brie." for a "right", "you" for two
+  knocks), where the mic carries no echo of the reply (socket, realtime):
+  the same; short real interruptions are floor words ("stop", "wait", "no",
+  "sorry"), and longer ones go on into more words.
 
 A transcription asked while the sound goes on hears it cut off: its last
 word may be a fragment Whisper completes as it can ("I" of "I see", "M." or
@@ -62,10 +66,13 @@ _PHRASE_BEGINNINGS = frozenset(
 # A hum, however Whisper spells it: "m", "mmm", "m h m" (of "mm-hmm"), "hmmm", and a hum with
 # a letter of its cut-off tail ("MMI." of "mm-hmm" heard 400 ms in).
 _HUM = re.compile(r"[mh]*m[mh]*|(?:mm|hm)[a-z]")
-# Words that take the floor even alone after a hum ("Mm, no.", "Hmm, wait", "Hm, what?").
+# Words that take the floor even alone ("No.", "Wait!") or after a hum ("Mm, no.", "Hmm, wait",
+# "Hm, what?"); English first, then Dutch and Czech.
 _FLOOR_WORDS = frozenset(
     """no nope nah stop wait hold hang sorry pause pardon excuse but actually hey listen enough quiet
-    what why how who where when which again repeat slower louder""".split()
+    what why how who where when which again repeat slower louder
+    nee wacht maar wat waarom hoe wie waar wanneer hé momentje genoeg stil
+    ne počkej počkejte stůj stačí ale promiň promiňte co proč jak kdo kde kdy moment ticho""".split()
 )
 # What Whisper writes for sounds that are not words: (coughs), [laughter], *sniff*, ♪.
 _ANNOTATION = re.compile(r"\([^)]*\)|\[[^\]]*\]|\*[^*]*\*|♪+")
@@ -76,6 +83,7 @@ class Heard(Enum):
     NOTHING = "no words"  # a noise: a cough, a knock, a breath, or silence
     BACKCHANNEL = "backchannel"
     ECHO = "its own voice"  # words, but in audio the echo canceller let through (local mode)
+    LONE_WORD = "a lone word that takes no floor"  # "Brie." of "right": a listener's response misheard
     WORDS = "words"  # anything else: the user has something to say
 
 
@@ -110,6 +118,18 @@ def classify(text: str, likely_speech: bool = True) -> Heard:
     if not words or not likely_speech:
         return Heard.NOTHING
     return Heard.BACKCHANNEL if backchannel_words(words) else Heard.WORDS
+
+
+def lone_word(text: str) -> bool:
+    """Whether `text` is one word that does not take the floor ("Brie.",
+    "Hi.", "you"; not "Stop." or "Sorry?").  Over a reply, a listener who
+    means to speak says one of the floor words or more than one word; a lone
+    other word is what Whisper base made of a short response or a noise
+    (the interruption set through socket mode: "Brie." for "right" three
+    times, "you" for two knocks; every short real interruption was a floor
+    word)."""
+    words = words_of(text)
+    return len(words) == 1 and words[0] not in _FLOOR_WORDS
 
 
 def backchannel_words(words: list[str], unfinished: bool = False) -> bool:
@@ -281,7 +301,8 @@ class Overlap:
         if self.heard is None:
             due = rules.first_probe_ms
         else:  # words not settled yet are heard again soon: they may be a fragment, or the interruption
-            due = self.probed_ms + (rules.confirm_after_ms if heard is Heard.WORDS else rules.probe_every_ms)
+            soon = heard in (Heard.WORDS, Heard.LONE_WORD)  # a lone word may be an interruption's first
+            due = self.probed_ms + (rules.confirm_after_ms if soon else rules.probe_every_ms)
         return Step.PROBE if voiced_ms >= due else Step.WAIT
 
     def probing(self, heard: Overheard, voiced_ms: float) -> None:
@@ -304,6 +325,10 @@ class Overlap:
         verdict = classify(heard.text, heard.likely_speech)
         if verdict is Heard.WORDS and self.own_echo:
             return Heard.ECHO  # words Whisper made of the reply's own echo: no user said them
+        if verdict is Heard.WORDS and not self.measured_windows and lone_word(heard.text):
+            # Where the mic carries no echo of the reply.  Through a local echo canceller a
+            # real "Stop." came out "Scott." or "Start.", and "No." "Milk": there a lone word stops.
+            return Heard.LONE_WORD
         return verdict
 
     def echo_summary(self) -> str:

@@ -132,6 +132,38 @@ def test_a_word_said_again_by_the_next_transcription_or_heard_whole_interrupts()
     assert whole.step(voiced_ms=300, silent_ms=160, now=0.55) is Step.INTERRUPT  # over, and heard whole
 
 
+def test_a_lone_word_that_takes_no_floor_resumes_and_a_floor_word_stops():
+    """Whisper base heard a spoken "right" over a reply as "Brie." (three
+    times in the interruption set) and two knocks as "you": one word, none
+    that takes the floor, and the sound over.  "Stop." or "Sorry?" alone still
+    stop it, and a word followed by more words is the user's."""
+    for text in ("Brie.", "Hi.", "you"):
+        judging = overlap()
+        judging.probing(heard(text), 300)
+        assert judging.step(voiced_ms=300, silent_ms=160, now=0.5) is Step.RESUME, text
+        assert "lone word" in judging.reason
+    for text in ("Stop.", "Sorry?", "Nee.", "Počkej!", "Brie, wait"):
+        judging = overlap()
+        judging.probing(heard(text), 300)
+        assert judging.step(voiced_ms=300, silent_ms=160, now=0.5) is Step.INTERRUPT, text
+    going_on = overlap()
+    going_on.probing(heard("Please"), 240)  # "Please wait while I connect your call." cut off
+    assert going_on.step(voiced_ms=300, silent_ms=0, now=0.3) is Step.WAIT
+    going_on.probing(heard("Please wait"), 480)
+    assert going_on.step(voiced_ms=500, silent_ms=0, now=0.6) is Step.INTERRUPT
+
+
+def test_a_lone_word_through_an_echo_canceller_still_stops_the_reply():
+    """In local mode a real "Stop." came out of the echo canceller as
+    "Scott." or "Start.": where the mic measured the reply's echo, a lone word
+    is taken at its word."""
+    judging = overlap()
+    for _ in range(4):  # voiced windows measured, little of them echo
+        judging.hear(np.zeros(512, np.float32), last_voiced=judging.last_voiced + 512, echo_leak=0.05)
+    judging.probing(heard("Scott."), 300)
+    assert judging.step(voiced_ms=300, silent_ms=160, now=0.5) is Step.INTERRUPT
+
+
 def test_a_noise_resumes_and_a_backchannel_that_goes_on_into_words_interrupts():
     cough = overlap()
     cough.probing(heard("you", likely_speech=False), 300)
