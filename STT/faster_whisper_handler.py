@@ -236,6 +236,22 @@ class ConversationSTT:
     language: ConversationLanguage = field(default_factory=ConversationLanguage)  # the conversation's, sticky
 
 
+# faster-whisper's own temperature ladder (WhisperModel.transcribe's default).
+TEMPERATURE_LADDER = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+def ladder_above_zero(options: dict[str, Any]) -> tuple[float, ...] | float:
+    """The temperature ladder (the user's `temperature`, else faster-whisper's)
+    without its greedy step, for a retry whose greedy decode already looped:
+    climbing from 0 would repeat that decode (a 30 s window) first.  A single
+    temperature the user set is kept as it is."""
+    ladder = options.get("temperature", TEMPERATURE_LADDER)
+    if not isinstance(ladder, (list, tuple)):
+        return ladder
+    above = tuple(step for step in ladder if step > 0)
+    return above or tuple(ladder)
+
+
 class FasterWhisperSTTHandler(BaseHandler):
     accepts = (SpeechSegment, SpeechProgress, OverheardSpeech)
     # Transcribes provisional segments ahead of the end of turn (--speculative_stt_ms),
@@ -341,7 +357,7 @@ class FasterWhisperSTTHandler(BaseHandler):
         text, detected = self.full_window(audio, language, **options, temperature=0.0)
         if looks_like_a_loop(text):
             logger.debug("full window loops too (%r): faster-whisper's temperature ladder", text[:60])
-            return self.full_window(audio, language, **options)
+            return self.full_window(audio, language, **{**options, "temperature": ladder_above_zero(options)})
         return text, detected
 
     def choose_language(

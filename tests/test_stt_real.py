@@ -231,7 +231,17 @@ def test_a_retry_that_loops_again_climbs_the_temperature_ladder(stt_handler, mon
 
     monkeypatch.setattr(stt_handler, "full_window", scripted)
     text, _ = stt_handler.transcribe(int16_to_float(load_audio(QUESTIONS / "q01.wav")))
-    assert calls == [0.0, None] and "france" in text.lower()
+    # The ladder starts above the greedy step, which it would otherwise decode again first.
+    assert calls == [0.0, (0.2, 0.4, 0.6, 0.8, 1.0)] and "france" in text.lower()
+
+
+def test_the_ladder_after_a_looping_retry_skips_only_the_greedy_step():
+    from STT.faster_whisper_handler import TEMPERATURE_LADDER, ladder_above_zero
+
+    assert ladder_above_zero({}) == TEMPERATURE_LADDER[1:]
+    assert ladder_above_zero({"temperature": [0.0, 0.5]}) == (0.5,)
+    assert ladder_above_zero({"temperature": 0.3}) == 0.3  # one temperature the user chose: kept
+    assert ladder_above_zero({"temperature": (0.0,)}) == (0.0,)  # nothing above zero: the ladder as given
 
 
 def test_retry_ladder_climbs_on_every_retry(monkeypatch):
