@@ -196,8 +196,11 @@ class SentenceAggregator:
         spans = self._spans(self._buffer)
         # Everything before the start of the last sentence is complete.
         cut = spans[-1][0] if len(spans) >= 2 else None
-        if cut is None or self._too_short_to_open(self._buffer[:cut]):
+        if cut is None:
             yield from self._first_clause()
+            return
+        if self._too_short_to_open(self._buffer[:cut]):
+            yield from self._first_clause(after_an_opener=True)
             return
         complete, self._buffer = self._buffer[:cut], self._buffer[cut:]
         yield from self._release(complete)
@@ -206,11 +209,17 @@ class SentenceAggregator:
         """Whether `complete` sentences are too few words to be the reply's first piece."""
         return not self._released_any and word_count(_clean(complete)) < self.first_piece_words
 
-    def _first_clause(self) -> Iterator[str]:
+    def _first_clause(self, after_an_opener: bool = False) -> Iterator[str]:
         """The sentence so far, up to a clause mark or phrase cut: for the
         reply's first piece, or for a later one when the listener is about to
-        run out of audio (`hurry`)."""
-        if not self._released_any:
+        run out of audio (`hurry`).  `after_an_opener`: the buffer begins with
+        a first sentence too short to go alone ("Certainly!"); its words count
+        and the floor is the bar, so "Certainly! A great book | for a long
+        train ride" goes at the first phrase cut rather than twenty tokens on."""
+        if not self._released_any and after_an_opener:
+            clause_words = self.first_clause_words and self.first_piece_words
+            phrase_words = self.first_phrase_words and self.first_piece_words
+        elif not self._released_any:
             clause_words = self.first_clause_words and max(self.first_clause_words, self.first_piece_words)
             phrase_words = self.first_phrase_words and max(self.first_phrase_words, self.first_piece_words)
         elif self.hurry is not None and self.hurry():

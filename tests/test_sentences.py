@@ -213,6 +213,18 @@ def test_a_short_first_sentence_waits_for_the_words_after_it():
     assert list(aggregator.flush()) == ["Go"]
 
 
+def test_after_a_short_opener_the_floor_is_the_bar_for_a_phrase_cut():
+    """Seen live: "Certainly! A great book for a long train ride is "The Great
+    Gatsby" by ..." went out at "by", twenty tokens in, because "Certainly! A
+    great book" is one word short of the first phrase's five; after an opener
+    the floor (four words, the opener's included) is the bar."""
+    aggregator = SentenceAggregator(first_clause_words=4, first_phrase_words=5, first_piece_words=4)
+    pieces = ["Certainly!", " A", " great", " book", " for", " a", " long"]
+    assert [list(aggregator.push(piece)) for piece in pieces][-2:] == [["Certainly!", "A great book"], []]
+    without_opener = SentenceAggregator(first_clause_words=4, first_phrase_words=5, first_piece_words=4)
+    assert [s for p in [" A great book for a long", " ride"] for s in without_opener.push(p)] == []  # five, as before
+
+
 def test_a_short_first_sentence_joins_a_whole_next_sentence_when_there_is_no_cut():
     out = feed_words("Sure. I can help. Ask me anything you like.", first_piece_words=4)
     assert out == ["Sure.", "I can help.", "Ask me anything you like."]
