@@ -40,7 +40,7 @@ from config.checks import (
     value_problems,
 )
 from config.registry import Backend, lookup
-from utils.net import is_loopback
+from utils.net import is_loopback, resolution_problem
 
 MODES = ("socket", "local", "file", "realtime")
 COMMON_ARGUMENTS: tuple[type, ...] = (
@@ -249,6 +249,15 @@ def tls_files_problem(certfile: str, keyfile: str) -> str | None:
     return None
 
 
+def listening_hosts(config: PipelineConfig) -> list[tuple[str, str]]:
+    """The addresses the chosen mode listens on, each with its flag."""
+    if config.module.mode == "realtime":
+        return [("realtime_host", config.realtime.realtime_host)]
+    if config.module.mode == "socket":
+        return [("recv_host", config.socket_receiver.recv_host), ("send_host", config.socket_sender.send_host)]
+    return []
+
+
 def validate(config: PipelineConfig) -> None:
     module, vad = config.module, config.vad
     problems = value_problems(config)
@@ -275,6 +284,10 @@ def validate(config: PipelineConfig) -> None:
     if config.local_audio.aec_engine not in ("auto", *ECHO_CANCELLERS):
         raise ConfigError(f"--aec_engine must be auto or one of {', '.join(ECHO_CANCELLERS)}")
     realtime = config.realtime
+    for flag, host in listening_hosts(config):
+        problem = resolution_problem(host)
+        if problem:
+            raise ConfigError(f"--{flag} {host}: {problem}")
     if module.mode == "realtime" and not is_loopback(realtime.realtime_host):
         if not realtime.api_key and not realtime.allow_unauthenticated:
             raise ConfigError(

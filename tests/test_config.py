@@ -321,3 +321,25 @@ def test_a_matching_certificate_and_key_pass_and_a_foreign_key_does_not(tmp_path
     assert tls_files_problem(cert, key) is None
     problem = tls_files_problem(cert, other_key)
     assert problem is not None and "cannot serve TLS" in problem and other_key in problem
+
+
+@pytest.mark.parametrize(
+    "argv,flag",
+    [
+        (["--mode", "realtime", "--realtime_host", "no.such.host.invalid"], "realtime_host"),
+        (["--mode", "realtime", "--realtime_host", "no.such.host.invalid", "--allow_unauthenticated"], "realtime_host"),
+        (["--mode", "socket", "--recv_host", "no.such.host.invalid"], "recv_host"),
+        (["--mode", "socket", "--send_host", "no.such.host.invalid"], "send_host"),
+    ],
+)
+def test_a_host_name_that_does_not_resolve_is_one_line_before_any_model_loads(argv, flag):
+    """Without a key, the realtime server used to ask for one to guard a host
+    that does not exist ("reachable from other machines"); with one, the name
+    failed only once the models had loaded."""
+    with pytest.raises(ConfigError, match=rf"^--{flag} no\.such\.host\.invalid: the host name .* does not resolve"):
+        parse_config(argv)
+
+
+def test_addresses_and_resolvable_names_pass():
+    parse_config(["--mode", "realtime", "--realtime_host", "localhost"])
+    parse_config(["--mode", "socket", "--recv_host", "127.0.0.1", "--send_host", "0.0.0.0"])
