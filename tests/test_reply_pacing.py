@@ -6,6 +6,8 @@ tests/test_conversation.py and tests/test_realtime.py."""
 import threading
 import time
 
+import pytest
+
 from conversation.chat import Chat
 from conversation.playback import PlaybackLog
 from conversation.turn import Turn
@@ -56,10 +58,18 @@ def spoken(turn: Turn, generate, pacing: ReplyPacing) -> list[str]:
     return [message.text for message in out if isinstance(message, LLMSentence)]
 
 
-def test_a_reply_that_plays_out_faster_than_it_is_written_is_cut_at_its_clauses():
+@pytest.mark.parametrize(
+    "cushion_ms,expected",
+    [
+        (1500, ["Paris is the capital of France.", "It has many museums,", "old bridges and parks."]),
+        (0, ["Paris is the capital of France.", "It has many museums, old bridges and parks."]),
+    ],
+)
+def test_a_reply_that_plays_out_faster_than_it_is_written_is_cut_at_its_clauses(cushion_ms, expected):
     """The answer loop asks the turn's playback: here the sink has sent the
     first sentence's audio, 1 s of it, before the second sentence is written,
-    so the second goes out at its clause mark instead of at its end."""
+    so with a cushion the second goes out at its clause mark instead of at
+    its end; without one (`--audio_cushion_ms 0`) it stays whole."""
     turn = Turn()
 
     def generate(messages):
@@ -69,26 +79,5 @@ def test_a_reply_that_plays_out_faster_than_it_is_written_is_cut_at_its_clauses(
         piece(turn.playback, "Paris is the capital of France.", 1.0, when=time.perf_counter())
         yield from [" many museums,", " old", " bridges and parks."]
 
-    pacing = ReplyPacing(first_clause_words=4, first_piece_words=4, audio_cushion_ms=1500)
-    out = answer_transcript(
-        Transcript("Tell me of Paris.", "en", turn), Chat(), generate, threading.Event(), pacing=pacing
-    )
-    sentences = [m.text for m in out if isinstance(m, LLMSentence)]
-    assert sentences == ["Paris is the capital of France.", "It has many museums,", "old bridges and parks."]
-
-
-def test_without_a_cushion_later_sentences_stay_whole():
-    turn = Turn()
-
-    def generate(messages):
-        yield "Paris is the capital of France."
-        yield " It has"
-        piece(turn.playback, "Paris is the capital of France.", 1.0, when=time.perf_counter())
-        yield from [" many museums,", " old", " bridges and parks."]
-
-    pacing = ReplyPacing(first_clause_words=4, first_piece_words=4, audio_cushion_ms=0)
-    out = answer_transcript(
-        Transcript("Tell me of Paris.", "en", turn), Chat(), generate, threading.Event(), pacing=pacing
-    )
-    sentences = [m.text for m in out if isinstance(m, LLMSentence)]
-    assert sentences == ["Paris is the capital of France.", "It has many museums, old bridges and parks."]
+    pacing = ReplyPacing(first_clause_words=4, first_piece_words=4, audio_cushion_ms=cushion_ms)
+    assert spoken(turn, generate, pacing) == expected
