@@ -33,8 +33,9 @@ def error_lines(stderr: str) -> list[str]:
 
 
 def test_a_host_name_that_does_not_resolve_is_said_so():
+    """A configuration error (exit 2), found before any model loads."""
     result = run("--mode", "realtime", "--realtime_host", "no-such-host.invalid", "--allow_unauthenticated")
-    assert result.returncode == 1, result.stderr[-2000:]
+    assert result.returncode == 2, result.stderr[-2000:]
     (line,) = error_lines(result.stderr)
     assert "no-such-host.invalid" in line and "does not resolve" in line, line
     assert "another s2s server" not in line and "Traceback" not in result.stderr
