@@ -15,11 +15,12 @@ the variants differ only in where they cut.
 
 The playback is modelled, not played: one TTS makes the pieces in turn, each
 in Piper's time per word as measured in the same condition (the packaged
-voice, a 14-word sentence, median of three); a piece's audio starts when it
-is made and the one before it has played, and lasts `SECONDS_PER_WORD` per
-word (Piper's English voices: 2.5-3 words a second);
-the cushion variant's `hurry` asks that model, as the answer loop asks the
-sink's playback log.  Columns: the first piece's release (ms after the
+voice, a 14-word sentence, median of three); the sink puts each piece out
+once it is made, into the same `PlaybackLog` the live sinks keep (a piece
+plays once it is out and the one before it has played, and lasts
+`SECONDS_PER_WORD` per word: Piper's English voices say 2.5-3 words a
+second), and the cushion variants' `hurry` is the answer loop's own
+`running_low` over that log.  Columns: the first piece's release (ms after the
 request; the TTS's own time comes on top, the same for every variant), its
 words, the replies whose first piece was at most two words followed by more
 (a filler: "Certainly!", "Sure."), and the silences over 150 ms once the
@@ -49,11 +50,12 @@ from benchmarks.harness import QUESTIONS, SHARED_AUDIO, make_handler, read_trans
 from benchmarks.latency import add_output_arguments, fmt, percentile, results_report, save_results  # noqa: E402
 from benchmarks.llm_threads import SENTENCE, BusyProcess  # noqa: E402
 from benchmarks.sessions import LONG_REQUESTS  # noqa: E402
-from LLM.answer_loop import SECONDS_PER_WORD  # noqa: E402
+from conversation.playback import PlaybackLog  # noqa: E402
+from LLM.answer_loop import SECONDS_PER_WORD, running_low  # noqa: E402
 from LLM.sentences import SentenceAggregator, word_count  # noqa: E402
 from LLM.spoken_text import speakable  # noqa: E402
 
-GAP_S = 0.15  # a silence a listener notices (conversation/playback.py's STALL_GAP_S)
+RATE = 16000
 
 
 @dataclass(frozen=True)
@@ -100,26 +102,34 @@ def record(llm, prompt: str) -> Stream:
     return [(piece, time.perf_counter() - began) for piece in llm.generate(messages, 128) if isinstance(piece, str)]
 
 
-class ModelPlayback:
-    """The TTS and the listener, modelled: when each released piece is made and plays."""
+class ModelledSpeech:
+    """The TTS and the sink, modelled in time: one TTS makes the released
+    pieces in turn (Piper's measured time per word); the sink puts each out
+    once it is made, into a real `PlaybackLog`, which plays them as a client
+    that plays each piece on arrival and counts its stalls; the cushion asks
+    the answer loop's own `running_low` of it."""
 
     def __init__(self, tts_s_per_word: float) -> None:
         self.tts_s_per_word = tts_s_per_word
         self.tts_free = 0.0
-        self.ends: float | None = None
-        self.starts: list[float] = []
-        self.gaps: list[float] = []
+        self.made: list[tuple[float, str, int]] = []  # (when made, text, words), not yet put out
+        self.released_words = 0
+        self.playback = PlaybackLog(sample_rate=RATE)
 
-    def release(self, words: int, now: float) -> None:
-        ready = self.tts_free = max(now, self.tts_free) + words * self.tts_s_per_word
-        start = ready if self.ends is None else max(ready, self.ends)
-        if self.ends is not None and start - self.ends > GAP_S:
-            self.gaps.append(start - self.ends)
-        self.starts.append(start)
-        self.ends = start + words * SECONDS_PER_WORD
+    def release(self, text: str, words: int, now: float) -> None:
+        self.tts_free = max(now, self.tts_free) + words * self.tts_s_per_word
+        self.made.append((self.tts_free, text, words))
+        self.released_words += words
+
+    def put_out(self, now: float) -> None:
+        """The sink sends what the TTS has made by `now`."""
+        while self.made and self.made[0][0] <= now:
+            when, text, words = self.made.pop(0)
+            self.playback.add(text, round(words * SECONDS_PER_WORD * RATE), RATE, when=when)
 
     def running_low(self, cushion_s: float, now: float) -> bool:
-        return bool(self.starts) and self.starts[0] <= now and self.ends - now < cushion_s
+        self.put_out(now)
+        return running_low(self.playback, self.released_words, cushion_s, now)
 
 
 @dataclass
@@ -131,11 +141,11 @@ class Replay:
 
 
 def replay(stream: Stream, variant: Variant, tts_s_per_word: float) -> Replay:
-    playback = ModelPlayback(tts_s_per_word)
+    speech = ModelledSpeech(tts_s_per_word)
     clock = [0.0]
     hurry: Callable[[], bool] | None = None
     if variant.audio_cushion_ms:
-        hurry = lambda: playback.running_low(variant.audio_cushion_ms / 1000.0, clock[0])  # noqa: E731
+        hurry = lambda: speech.running_low(variant.audio_cushion_ms / 1000.0, clock[0])  # noqa: E731
     aggregator = SentenceAggregator(
         first_clause_words=4, first_phrase_words=5, first_piece_words=variant.first_piece_words, hurry=hurry
     )
@@ -143,21 +153,23 @@ def replay(stream: Stream, variant: Variant, tts_s_per_word: float) -> Replay:
 
     def released(found: Iterator[str]) -> None:
         for sentence in found:
-            words = word_count(speakable(sentence, "en"))
+            spoken = speakable(sentence, "en")
+            words = word_count(spoken)
             if words:
                 pieces.append((words, clock[0]))
-                playback.release(words, clock[0])
+                speech.release(spoken, words, clock[0])
 
     for text, when in stream:
         clock[0] = when
         released(aggregator.push(text))
     released(aggregator.flush())
+    speech.put_out(float("inf"))
     if not pieces:
         return Replay(None, 0, False, [])
     first_at = pieces[0][1]
     first_words = sum(words for words, at in pieces if at == first_at)  # released together: one piece of audio
     filler = first_words <= 2 and len(pieces) > 1
-    return Replay(first_at * 1000.0, first_words, filler, playback.gaps)
+    return Replay(first_at * 1000.0, first_words, filler, speech.playback.stalls)
 
 
 def table(streams: dict[str, list[Stream]], tts: dict[str, float]) -> list[str]:
