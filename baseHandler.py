@@ -143,10 +143,25 @@ class BaseHandler:
         if failure is not None:
             raise failure
 
+    def resume_paused(self) -> bool:
+        """Go on with work this stage paused to serve a newer message (the LLM
+        interleaving replies, LLM/reply_interleave.py), when nothing more
+        urgent waits; True when it did some (look at the queue again before
+        waiting on it).  By default a stage pauses nothing."""
+        return False
+
+    def next_message(self) -> Any:
+        """The next message to handle, waiting at most a poll period
+        (queue.Empty: none).  By default the queue's order; a stage with
+        paused work may leave the messages that must wait for it queued."""
+        return self.queue_in.get(timeout=_POLL_S)
+
     def _serve(self) -> None:
         while not self.stop_event.is_set():
+            if self.resume_paused():
+                continue
             try:
-                message = self.queue_in.get(timeout=_POLL_S)
+                message = self.next_message()
             except queue.Empty:
                 self.idle()
                 continue
@@ -187,21 +202,31 @@ class BaseHandler:
         (the end that lets the sink close it)."""
         return turn.interrupted and getattr(message, "survives_interruption", False)
 
-    def _emit_all(self, outputs: Iterator[Any], turn: Turn | None = None) -> None:
-        """Drain one process() generator into the output queue; its failure ends that turn only."""
+    def _emit_all(
+        self, outputs: Iterator[Any], turn: Turn | None = None, pause: Callable[[Any], bool] | None = None
+    ) -> bool:
+        """Drain one process() generator into the output queue; its failure ends that turn only.
+
+        `pause(output)`, asked after each output is handed on, may stop the
+        draining early: the generator is then left open (suspended at that
+        output) and True returned, for the caller to drain it later."""
         start = time.perf_counter()
+        paused = False
         try:
             for output in outputs:
                 if turn is not None and turn.stale and not self._survives(output, turn):
                     if not turn.interrupted:
-                        return  # withdrawn: nothing of it travels on
+                        return False  # withdrawn: nothing of it travels on
                     # Interrupted: the generator stops at its next step, but the
                     # end it still owes (EndOfResponse) must reach the sink, which
                     # closes the turn (a realtime client's response.done).
                     continue
                 self.put(output)
                 if self.stop_event.is_set() or (turn is not None and turn.stale and not turn.interrupted):
-                    return
+                    return False
+                if pause is not None and pause(output):
+                    paused = True
+                    return True
         except Exception as error:
             # One line for the user; the traceback only with --log_level debug.
             message = " ".join(str(error).split()) or type(error).__name__
@@ -211,8 +236,9 @@ class BaseHandler:
                 turn.error = f"{self.name}: {message}"
                 self.put(EndOfResponse(turn=turn))
         finally:
-            close = getattr(outputs, "close", None)
+            close = None if paused else getattr(outputs, "close", None)
             if close is not None:
                 close()  # a generator left early releases its resources now
             self.last_process_s.append(time.perf_counter() - start)
             del self.last_process_s[:-100]
+        return False

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import queue
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
@@ -25,6 +26,7 @@ from conversation.session import Session
 from conversation.turn import Turn
 from LLM.answer_loop import ReplyPacing, answer_chat, user_content
 from LLM.output_answers import answer_outputs_in_words
+from LLM.reply_interleave import PausedReply, most_urgent, should_pause, waits_for_paused
 from LLM.tool_calls import FunctionCall, ToolChoice, ToolOffer
 from utils.messages import (
     CreateResponse,
@@ -66,10 +68,12 @@ class LanguageModelHandler(BaseHandler):
         chat_size: int = 2,
         pacing: ReplyPacing | None = None,
         server_tools: list[dict[str, Any]] | None = None,
+        interleave_replies: bool = True,
     ) -> None:
         """The chat options every backend takes (ChatArguments), the reply
-        pacing, and the server's own tools (offered to sessions that declare
-        none; the warm-up prepares the prompt with them)."""
+        pacing, the server's own tools (offered to sessions that declare
+        none; the warm-up prepares the prompt with them), and whether
+        conversations' replies are interleaved (LLM/reply_interleave.py)."""
         self.user_role = user_role
         self.init_chat_role = init_chat_role
         self.init_chat_prompt = init_chat_prompt
@@ -81,6 +85,8 @@ class LanguageModelHandler(BaseHandler):
         self.default_session.settings.server_tools = list(server_tools or [])
         self.serving: Session = self.default_session  # the conversation being answered now
         self.answering: Turn | None = None  # the turn being answered now (None: the warm-up)
+        self.interleave_replies = interleave_replies
+        self.paused: list[PausedReply] = []  # replies paused for another conversation's first sentence
 
     def generate(
         self, messages: list[dict[str, Any]], max_tokens: int | None = None, tools: ToolOffer | None = None
@@ -201,10 +207,79 @@ class LanguageModelHandler(BaseHandler):
             turn, chat, generate, self.stop_event, language, self.pacing, calls_run_by_server=offer.by_server
         )
 
-    def answer_waiting(self) -> bool:
+    def answer_waiting(self, besides: Turn | None = None) -> bool:
         """Whether a message that asks for an answer (any conversation's) is
-        queued: it goes first, reading ahead would only delay it."""
-        return self.queued(lambda queued: isinstance(queued, Transcript | UserText | CreateResponse | ToolResult))
+        queued: it goes first, reading ahead would only delay it.  Only one
+        that may be answered now counts: not one of a conversation whose
+        reply is paused, nor of `besides`'s (the reply being written: its
+        conversation's next turn comes after it)."""
+        busy = self.paused if besides is None else [*self.paused, PausedReply(besides, iter(()), None, besides.session)]
+        return self.queued(lambda queued: isinstance(queued, ANSWER_MESSAGES) and not waits_for_paused(queued, busy))
+
+    # --- interleaving conversations' replies (LLM/reply_interleave.py) ---------------
+    def pause_state(self) -> Any:
+        """What the backend must save to go on with a reply after another
+        one used the model (llama.cpp: the KV cache).  By default nothing:
+        the backend keeps each generation's state apart."""
+        return None
+
+    def resume_state(self, state: Any, session: Session | None) -> None:
+        """Put back what `pause_state` saved, to go on with `session`'s reply."""
+
+    def _emit_all(self, outputs: Iterator[Any], turn: Turn | None = None, pause: Any = None) -> bool:
+        """Hand on a reply's outputs; with interleaving on, it may pause at a
+        sentence for another conversation (`should_pause`) and be resumed
+        later from the paused list."""
+        if not self.interleave_replies or turn is None:
+            return super()._emit_all(outputs, turn, pause)
+        session = turn.session
+
+        def pause_here(output: Any) -> bool:
+            return should_pause(output, turn, self.paused, self.answer_waiting(besides=turn))
+
+        if not super()._emit_all(outputs, turn, pause_here):
+            return False
+        self.paused.append(PausedReply(turn, outputs, self.pause_state(), session))
+        logger.debug("turn %s paused after a sentence: another conversation goes first", turn.turn_id)
+        return True
+
+    def resume_paused(self) -> bool:
+        """Go on with the paused reply whose listener needs audio first,
+        unless a question that may be answered now is waiting."""
+        reply = most_urgent(self.paused)
+        if reply is None or (self.answer_waiting() and not reply.turn.stale):
+            return False  # a withdrawn or interrupted reply is ended at once: it only has to close
+        self.paused.remove(reply)
+        self.serving = reply.session or self.default_session
+        self.answering = reply.turn
+        outputs = reply.outputs
+        try:
+            self.resume_state(reply.state, reply.session)
+        except Exception as error:  # the turn ends with the error; nothing computed from another conversation
+            outputs = failed_within(outputs, error)
+        self._emit_all(outputs, reply.turn)
+        return True
+
+    def next_message(self) -> Any:
+        """The queue's next message that need not wait for a paused reply
+        (queue.Empty: none now; the paused replies go on meanwhile)."""
+        if not self.paused:
+            return super().next_message()
+        with self.queue_in.mutex:
+            for index, message in enumerate(self.queue_in.queue):
+                if not waits_for_paused(message, self.paused):
+                    del self.queue_in.queue[index]
+                    self.queue_in.not_full.notify()
+                    return message
+        raise queue.Empty
+
+    def cleanup(self) -> None:
+        """Close the replies still paused when the stage stops."""
+        while self.paused:
+            close = getattr(self.paused.pop().outputs, "close", None)
+            if close is not None:
+                close()
+        super().cleanup()
 
 
 def answers_by_itself(session: Session | None) -> bool:
@@ -223,6 +298,21 @@ def own_instructions(session: Session | None) -> bool:
     `instructions`): then the reply language is asked for English too."""
     return session is not None and session.settings.instructions is not None
 
+
+def failed_within(outputs: Iterator[Any], error: Exception) -> Iterator[Any]:
+    """A paused reply that cannot go on: `error` raised inside it (the answer
+    loop drops the unanswered question from the chat) and out of this
+    generator, for the stage to end the turn with it."""
+    try:
+        yield outputs.throw(error)
+    finally:
+        close = getattr(outputs, "close", None)
+        if close is not None:
+            close()
+
+
+# The messages that ask the model for an answer.
+ANSWER_MESSAGES = (Transcript, UserText, CreateResponse, ToolResult)
 
 # setup_kwargs that LanguageModelHandler hands to setup_chat, not to the backend's setup.
 CHAT_OPTIONS = tuple(inspect.signature(LanguageModelHandler.setup_chat).parameters)[1:]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from config.registry import missing_package
@@ -24,7 +25,7 @@ from conversation.session import Session
 from LLM.language_model import LanguageModelHandler
 from LLM.llama_threads import ThreadGovernor
 from LLM.llama_tools import CALL_BIAS, NO_CALLS_AFTER_OUTPUT, LlamaToolCalls
-from LLM.prefix_cache import PrefixCache, common_prefix
+from LLM.prefix_cache import PrefixCache, SequenceState, common_prefix, load_sequence, save_sequence
 from LLM.tool_calls import FunctionCall, ToolOffer, answered_calls, chat_template_request, request_alone
 from models.packaged import resolve_gguf
 from utils.cpu_baton import later, reply_priority
@@ -150,6 +151,15 @@ def read_ahead(model: Any, tokens: list[int]) -> int:
     return len(tokens) - start
 
 
+@dataclass(frozen=True)
+class PausedGeneration:
+    """What a reply paused between tokens needs to go on: its KV cache and
+    the sampler of its generation."""
+
+    cache: SequenceState
+    sampler: Any
+
+
 class LlamaCppLanguageModelHandler(LanguageModelHandler):
     # Warm-up: evaluate the system prompt once; llama.cpp keeps its KV cache,
     # so every later turn starts from the cached prefix.
@@ -199,6 +209,24 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         if tool_calls_after_output is None:
             tool_calls_after_output = model_name not in NO_CALLS_AFTER_OUTPUT
         self.tool_calls = LlamaToolCalls(self.model, tool_call_bias, tool_calls_after_output)
+
+    def pause_state(self) -> PausedGeneration | None:
+        """The paused reply's KV cache and sampler (llama-cpp-python keeps the
+        sampler of the generation in progress on the model object), to go
+        on after another conversation's reply used the model."""
+        cache = save_sequence(self.model)
+        return None if cache is None else PausedGeneration(cache, getattr(self.model, "_sampler", None))
+
+    def resume_state(self, state: PausedGeneration | None, session: Session | None) -> None:
+        """Put the paused reply's cache and sampler back.  A cache that cannot
+        be put back (llama-cpp-python's internals moved) cannot be gone on
+        from: the reply's generator then fails, and the turn ends with an
+        error rather than with words computed from another conversation."""
+        self._cached_session = session or self.default_session
+        if state is None or not load_sequence(self.model, state.cache):
+            self.model.n_tokens = 0
+            raise RuntimeError("the paused reply's KV cache could not be restored")
+        self.model._sampler = state.sampler
 
     def _set_threads(self, count: int) -> None:
         """Token by token generation on `count` threads; a prompt's batch

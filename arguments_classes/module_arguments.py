@@ -64,6 +64,14 @@ class ModuleArguments:
             "at its end, so a slow LLM pauses between clauses rather than going silent mid-answer. 0: off."
         },
     )
+    interleave_replies: bool = field(
+        default=True,
+        metadata={
+            "help": "With several conversations on one server, the LLM pauses a reply at a sentence it has handed "
+            "to the TTS when another conversation's question waits, answers that one's first sentence, then "
+            "goes on with the reply whose listener runs out of audio first. False: one whole reply after another."
+        },
+    )
     first_audio_wait_ms: int = field(
         default=0,
         metadata={

@@ -73,8 +73,9 @@ def stage_kwargs(
     """What one model stage's setup() is given: its backend's own arguments,
     and for the LLM the reply pacing every backend's answer loop follows
     (the global flags --first_clause_words, --first_phrase_words,
-    --first_audio_wait_ms) and the server's own tools (its warm-up prepares
-    their prompt)."""
+    --first_audio_wait_ms, ...), whether it interleaves conversations'
+    replies, and the server's own tools (its warm-up prepares their
+    prompt)."""
     kwargs = config.stage_kwargs(stage)
     if stage == "llm":
         module = config.module
@@ -86,6 +87,7 @@ def stage_kwargs(
             module.audio_cushion_ms,
         )
         kwargs["server_tools"] = list(server_tools or [])
+        kwargs["interleave_replies"] = module.interleave_replies
     return kwargs
 
 

@@ -1,0 +1,87 @@
+"""Several conversations' replies on one language model: first sentences before anyone's later ones.
+
+One LLM stage answers every session, one token at a time.  Left to answer
+one whole reply after another, four sessions asking at once wait for each
+other's entire replies: the fourth hears its first word after three full
+answers.  Instead the stage pauses a reply at a sentence it has just handed
+to the TTS when another conversation's question is waiting, answers that
+one up to its own first sentence, and then goes back to whichever paused
+reply's listener will run out of audio first.  A reply's later sentences
+are needed only once its earlier ones have played, so they can wait.
+
+The model keeps one conversation in its cache at a time; a backend that
+computes as it is pulled (llama.cpp) saves the paused reply's cache when it
+pauses and puts it back when it resumes (`LanguageModelHandler.pause_state`
+/ `resume_state`), a few milliseconds each, instead of reading its prompt
+again.
+
+Messages of a conversation whose reply is paused stay queued until that
+reply ends: a conversation's turns are answered in order, each after the
+one before it is in the chat.  This module is the policy alone (which reply
+pauses, which resumes, which messages wait), tested without a model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from conversation.turn import Turn
+from utils.messages import EndOfStream, LLMSentence
+
+# A paused reply takes the model from the one being written only when its
+# listener runs dry this much sooner: switching back and forth costs a cache
+# save and load each time, and a reply whose audio is due at about the same
+# time is as urgent as the one being written.
+SWITCH_MARGIN_S = 0.75
+
+
+@dataclass
+class PausedReply:
+    """A reply whose generator stopped at a sentence it handed on, with the
+    model state the backend saved to go on from there."""
+
+    turn: Turn
+    outputs: Iterator[Any]
+    state: Any = None
+    session: Any = field(default=None)
+
+
+def most_urgent(paused: Iterable[PausedReply]) -> PausedReply | None:
+    """The paused reply whose listener needs audio first (a withdrawn or
+    interrupted one first of all: it only has to end)."""
+    return min(paused, key=lambda reply: (not reply.turn.stale, reply.turn.audio_due()), default=None)
+
+
+def should_pause(
+    output: Any, turn: Turn | None, paused: Iterable[PausedReply], question_waiting: bool, now_due: float | None = None
+) -> bool:
+    """Whether to pause the reply being written right after it handed on
+    `output`: only at one of its sentences (the model is between tokens, the
+    sentence is with the TTS), and only when another conversation's question
+    waits for its first sentence, or a paused reply's listener runs dry
+    `SWITCH_MARGIN_S` sooner than this one's."""
+    if not isinstance(output, LLMSentence) or turn is None or turn.stale:
+        return False
+    if question_waiting:
+        return True
+    due = turn.audio_due() if now_due is None else now_due
+    other = most_urgent(paused)
+    return other is not None and other.turn.audio_due() < due - SWITCH_MARGIN_S
+
+
+def waits_for_paused(message: Any, paused: Iterable[PausedReply]) -> bool:
+    """Whether `message` must stay queued until the paused replies end: it
+    belongs to a conversation whose reply is paused (its turns are answered
+    in order; a reset of it too), or it is the input's end."""
+    paused = list(paused)
+    if not paused:
+        return False
+    if isinstance(message, EndOfStream):
+        return True
+    session = getattr(message, "session", None)
+    if session is None:
+        turn = getattr(message, "turn", None)
+        session = turn.session if turn is not None else None
+    return any(reply.session is session for reply in paused)
