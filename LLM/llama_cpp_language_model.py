@@ -25,6 +25,7 @@ from conversation.session import Session
 from LLM.language_model import LanguageModelHandler
 from LLM.llama_threads import ThreadGovernor
 from LLM.llama_tools import CALL_BIAS, NO_CALLS_AFTER_OUTPUT, LlamaToolCalls
+from LLM.parked_caches import ParkedCaches
 from LLM.prefix_cache import PrefixCache, SequenceState, common_prefix, load_sequence, save_sequence
 from LLM.tool_calls import FunctionCall, ToolOffer, answered_calls, chat_template_request, request_alone
 from models.packaged import resolve_gguf
@@ -201,7 +202,7 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         self.model_name = model_name
         self.gen_kwargs = {"max_tokens": 128, "temperature": 0.0, **(gen_kwargs or {})}
         self.formatter = self._chat_formatter()
-        self._cached_session: object = None  # whose conversation the KV cache holds
+        self.caches = ParkedCaches()  # each conversation's KV cache while another is served
         self.prefill = prefill
         self.prefixes = PrefixCache()  # instructions + tools, evaluated once
         if tool_call_bias is None:
@@ -222,7 +223,7 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         be put back (llama-cpp-python's internals moved) cannot be gone on
         from: the reply's generator then fails, and the turn ends with an
         error rather than with words computed from another conversation."""
-        self._cached_session = session or self.default_session
+        self.caches.adopt(self.model, (session or self.default_session).id)
         if state is None or not load_sequence(self.model, state.cache):
             self.model.n_tokens = 0
             raise RuntimeError("the paused reply's KV cache could not be restored")
@@ -299,8 +300,7 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         # prompt; another session's prompt only ever reuses an exact prefix
         # (the system prompt), so nothing computed in one conversation's context
         # leaks into another's.
-        same_conversation = self.serving is self._cached_session
-        self._cached_session = self.serving
+        same_conversation = self.caches.switch(self.model, self.serving.id, prompt or [])
         if same_conversation and prompt is not None and drop_evicted_tokens(self.model, prompt):
             logger.debug("dropped history cut from the KV cache; %d cached tokens kept", self.model.n_tokens)
         for chunk in self.model.create_chat_completion(messages=messages, stream=True, **kwargs):
@@ -315,8 +315,7 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         prompt whose instructions + tools prefix comes from the prefix cache."""
         prompt = self.prompt_tokens(messages, tools)
         assert prompt is not None
-        same_conversation = self.serving is self._cached_session
-        self._cached_session = self.serving
+        same_conversation = self.caches.switch(self.model, self.serving.id, prompt)
         if same_conversation and drop_evicted_tokens(self.model, prompt):
             logger.debug("dropped history cut from the KV cache; %d cached tokens kept", self.model.n_tokens)
         evaluated = self.prefixes.prepare(self.model, self.tools_prefix(messages, tools, prompt))
@@ -376,9 +375,8 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         session = partial.session or self.default_session
         with self.baton.hold(later(), "LLM"):  # work ahead: behind what is needed now
             self.threads.step()  # the user speaks: the STT follows them on the same cores
-            if session is self._cached_session:
+            if self.caches.switch(self.model, session.id, stable):
                 drop_evicted_tokens(self.model, stable)
-            self._cached_session = session
             if tools is not None:
                 self.prefixes.prepare(self.model, self.tools_prefix(messages, tools, stable))
             return read_ahead(self.model, stable)

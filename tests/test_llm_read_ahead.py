@@ -98,3 +98,26 @@ def test_no_reading_ahead_for_a_conversation_that_asked_for_no_answers(llm_handl
         assert sum(evaluated) > 0  # the same words of a conversation that wants answers are read ahead
     finally:
         llm_handler.model.eval = real_eval
+
+
+def test_a_conversations_cache_is_kept_while_another_is_served(llm_handler):
+    """Each conversation's KV cache is parked while another is answered and
+    put back for its next turn (LLM/parked_caches.py): the second question
+    evaluates its own new words, not the history again; without parking it
+    evaluates the whole history after the system prompt."""
+
+    def second_turn_evaluates(max_parked: int) -> int:
+        llm_handler.caches.max_parked = max_parked
+        llm_handler.model.reset()
+        alice, bob = Session(), Session()
+        answer(llm_handler, QUESTION, alice)
+        answer(llm_handler, "What is the capital of France?", bob)
+        reply, evaluated = answer(llm_handler, "And a shorter one?", alice)
+        assert reply
+        return evaluated[0]
+
+    try:
+        parked, unparked = second_turn_evaluates(8), second_turn_evaluates(0)
+    finally:
+        llm_handler.caches.max_parked = 8
+    assert parked < 25 and 3 * parked < unparked  # measured: 15 against 59 tokens

@@ -209,20 +209,29 @@ def test_the_handler_answers_when_the_internals_moved(monkeypatch, caplog):
 
 def test_the_kv_cut_never_moves_one_conversations_cache_into_anothers(llm_handler, monkeypatch):
     """Two sessions take turns on one model: the cut (which reuses cached keys
-    computed in a conversation's context) runs only on its own conversation's
-    next prompt, and each session's chat holds only its own exchanges."""
+    computed in a conversation's context) runs only on a cache of the
+    conversation itself (its live one, or its own parked while the other
+    was served, LLM/parked_caches.py), and each session's chat holds only
+    its own exchanges."""
     import LLM.llama_cpp_language_model as llama_module
     from conversation.session import Session
 
     cut_for: list[str] = []
-    monkeypatch.setattr(
-        llama_module, "drop_evicted_tokens", lambda model, prompt: cut_for.append(llm_handler.serving.id) or 0
-    )
+
+    def cut(model, prompt) -> int:
+        assert llm_handler.caches.live == llm_handler.serving.id  # the cache cut is the conversation's own
+        cut_for.append(llm_handler.serving.id)
+        return 0
+
+    monkeypatch.setattr(llama_module, "drop_evicted_tokens", cut)
     alice, bob = Session(session_id="alice"), Session(session_id="bob")
     for session, question in ((alice, "Name a colour."), (bob, "Name a fruit."), (bob, "Name a tree."),
                               (alice, "Name a planet.")):  # fmt: skip
         list(llm_handler.process(Transcript(question, "en", Turn(session=session))))
-    assert cut_for == ["bob"]  # bob's second turn followed his own first one; the switches did not cut
+    # bob's second turn followed his own first one; alice's cache was parked
+    # while bob spoke and put back for her second turn.
+    assert cut_for == ["bob", "alice"]
+    assert llm_handler.caches.restored >= 1
     assert "colour" in " ".join(m["content"] for m in alice.chat.messages())
     assert "fruit" not in " ".join(m["content"] for m in alice.chat.messages())
     assert "colour" not in " ".join(m["content"] for m in bob.chat.messages())
