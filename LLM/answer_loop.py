@@ -79,18 +79,24 @@ class ReplyPacing:
 SECONDS_PER_WORD = 0.35
 
 
+def audio_ahead_s(playback: PlaybackLog, released_words: int, now: float) -> float:
+    """How long the listener can go on hearing the reply from `now`: the
+    audio sent and not yet played, plus the words released to the TTS
+    (`released_words` in all) and not yet made into audio, at
+    `SECONDS_PER_WORD`."""
+    made = sum(word_count(text) for text, _ in list(playback.pieces))
+    playing = 0.0 if playback.plays_until is None else max(0.0, playback.plays_until - now)
+    return playing + max(0, released_words - made) * SECONDS_PER_WORD
+
+
 def running_low(playback: PlaybackLog, released_words: int, cushion_s: float, now: float | None = None) -> bool:
     """Whether the listener will run out of the reply's audio within
-    `cushion_s`: the audio sent and not yet played, plus the words released to
-    the TTS (`released_words` in all) and not yet made into audio, at
-    `SECONDS_PER_WORD`.  False before any audio went out: the first piece has
-    rules of its own."""
+    `cushion_s` (`audio_ahead_s`).  False before any audio went out: the
+    first piece has rules of its own."""
     if playback.plays_until is None:
         return False
     now = time.perf_counter() if now is None else now
-    made = sum(word_count(text) for text, _ in list(playback.pieces))
-    ahead = playback.plays_until - now + max(0, released_words - made) * SECONDS_PER_WORD
-    return ahead < cushion_s
+    return audio_ahead_s(playback, released_words, now) < cushion_s
 
 
 def wait_for_first_audio(turn: Turn, stop_event: threading.Event, limit_s: float, poll_s: float = 0.005) -> None:
@@ -159,10 +165,9 @@ def answer_chat(
     hurry = None
     if pacing.audio_cushion_ms > 0:
         cushion_s = pacing.audio_cushion_ms / 1000.0
-        earlier = sum(word_count(sentence) for sentence in turn.reply_sentences)  # before a server-run call
 
         def hurry() -> bool:
-            return running_low(turn.playback, earlier + sum(map(word_count, reply)), cushion_s)
+            return running_low(turn.playback, turn.words_released, cushion_s)
 
     sentences = pacing.aggregator(language, hurry)
     written: list[str] = []
@@ -174,6 +179,7 @@ def answer_chat(
             spoken = speakable(sentence, language)  # the voice gets words, never symbols
             if spoken:
                 turn.mark("llm_first_sentence")
+                turn.words_released += word_count(spoken)
                 reply.append(spoken)
                 yield LLMSentence(text=spoken, language=language, turn=turn)
 

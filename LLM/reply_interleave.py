@@ -23,11 +23,13 @@ pauses, which resumes, which messages wait), tested without a model.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from conversation.turn import Turn
+from LLM.answer_loop import audio_ahead_s
 from utils.messages import EndOfStream, LLMSentence
 
 # A paused reply takes the model from the one being written only when its
@@ -48,14 +50,22 @@ class PausedReply:
     session: Any = field(default=None)
 
 
-def most_urgent(paused: Iterable[PausedReply]) -> PausedReply | None:
-    """The paused reply whose listener needs audio first (a withdrawn or
-    interrupted one first of all: it only has to end)."""
-    return min(paused, key=lambda reply: (not reply.turn.stale, reply.turn.audio_due()), default=None)
+def runs_dry_at(turn: Turn, now: float) -> float:
+    """When the reply's listener runs out of its audio: what was sent and
+    not yet played, then the words handed to the TTS and not yet made into
+    audio (`audio_ahead_s`)."""
+    return now + audio_ahead_s(turn.playback, turn.words_released, now)
+
+
+def most_urgent(paused: Iterable[PausedReply], now: float | None = None) -> PausedReply | None:
+    """The paused reply whose listener runs out of audio first (a withdrawn
+    or interrupted one first of all: it only has to end)."""
+    now = time.perf_counter() if now is None else now
+    return min(paused, key=lambda reply: (not reply.turn.stale, runs_dry_at(reply.turn, now)), default=None)
 
 
 def should_pause(
-    output: Any, turn: Turn | None, paused: Iterable[PausedReply], question_waiting: bool, now_due: float | None = None
+    output: Any, turn: Turn | None, paused: Iterable[PausedReply], question_waiting: bool, now: float | None = None
 ) -> bool:
     """Whether to pause the reply being written right after it handed on
     `output`: only at one of its sentences (the model is between tokens, the
@@ -66,9 +76,9 @@ def should_pause(
         return False
     if question_waiting:
         return True
-    due = turn.audio_due() if now_due is None else now_due
-    other = most_urgent(paused)
-    return other is not None and other.turn.audio_due() < due - SWITCH_MARGIN_S
+    now = time.perf_counter() if now is None else now
+    other = most_urgent(paused, now)
+    return other is not None and runs_dry_at(other.turn, now) < runs_dry_at(turn, now) - SWITCH_MARGIN_S
 
 
 def waits_for_paused(message: Any, paused: Iterable[PausedReply]) -> bool:

@@ -86,6 +86,7 @@ class Turn:
     tool_choice: Any = None
     calls_made: int = 0  # functions this turn has called (the server's own run within it)
     llm_tokens: int = 0  # text pieces (llama.cpp: tokens) the LLM wrote for the reply
+    words_released: int = 0  # words of the reply handed to the TTS so far (made into audio or not)
     created_at: float = field(default_factory=time.perf_counter, repr=False, compare=False)
     _decided: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)

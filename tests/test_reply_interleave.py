@@ -14,7 +14,14 @@ import pytest
 from conversation.session import Session
 from conversation.turn import Turn
 from LLM.language_model import LanguageModelHandler
-from LLM.reply_interleave import SWITCH_MARGIN_S, PausedReply, most_urgent, should_pause, waits_for_paused
+from LLM.reply_interleave import (
+    SWITCH_MARGIN_S,
+    PausedReply,
+    most_urgent,
+    runs_dry_at,
+    should_pause,
+    waits_for_paused,
+)
 from tests.conftest import drain, make_handler
 from utils.messages import EndOfResponse, EndOfStream, LLMSentence, PartialTranscript, Transcript
 
@@ -40,9 +47,21 @@ def test_a_paused_reply_whose_listener_runs_dry_sooner_takes_the_model_back():
     sentence = LLMSentence("One.", "en", turn=writing)
     writing.playback.add("a long sentence", 24000 * 6, 24000, when=100.0)  # plays until 106
     waiting.playback.add("short", 24000 * 1, 24000, when=100.0)  # plays until 101
-    assert should_pause(sentence, writing, [paused(waiting)], question_waiting=False)
+    assert should_pause(sentence, writing, [paused(waiting)], question_waiting=False, now=100.0)
     waiting.playback.add("more", int(24000 * (5 - SWITCH_MARGIN_S / 2)), 24000, when=100.0)  # about as due
-    assert not should_pause(sentence, writing, [paused(waiting)], question_waiting=False)
+    assert not should_pause(sentence, writing, [paused(waiting)], question_waiting=False, now=100.0)
+
+
+def test_words_with_the_tts_count_as_audio_the_listener_will_have():
+    """A reply whose sentence is still being made into audio is not out of
+    audio: its words count at about 0.35 s each."""
+    writing, waiting = Turn(session=Session()), Turn(session=Session())
+    sentence = LLMSentence("One.", "en", turn=writing)
+    writing.playback.add("a long sentence", 24000 * 3, 24000, when=100.0)  # plays until 103
+    assert should_pause(sentence, writing, [paused(waiting)], question_waiting=False, now=100.0)
+    waiting.words_released = 12  # about 4.2 s of speech on its way
+    assert runs_dry_at(waiting, 100.0) > 104
+    assert not should_pause(sentence, writing, [paused(waiting)], question_waiting=False, now=100.0)
 
 
 def test_the_most_urgent_paused_reply_is_a_withdrawn_one_then_the_one_due_first():
@@ -50,9 +69,9 @@ def test_the_most_urgent_paused_reply_is_a_withdrawn_one_then_the_one_due_first(
     early.playback.add("x", 24000, 24000, when=10.0)
     late.playback.add("x", 24000, 24000, when=20.0)
     withdrawn.playback.add("x", 24000, 24000, when=30.0)
-    assert most_urgent([paused(late), paused(early)]).turn is early
+    assert most_urgent([paused(late), paused(early)], now=0.0).turn is early
     withdrawn.cancel()
-    assert most_urgent([paused(late), paused(withdrawn), paused(early)]).turn is withdrawn
+    assert most_urgent([paused(late), paused(withdrawn), paused(early)], now=0.0).turn is withdrawn
     assert most_urgent([]) is None
 
 
