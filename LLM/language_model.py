@@ -69,6 +69,7 @@ class LanguageModelHandler(BaseHandler):
         pacing: ReplyPacing | None = None,
         server_tools: list[dict[str, Any]] | None = None,
         interleave_replies: bool = True,
+        interleave_cover_ms: int = 0,
     ) -> None:
         """The chat options every backend takes (ChatArguments), the reply
         pacing, the server's own tools (offered to sessions that declare
@@ -86,6 +87,7 @@ class LanguageModelHandler(BaseHandler):
         self.serving: Session = self.default_session  # the conversation being answered now
         self.answering: Turn | None = None  # the turn being answered now (None: the warm-up)
         self.interleave_replies = interleave_replies
+        self.interleave_cover_s = interleave_cover_ms / 1000.0  # audio a reply has ahead before it yields
         self.paused: list[PausedReply] = []  # replies paused for another conversation's first sentence
 
     def generate(
@@ -235,7 +237,9 @@ class LanguageModelHandler(BaseHandler):
         session = turn.session
 
         def pause_here(output: Any) -> bool:
-            return should_pause(output, turn, self.paused, self.answer_waiting(besides=turn))
+            return should_pause(
+                output, turn, self.paused, self.answer_waiting(besides=turn), cover_s=self.interleave_cover_s
+            )
 
         if not super()._emit_all(outputs, turn, pause_here):
             return False

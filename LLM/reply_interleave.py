@@ -65,20 +65,31 @@ def most_urgent(paused: Iterable[PausedReply], now: float | None = None) -> Paus
 
 
 def should_pause(
-    output: Any, turn: Turn | None, paused: Iterable[PausedReply], question_waiting: bool, now: float | None = None
+    output: Any,
+    turn: Turn | None,
+    paused: Iterable[PausedReply],
+    question_waiting: bool,
+    now: float | None = None,
+    cover_s: float = 0.0,
 ) -> bool:
     """Whether to pause the reply being written right after it handed on
     `output`: only at one of its sentences (the model is between tokens, the
-    sentence is with the TTS), and only when another conversation's question
-    waits for its first sentence, or a paused reply's listener runs dry
-    `SWITCH_MARGIN_S` sooner than this one's."""
+    sentence is with the TTS), only once its listener has at least `cover_s`
+    of audio ahead (what was sent and not yet played, and the words with the
+    TTS: a reply paused with less runs dry while the others are written),
+    and only when another conversation's question waits for its first
+    sentence, or a paused reply's listener runs dry `SWITCH_MARGIN_S`
+    sooner than this one's."""
     if not isinstance(output, LLMSentence) or turn is None or turn.stale:
+        return False
+    now = time.perf_counter() if now is None else now
+    ahead = runs_dry_at(turn, now)
+    if ahead - now < cover_s:
         return False
     if question_waiting:
         return True
-    now = time.perf_counter() if now is None else now
     other = most_urgent(paused, now)
-    return other is not None and runs_dry_at(other.turn, now) < runs_dry_at(turn, now) - SWITCH_MARGIN_S
+    return other is not None and runs_dry_at(other.turn, now) < ahead - SWITCH_MARGIN_S
 
 
 def waits_for_paused(message: Any, paused: Iterable[PausedReply]) -> bool:

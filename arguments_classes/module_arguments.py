@@ -72,6 +72,14 @@ class ModuleArguments:
             "goes on with the reply whose listener runs out of audio first. False: one whole reply after another."
         },
     )
+    interleave_cover_ms: int = field(
+        default=2500,
+        metadata={
+            "help": "With --interleave_replies, a reply yields the LLM to another conversation only once its "
+            "listener has this much audio ahead (sent and not yet played, plus the words with the TTS), so it "
+            "does not run dry while the others' sentences are written."
+        },
+    )
     first_audio_wait_ms: int = field(
         default=0,
         metadata={

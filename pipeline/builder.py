@@ -88,6 +88,7 @@ def stage_kwargs(
         )
         kwargs["server_tools"] = list(server_tools or [])
         kwargs["interleave_replies"] = module.interleave_replies
+        kwargs["interleave_cover_ms"] = module.interleave_cover_ms
     return kwargs
 
 

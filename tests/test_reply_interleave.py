@@ -64,6 +64,17 @@ def test_words_with_the_tts_count_as_audio_the_listener_will_have():
     assert not should_pause(sentence, writing, [paused(waiting)], question_waiting=False, now=100.0)
 
 
+def test_a_reply_yields_only_once_its_listener_has_enough_audio_ahead():
+    """With a cover, a reply whose listener would run dry while another
+    conversation's sentence is written goes on to its next sentence first."""
+    writing = Turn(session=Session())
+    sentence = LLMSentence("One.", "en", turn=writing)
+    writing.playback.add("short", 24000 * 1, 24000, when=100.0)  # 1 s ahead
+    assert not should_pause(sentence, writing, [], question_waiting=True, now=100.0, cover_s=2.5)
+    writing.words_released = 1 + 6  # six more words on their way: about 3.1 s ahead
+    assert should_pause(sentence, writing, [], question_waiting=True, now=100.0, cover_s=2.5)
+
+
 def test_the_most_urgent_paused_reply_is_a_withdrawn_one_then_the_one_due_first():
     early, late, withdrawn = Turn(session=Session()), Turn(session=Session()), Turn(session=Session())
     early.playback.add("x", 24000, 24000, when=10.0)
