@@ -216,6 +216,7 @@ def run_realtime_mode(config: PipelineConfig, tools: ToolWorker | None = None) -
             resume_false_interruption=config.turn_taking.resume_false_interruption,
             false_interruption_timeout_ms=config.turn_taking.false_interruption_timeout_ms,
             server_tools=channels.server_tools,
+            playback_lead_ms=options.realtime_playback_lead_ms,
         ),
         host=options.realtime_host,
         port=options.realtime_port,

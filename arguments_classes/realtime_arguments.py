@@ -34,6 +34,15 @@ class RealtimeArguments:
             "for at most this many seconds, then exits 0 (SIGINT stops at once)."
         },
     )
+    realtime_playback_lead_ms: int = field(
+        default=250,
+        metadata={
+            "help": "Reply audio goes to a realtime client at most this far ahead of its playback, so a sound "
+            "over the reply silences the client within about this long while it is judged, and a backchannel "
+            "lets it play on. 0: send it as fast as it is made, as OpenAI's API does (the client then plays its "
+            "buffer until an interruption is announced)."
+        },
+    )
     realtime_model_name: str = field(
         default="s2s", metadata={"help": "The model name the server reports in session.created."}
     )

@@ -339,10 +339,15 @@ def realtime_run(rounds, work: Path, flags: tuple[str, ...], label: str) -> list
                     time.sleep(len(clip.audio) / RATE + TIMEOUT_MS / 1000 + 0.6)
                     started = conversation.of("input_audio_buffer.speech_started", events_before)
                     outcome = Outcome(label, clip, bool(started) if playing else None)
+                    spans = playback(realtime_arrivals(conversation, mark), REALTIME_RATE)
                     if clip.should_stop and started:
                         arrived = next(r.at for r in conversation.events[events_before:]
                                        if r.event.type == "input_audio_buffer.speech_started")  # fmt: skip
-                        outcome.onset_to_silent_ms = (arrived - onset) * 1000
+                        # The client stops at speech_started, or earlier when the reply's audio,
+                        # paced (--realtime_playback_lead_ms), stopped coming while the sound was judged.
+                        outcome.onset_to_silent_ms = (min(arrived, ran_dry_at(spans, onset)) - onset) * 1000
+                    elif not clip.should_stop:
+                        outcome.longest_silence_ms = longest_silence(spans, onset, onset + 3) * 1000
                     outcomes.append(outcome)
                     if outcome.stopped:
                         break
@@ -357,6 +362,21 @@ def realtime_run(rounds, work: Path, flags: tuple[str, ...], label: str) -> list
     finally:
         server.stop()
     return outcomes
+
+
+REALTIME_RATE = 24000  # the realtime API's PCM
+
+
+def realtime_arrivals(conversation, after: int = 0) -> list[tuple[float, int]]:
+    """The reply audio deltas since event `after`: (arrival time, bytes of 16-bit PCM)."""
+    return [(r.at, len(base64.b64decode(r.event.delta))) for r in conversation.events[after:]
+            if r.event.type == "response.output_audio.delta"]  # fmt: skip
+
+
+def ran_dry_at(spans: list[tuple[float, float]], moment: float) -> float:
+    """When a client playing `spans` has nothing left to play from `moment` on
+    (`moment` itself when it was not playing then)."""
+    return next((end for start, end in spans if start <= moment < end), moment)
 
 
 def realtime_playing(conversation) -> bool:

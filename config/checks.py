@@ -33,7 +33,7 @@ NON_NEGATIVE = {
     "n_threads", "first_clause_words", "speculative_stt_ms", "audio_latency_s", "window_s", "noise_scale",
     "noise_scale_duration", "gen_noise_scale", "gen_noise_scale_w", "gen_sdp_ratio", "max_prompt_pad_length",
     "incremental_stt_ms", "context_s", "first_phrase_words", "first_piece_words", "audio_cushion_ms",
-    "interleave_cover_ms", "first_audio_wait_ms", "threads", "max_words",
+    "interleave_cover_ms", "first_audio_wait_ms", "realtime_playback_lead_ms", "threads", "max_words",
 }  # fmt: skip
 FRACTION = {"gen_top_p"}  # in (0, 1]
 PORTS = {"recv_port", "send_port", "realtime_port"}

@@ -440,6 +440,8 @@ def test_realtime_a_backchannel_is_never_announced_and_stop_is(realtime_server):
     """Over a reply the client is playing: "uh-huh" sends no speech_started
     (every client would stop playing) and gets no response of its own; the
     reply's item stays whole.  "Stop." is announced and cuts the reply."""
+    from benchmarks.bargein import voiced_onset
+    from benchmarks.interruptions import REALTIME_RATE, playback, ran_dry_at, realtime_arrivals
     from connections.realtime.client import connect, to_pcm24k
     from tests.test_realtime import KEY
 
@@ -475,10 +477,20 @@ def test_realtime_a_backchannel_is_never_announced_and_stop_is(realtime_server):
             conversation.append(silence)
             time.sleep(0.02)
         stop_at = len(conversation.events)
-        conversation.speak(to_pcm24k(sound_of("short_piper_01.flac"), RATE), silence_s=1.5)
-        conversation.wait_for("input_audio_buffer.speech_started", timeout=10, after=stop_at)
+        stop = sound_of("short_piper_01.flac")
+        began = time.perf_counter()
+        conversation.speak(to_pcm24k(stop, RATE), silence_s=1.5)
+        announced = conversation.wait_for("input_audio_buffer.speech_started", timeout=10, after=stop_at)[0].at
     finally:
         conversation.close()
+    # Paced (--realtime_playback_lead_ms 250), the reply's audio stops coming
+    # while "Stop." is judged: a client playing it as it arrives falls silent
+    # within the lead, before the verdict is announced.
+    onset = began + voiced_onset(stop)
+    spans = playback(realtime_arrivals(conversation, mark), REALTIME_RATE)
+    silent = min(ran_dry_at(spans, onset), announced)
+    print(f"onset -> silent {1000 * (silent - onset):.0f} ms; announced {1000 * (announced - onset):.0f} ms")
+    assert silent - onset < 0.6
     # The cut turn's metrics are written once it is cut: on a loaded core, seconds after speech_started.
     turns = realtime_server.wait_for_turn(lambda turn: "fact" in turn["transcript"].lower())
     book = [t for t in turns if "book" in t["transcript"].lower()]

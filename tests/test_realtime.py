@@ -35,7 +35,13 @@ KEY = TEST_API_KEY
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    running = ServerProcess("realtime", tmp_path_factory.mktemp("realtime"), "--max_sessions", "3", api_key=KEY)
+    # Reply audio unpaced, as OpenAI's API sends it: these tests include the
+    # real API's usual case of a reply all sent and still playing on the
+    # client (the paced default is tested in tests/test_overlap.py).
+    running = ServerProcess(
+        "realtime", tmp_path_factory.mktemp("realtime"), "--max_sessions", "3",
+        "--realtime_playback_lead_ms", "0", api_key=KEY,
+    )  # fmt: skip
     yield running
     assert running.stop() == 0
 

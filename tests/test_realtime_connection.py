@@ -33,20 +33,23 @@ SERVER_EVENTS = TypeAdapter(RealtimeServerEvent)
 class Harness:
     """A connection on a private event loop; `events()` returns what it sent."""
 
-    def __init__(self) -> None:
+    def __init__(self, playback_lead_ms: int = 250) -> None:
         self.loop = asyncio.new_event_loop()
         self.sent: list[str] = []
+        self.sent_at: list[float] = []
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.pipeline: queue.Queue = queue.Queue()
 
         async def send_text(text: str) -> None:
             self.sent.append(text)
+            self.sent_at.append(time.perf_counter())
 
         async def make() -> RealtimeConnection:
             connection = RealtimeConnection(
                 send_text, asyncio.get_running_loop(), self.pipeline,
-                RealtimeOptions(model="s2s", pipeline_rate=16000, defaults=TurnDetection(0.3, 300, 500)),
+                RealtimeOptions(model="s2s", pipeline_rate=16000, defaults=TurnDetection(0.3, 300, 500),
+                                playback_lead_ms=playback_lead_ms),
             )  # fmt: skip
             asyncio.get_running_loop().create_task(connection.writer())
             return connection
@@ -128,7 +131,7 @@ def test_an_item_is_retrieved_as_it_stands_and_a_truncated_reply_keeps_what_was_
             connection.response_audio(TTSAudio(np.ones(24000, np.int16), 24000, text, turn))
         turn.reply_sentences = ["The capital of France is Paris.", "It is big."]
         connection.response_done(turn)
-        events = harness.events()
+        events = harness.events(settle_s=2.2)  # paced: 2 s of reply go out in about 1.75 s
         user = next(e for e in events if e.type == "conversation.item.done" and e.item.role == "user").item
         reply = next(e for e in events if e.type == "response.done").response.output[0]
         connection.receive(json.dumps({"type": "conversation.item.retrieve", "item_id": user.id}))
@@ -305,5 +308,74 @@ def test_session_update_fixes_or_narrows_the_language_and_refuses_unknown_codes(
         assert "did you mean 'nl'" in errors[0].message
         update(None)
         assert settings.language is None and settings.languages is None
+    finally:
+        harness.close()
+
+
+def audio_sends(harness: Harness) -> list[tuple[float, int]]:
+    """When each reply audio delta was sent, and its samples."""
+    return [
+        (at, len(base64.b64decode(json.loads(text)["delta"])) // 2)
+        for at, text in zip(harness.sent_at, harness.sent, strict=True)
+        if json.loads(text)["type"] == "response.output_audio.delta"
+    ]
+
+
+def test_reply_audio_goes_out_no_further_ahead_of_the_client_than_the_lead():
+    """Three seconds of reply in one piece: each delta leaves only once the
+    audio before it has played to within the lead (250 ms), so the whole
+    takes about its length less the lead, and a client that stops being
+    sent audio falls silent within the lead."""
+    harness = Harness(playback_lead_ms=250)
+    try:
+        turn = committed_turn(harness)
+        harness.connection.response_audio(TTSAudio(np.ones(3 * 24000, np.int16), 24000, "A long sentence.", turn))
+        time.sleep(3.2)
+        sends = audio_sends(harness)
+        start = sends[0][0]
+        played = 0.0  # seconds of audio sent before each delta
+        for at, samples in sends:
+            assert at - start >= played - 0.25 - 0.03, (at - start, played)
+            played += samples / 24000
+        assert played > 2.8 and sends[-1][0] - start > 2.3
+    finally:
+        harness.close()
+
+
+def test_a_paused_reply_is_held_back_and_a_cut_one_stops_at_once():
+    harness = Harness(playback_lead_ms=250)
+    try:
+        turn = committed_turn(harness)
+        connection = harness.connection
+        assert connection.session.settings.pause_playback  # paced: a sound over the reply holds it back
+        turn.playback.pause(0.6)  # a sound over the reply is being judged
+        connection.response_audio(TTSAudio(np.ones(24000, np.int16), 24000, "One.", turn))
+        time.sleep(0.3)
+        assert audio_sends(harness) == []
+        time.sleep(0.5)  # the pause ran out (a backchannel would resume it sooner): the reply plays on
+        assert len(audio_sends(harness)) >= 1
+        second = Turn(session=connection.session, transcript="Tell me more.")
+        connection.response_audio(TTSAudio(np.ones(5 * 24000, np.int16), 24000, "A long one.", second))
+        time.sleep(0.8)
+        second.cancel()  # interrupted: nothing more of it goes out
+        time.sleep(0.1)
+        sent = len(audio_sends(harness))
+        connection.response_done(turn)
+        time.sleep(0.6)
+        assert len(audio_sends(harness)) == sent
+        assert "response.done" in harness.types()  # the events behind the cut audio still go out
+    finally:
+        harness.close()
+
+
+def test_with_no_lead_reply_audio_goes_out_as_fast_as_it_is_made():
+    harness = Harness(playback_lead_ms=0)
+    try:
+        turn = committed_turn(harness)
+        assert not harness.connection.session.settings.pause_playback
+        harness.connection.response_audio(TTSAudio(np.ones(3 * 24000, np.int16), 24000, "A long sentence.", turn))
+        sends = audio_sends(harness) if time.sleep(0.3) is None else []
+        assert sum(samples for _, samples in sends) > 2.8 * 24000
+        assert sends[-1][0] - sends[0][0] < 0.2
     finally:
         harness.close()

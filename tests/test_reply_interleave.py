@@ -266,3 +266,40 @@ def test_llama_cpp_goes_on_with_a_paused_reply_from_its_own_cache():
 
 
 REPEATED = ["The sky is blue on a clear day.", "Grass is green in the spring.", "Snow is white and cold in winter."]
+
+
+# --- the TTS stage: the listener who needs audio first is served first --------------------------
+
+
+def test_the_tts_takes_the_sentence_whose_listener_needs_audio_first():
+    from TTS.speech_handler import most_urgent_head
+
+    a, b = Session(), Session()
+    playing, waiting = Turn(session=a), Turn(session=b)
+    playing.playback.add("One.", 24000 * 3, 24000)  # three seconds still to play
+    later = [LLMSentence("Two.", "en", turn=playing), LLMSentence("Three.", "en", turn=playing)]
+    first = LLMSentence("Hello.", "en", turn=waiting)  # no audio yet: due at once
+    assert most_urgent_head([*later, first]) == 2
+    assert most_urgent_head([later[1], later[0]]) == 0  # a conversation's own keep their order
+    assert most_urgent_head([later[0], EndOfStream(), first]) == 0  # nothing passes a message without a turn
+    assert most_urgent_head([]) is None
+
+
+@pytest.mark.slow
+def test_piper_speaks_another_conversations_first_sentence_before_a_replys_next_one():
+    from TTS.piper_handler import PiperTTSHandler
+    from utils.messages import TTSAudio
+
+    handler = make_handler(PiperTTSHandler, voice="joe")
+    a, b = Session(), Session()
+    playing, waiting = Turn(session=a), Turn(session=b)
+    playing.playback.add("One.", 24000 * 3, 24000)
+    out = serve(
+        handler,
+        LLMSentence("Two is a number.", "en", turn=playing),
+        LLMSentence("Hello there.", "en", turn=waiting),
+        EndOfResponse(turn=playing),
+    )
+    spoken_by = [o.turn.session for o in out if isinstance(o, TTSAudio)]
+    assert spoken_by[0] is b and spoken_by[-1] is a
+    assert isinstance(out[-2], EndOfResponse) and out[-2].turn is playing  # after its own sentence

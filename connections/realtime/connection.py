@@ -23,6 +23,7 @@ import base64
 import logging
 import queue
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +53,7 @@ logger = logging.getLogger(__name__)
 MAX_OUTBOX_EVENTS = 4000  # ~ minutes of audio deltas: a client this far behind is not reading
 SEND_TIMEOUT_S = 10.0  # one event the client's TCP window has not taken for this long: it stopped reading
 DELTA_SECONDS = 0.2  # reply audio goes out in deltas of at most this long
+PACE_STEP_S = 0.01  # how often a paced delta looks again whether it may go
 
 
 @dataclass
@@ -67,6 +69,22 @@ class RealtimeOptions:
     false_interruption_timeout_ms: int = 1500
     max_message_bytes: int = 4 * 1024 * 1024
     server_tools: list[dict[str, Any]] = field(default_factory=list)  # offered to sessions that declare none
+    # Reply audio goes out at most this far ahead of the client's playback
+    # (0: as fast as it is made, as the real API does).  Paced, a sound over
+    # the reply silences the client within the lead while it is judged
+    # (nothing more is sent), and a backchannel or a noise lets it play on.
+    playback_lead_ms: int = 250
+
+
+@dataclass(frozen=True)
+class PacedDelta:
+    """One reply audio delta, held until the client's playback is within
+    the lead of its start."""
+
+    text: str
+    turn: Turn
+    samples: int
+    sample_rate: int
 
 
 @dataclass
@@ -96,22 +114,26 @@ class RealtimeConnection(SessionObserver):
         self.loop = loop
         self.pipeline_in = pipeline_in
         self.options = options
-        # The client plays its own buffer of the reply (nothing to pause here):
-        # a sound over it is announced (speech_started) only once the VAD has
-        # judged it an interruption, so a backchannel never stops the client.
+        # A sound over the reply is announced (speech_started) only once the
+        # VAD has judged it an interruption, so a backchannel never stops the
+        # client.  Paced, the reply is held back meanwhile (pause_playback):
+        # the client runs out of what it has within the lead and falls silent;
+        # unpaced, it plays its own buffer on until the verdict.
+        self.lead_s = options.playback_lead_ms / 1000.0
         settings = SessionSettings(
             barge_in=options.barge_in,
             interrupt_min_speech_ms=options.interrupt_min_speech_ms,
             resume_false_interruption=options.resume_false_interruption,
             false_interruption_timeout_ms=options.false_interruption_timeout_ms,
-            pause_playback=False,
+            pause_playback=self.lead_s > 0,
             server_tools=list(options.server_tools),
         )
         self.session = Session(settings=settings, observer=self)
         self.input_format = "audio/pcm"
         self.output_format = "audio/pcm"
         self.input = InputAudio(self.input_format, options.pipeline_rate)
-        self.outbox: asyncio.Queue[str | None] = asyncio.Queue()
+        self.outbox: asyncio.Queue[str | PacedDelta | None] = asyncio.Queue()
+        self._played_until = 0.0  # when the client will have played the audio sent so far (perf_counter)
         self.closed = False
         self._lock = threading.Lock()
         self._items: list[str] = []  # conversation order, for previous_item_id
@@ -134,13 +156,15 @@ class RealtimeConnection(SessionObserver):
         if event.type in ("conversation.item.added", "conversation.item.done"):
             with self._item_models_lock:
                 self._item_models[event.item.id] = event.item
-        text = ev.dump(event)
+        self._post(ev.dump(event))
+
+    def _post(self, entry: str | PacedDelta) -> None:
         try:
-            self.loop.call_soon_threadsafe(self._enqueue, text)
+            self.loop.call_soon_threadsafe(self._enqueue, entry)
         except RuntimeError:  # the loop is closed: the client is gone
             pass
 
-    def _enqueue(self, text: str | None) -> None:
+    def _enqueue(self, text: str | PacedDelta | None) -> None:
         if self.closed:
             return
         if self.outbox.qsize() >= MAX_OUTBOX_EVENTS:
@@ -156,17 +180,42 @@ class RealtimeConnection(SessionObserver):
 
     async def writer(self) -> None:
         """Send queued events in order until the connection ends, or until a
-        send waits `SEND_TIMEOUT_S` on a client that stopped reading."""
+        send waits `SEND_TIMEOUT_S` on a client that stopped reading.  A
+        paced audio delta waits its time, holding back what follows it."""
         while True:
-            text = await self.outbox.get()
-            if text is None:
+            entry = await self.outbox.get()
+            if entry is None:
                 return
+            if isinstance(entry, PacedDelta) and not await self._delta_due(entry):
+                continue  # the reply was cut or withdrawn: the rest of its audio is for nobody
+            text = entry.text if isinstance(entry, PacedDelta) else entry
             try:
                 await asyncio.wait_for(self._send_text(text), SEND_TIMEOUT_S)
             except asyncio.TimeoutError:
                 logger.warning("realtime %s: client read nothing for %.0f s; disconnecting", self.session.id,
                                SEND_TIMEOUT_S)  # fmt: skip
                 return
+            if isinstance(entry, PacedDelta):
+                self._sent_delta(entry)
+
+    async def _delta_due(self, delta: PacedDelta) -> bool:
+        """Wait until the client's playback is within the lead of the delta's
+        start and its reply is not held back; False when the reply became
+        stale meanwhile (interrupted, cancelled, its session closed)."""
+        playback = delta.turn.playback
+        while not delta.turn.stale:
+            wait = self._played_until - time.perf_counter() - self.lead_s
+            if wait <= 0 and not playback.paused():
+                return True
+            await asyncio.sleep(min(wait, PACE_STEP_S) if wait > 0 else PACE_STEP_S)
+        return False
+
+    def _sent_delta(self, delta: PacedDelta) -> None:
+        """The client took the delta: it plays it after what it has (from
+        now if it ran out), and what the user heard of the reply follows."""
+        starts = max(self._played_until, time.perf_counter())
+        self._played_until = starts + delta.samples / delta.sample_rate
+        delta.turn.playback.record_device_playback(delta.samples, delta.sample_rate, starts, latency_s=0.0)
 
     def start(self) -> None:
         self.emit(ev.session_created(self._session_model()))
@@ -647,9 +696,15 @@ class RealtimeConnection(SessionObserver):
             self.emit(ev.transcript_delta(state.response_id, state.item_id, delta))
         step = max(1, int(DELTA_SECONDS * audio.sample_rate))
         for start in range(0, len(audio.samples), step):
-            payload = state.encoder.encode(audio.samples[start : start + step])
-            if payload:
-                self.emit(ev.audio_delta(state.response_id, state.item_id, base64.b64encode(payload).decode()))
+            piece = audio.samples[start : start + step]
+            payload = state.encoder.encode(piece)
+            if not payload:
+                continue
+            event = ev.audio_delta(state.response_id, state.item_id, base64.b64encode(payload).decode())
+            if self.lead_s > 0:
+                self._post(PacedDelta(ev.dump(event), audio.turn, len(piece), audio.sample_rate))
+            else:
+                self.emit(event)
 
     def response_text(self, turn: Turn, text: str) -> None:
         state = self._message(turn)
