@@ -15,7 +15,7 @@ the sink sends them as text, and no voice is synthesised for nobody.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
@@ -40,22 +40,6 @@ class SpeechHandler(BaseHandler):
         turn's audio is due (utils/cpu_baton.py): before the same reply's next
         LLM token, after another turn's whose audio is due sooner."""
         return message.turn.audio_due() - TTS_AHEAD_S
-
-    def next_message(self) -> Any:
-        """The queued message whose listener needs audio first: of each
-        conversation's first queued message (a conversation's own stay in
-        order), the one whose turn's audio is due soonest (`Turn.audio_due`:
-        a reply with no audio yet at once).  With several conversations, a
-        first sentence is spoken before another reply's next one, which its
-        listener needs only once what they have has played."""
-        with self.queue_in.mutex:
-            index = most_urgent_head(self.queue_in.queue)
-            if index:
-                message = self.queue_in.queue[index]
-                del self.queue_in.queue[index]
-                self.queue_in.not_full.notify()
-                return message
-        return super().next_message()
 
     def handles(self, message: LLMSentence) -> bool:
         session = message.turn.session
@@ -100,16 +84,3 @@ class SpeechHandler(BaseHandler):
                     continue
                 turn.mark("tts_first_audio")
                 yield TTSAudio(samples=samples, sample_rate=self.output_sample_rate, text=piece, turn=turn)
-
-
-def most_urgent_head(messages: Iterable[Any]) -> int | None:
-    """Index of the message to take next: among each conversation's first
-    message (before any message that names no turn, which keeps its place),
-    the one whose turn's audio is due soonest; None when the queue is empty."""
-    heads: dict[int, tuple[float, int]] = {}
-    for index, message in enumerate(messages):
-        turn = getattr(message, "turn", None)
-        if turn is None:
-            break
-        heads.setdefault(id(turn.session), (turn.audio_due(), index))
-    return min(heads.values())[1] if heads else None

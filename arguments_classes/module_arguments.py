@@ -73,7 +73,7 @@ class ModuleArguments:
         },
     )
     interleave_cover_ms: int = field(
-        default=2500,
+        default=4000,
         metadata={
             "help": "With --interleave_replies, a reply yields the LLM to another conversation only once its "
             "listener has this much audio ahead (sent and not yet played, plus the words with the TTS), so it "
