@@ -180,7 +180,13 @@ def ask(conversation: Conversation, question: Question, pad_s: float, result: Ro
         with result.lock:
             result.failures.append(f"{question.text[:40]!r}: no audio (response {done.status})")
         return None
-    gaps, dry = dry_spells(conversation.playback(done.id))
+    played = conversation.playback(done.id)
+    gaps, dry = dry_spells(played)
+    # The user hears the reply out before asking again (a client that gets
+    # its audio ahead of time is still playing it at response.done): a next
+    # question spoken over it would be an interruption, which cuts the
+    # reply's history short and flatters the next prompt's time.
+    time.sleep(max(0.0, played.silent_at() - time.perf_counter()))
     transcripts = conversation.of("conversation.item.input_audio_transcription.completed", mark)
     reply_text = " ".join(e.transcript for e in conversation.of("response.output_audio_transcript.done", mark))
     return Reply(
