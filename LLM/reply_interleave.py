@@ -74,7 +74,8 @@ def should_pause(
 ) -> bool:
     """Whether to pause the reply being written right after it handed on
     `output`: only at one of its sentences (the model is between tokens, the
-    sentence is with the TTS), only once its listener has at least `cover_s`
+    sentence is with the TTS); at once when a paused reply was cut (its
+    client waits for its end); else only once its listener has at least `cover_s`
     of audio ahead (what was sent and not yet played, and the words with the
     TTS: a reply paused with less runs dry while the others are written),
     and only when another conversation's question waits for its first
@@ -82,6 +83,9 @@ def should_pause(
     sooner than this one's."""
     if not isinstance(output, LLMSentence) or turn is None or turn.stale:
         return False
+    paused = list(paused)
+    if any(reply.turn.stale for reply in paused):
+        return True  # a paused reply was interrupted or withdrawn: it only has to end, and its client waits for that
     now = time.perf_counter() if now is None else now
     ahead = runs_dry_at(turn, now)
     if ahead - now < cover_s:

@@ -75,6 +75,17 @@ def test_a_reply_yields_only_once_its_listener_has_enough_audio_ahead():
     assert should_pause(sentence, writing, [], question_waiting=True, now=100.0, cover_s=2.5)
 
 
+def test_a_reply_yields_at_once_for_a_paused_reply_that_was_cut():
+    """An interrupted paused reply only has to end (its client waits for its
+    response.done): the reply being written yields at its next sentence,
+    whatever audio it has ahead."""
+    writing, cut = Turn(session=Session()), Turn(session=Session())
+    sentence = LLMSentence("One.", "en", turn=writing)
+    assert not should_pause(sentence, writing, [paused(cut)], question_waiting=False, now=100.0, cover_s=4.0)
+    cut.interrupt("Hello")
+    assert should_pause(sentence, writing, [paused(cut)], question_waiting=False, now=100.0, cover_s=4.0)
+
+
 def test_the_most_urgent_paused_reply_is_a_withdrawn_one_then_the_one_due_first():
     early, late, withdrawn = Turn(session=Session()), Turn(session=Session()), Turn(session=Session())
     early.playback.add("x", 24000, 24000, when=10.0)
