@@ -53,6 +53,11 @@ class LanguageModelHandler(BaseHandler):
     accepts = (Transcript, UserText, CreateResponse, ToolResult, PartialTranscript, SessionUpdated)
     # Tokens the warm-up generates after setup (None: no warm-up, e.g. a remote server).
     warmup_tokens: ClassVar[int | None] = None
+    # Whether replies of several conversations can take turns on this backend
+    # (LLM/reply_interleave.py): it computes a reply only as it is pulled
+    # (not in a thread of its own, which would go on generating while paused),
+    # and `pause_state` / `resume_state` keep a paused reply's state.
+    can_interleave: ClassVar[bool] = False
 
     def __init__(self, *args: Any, setup_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> None:
         """The chat options go to `setup_chat`, the rest to the backend's `setup`."""
@@ -86,7 +91,7 @@ class LanguageModelHandler(BaseHandler):
         self.default_session.settings.server_tools = list(server_tools or [])
         self.serving: Session = self.default_session  # the conversation being answered now
         self.answering: Turn | None = None  # the turn being answered now (None: the warm-up)
-        self.interleave_replies = interleave_replies
+        self.interleave_replies = interleave_replies and self.can_interleave
         self.interleave_cover_s = interleave_cover_ms / 1000.0  # audio a reply has ahead before it yields
         self.paused: list[PausedReply] = []  # replies paused for another conversation's first sentence
 

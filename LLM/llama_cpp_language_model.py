@@ -162,6 +162,8 @@ class PausedGeneration:
 
 
 class LlamaCppLanguageModelHandler(LanguageModelHandler):
+    # Computes as it is pulled, and can save and restore a paused reply's state.
+    can_interleave = True
     # Warm-up: evaluate the system prompt once; llama.cpp keeps its KV cache,
     # so every later turn starts from the cached prefix.
     warmup_tokens = 1
@@ -342,8 +344,10 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
             return
         messages = [*self.chat_for(session).messages()[:1], {"role": self.user_role, "content": "Hi"}]
         prompt = self.prompt_tokens(messages, offer) or []
+        prefix = self.tools_prefix(messages, offer, prompt)
         with self.baton.hold(later(), "LLM"):  # work ahead: behind what is needed now
-            evaluated = self.prefixes.prepare(self.model, self.tools_prefix(messages, offer, prompt))
+            self.caches.switch(self.model, session.id, prefix)  # the live cache becomes this conversation's
+            evaluated = self.prefixes.prepare(self.model, prefix)
         if evaluated:
             logger.info("instructions + tools prompt of %s evaluated ahead (%d tokens)", session.id, evaluated)
 

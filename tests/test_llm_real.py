@@ -219,7 +219,10 @@ def test_the_kv_cut_never_moves_one_conversations_cache_into_anothers(llm_handle
     cut_for: list[str] = []
 
     def cut(model, prompt) -> int:
-        assert llm_handler.caches.live == llm_handler.serving.id  # the cache cut is the conversation's own
+        # The cache it would cut holds this conversation's words, none of the other's.
+        cached = model.detokenize(list(model.input_ids[: model.n_tokens])).decode("utf-8", "ignore").lower()
+        others = ("fruit", "tree") if llm_handler.serving is alice else ("colour", "planet")
+        assert not any(word in cached for word in others), cached
         cut_for.append(llm_handler.serving.id)
         return 0
 

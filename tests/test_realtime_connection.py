@@ -36,14 +36,14 @@ class Harness:
     def __init__(self, playback_lead_ms: int = 250) -> None:
         self.loop = asyncio.new_event_loop()
         self.sent: list[str] = []
-        self.sent_at: list[float] = []
+        self.sent_log: list[tuple[float, str]] = []  # when each was sent (one list: read while the writer sends)
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.pipeline: queue.Queue = queue.Queue()
 
         async def send_text(text: str) -> None:
+            self.sent_log.append((time.perf_counter(), text))
             self.sent.append(text)
-            self.sent_at.append(time.perf_counter())
 
         async def make() -> RealtimeConnection:
             connection = RealtimeConnection(
@@ -316,7 +316,7 @@ def audio_sends(harness: Harness) -> list[tuple[float, int]]:
     """When each reply audio delta was sent, and its samples."""
     return [
         (at, len(base64.b64decode(json.loads(text)["delta"])) // 2)
-        for at, text in zip(harness.sent_at, harness.sent, strict=True)
+        for at, text in list(harness.sent_log)
         if json.loads(text)["type"] == "response.output_audio.delta"
     ]
 
@@ -378,5 +378,48 @@ def test_with_no_lead_reply_audio_goes_out_as_fast_as_it_is_made():
         sends = audio_sends(harness)
         assert sum(samples for _, samples in sends) > 2.8 * 24000
         assert sends[-1][0] - sends[0][0] < 0.2
+    finally:
+        harness.close()
+
+
+def test_a_reply_cut_after_all_of_it_was_made_sends_no_more_audio():
+    """The TTS may have made the whole reply (its end reached the sink) while
+    the client still has seconds to hear: an interruption then, or the
+    client's response.cancel, stops its paced audio at once, and what comes
+    after it (speech_started) is not held behind that audio."""
+    harness = Harness(playback_lead_ms=250)
+    try:
+        turn = committed_turn(harness)
+        connection = harness.connection
+        connection.response_audio(TTSAudio(np.ones(5 * 24000, np.int16), 24000, "A long one.", turn))
+        turn.mark("last_audio_out")  # all of it made and handed over
+        time.sleep(0.8)
+        connection.session.record_heard(turn, "A long")  # the user spoke over it
+        connection.speech_started(connection.session, 4000)
+        time.sleep(0.3)
+        sent = len(audio_sends(harness))
+        assert sent < 10  # well short of the 25 deltas of 5 s
+        time.sleep(0.5)
+        assert len(audio_sends(harness)) == sent
+        assert "input_audio_buffer.speech_started" in harness.types()
+    finally:
+        harness.close()
+
+
+def test_an_answer_to_the_client_does_not_wait_behind_paced_audio():
+    """session.updated (or an error) answers the client now, not after the
+    seconds of reply audio still waiting their time."""
+    harness = Harness(playback_lead_ms=250)
+    try:
+        turn = committed_turn(harness)
+        connection = harness.connection
+        connection.response_audio(TTSAudio(np.ones(5 * 24000, np.int16), 24000, "A long one.", turn))
+        time.sleep(0.5)
+        update = {"type": "session.update", "session": {"type": "realtime", "instructions": "Hi"}}
+        connection.receive(json.dumps(update))
+        time.sleep(0.3)
+        types = [json.loads(text)["type"] for _, text in list(harness.sent_log)]
+        assert "session.updated" in types
+        assert len(audio_sends(harness)) < 15  # most of the reply's audio is still to go
     finally:
         harness.close()

@@ -114,6 +114,8 @@ class ScriptedModel(LanguageModelHandler):
     """Replies with the sentences named in the question ("say: One. Two."),
     and records what it saved and restored for paused replies."""
 
+    can_interleave = True
+
     def setup(self) -> None:
         self.saved: list[str] = []
         self.restored: list[str] = []
@@ -196,6 +198,19 @@ def test_first_sentences_of_four_conversations_come_before_anyones_second():
     seconds = [lines.index(f"{name}: Second.") for name in "ABCD"]
     assert max(firsts) < min(seconds)
     assert all(lines.count(f"{name}: end") == 1 for name in "ABCD")
+
+
+def test_a_backend_that_cannot_pause_answers_one_whole_reply_after_another():
+    """A backend that generates in a thread of its own (transformers) or
+    over HTTP keeps `can_interleave` False: the flag does not turn it on."""
+
+    class Threaded(ScriptedModel):
+        can_interleave = False
+
+    handler = make_handler(Threaded, interleave_replies=True)
+    a, b = Session(), Session()
+    out = serve(handler, ask(a, "One. Two."), ask(b, "Hello."))
+    assert spoken(out, {"A": a, "B": b}) == ["A: One.", "A: Two.", "A: end", "B: Hello.", "B: end"]
 
 
 def test_without_interleaving_one_whole_reply_follows_another():

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import logging
 import queue
 import threading
@@ -54,6 +55,12 @@ MAX_OUTBOX_EVENTS = 4000  # ~ minutes of audio deltas: a client this far behind 
 SEND_TIMEOUT_S = 10.0  # one event the client's TCP window has not taken for this long: it stopped reading
 DELTA_SECONDS = 0.2  # reply audio goes out in deltas of at most this long
 PACE_STEP_S = 0.01  # how often a paced delta looks again whether it may go
+# Events that answer the client, not part of a reply: they go out at once,
+# ahead of a paced reply's audio still waiting its time.
+OUT_OF_BAND = frozenset({
+    "session.updated", "error", "conversation.item.retrieved", "conversation.item.deleted",
+    "conversation.item.truncated", "input_audio_buffer.cleared",
+})  # fmt: skip
 
 
 @dataclass
@@ -134,6 +141,8 @@ class RealtimeConnection(SessionObserver):
         self.input = InputAudio(self.input_format, options.pipeline_rate)
         self.outbox: asyncio.Queue[str | PacedDelta | None] = asyncio.Queue()
         self._played_until = 0.0  # when the client will have played the audio sent so far (perf_counter)
+        self._out_of_band: collections.deque[str] = collections.deque()  # OUT_OF_BAND events, sent first
+        self._gone = False  # a send timed out: the writer stops
         self.closed = False
         self._lock = threading.Lock()
         self._items: list[str] = []  # conversation order, for previous_item_id
@@ -156,16 +165,19 @@ class RealtimeConnection(SessionObserver):
         if event.type in ("conversation.item.added", "conversation.item.done"):
             with self._item_models_lock:
                 self._item_models[event.item.id] = event.item
-        self._post(ev.dump(event))
+        self._post(ev.dump(event), event.type in OUT_OF_BAND)
 
-    def _post(self, entry: str | PacedDelta) -> None:
+    def _post(self, entry: str | PacedDelta, out_of_band: bool = False) -> None:
         try:
-            self.loop.call_soon_threadsafe(self._enqueue, entry)
+            self.loop.call_soon_threadsafe(self._enqueue, entry, out_of_band)
         except RuntimeError:  # the loop is closed: the client is gone
             pass
 
-    def _enqueue(self, text: str | PacedDelta | None) -> None:
+    def _enqueue(self, text: str | PacedDelta | None, out_of_band: bool = False) -> None:
         if self.closed:
+            return
+        if out_of_band and isinstance(text, str) and not self.outbox.empty():
+            self._out_of_band.append(text)  # the writer sends it before what waits in the outbox
             return
         if self.outbox.qsize() >= MAX_OUTBOX_EVENTS:
             logger.warning(
@@ -182,28 +194,42 @@ class RealtimeConnection(SessionObserver):
         """Send queued events in order until the connection ends, or until a
         send waits `SEND_TIMEOUT_S` on a client that stopped reading.  A
         paced audio delta waits its time, holding back what follows it."""
-        while True:
+        while not self._gone:
+            await self._send_out_of_band()
             entry = await self.outbox.get()
             if entry is None:
                 return
             if isinstance(entry, PacedDelta) and not await self._delta_due(entry):
                 continue  # the reply was cut or withdrawn: the rest of its audio is for nobody
-            text = entry.text if isinstance(entry, PacedDelta) else entry
-            try:
-                await asyncio.wait_for(self._send_text(text), SEND_TIMEOUT_S)
-            except asyncio.TimeoutError:
-                logger.warning("realtime %s: client read nothing for %.0f s; disconnecting", self.session.id,
-                               SEND_TIMEOUT_S)  # fmt: skip
+            if not await self._send(entry.text if isinstance(entry, PacedDelta) else entry):
                 return
             if isinstance(entry, PacedDelta):
                 self._sent_delta(entry)
 
+    async def _send(self, text: str) -> bool:
+        """Send one event; False (and the writer stops) when the client has not
+        taken it within `SEND_TIMEOUT_S`."""
+        try:
+            await asyncio.wait_for(self._send_text(text), SEND_TIMEOUT_S)
+            return True
+        except asyncio.TimeoutError:
+            logger.warning("realtime %s: client read nothing for %.0f s; disconnecting", self.session.id,
+                           SEND_TIMEOUT_S)  # fmt: skip
+            self._gone = True
+            return False
+
+    async def _send_out_of_band(self) -> None:
+        while self._out_of_band and not self._gone:
+            await self._send(self._out_of_band.popleft())
+
     async def _delta_due(self, delta: PacedDelta) -> bool:
         """Wait until the client's playback is within the lead of the delta's
-        start and its reply is not held back; False when the reply became
-        stale meanwhile (interrupted, cancelled, its session closed)."""
+        start and its reply is not held back, sending out-of-band events
+        meanwhile; False when the reply was cut meanwhile (interrupted, also
+        after all of it was made, cancelled, its session closed)."""
         playback = delta.turn.playback
-        while not delta.turn.stale:
+        while not (delta.turn.stale or delta.turn.interrupted or self._gone):
+            await self._send_out_of_band()
             wait = self._played_until - time.perf_counter() - self.lead_s
             if wait <= 0 and not playback.paused():
                 return True

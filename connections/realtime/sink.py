@@ -4,9 +4,11 @@ The reply audio goes out here (`output`), through the `RealtimeConnection`
 of the turn's session (the server's map of open connections), which encodes
 it and emits the API's deltas; the text and the end of each reply reach the
 client through the session's observer (that same connection), which the
-shared `AudioSink` bookkeeping calls.  Replies are not paced: the client
-buffers them (as with the real API) and reports what it played with
-`conversation.item.truncate` when the user interrupts.
+shared `AudioSink` bookkeeping calls.  The connection paces the audio a
+little ahead of the client's playback (`--realtime_playback_lead_ms`; 0: as
+fast as it is made, the client buffering it as with the real API); the
+client reports what it played with `conversation.item.truncate` when the
+user interrupts.
 """
 
 from __future__ import annotations
