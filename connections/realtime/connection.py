@@ -55,11 +55,15 @@ MAX_OUTBOX_EVENTS = 4000  # ~ minutes of audio deltas: a client this far behind 
 SEND_TIMEOUT_S = 10.0  # one event the client's TCP window has not taken for this long: it stopped reading
 DELTA_SECONDS = 0.2  # reply audio goes out in deltas of at most this long
 PACE_STEP_S = 0.01  # how often a paced delta looks again whether it may go
-# Events that answer the client, not part of a reply: they go out at once,
-# ahead of a paced reply's audio still waiting its time.
+# Events that answer the client or say what happens now, not part of a
+# reply: they go out at once, ahead of a paced reply's audio still waiting
+# its time.  speech_started over a reply is an interruption (a backchannel is
+# never announced): the client must stop playing before the end of the
+# reply's events, which were queued when all of its audio had been made.
+# The errors that answer a client event are sent the same way (`_fail`).
 OUT_OF_BAND = frozenset({
-    "session.updated", "error", "conversation.item.retrieved", "conversation.item.deleted",
-    "conversation.item.truncated", "input_audio_buffer.cleared",
+    "session.updated", "conversation.item.retrieved", "conversation.item.deleted",
+    "conversation.item.truncated", "input_audio_buffer.cleared", "input_audio_buffer.speech_started",
 })  # fmt: skip
 
 
@@ -161,11 +165,11 @@ class RealtimeConnection(SessionObserver):
         self._calls: OrderedDict[str, str] = OrderedDict()  # call_id -> its item id, the calls this client may answer
 
     # --- sending (any thread) ----------------------------------------------------------
-    def emit(self, event: BaseModel) -> None:
+    def emit(self, event: BaseModel, out_of_band: bool = False) -> None:
         if event.type in ("conversation.item.added", "conversation.item.done"):
             with self._item_models_lock:
                 self._item_models[event.item.id] = event.item
-        self._post(ev.dump(event), event.type in OUT_OF_BAND)
+        self._post(ev.dump(event), out_of_band or event.type in OUT_OF_BAND)
 
     def _post(self, entry: str | PacedDelta, out_of_band: bool = False) -> None:
         try:
@@ -268,15 +272,16 @@ class RealtimeConnection(SessionObserver):
                 ev.error(
                     "message_too_large",
                     f"message of {len(message)} bytes; the limit is {self.options.max_message_bytes}",
-                )
+                ),
+                out_of_band=True,
             )
             return
         try:
             event = ev.parse_client_event(message)
             handler = getattr(self, "on_" + event.type.replace(".", "_"))
             handler(event)
-        except ev.ClientEventError as error:
-            self.emit(ev.error(error.code, str(error), error.event_id, error.param))
+        except ev.ClientEventError as error:  # answers the client now, not after a paced reply's audio
+            self.emit(ev.error(error.code, str(error), error.event_id, error.param), out_of_band=True)
 
     def _fail(self, event: Any, code: str, message: str, param: str | None = None) -> None:
         raise ev.ClientEventError(code, message, getattr(event, "event_id", None), param)
@@ -305,7 +310,7 @@ class RealtimeConnection(SessionObserver):
             message = "; ".join(str(problem) for problem in problems)
             if len(problems) > 1:
                 message += " (the rest of the session.update applied)"
-            self.emit(ev.error(first.code, message, getattr(event, "event_id", None), first.param))
+            self.emit(ev.error(first.code, message, getattr(event, "event_id", None), first.param), out_of_band=True)
         if request.model_fields_set & {"instructions", "tools"}:
             self.pipeline_in.put(SessionUpdated(self.session))  # the LLM prepares their prompt
         self.emit(ev.session_updated(self._session_model()))
