@@ -490,7 +490,10 @@ def test_realtime_a_backchannel_is_never_announced_and_stop_is(realtime_server):
     spans = playback(realtime_arrivals(conversation, mark), REALTIME_RATE)
     silent = min(ran_dry_at(spans, onset), announced)
     print(f"onset -> silent {1000 * (silent - onset):.0f} ms; announced {1000 * (announced - onset):.0f} ms")
-    assert silent - onset < 0.6
+    # Measured on 2 idle cores: silent 330 ms after the onset, announced 881 ms after it (with the
+    # audio unpaced both 857 ms).  On a slower machine both come later; the paced reply still falls
+    # silent before the verdict is announced.
+    assert announced - silent > 0.15 and silent - onset < 1.0
     # The cut turn's metrics are written once it is cut: on a loaded core, seconds after speech_started.
     turns = realtime_server.wait_for_turn(lambda turn: "fact" in turn["transcript"].lower())
     book = [t for t in turns if "book" in t["transcript"].lower()]
