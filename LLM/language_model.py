@@ -220,8 +220,9 @@ class LanguageModelHandler(BaseHandler):
         that may be answered now counts: not one of a conversation whose
         reply is paused, nor of `besides`'s (the reply being written: its
         conversation's next turn comes after it)."""
-        busy = self.paused if besides is None else [*self.paused, PausedReply(besides, iter(()), None, besides.session)]
-        return self.queued(lambda queued: isinstance(queued, ANSWER_MESSAGES) and not waits_for_paused(queued, busy))
+        return self.queued(
+            lambda queued: isinstance(queued, ANSWER_MESSAGES) and not waits_for_paused(queued, self.paused, besides)
+        )
 
     # --- interleaving conversations' replies (LLM/reply_interleave.py) ---------------
     def pause_state(self) -> Any:
@@ -239,7 +240,6 @@ class LanguageModelHandler(BaseHandler):
         later from the paused list."""
         if not self.interleave_replies or turn is None:
             return super()._emit_all(outputs, turn, pause)
-        session = turn.session
 
         def pause_here(output: Any) -> bool:
             return should_pause(
@@ -248,7 +248,7 @@ class LanguageModelHandler(BaseHandler):
 
         if not super()._emit_all(outputs, turn, pause_here):
             return False
-        self.paused.append(PausedReply(turn, outputs, self.pause_state(), session))
+        self.paused.append(PausedReply(turn, outputs, self.pause_state()))
         logger.debug("turn %s paused after a sentence: another conversation goes first", turn.turn_id)
         return True
 
@@ -259,11 +259,11 @@ class LanguageModelHandler(BaseHandler):
         if reply is None or (self.answer_waiting() and not reply.turn.stale):
             return False  # a withdrawn or interrupted reply is ended at once: it only has to close
         self.paused.remove(reply)
-        self.serving = reply.session or self.default_session
+        self.serving = reply.turn.session or self.default_session
         self.answering = reply.turn
         outputs = reply.outputs
         try:
-            self.resume_state(reply.state, reply.session)
+            self.resume_state(reply.state, reply.turn.session)
         except Exception as error:  # the turn ends with the error; nothing computed from another conversation
             outputs = failed_within(outputs, error)
         self._emit_all(outputs, reply.turn)

@@ -298,13 +298,7 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
             yield from self._generate_with_tools(messages, tools, kwargs)
             return
         prompt = self.prompt_tokens(messages)
-        # The cut moves cached keys of one conversation into place for its next
-        # prompt; another session's prompt only ever reuses an exact prefix
-        # (the system prompt), so nothing computed in one conversation's context
-        # leaks into another's.
-        same_conversation = self.caches.switch(self.model, self.serving.id, prompt or [])
-        if same_conversation and prompt is not None and drop_evicted_tokens(self.model, prompt):
-            logger.debug("dropped history cut from the KV cache; %d cached tokens kept", self.model.n_tokens)
+        self._cache_for(self.serving, prompt or [])  # no template: the cache still changes hands
         for chunk in self.model.create_chat_completion(messages=messages, stream=True, **kwargs):
             delta = chunk["choices"][0]["delta"].get("content")
             if delta:
@@ -317,9 +311,7 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         prompt whose instructions + tools prefix comes from the prefix cache."""
         prompt = self.prompt_tokens(messages, tools)
         assert prompt is not None
-        same_conversation = self.caches.switch(self.model, self.serving.id, prompt)
-        if same_conversation and drop_evicted_tokens(self.model, prompt):
-            logger.debug("dropped history cut from the KV cache; %d cached tokens kept", self.model.n_tokens)
+        self._cache_for(self.serving, prompt)
         evaluated = self.prefixes.prepare(self.model, self.tools_prefix(messages, tools, prompt))
         if evaluated:
             logger.info("instructions + tools prompt evaluated once (%d tokens); reused from now on", evaluated)
@@ -329,6 +321,16 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         alone = request_alone(messages, self.init_chat_role)
         alone_prompt = self.prompt_tokens(alone, tools) if alone is not None and not answers_output else None
         yield from self.tool_calls.reply(prompt, tools, kwargs, answers_output, alone_prompt, answered_calls(messages))
+
+    def _cache_for(self, session: Session, prompt: list[int]) -> None:
+        """Make the live KV cache `session`'s, for `prompt` (its own cache put
+        back if parked, `LLM/parked_caches.py`), then cut its dropped history
+        out of it (`drop_evicted_tokens`): only a cache of the conversation
+        itself is cut; another conversation's prompt only ever reuses an exact
+        prefix (the system prompt), so nothing computed in one conversation's
+        context reaches another's."""
+        if self.caches.switch(self.model, session.id, prompt) and drop_evicted_tokens(self.model, prompt):
+            logger.debug("dropped history cut from the KV cache; %d cached tokens kept", self.model.n_tokens)
 
     def warmup(self) -> None:
         """The usual warm-up, and with the server's own tools, their prompt
@@ -379,8 +381,7 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         session = partial.session or self.default_session
         with self.baton.hold(later(), "LLM"):  # work ahead: behind what is needed now
             self.threads.step()  # the user speaks: the STT follows them on the same cores
-            if self.caches.switch(self.model, session.id, stable):
-                drop_evicted_tokens(self.model, stable)
+            self._cache_for(session, stable)
             if tools is not None:
                 self.prefixes.prepare(self.model, self.tools_prefix(messages, tools, stable))
             return read_ahead(self.model, stable)

@@ -38,9 +38,6 @@ class ParkedCaches:
         self.live: str | None = None  # whose conversation the live cache holds
         self.restored = 0  # caches put back (for tests and logs)
 
-    def __contains__(self, conversation: str) -> bool:
-        return conversation in self._parked
-
     def switch(self, model: Any, conversation: str, prompt: list[int]) -> bool:
         """Make the live cache `conversation`'s, for `prompt`: the live cache
         of another conversation is parked, and this one's parked cache put
@@ -70,12 +67,6 @@ class ParkedCaches:
             self._park(model, self.live)
         self._parked.pop(conversation, None)
         self.live = conversation
-
-    def forget(self, conversation: str) -> None:
-        """Drop a conversation's parked cache (it ended)."""
-        self._parked.pop(conversation, None)
-        if self.live == conversation:
-            self.live = None
 
     def _park(self, model: Any, conversation: str) -> None:
         saved = save_sequence(model)

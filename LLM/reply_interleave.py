@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from conversation.turn import Turn
@@ -47,7 +47,6 @@ class PausedReply:
     turn: Turn
     outputs: Iterator[Any]
     state: Any = None
-    session: Any = field(default=None)
 
 
 def runs_dry_at(turn: Turn, now: float) -> float:
@@ -96,12 +95,13 @@ def should_pause(
     return other is not None and runs_dry_at(other.turn, now) < ahead - SWITCH_MARGIN_S
 
 
-def waits_for_paused(message: Any, paused: Iterable[PausedReply]) -> bool:
-    """Whether `message` must stay queued until the paused replies end: it
-    belongs to a conversation whose reply is paused (its turns are answered
-    in order; a reset of it too), or it is the input's end."""
-    paused = list(paused)
-    if not paused:
+def waits_for_paused(message: Any, paused: Iterable[PausedReply], besides: Turn | None = None) -> bool:
+    """Whether `message` must stay queued until the paused replies (and the
+    reply `besides`, being written) end: it belongs to one of their
+    conversations (its turns are answered in order; a reset of it too), or
+    it is the input's end."""
+    busy = [reply.turn.session for reply in paused] + ([besides.session] if besides is not None else [])
+    if not busy:
         return False
     if isinstance(message, EndOfStream):
         return True
@@ -109,4 +109,4 @@ def waits_for_paused(message: Any, paused: Iterable[PausedReply]) -> bool:
     if session is None:
         turn = getattr(message, "turn", None)
         session = turn.session if turn is not None else None
-    return any(reply.session is session for reply in paused)
+    return any(busy_session is session for busy_session in busy)

@@ -29,7 +29,7 @@ from utils.messages import EndOfResponse, EndOfStream, LLMSentence, PartialTrans
 
 
 def paused(turn: Turn) -> PausedReply:
-    return PausedReply(turn, iter(()), None, turn.session)
+    return PausedReply(turn, iter(()))
 
 
 def test_a_reply_pauses_only_at_a_sentence_and_only_for_a_waiting_question():
