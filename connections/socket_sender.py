@@ -26,6 +26,7 @@ from pathlib import Path
 from connections.audio_sink import AudioSink
 from connections.server_tools import ServerTools
 from connections.tcp import listen
+from conversation.playback import ListenerClock
 from conversation.turn import Turn
 from utils.messages import TTSAudio
 
@@ -50,8 +51,7 @@ class SocketSender(AudioSink):
         tools: ServerTools | None = None,
     ) -> None:
         self.setup_sink(should_listen, metrics_file, yield_floor_while_speaking=yield_floor_while_speaking, tools=tools)
-        self.lead_s = playback_lead_ms / 1000.0
-        self._played_until = 0.0  # when the client will have played all it was sent
+        self.clock = ListenerClock(playback_lead_ms / 1000.0)  # the client's playback, as sent
         self.send_timeout_s = send_timeout_s
         self.server = listen(host, port, "reply sender", "--send_port")
         self.port = self.server.getsockname()[1]
@@ -126,29 +126,25 @@ class SocketSender(AudioSink):
         playback, in pieces: once the turn is interrupted, nothing more goes
         out, and the client falls silent within the lead; while it is paused
         (a sound over it is judged), nothing goes out until it resumes."""
-        if self.lead_s <= 0:
+        if self.clock.lead_s <= 0:
             self._send(audio.samples.astype("<i2").tobytes())
             return
         step = max(1, audio.sample_rate // 50)  # 20 ms pieces
         playback = audio.turn.playback
         for start in range(0, len(audio.samples), step):
             piece = audio.samples[start : start + step]
-            while (wait := self._played_until - time.perf_counter() - self.lead_s) > 0 or playback.paused():
+            while (wait := self.clock.wait_s()) > 0 or playback.paused():
                 if audio.turn.stale or self.stop_event.wait(min(wait, 0.01) if wait > 0 else 0.01):
                     return
             if audio.turn.stale:
                 return
             if not self._send(piece.astype("<i2").tobytes()):
                 return  # the client is gone: the rest of this reply is for nobody
-            now = time.perf_counter()
-            starts = max(self._played_until, now)
-            self._played_until = starts + len(piece) / audio.sample_rate
-            # What was heard is what was sent less what the client still has queued.
-            audio.turn.playback.record_device_playback(len(piece), audio.sample_rate, starts, latency_s=0.0)
+            self.clock.sent(playback, len(piece), audio.sample_rate)
 
     def finish_turn(self, turn: Turn) -> None:
         """The turn ends when the client has played it (not when it was sent)."""
-        while (left := self._played_until - time.perf_counter()) > 0 and not turn.stale:
+        while (left := self.clock.played_until - time.perf_counter()) > 0 and not turn.stale:
             if self.stop_event.wait(min(left, 0.02)):
                 return
 

@@ -175,3 +175,27 @@ class PlaybackLog:
                 heard.append(" ".join(words[:spoken]))
             break
         return " ".join(heard)
+
+
+class ListenerClock:
+    """When a listener that plays each piece it is sent in real time, after
+    the one before, will have played it all: the pace of a sender that keeps
+    a reply at most `lead_s` ahead of its listener (the socket sender, a
+    paced realtime connection), so that the listener falls silent within
+    the lead once nothing more is sent."""
+
+    def __init__(self, lead_s: float) -> None:
+        self.lead_s = lead_s
+        self.played_until = 0.0  # perf_counter time the audio sent so far ends
+
+    def wait_s(self, now: float | None = None) -> float:
+        """How long until the next piece may go (0 or less: now)."""
+        return self.played_until - (time.perf_counter() if now is None else now) - self.lead_s
+
+    def sent(self, playback: PlaybackLog, samples: int, sample_rate: int, now: float | None = None) -> None:
+        """The listener took `samples` more of the reply whose log is
+        `playback`: it plays them after what it has (from now if it ran
+        out), and what the user heard of the reply follows."""
+        starts = max(self.played_until, time.perf_counter() if now is None else now)
+        self.played_until = starts + samples / sample_rate
+        playback.record_device_playback(samples, sample_rate, starts, latency_s=0.0)

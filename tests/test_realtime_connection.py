@@ -321,6 +321,11 @@ def audio_sends(harness: Harness) -> list[tuple[float, int]]:
     ]
 
 
+def say(harness: Harness, turn: Turn, seconds: float, text: str = "A long sentence.") -> None:
+    """`seconds` of the turn's reply audio (24 kHz), as the sink hands it over."""
+    harness.connection.response_audio(TTSAudio(np.ones(int(seconds * 24000), np.int16), 24000, text, turn))
+
+
 def test_reply_audio_goes_out_no_further_ahead_of_the_client_than_the_lead():
     """Three seconds of reply in one piece: each delta leaves only once the
     audio before it has played to within the lead (250 ms), so the whole
@@ -329,7 +334,7 @@ def test_reply_audio_goes_out_no_further_ahead_of_the_client_than_the_lead():
     harness = Harness(playback_lead_ms=250)
     try:
         turn = committed_turn(harness)
-        harness.connection.response_audio(TTSAudio(np.ones(3 * 24000, np.int16), 24000, "A long sentence.", turn))
+        say(harness, turn, 3, "A long sentence.")
         time.sleep(3.2)
         sends = audio_sends(harness)
         start = sends[0][0]
@@ -349,13 +354,13 @@ def test_a_paused_reply_is_held_back_and_a_cut_one_stops_at_once():
         connection = harness.connection
         assert connection.session.settings.pause_playback  # paced: a sound over the reply holds it back
         turn.playback.pause(0.6)  # a sound over the reply is being judged
-        connection.response_audio(TTSAudio(np.ones(24000, np.int16), 24000, "One.", turn))
+        say(harness, turn, 1, "One.")
         time.sleep(0.3)
         assert audio_sends(harness) == []
         time.sleep(0.5)  # the pause ran out (a backchannel would resume it sooner): the reply plays on
         assert len(audio_sends(harness)) >= 1
         second = Turn(session=connection.session, transcript="Tell me more.")
-        connection.response_audio(TTSAudio(np.ones(5 * 24000, np.int16), 24000, "A long one.", second))
+        say(harness, second, 5, "A long one.")
         time.sleep(0.8)
         second.cancel()  # interrupted: nothing more of it goes out
         time.sleep(0.1)
@@ -373,7 +378,7 @@ def test_with_no_lead_reply_audio_goes_out_as_fast_as_it_is_made():
     try:
         turn = committed_turn(harness)
         assert not harness.connection.session.settings.pause_playback
-        harness.connection.response_audio(TTSAudio(np.ones(3 * 24000, np.int16), 24000, "A long sentence.", turn))
+        say(harness, turn, 3, "A long sentence.")
         time.sleep(0.3)
         sends = audio_sends(harness)
         assert sum(samples for _, samples in sends) > 2.8 * 24000
@@ -391,7 +396,7 @@ def test_a_reply_cut_after_all_of_it_was_made_sends_no_more_audio():
     try:
         turn = committed_turn(harness)
         connection = harness.connection
-        connection.response_audio(TTSAudio(np.ones(5 * 24000, np.int16), 24000, "A long one.", turn))
+        say(harness, turn, 5, "A long one.")
         turn.mark("last_audio_out")  # all of it made and handed over: its end follows its audio
         turn.reply_sentences = ["A long one."]
         connection.response_done(turn)
@@ -418,7 +423,7 @@ def test_an_answer_to_the_client_does_not_wait_behind_paced_audio():
     try:
         turn = committed_turn(harness)
         connection = harness.connection
-        connection.response_audio(TTSAudio(np.ones(5 * 24000, np.int16), 24000, "A long one.", turn))
+        say(harness, turn, 5, "A long one.")
         time.sleep(0.5)
         update = {"type": "session.update", "session": {"type": "realtime", "instructions": "Hi"}}
         connection.receive(json.dumps(update))

@@ -24,7 +24,6 @@ import collections
 import logging
 import queue
 import threading
-import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +35,7 @@ from connections.realtime.audio import FORMAT_RATES, AudioFormatError, InputAudi
 from connections.realtime.language import apply_transcription, reply_metadata
 from connections.realtime.tools_config import MAX_OUTPUT_BYTES, checked_tool_choice, checked_tools
 from conversation.eagerness import semantic_turn_detection
+from conversation.playback import ListenerClock
 from conversation.session import Session, SessionObserver, SessionSettings, TurnDetection
 from conversation.turn import Turn
 from utils.messages import (
@@ -130,13 +130,13 @@ class RealtimeConnection(SessionObserver):
         # client.  Paced, the reply is held back meanwhile (pause_playback):
         # the client runs out of what it has within the lead and falls silent;
         # unpaced, it plays its own buffer on until the verdict.
-        self.lead_s = options.playback_lead_ms / 1000.0
+        self.clock = ListenerClock(options.playback_lead_ms / 1000.0)  # the client's playback, as sent
         settings = SessionSettings(
             barge_in=options.barge_in,
             interrupt_min_speech_ms=options.interrupt_min_speech_ms,
             resume_false_interruption=options.resume_false_interruption,
             false_interruption_timeout_ms=options.false_interruption_timeout_ms,
-            pause_playback=self.lead_s > 0,
+            pause_playback=self.clock.lead_s > 0,
             server_tools=list(options.server_tools),
         )
         self.session = Session(settings=settings, observer=self)
@@ -144,7 +144,6 @@ class RealtimeConnection(SessionObserver):
         self.output_format = "audio/pcm"
         self.input = InputAudio(self.input_format, options.pipeline_rate)
         self.outbox: asyncio.Queue[str | PacedDelta | None] = asyncio.Queue()
-        self._played_until = 0.0  # when the client will have played the audio sent so far (perf_counter)
         self._out_of_band: collections.deque[str] = collections.deque()  # OUT_OF_BAND events, sent first
         self._gone = False  # a send timed out: the writer stops
         self.closed = False
@@ -208,7 +207,7 @@ class RealtimeConnection(SessionObserver):
             if not await self._send(entry.text if isinstance(entry, PacedDelta) else entry):
                 return
             if isinstance(entry, PacedDelta):
-                self._sent_delta(entry)
+                self.clock.sent(entry.turn.playback, entry.samples, entry.sample_rate)
 
     async def _send(self, text: str) -> bool:
         """Send one event; False (and the writer stops) when the client has not
@@ -234,18 +233,11 @@ class RealtimeConnection(SessionObserver):
         playback = delta.turn.playback
         while not (delta.turn.stale or delta.turn.interrupted or self._gone):
             await self._send_out_of_band()
-            wait = self._played_until - time.perf_counter() - self.lead_s
+            wait = self.clock.wait_s()
             if wait <= 0 and not playback.paused():
                 return True
             await asyncio.sleep(min(wait, PACE_STEP_S) if wait > 0 else PACE_STEP_S)
         return False
-
-    def _sent_delta(self, delta: PacedDelta) -> None:
-        """The client took the delta: it plays it after what it has (from
-        now if it ran out), and what the user heard of the reply follows."""
-        starts = max(self._played_until, time.perf_counter())
-        self._played_until = starts + delta.samples / delta.sample_rate
-        delta.turn.playback.record_device_playback(delta.samples, delta.sample_rate, starts, latency_s=0.0)
 
     def start(self) -> None:
         self.emit(ev.session_created(self._session_model()))
@@ -732,7 +724,7 @@ class RealtimeConnection(SessionObserver):
             if not payload:
                 continue
             event = ev.audio_delta(state.response_id, state.item_id, base64.b64encode(payload).decode())
-            if self.lead_s > 0:
+            if self.clock.lead_s > 0:
                 self._post(PacedDelta(ev.dump(event), audio.turn, len(piece), audio.sample_rate))
             else:
                 self.emit(event)
