@@ -11,12 +11,23 @@ which the model expects in front of each new one).
 
 from __future__ import annotations
 
-from importlib import resources
+import importlib.util
+from pathlib import Path
 
 import numpy as np
 
 CONTEXT_SAMPLES = {16000: 64, 8000: 32}
 WINDOW_SAMPLES = {16000: 512, 8000: 256}
+
+
+def onnx_path() -> Path:
+    """The ONNX file inside the `silero-vad` wheel, found without importing the
+    package: its `__init__` loads the TorchScript helpers and with them torch
+    (1.1 s of CPU at every start), which the ONNX model does not need."""
+    spec = importlib.util.find_spec("silero_vad")
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError("Silero VAD is not installed: pip install silero-vad")
+    return Path(spec.origin).parent / "data" / "silero_vad.onnx"
 
 
 class SileroModel:
@@ -28,8 +39,9 @@ class SileroModel:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
-        path = resources.files("silero_vad") / "data" / "silero_vad.onnx"
-        self.session = onnxruntime.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        self.session = onnxruntime.InferenceSession(
+            str(onnx_path()), sess_options=options, providers=["CPUExecutionProvider"]
+        )
 
     def stream(self, sample_rate: int = 16000) -> SileroStream:
         return SileroStream(self, sample_rate)

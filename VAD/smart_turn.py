@@ -5,8 +5,10 @@ Pipecat's open turn-detection model (ONNX, 8.7 MB, BSD-2) ships inside the
 package's file list, so `pipecat` itself is never imported, and nothing is
 downloaded).  It hears the prosody of the last 8 s of the turn: a falling,
 final intonation against a voice that trails off mid-thought.  Its input is
-Whisper's 80-bin log-mel of 8 s of 16 kHz audio, zero-padded at the start,
-which `transformers`' WhisperFeatureExtractor computes.
+Whisper's 80-bin log-mel of 8 s of 16 kHz audio (normalised to zero mean and
+unit variance, zero-padded at the start), computed by faster-whisper's numpy
+feature extractor: `transformers`' own imports torch (1 s of CPU at every
+start, and torch's memory) for the same features to within 5e-5.
 
 Install: `pip install --no-deps pipecat-ai` (its full dependency set pins
 packages this project needs newer).
@@ -45,7 +47,7 @@ class SmartTurnModel:
 
     def __init__(self) -> None:
         import onnxruntime
-        from transformers import WhisperFeatureExtractor
+        from faster_whisper.feature_extractor import FeatureExtractor
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1
@@ -53,7 +55,7 @@ class SmartTurnModel:
         self.session = onnxruntime.InferenceSession(
             str(model_path()), sess_options=options, providers=["CPUExecutionProvider"]
         )
-        self.features = WhisperFeatureExtractor(chunk_length=WINDOW_S)
+        self.features = FeatureExtractor(feature_size=80, sampling_rate=SAMPLE_RATE, chunk_length=WINDOW_S)
 
     def finished_probability(self, audio: np.ndarray) -> float:
         """Probability that the turn in `audio` (float32, 16 kHz) is finished."""
@@ -61,6 +63,7 @@ class SmartTurnModel:
         audio = audio[-window:].astype(np.float32, copy=False)
         if len(audio) < window:
             audio = np.pad(audio, (window - len(audio), 0))
-        features = self.features(audio, sampling_rate=SAMPLE_RATE, return_tensors="np", do_normalize=True)
-        output = self.session.run(None, {"input_features": features.input_features.astype(np.float32)})[0]
+        normalized = (audio - audio.mean()) / np.sqrt(audio.var() + 1e-7)
+        features = self.features(normalized, padding=0)[None].astype(np.float32)
+        output = self.session.run(None, {"input_features": features})[0]
         return float(output.reshape(-1)[0])
