@@ -71,6 +71,12 @@ MIN_COMMIT_MS = 100
 MAX_UNCOMMITTED_S = 120
 # A sound over the reply is transcribed with this much of its trailing silence at most.
 OVERHEARD_TAIL_S = 0.4
+# A sound over the reply whose session sent no audio for this long is judged on
+# without it: the time since counts as silence (a muted mic, push-to-talk, a
+# client that sends only while the user speaks), so its verdict does not wait
+# for audio that may never come.  Longer than a live client's gap between
+# chunks (20-100 ms) and a busy machine's hiccup.
+AUDIO_GONE_S = 0.3
 # The sink's own deadline for a paused reply, beyond the VAD's timeout: the
 # reply goes on even if the VAD never hears another chunk (a client that
 # stopped sending).
@@ -253,6 +259,7 @@ class VADHandler(BaseHandler):
         self, message: AudioChunk | CommitInput | ClearInput
     ) -> Iterator[SpeechSegment | SpeechProgress | OverheardSpeech]:
         session = message.session or self.default_session
+        yield from self._judge_sounds_without_audio(besides=session)  # other sessions keep this stage from idling
         if session.closed:
             return  # audio of a client that has left: never a turn of anyone
         stream = self.stream_for(session)
@@ -309,6 +316,31 @@ class VADHandler(BaseHandler):
                 yield from self._provisional_segment(session, stream)
             elif self._should_report_progress(stream):
                 yield from self._progress(session, stream)
+
+    def idle(self) -> None:
+        for output in self._judge_sounds_without_audio():
+            self.put(output)
+
+    def _judge_sounds_without_audio(self, besides: Session | None = None) -> Iterator[SpeechSegment | OverheardSpeech]:
+        """Go on judging each sound over a reply whose session's audio stopped
+        coming `AUDIO_GONE_S` ago (see there): without this a client that went
+        quiet mid-judgement left its reply paused to the sink's deadline and
+        the sound unjudged, a real "Stop." included.  Audio of the session
+        still waiting in this stage's queue (a stage behind) is not gone."""
+        now = time.perf_counter()
+        for session in list(self._sessions):
+            if session.closed or session is besides:
+                continue
+            stream = self.stream_for(session)
+            if stream.overlap is None or not stream.arrivals or now - stream.arrivals[-1][1] < AUDIO_GONE_S:
+                continue
+            if self.queued(lambda message, of=session: self._session_of(message) is of):
+                continue
+            quiet_ms = (now - stream.arrivals[-1][1]) * 1000
+            yield from self._judge_overlap(session, stream, None, quiet_ms=quiet_ms)
+
+    def _session_of(self, message: object) -> Session:
+        return getattr(message, "session", None) or self.default_session
 
     def flush(self) -> Iterator[SpeechSegment]:
         for session in list(self._sessions):
@@ -402,14 +434,23 @@ class VADHandler(BaseHandler):
         return True
 
     def _judge_overlap(
-        self, session: Session, stream: VADStream, window: np.ndarray, echo_leak: float | None = None
+        self,
+        session: Session,
+        stream: VADStream,
+        window: np.ndarray | None,
+        echo_leak: float | None = None,
+        quiet_ms: float = 0.0,
     ) -> Iterator[SpeechSegment | OverheardSpeech]:
+        """One step of the judgement of the sound over the reply: after a new
+        `window` of audio, or (None) after `quiet_ms` without any."""
         overlap, iterator = stream.overlap, stream.iterator
         assert overlap is not None
-        overlap.hear(window, iterator.last_voiced_end if iterator.speaking else None, echo_leak)
+        if window is not None:
+            overlap.hear(window, iterator.last_voiced_end if iterator.speaking else None, echo_leak)
         voiced_ms = self._ms(overlap.last_voiced - overlap.first_voiced)
         sounding = iterator.speaking and not iterator.in_silence
         silent_ms = 0 if sounding else self._ms(iterator.position - overlap.last_voiced)
+        silent_ms = max(silent_ms, quiet_ms)
         step = overlap.step(voiced_ms, silent_ms, time.perf_counter())
         if step is Step.PROBE:
             heard = Overheard()
