@@ -28,6 +28,8 @@ from benchmarks.harness import REPO
 def private_pulseaudio(folder: Path) -> Iterator[dict]:
     """A user-level PulseAudio with null sinks in `folder`, stopped at the
     end; yields the environment its clients need."""
+    from models.packaged import cache_root
+
     runtime = folder / "pulse-runtime"
     runtime.mkdir(mode=0o700)
     env = {
@@ -35,6 +37,9 @@ def private_pulseaudio(folder: Path) -> Iterator[dict]:
         "XDG_RUNTIME_DIR": str(runtime),
         "HOME": str(folder),
         "PULSE_RUNTIME_PATH": str(runtime / "pulse"),
+        # The models' cache stays the user's: under the private HOME every
+        # pipeline started here joined and checksummed its own 1.1 GB copy of the LLM.
+        "S2S_CACHE_DIR": str(cache_root()),
     }
     env.pop("PULSE_SERVER", None)
     subprocess.run(
