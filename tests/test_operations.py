@@ -226,7 +226,12 @@ def test_sigterm_lets_the_reply_in_flight_finish_refuses_newcomers_and_exits_0(t
         done = conversation.wait_for("response.done", timeout=30)[0]
         assert done.at > signalled, "the reply ended before the signal: nothing was in flight"
         assert done.event.response.status == "completed"
-        assert len(done.event.response.output[0].content[0].transcript.split()) > 10
+        words = len(done.event.response.output[0].content[0].transcript.split())
+        assert words > 10
+        # All of it: the paced audio still waiting its time was dropped at the close (0.4 s of a
+        # 2 s reply reached the client, then response.done "completed").  Piper says 2-3 words a second.
+        audio_s = len(conversation.reply_audio()) / 24000
+        assert audio_s >= words / 4, (audio_s, words)
         farewell = conversation.wait_for("error", timeout=10)[0]
         assert farewell.event.error.code == "server_shutting_down" and farewell.at > done.at
         assert conversation.closed.wait(10)

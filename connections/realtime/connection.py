@@ -98,6 +98,15 @@ class PacedDelta:
     sample_rate: int
 
 
+@dataclass(frozen=True)
+class SentMark:
+    """Not an event: the writer marks `turn` with `mark` once everything
+    queued before this has gone to the client (paced audio included)."""
+
+    turn: Turn
+    mark: str
+
+
 @dataclass
 class ResponseState:
     """The API's view of one turn's reply while it goes out: its spoken (or
@@ -143,7 +152,7 @@ class RealtimeConnection(SessionObserver):
         self.input_format = "audio/pcm"
         self.output_format = "audio/pcm"
         self.input = InputAudio(self.input_format, options.pipeline_rate)
-        self.outbox: asyncio.Queue[str | PacedDelta | None] = asyncio.Queue()
+        self.outbox: asyncio.Queue[str | PacedDelta | SentMark | None] = asyncio.Queue()
         self._out_of_band: collections.deque[str] = collections.deque()  # OUT_OF_BAND events, sent first
         self._gone = False  # a send timed out: the writer stops
         self.closed = False
@@ -170,13 +179,17 @@ class RealtimeConnection(SessionObserver):
                 self._item_models[event.item.id] = event.item
         self._post(ev.dump(event), out_of_band or event.type in OUT_OF_BAND)
 
-    def _post(self, entry: str | PacedDelta, out_of_band: bool = False) -> None:
+    def mark_when_sent(self, turn: Turn, mark: str) -> None:
+        """Mark `turn` with `mark` once all that is queued for the client now has been sent."""
+        self._post(SentMark(turn, mark))
+
+    def _post(self, entry: str | PacedDelta | SentMark, out_of_band: bool = False) -> None:
         try:
             self.loop.call_soon_threadsafe(self._enqueue, entry, out_of_band)
         except RuntimeError:  # the loop is closed: the client is gone
             pass
 
-    def _enqueue(self, text: str | PacedDelta | None, out_of_band: bool = False) -> None:
+    def _enqueue(self, text: str | PacedDelta | SentMark | None, out_of_band: bool = False) -> None:
         if self.closed:
             return
         if out_of_band and isinstance(text, str) and not self.outbox.empty():
@@ -202,6 +215,9 @@ class RealtimeConnection(SessionObserver):
             entry = await self.outbox.get()
             if entry is None:
                 return
+            if isinstance(entry, SentMark):
+                entry.turn.mark(entry.mark)
+                continue
             if isinstance(entry, PacedDelta) and not await self._delta_due(entry):
                 continue  # the reply was cut or withdrawn: the rest of its audio is for nobody
             if not await self._send(entry.text if isinstance(entry, PacedDelta) else entry):

@@ -81,8 +81,8 @@ class ClientSecrets:
 
 class DrainableConnection(RealtimeConnection):
     """A connection that says whether a turn of it is under way: the user
-    speaking, or a reply being made or sent (until its `response.done` is
-    out).  A draining server closes it only once none is."""
+    speaking, or a reply being made or sent (until its `response.done` has
+    gone to the client, after all its paced audio).  A draining server closes it only once none is."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -98,7 +98,10 @@ class DrainableConnection(RealtimeConnection):
 
     def response_done(self, turn: Turn) -> None:
         super().response_done(turn)
-        turn.mark("response_done")  # after its last event was queued
+        # Once its last event is out, not merely queued: a paced reply's audio
+        # still waiting its time was dropped at the drain's close (0.4 s of a
+        # 2 s reply heard, then response.done "completed").
+        self.mark_when_sent(turn, "response_sent")
 
     def cancel_for_shutdown(self) -> None:
         """The drain's time is up with a reply under way: cancel it, so the
@@ -109,7 +112,7 @@ class DrainableConnection(RealtimeConnection):
 
     def busy(self) -> bool:
         turn = self.session.active_turn
-        replying = turn is not None and not turn.withdrawn and "response_done" not in turn.marks
+        replying = turn is not None and not turn.withdrawn and "response_sent" not in turn.marks
         return self.speaking or replying
 
 
