@@ -10,7 +10,7 @@ unit variance, zero-padded at the start), computed by faster-whisper's numpy
 feature extractor: `transformers`' own imports torch (1 s of CPU at every
 start, and torch's memory) for the same features to within 5e-5.
 
-Install: `pip install --no-deps pipecat-ai` (its full dependency set pins
+Install: `pip install --no-deps pipecat-ai==1.14.0` (its full dependency set pins
 packages this project needs newer).
 """
 

@@ -59,6 +59,7 @@ from utils.messages import (
 from VAD.end_of_turn import EAGERNESS, EndOfTurn, PauseHabits, Words, words_evidence
 from VAD.overlap import Overlap, OverlapRules, Step, is_echo
 from VAD.silero import SileroModel, SileroStream
+from VAD.smart_turn import INSTALL as SMART_TURN_INSTALL
 from VAD.smart_turn import SmartTurnModel
 from VAD.turn_end import looks_unfinished
 from VAD.vad_iterator import Utterance, VADIterator
@@ -204,7 +205,8 @@ class VADHandler(BaseHandler):
         try:
             model = SmartTurnModel()
         except ModelNotInstalledError:
-            logger.info("end of turn on the words and the silence (Smart Turn is not installed)")
+            logger.info("end of turn on the words and the silence (Smart Turn is not installed: %s)",
+                        SMART_TURN_INSTALL)  # fmt: skip
             return None
         logger.info("end of turn on the words, the silence and Smart Turn's ear")
         return model

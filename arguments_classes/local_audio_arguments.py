@@ -6,10 +6,10 @@ class LocalAudioArguments:
     """`--mode local`: this machine's microphone and speakers."""
 
     input_device: str | None = field(
-        default=None, metadata={"help": "Microphone: device index or part of its name (default: system default)."}
+        default=None, metadata={"help": "Microphone: device index or part of its name; none: the system's default."}
     )
     output_device: str | None = field(
-        default=None, metadata={"help": "Speaker: device index or part of its name (default: system default)."}
+        default=None, metadata={"help": "Speaker: device index or part of its name; none: the system's default."}
     )
     list_devices: bool = field(default=False, metadata={"help": "Print the audio devices and exit."})
     list_play_chunk_size: int = field(

@@ -7,7 +7,7 @@ class ModuleArguments:
 
     mode: str = field(
         default="socket",
-        metadata={"help": "Where audio comes from and goes to: 'socket', 'local' or 'file'."},
+        metadata={"help": "Where audio comes from and goes to: 'socket', 'local', 'file' or 'realtime'."},
     )
     stt: str = field(
         default="faster-whisper",

@@ -69,7 +69,8 @@ class VADHandlerArguments:
         metadata={
             "help": "'evidence': at each moment of a pause, the odds that the turn is over from the silence so "
             "far, the early transcript's words, the Smart Turn v3.2 model where installed (pip install "
-            "--no-deps pipecat-ai) and the speaker's own pauses; the turn ends when they pass --eagerness's bar. "
+            "--no-deps pipecat-ai==1.14.0) and the speaker's own pauses; the turn ends when they pass "
+            "--eagerness's bar. "
             "'silence': a turn ends after --min_silence_ms (--unfinished_silence_ms when the words dangle). "
             "'smart-turn': also ask Smart Turn once a pause is --finished_silence_ms old; a finished-sounding "
             "turn ends there, an unfinished one waits --unfinished_silence_ms."

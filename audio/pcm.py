@@ -75,14 +75,17 @@ def load_audio(path: str | Path, target_rate: int = PIPELINE_SAMPLE_RATE) -> np.
 
 def check_output_file(path: str | Path) -> None:
     """Fail now, before any model loads, if `path` cannot become an audio file:
-    a directory, a name whose extension is no audio format, or a folder that
-    is a file or not writable.  Creates nothing."""
+    a directory, a name whose extension is no format that holds 16-bit PCM
+    (.mp3 and .ogg compress, and failed only at the end of the run), or a
+    folder that is a file, not writable, or refuses new files (/proc, a
+    read-only mount: os.access says yes to root there).  Leaves nothing behind."""
     path = Path(path)
     if path.is_dir():
         raise AudioOutputError(f"output file is a directory: {path}")
     extension = path.suffix.lstrip(".").upper()
-    if extension not in soundfile.available_formats():
-        raise AudioOutputError(f"cannot tell an audio format from the name {path}: end it in .wav (or .flac, .ogg)")
+    if extension not in soundfile.available_formats() or not soundfile.check_format(extension, "PCM_16"):
+        what = f"{path.suffix} files" if path.suffix else "a name without an extension"
+        raise AudioOutputError(f"cannot write 16-bit audio to {what} ({path}): end it in .wav (or .flac)")
     folder = path.absolute().parent
     while not folder.exists():
         folder = folder.parent
@@ -90,6 +93,12 @@ def check_output_file(path: str | Path) -> None:
         raise AudioOutputError(f"cannot write {path}: {folder} is a file, not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise AudioOutputError(f"cannot write {path}: no permission to write in {folder}")
+    if folder == path.absolute().parent and not path.exists():
+        try:
+            path.open("xb").close()
+            path.unlink()
+        except OSError as error:
+            raise AudioOutputError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
@@ -98,7 +107,7 @@ def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         soundfile.write(str(path), samples, sample_rate, subtype="PCM_16")
-    except (OSError, RuntimeError, TypeError) as error:  # soundfile raises all three
+    except (OSError, RuntimeError, TypeError, ValueError) as error:  # soundfile raises all four
         detail = getattr(error, "strerror", None) or str(error)
         raise AudioOutputError(f"cannot write {path}: {detail}") from None
 

@@ -9,6 +9,7 @@ a bad value fails in milliseconds rather than after every model has loaded
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import re
 import types
@@ -46,6 +47,16 @@ class FlagError(ValueError):
 class OneLineParser(HfArgumentParser):
     """HfArgumentParser that raises FlagError instead of printing the whole
     usage and exiting: a bad value is one line, like every other error."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # HfArgumentParser adds a `--no_X` beside each flag that defaults to
+        # True, with X's own help and "(default: False)": read as a second flag
+        # doing the same, off by default.  Each says what it is instead.
+        for action in self._actions:
+            if isinstance(action, argparse._StoreFalseAction) and action.option_strings[0].startswith("--no_"):
+                action.help = f"The same as --{action.dest} False."
+                action.default = argparse.SUPPRESS  # the flag's own default stands (it comes first)
 
     def error(self, message: str) -> typing.NoReturn:
         raise FlagError(reword_argparse(message))

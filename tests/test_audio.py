@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from audio.pcm import AudioInputError, load_audio, resample, split_chunks
+from audio.pcm import AudioInputError, AudioOutputError, check_output_file, load_audio, resample, split_chunks
 from tests.conftest import QUESTIONS
 
 
@@ -70,3 +70,19 @@ def test_split_chunks_pads_the_last_chunk():
     chunks = split_chunks(np.arange(1000, dtype=np.int16), 512)
     assert [c.size for c in chunks] == [512, 512]
     assert chunks[1][-1] == 0 and chunks[1][1000 - 512 - 1] == 999
+
+
+@pytest.mark.parametrize("name", ["answer.mp3", "answer.ogg", "answer.txt", "answer"])
+def test_an_output_name_whose_format_holds_no_16_bit_pcm_is_refused_at_once(tmp_path, name):
+    """.mp3 and .ogg are formats libsndfile knows, but it writes no 16-bit PCM
+    to them: those runs failed only at the end, after every answer was made."""
+    with pytest.raises(AudioOutputError, match=r"end it in \.wav"):
+        check_output_file(tmp_path / name)
+
+
+def test_a_folder_that_refuses_new_files_is_found_before_the_run_and_nothing_is_left(tmp_path):
+    with pytest.raises(AudioOutputError, match=r"cannot write /proc/answer\.wav"):
+        check_output_file("/proc/answer.wav")  # writable to root by os.access, yet no file can be made there
+    for name in ("answer.wav", "answer.flac", "new folder/answer.wav"):
+        check_output_file(tmp_path / name)
+    assert list(tmp_path.iterdir()) == []

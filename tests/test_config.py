@@ -223,6 +223,19 @@ def test_help_lists_the_chosen_backends_flags(capsys):
     assert "--lm_n_ctx" not in text  # llama_cpp's flag: not the chosen backend
 
 
+def test_each_no_flag_says_what_it_is_and_switches_its_flag_off(capsys):
+    """HfArgumentParser's `--no_X` repeated X's help with "(default: False)",
+    read as a second flag, off by default, that does the same as X."""
+    with pytest.raises(SystemExit):
+        parse_config(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--no_interleave_replies, --no-interleave-replies The same as --interleave_replies False. --" in text
+    assert "(default: False) --interleave_cover_ms" not in text
+    assert parse_config([]).module.interleave_replies is True
+    assert parse_config(["--no_interleave_replies"]).module.interleave_replies is False
+    assert parse_config(["--interleave_replies", "False"]).module.interleave_replies is False
+
+
 def test_a_preset_fills_in_what_the_user_did_not_set():
     assert parse_config(["--preset", "fast"]).llm.lm_model_name == "qwen2.5-0.5b"
     quality = parse_config(["--preset", "quality"])
