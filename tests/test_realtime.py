@@ -181,6 +181,12 @@ def test_one_session_over_the_limit_gets_an_error_and_a_clean_close(server):
     again.close()
 
 
+def test_a_plain_get_on_the_api_address_says_it_is_a_websocket(server):
+    """curl or a browser on /v1/realtime got FastAPI's bare 404 'Not Found'."""
+    status, body = server.get("/v1/realtime")
+    assert status == 426 and "WebSocket" in json.loads(body)["error"]["message"]
+
+
 def test_a_wrong_or_missing_key_is_refused_before_the_websocket_opens(server):
     from websockets.exceptions import InvalidStatus
 

@@ -301,6 +301,14 @@ class RealtimeServer:
                 "session": {"type": "realtime", "model": self.options.model},
             }
 
+        @app.get("/v1/realtime")
+        async def not_a_websocket() -> Any:
+            """A browser or curl pointed at the API's address: say what it is."""
+            message = "the Realtime API is a WebSocket: connect with a Realtime API client (ws:// or wss://)"
+            return JSONResponse(
+                _http_error("websocket_required", message), status_code=426, headers={"Upgrade": "websocket"}
+            )
+
         @app.websocket("/v1/realtime")
         async def realtime(websocket: WebSocket) -> None:
             subprotocols = list(websocket.scope.get("subprotocols") or [])
