@@ -47,14 +47,16 @@ class SmartTurnModel:
 
     def __init__(self) -> None:
         import onnxruntime
-        from faster_whisper.feature_extractor import FeatureExtractor
 
+        path = model_path()
+        try:
+            from faster_whisper.feature_extractor import FeatureExtractor
+        except ImportError as error:  # optional here: end of turn goes on without Smart Turn
+            raise ModelNotInstalledError(f"Smart Turn's features need faster-whisper ({error})") from None
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
-        self.session = onnxruntime.InferenceSession(
-            str(model_path()), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        self.session = onnxruntime.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
         self.features = FeatureExtractor(feature_size=80, sampling_rate=SAMPLE_RATE, chunk_length=WINDOW_S)
 
     def finished_probability(self, audio: np.ndarray) -> float:

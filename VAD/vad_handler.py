@@ -39,6 +39,7 @@ import weakref
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -261,7 +262,6 @@ class VADHandler(BaseHandler):
         self, message: AudioChunk | CommitInput | ClearInput
     ) -> Iterator[SpeechSegment | SpeechProgress | OverheardSpeech]:
         session = message.session or self.default_session
-        yield from self._judge_sounds_without_audio(besides=session)  # other sessions keep this stage from idling
         if session.closed:
             return  # audio of a client that has left: never a turn of anyone
         stream = self.stream_for(session)
@@ -319,27 +319,37 @@ class VADHandler(BaseHandler):
             elif self._should_report_progress(stream):
                 yield from self._progress(session, stream)
 
+    def next_message(self) -> Any:
+        """Before each message (other sessions' audio keeps this stage from
+        idling), and in `idle`: judge the sounds whose audio stopped coming."""
+        self.idle()
+        return super().next_message()
+
     def idle(self) -> None:
         for output in self._judge_sounds_without_audio():
             self.put(output)
 
-    def _judge_sounds_without_audio(self, besides: Session | None = None) -> Iterator[SpeechSegment | OverheardSpeech]:
+    def _judge_sounds_without_audio(self) -> Iterator[SpeechSegment | OverheardSpeech]:
         """Go on judging each sound over a reply whose session's audio stopped
-        coming `AUDIO_GONE_S` ago (see there): without this a client that went
+        coming (`AUDIO_GONE_S` after its last chunk's own length: a client may
+        send a second of audio at a time): without this a client that went
         quiet mid-judgement left its reply paused to the sink's deadline and
         the sound unjudged, a real "Stop." included.  Audio of the session
         still waiting in this stage's queue (a stage behind) is not gone."""
         now = time.perf_counter()
         for session in list(self._sessions):
-            if session.closed or session is besides:
+            if session.closed:
                 continue
             stream = self.stream_for(session)
-            if stream.overlap is None or not stream.arrivals or now - stream.arrivals[-1][1] < AUDIO_GONE_S:
+            if stream.overlap is None or not stream.arrivals:
+                continue
+            (end, arrived), before = stream.arrivals[-1], stream.arrivals[-2][0] if len(stream.arrivals) > 1 else 0
+            quiet_s = now - arrived
+            if quiet_s < (end - before) / self.sample_rate + AUDIO_GONE_S:
                 continue
             if self.queued(lambda message, of=session: self._session_of(message) is of):
                 continue
-            quiet_ms = (now - stream.arrivals[-1][1]) * 1000
-            yield from self._judge_overlap(session, stream, None, quiet_ms=quiet_ms)
+            yield from self._judge_overlap(session, stream, None, quiet_ms=quiet_s * 1000)
 
     def _session_of(self, message: object) -> Session:
         return getattr(message, "session", None) or self.default_session
@@ -476,6 +486,12 @@ class VADHandler(BaseHandler):
         stream.announced = True
         session.observer.speech_started(session, overlap.onset_ms)
         self._interrupt(session, stream)
+        if overlap.held is None and window is None and iterator.speaking:
+            overlap.held = iterator.flush()  # its audio stopped coming: the speech ends here, as at the input's end
+            if overlap.held is None:
+                stream.announced = False
+                session.observer.speech_stopped(session, self._ms(overlap.last_voiced))  # too short for a turn
+                return
         if overlap.held is not None:
             yield from self._segment(session, stream, overlap.held)
         elif not iterator.speaking:

@@ -93,7 +93,7 @@ def check_output_file(path: str | Path) -> None:
         raise AudioOutputError(f"cannot write {path}: {folder} is a file, not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise AudioOutputError(f"cannot write {path}: no permission to write in {folder}")
-    if folder == path.absolute().parent and not path.exists():
+    if folder == path.absolute().parent and not os.path.lexists(path):  # a link is written through, as before
         try:
             path.open("xb").close()
             path.unlink()

@@ -86,3 +86,10 @@ def test_a_folder_that_refuses_new_files_is_found_before_the_run_and_nothing_is_
     for name in ("answer.wav", "answer.flac", "new folder/answer.wav"):
         check_output_file(tmp_path / name)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_output_that_is_a_link_is_written_through_as_before(tmp_path):
+    link = tmp_path / "answer.wav"
+    link.symlink_to(tmp_path / "elsewhere.wav")  # dangling until the run writes it
+    check_output_file(link)
+    assert link.is_symlink() and not (tmp_path / "elsewhere.wav").exists()

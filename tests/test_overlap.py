@@ -388,6 +388,65 @@ def test_a_sound_whose_audio_stops_coming_is_judged_all_the_same(name, interrupt
             break  # a verdict: stopped, or playing on
     assert turn.interrupted is interrupted and turn.stale is interrupted
     assert interrupted or not turn.playback.paused()
+    assert not vad.stream_for(session).iterator.speaking  # the speech ended with its audio: no turn left open
+
+
+def test_audio_sent_a_second_at_a_time_is_not_gone_between_its_chunks(stt_handler):
+    """A client may append a second of audio at a time: the gap before its next
+    chunk is no silence, and a sound over the reply is not judged over in it."""
+    from tests.conftest import make_handler
+    from utils.messages import AudioChunk, OverheardSpeech
+    from VAD.vad_handler import AUDIO_GONE_S, VADHandler
+
+    session = Session(SessionSettings(barge_in=True, false_interruption_timeout_ms=60000))
+    vad = make_handler(VADHandler, should_listen=threading.Event(), session=session, hears_overlaps=True)
+    turn = playing_reply(session)
+    speech = load_audio(QUESTIONS / "q01.wav")
+    audio = np.concatenate([np.zeros(RATE // 2, np.int16), speech])
+    asked = list(vad.process(AudioChunk(samples=audio[:RATE], session=session)))  # the sound's first half second
+    assert vad.stream_for(session).overlap is not None and turn.playback.paused()
+    for message in asked:  # what it asked of the STT is answered
+        if isinstance(message, OverheardSpeech):
+            list(stt_handler.process(message))
+    time.sleep(AUDIO_GONE_S + 0.2)  # less than the chunk's second: its next chunk is not due yet
+    vad.idle()
+    # Taken for silence, the sound would be over and heard again whole (or judged).
+    assert vad.queue_out.empty() and vad.stream_for(session).overlap is not None
+
+
+def test_a_quiet_session_is_judged_while_another_keeps_the_stage_busy(stt_handler):
+    """Session B's client stops sending right after "Stop."; session A goes on
+    streaming, so the stage is never idle: B's sound is judged between A's
+    chunks (the stage's next_message), not left paused until A stops."""
+    from tests.conftest import make_handler
+    from utils.messages import AudioChunk, OverheardSpeech
+    from VAD.vad_handler import AUDIO_GONE_S, VADHandler
+
+    a, b = (Session(SessionSettings(barge_in=True, false_interruption_timeout_ms=60000)) for _ in range(2))
+    vad = make_handler(VADHandler, should_listen=threading.Event(), session=a, hears_overlaps=True)
+    turn = playing_reply(b)
+    sound = sound_of("short_piper_01.flac")
+    sound = sound[: np.flatnonzero(np.abs(sound) > 500)[-1]]
+    audio = np.concatenate([np.zeros(RATE // 2, np.int16), sound])
+    asked = []
+    for start in range(0, len(audio), 512):
+        asked += vad.process(AudioChunk(samples=audio[start : start + 512], session=b))
+    for message in asked:  # answered late, after B's audio stopped
+        if isinstance(message, OverheardSpeech):
+            list(stt_handler.process(message))
+    time.sleep(AUDIO_GONE_S)
+    silence = np.zeros(512, np.int16)
+    for _ in range(100):  # A's chunks, one at a time, as they come
+        vad.queue_in.put(AudioChunk(samples=silence, session=a))
+        list(vad.process(vad.next_message()))
+        while not vad.queue_out.empty():
+            message = vad.queue_out.get()
+            if isinstance(message, OverheardSpeech):
+                list(stt_handler.process(message))
+        if turn.stale:
+            break
+        time.sleep(0.01)
+    assert turn.interrupted and turn.stale
 
 
 def test_a_new_question_over_the_reply_stops_it_and_becomes_the_next_turn(stt_handler):

@@ -91,3 +91,30 @@ def test_ctrl_c_during_model_loading_stops_a_background_server(tmp_path: Path, a
     text = log.read_text()
     assert status == 130, text[-2000:]
     assert "s2s: interrupted" in text and "ready:" not in text and "Traceback" not in text
+
+
+def test_the_default_stack_loads_without_torch_or_scipy_stats():
+    """A start of the default stack imported torch twice for nothing (silero-vad's
+    package to find its ONNX file, transformers' feature extractor for Smart
+    Turn) and scipy.stats through nltk: 2 CPU s and 240 MB of every start."""
+    code = (
+        "import sys\n"
+        "import pipeline.builder, LLM.sentences\n"
+        "from config.checks import whisper_language_problem\n"
+        "from VAD.silero import SileroModel\n"
+        "from VAD.smart_turn import SmartTurnModel\n"
+        "from STT.faster_whisper_handler import FasterWhisperSTTHandler\n"
+        "from LLM.llama_cpp_language_model import LlamaCppLanguageModelHandler\n"
+        "from TTS.piper_handler import PiperTTSHandler\n"
+        "SileroModel().stream().probability(__import__('numpy').zeros(512, 'float32'))\n"
+        "from models.packaged import ModelNotInstalledError\n"
+        "try:\n"
+        "    SmartTurnModel().finished_probability(__import__('numpy').zeros(16000, 'float32'))\n"
+        "except ModelNotInstalledError:\n"
+        "    pass  # optional (pip install --no-deps pipecat-ai==1.14.0; CI installs it)\n"
+        "assert whisper_language_problem('nl') is None and whisper_language_problem('xx')\n"
+        "print(sorted(m for m in ('torch', 'scipy.stats', 'transformers.models.whisper') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]", result.stdout
