@@ -359,10 +359,24 @@ def _live_session(sd, options: ClientOptions, send: socket.socket, recv: socket.
 
 def parse_args(argv: list[str] | None = None) -> ClientOptions:
     defaults = ClientOptions()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+        """The module's docstring as written, and each flag's default."""
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--host", default=defaults.host, help="Server address.")
-    parser.add_argument("--send_port", type=int, default=defaults.send_port, help="Server port for the mic.")
-    parser.add_argument("--recv_port", type=int, default=defaults.recv_port, help="Server port for replies.")
+    parser.add_argument(
+        "--send_port",
+        type=int,
+        default=defaults.send_port,
+        help="The server's port that takes the mic (its --recv_port).",
+    )
+    parser.add_argument(
+        "--recv_port",
+        type=int,
+        default=defaults.recv_port,
+        help="The server's port that sends the replies (its --send_port).",
+    )
     parser.add_argument("--send_rate", type=int, default=defaults.send_rate, help="Mic sample rate (server: 16000).")
     parser.add_argument("--recv_rate", type=int, default=defaults.recv_rate, help="Reply sample rate.")
     parser.add_argument("--chunk_size", type=int, default=defaults.chunk_size, help="Bytes per mic chunk.")

@@ -90,7 +90,7 @@ class SplitFile:
         target.parent.mkdir(parents=True, exist_ok=True)
 
         def blocks() -> Iterator[bytes]:
-            with tqdm(total=self.size, unit="B", unit_scale=True, desc=f"joining {self.name}") as bar:
+            with tqdm(total=self.size, unit="B", unit_scale=True, desc=f"joining {self.name}", disable=None) as bar:
                 for part in self.parts:
                     with open(part.path(), "rb") as source:
                         while block := source.read(_COPY_BLOCK):
