@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from LLM.prefix_cache import SequenceState, common_prefix, load_sequence, save_sequence
@@ -67,6 +68,19 @@ class ParkedCaches:
             self._park(model, self.live)
         self._parked.pop(conversation, None)
         self.live = conversation
+
+    @property
+    def parked(self) -> tuple[str, ...]:
+        """The conversations whose caches are kept aside, least recently served first."""
+        return tuple(self._parked)
+
+    def forget(self, ended: Callable[[str], bool]) -> None:
+        """Drop the parked caches of conversations that `ended` (their clients
+        left): they would only wait for the least-recently-served rule, holding
+        memory a conversation still going could use."""
+        for conversation in [name for name in self._parked if ended(name)]:
+            del self._parked[conversation]
+            logger.debug("KV cache of %s dropped: its conversation ended", conversation)
 
     def _park(self, model: Any, conversation: str) -> None:
         saved = save_sequence(model)

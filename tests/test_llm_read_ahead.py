@@ -121,3 +121,23 @@ def test_a_conversations_cache_is_kept_while_another_is_served(llm_handler):
     finally:
         llm_handler.caches.max_parked = 8
     assert parked < 25 and 3 * parked < unparked  # measured: 15 against 59 tokens
+
+
+def test_the_cache_of_a_conversation_that_ended_is_not_kept(llm_handler):
+    """A closed (or forgotten) conversation's parked KV cache is dropped at the
+    next switch instead of waiting for the least-recently-served rule."""
+    llm_handler.model.reset()
+    alice, bob, carol = Session(), Session(), Session()
+    answer(llm_handler, QUESTION, alice)
+    answer(llm_handler, "What is the capital of France?", bob)
+    assert alice.id in llm_handler.caches.parked
+    alice.close()
+    answer(llm_handler, "And of Spain?", carol)  # bob's cache is parked; alice's goes
+    assert alice.id not in llm_handler.caches.parked and bob.id in llm_handler.caches.parked
+    bob_id = bob.id
+    del bob  # a client gone without a close
+    import gc
+
+    gc.collect()
+    answer(llm_handler, "And of Italy?", Session())
+    assert bob_id not in llm_handler.caches.parked and carol.id in llm_handler.caches.parked
