@@ -262,10 +262,11 @@ class LanguageModelHandler(BaseHandler):
         self.serving = reply.turn.session or self.default_session
         self.answering = reply.turn
         outputs = reply.outputs
-        try:
-            self.resume_state(reply.state, reply.turn.session)
-        except Exception as error:  # the turn ends with the error; nothing computed from another conversation
-            outputs = failed_within(outputs, error)
+        if not reply.turn.stale:  # a cut or withdrawn reply only closes: it stops before its next token
+            try:
+                self.resume_state(reply.state, reply.turn.session)
+            except Exception as error:  # the turn ends with the error; nothing computed from another conversation
+                outputs = failed_within(outputs, error)
         self._emit_all(outputs, reply.turn)
         return True
 

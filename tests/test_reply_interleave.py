@@ -255,6 +255,35 @@ def test_a_paused_reply_that_cannot_be_restored_ends_with_an_error_and_the_stage
     assert a.chat.messages() == []  # the unanswered question is not left in A's chat
 
 
+def test_a_paused_reply_cut_meanwhile_ends_as_cut_without_being_restored():
+    """The user talked over A's reply while it was paused: it only has to
+    close (its generator stops before its next token), so its state is not
+    put back, and a restore that would have failed cannot turn the cut into
+    an error (it ended as failed, its response "failed" instead of "cancelled")."""
+
+    a, b = Session(), Session()
+
+    class ForgetsA(ScriptedModel):
+        def resume_state(self, state, session):
+            if session is a:
+                raise RuntimeError("the paused reply's KV cache could not be restored")
+            super().resume_state(state, session)
+
+    handler = make_handler(ForgetsA)
+    first = ask(a, "One. Two. Three.")
+
+    def interrupt_a(piece: str) -> None:
+        if piece == "Hello.":
+            first.turn.interrupt("One.")
+
+    handler.on_piece = interrupt_a
+    out = serve(handler, first, ask(b, "Hello. There."))
+    # A, cut, is closed at B's first sentence; B goes on.
+    assert spoken(out, {"A": a, "B": b}) == ["A: One.", "B: Hello.", "A: end", "B: There.", "B: end"]
+    assert first.turn.error is None and first.turn.interrupted
+    assert a.chat.messages()[-1] == {"role": "assistant", "content": "One."}  # what was heard
+
+
 # --- the packaged 0.5B on llama.cpp ---------------------------------------------------------
 
 
