@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import time
-import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -206,8 +205,6 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         self.gen_kwargs = {"max_tokens": 128, "temperature": 0.0, **(gen_kwargs or {})}
         self.formatter = self._chat_formatter()
         self.caches = ParkedCaches()  # each conversation's KV cache while another is served
-        # The conversations the caches belong to, to drop those that ended.
-        self.conversations: weakref.WeakValueDictionary[str, Session] = weakref.WeakValueDictionary()
         self.prefill = prefill
         self.prefixes = PrefixCache()  # instructions + tools, evaluated once
         if tool_call_bias is None:
@@ -228,9 +225,7 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         be put back (llama-cpp-python's internals moved) cannot be gone on
         from: the reply's generator then fails, and the turn ends with an
         error rather than with words computed from another conversation."""
-        session = session or self.default_session
-        self.conversations[session.id] = session
-        self.caches.adopt(self.model, session.id)
+        self.caches.adopt(self.model, session or self.default_session)
         if state is None or not load_sequence(self.model, state.cache):
             self.model.n_tokens = 0
             raise RuntimeError("the paused reply's KV cache could not be restored")
@@ -334,17 +329,8 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         itself is cut; another conversation's prompt only ever reuses an exact
         prefix (the system prompt), so nothing computed in one conversation's
         context reaches another's."""
-        if self._switch_to(session, prompt) and drop_evicted_tokens(self.model, prompt):
+        if self.caches.switch(self.model, session, prompt) and drop_evicted_tokens(self.model, prompt):
             logger.debug("dropped history cut from the KV cache; %d cached tokens kept", self.model.n_tokens)
-
-    def _switch_to(self, session: Session, prompt: list[int]) -> bool:
-        """`ParkedCaches.switch` for `session`, then dropping the parked caches
-        of conversations that ended (closed, or gone altogether), the one it
-        has just parked included."""
-        self.conversations[session.id] = session
-        switched = self.caches.switch(self.model, session.id, prompt)
-        self.caches.forget(lambda name: (owner := self.conversations.get(name)) is None or owner.closed)
-        return switched
 
     def warmup(self) -> None:
         """The usual warm-up, and with the server's own tools, their prompt
@@ -362,7 +348,7 @@ class LlamaCppLanguageModelHandler(LanguageModelHandler):
         prompt = self.prompt_tokens(messages, offer) or []
         prefix = self.tools_prefix(messages, offer, prompt)
         with self.baton.hold(later(), "LLM"):  # work ahead: behind what is needed now
-            self._switch_to(session, prefix)  # the live cache becomes this conversation's
+            self.caches.switch(self.model, session, prefix)  # the live cache becomes this conversation's
             evaluated = self.prefixes.prepare(self.model, prefix)
         if evaluated:
             logger.info("instructions + tools prompt of %s evaluated ahead (%d tokens)", session.id, evaluated)

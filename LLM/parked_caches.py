@@ -17,10 +17,11 @@ made it, so nothing of one conversation reaches another's answers.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections import OrderedDict
-from collections.abc import Callable
 from typing import Any
 
+from conversation.session import Session
 from LLM.prefix_cache import SequenceState, common_prefix, load_sequence, save_sequence
 
 logger = logging.getLogger(__name__)
@@ -36,15 +37,18 @@ class ParkedCaches:
     def __init__(self, max_parked: int = MAX_PARKED) -> None:
         self.max_parked = max_parked
         self._parked: OrderedDict[str, SequenceState] = OrderedDict()
+        # Each cache's conversation, to drop those that ended (closed, or gone altogether).
+        self._owners: weakref.WeakValueDictionary[str, Session] = weakref.WeakValueDictionary()
         self.live: str | None = None  # whose conversation the live cache holds
         self.restored = 0  # caches put back (for tests and logs)
 
-    def switch(self, model: Any, conversation: str, prompt: list[int]) -> bool:
-        """Make the live cache `conversation`'s, for `prompt`: the live cache
+    def switch(self, model: Any, session: Session, prompt: list[int]) -> bool:
+        """Make the live cache `session`'s, for `prompt`: the live cache
         of another conversation is parked, and this one's parked cache put
         back when it shares at least as much of `prompt`.  Returns whether the
         live cache was already this conversation's (the KV-cache cut may then
         move its keys; `drop_evicted_tokens`)."""
+        conversation = self._own(session)
         if self.live == conversation:
             return True
         if self.live is not None and model.n_tokens > 0:
@@ -60,10 +64,11 @@ class ParkedCaches:
             return True
         return False
 
-    def adopt(self, model: Any, conversation: str) -> None:
-        """The live cache is about to be replaced with one of `conversation`'s
+    def adopt(self, model: Any, session: Session) -> None:
+        """The live cache is about to be replaced with one of `session`'s
         (a paused reply's): park the live one if it is another's, and drop
         this conversation's parked cache, which the new one supersedes."""
+        conversation = self._own(session)
         if self.live is not None and self.live != conversation and model.n_tokens > 0:
             self._park(model, self.live)
         self._parked.pop(conversation, None)
@@ -74,18 +79,20 @@ class ParkedCaches:
         """The conversations whose caches are kept aside, least recently served first."""
         return tuple(self._parked)
 
-    def forget(self, ended: Callable[[str], bool]) -> None:
-        """Drop the parked caches of conversations that `ended` (their clients
-        left): they would only wait for the least-recently-served rule, holding
-        memory a conversation still going could use."""
-        for conversation in [name for name in self._parked if ended(name)]:
-            del self._parked[conversation]
-            logger.debug("KV cache of %s dropped: its conversation ended", conversation)
+    def _own(self, session: Session) -> str:
+        self._owners[session.id] = session
+        return session.id
 
     def _park(self, model: Any, conversation: str) -> None:
         saved = save_sequence(model)
         if saved is None:
             return
         self._parked[conversation] = saved
+        # The caches of conversations that ended (their clients left) go now:
+        # they would only wait for the least-recently-served rule below,
+        # holding memory a conversation still going could use.
+        for name in [name for name in self._parked if (owner := self._owners.get(name)) is None or owner.closed]:
+            del self._parked[name]
+            logger.debug("KV cache of %s dropped: its conversation ended", name)
         while len(self._parked) > self.max_parked:
             self._parked.popitem(last=False)
