@@ -261,7 +261,7 @@ class VADHandler(BaseHandler):
     def process(
         self, message: AudioChunk | CommitInput | ClearInput
     ) -> Iterator[SpeechSegment | SpeechProgress | OverheardSpeech]:
-        session = message.session or self.default_session
+        session = self._session_of(message)
         if session.closed:
             return  # audio of a client that has left: never a turn of anyone
         stream = self.stream_for(session)
@@ -486,12 +486,8 @@ class VADHandler(BaseHandler):
         stream.announced = True
         session.observer.speech_started(session, overlap.onset_ms)
         self._interrupt(session, stream)
-        if overlap.held is None and window is None and iterator.speaking:
+        if overlap.held is None and window is None:
             overlap.held = iterator.flush()  # its audio stopped coming: the speech ends here, as at the input's end
-            if overlap.held is None:
-                stream.announced = False
-                session.observer.speech_stopped(session, self._ms(overlap.last_voiced))  # too short for a turn
-                return
         if overlap.held is not None:
             yield from self._segment(session, stream, overlap.held)
         elif not iterator.speaking:
