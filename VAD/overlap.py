@@ -222,6 +222,7 @@ class Overlap:
     # Voiced windows after the measures stopped: the reply is paused and its echo over (the
     # played audio fell silent), so what still sounds is no echo of it.
     voiced_after_echo: int = 0
+    strongest_echo: float = 0.0  # the highest measure among them, for the log: how near a leak came
 
     def hear(self, window: np.ndarray, last_voiced: int | None, echo_leak: float | None = None) -> None:
         """One more window of the sound; `last_voiced`: the VAD's last voiced
@@ -237,6 +238,7 @@ class Overlap:
         if echo_leak is not None:
             self.measured_windows += 1
             self.echo_windows += is_echo(echo_leak)
+            self.strongest_echo = max(self.strongest_echo, echo_leak)
         elif self.measured_windows:
             self.voiced_after_echo += 1
 
@@ -333,8 +335,8 @@ class Overlap:
 
     def echo_summary(self) -> str:
         return (
-            f"{self.echo_windows} of {self.measured_windows} measured windows its echo, "
-            f"{self.voiced_after_echo} voiced after"
+            f"{self.echo_windows} of {self.measured_windows} measured windows its echo "
+            f"(strongest {self.strongest_echo:.2f}, {ECHO_LEAK} counts), {self.voiced_after_echo} voiced after"
         )
 
     def _decide(self, verdict: Step, reason: str) -> Step:

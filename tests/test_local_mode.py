@@ -193,7 +193,7 @@ def test_its_own_voice_does_not_interrupt_it_and_the_user_does(looped_sound_serv
         assert wait_for(lambda: len(turns_of(metrics)) >= 1, 120), log_tail(log)
         time.sleep(2.0)  # the echo's tail: nothing of it may become a turn
         first = turns_of(metrics)
-        assert len(first) == 1 and not first[0]["interrupted"], first
+        assert len(first) == 1 and not first[0]["interrupted"], f"{first}\n{log_tail(log)}"
         assert "book" in first[0]["transcript"].lower()
         # 2. Another question; once its reply has played a while, the user talks over it.
         asked = time.perf_counter()
