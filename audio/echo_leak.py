@@ -18,6 +18,17 @@ near 0 for a user speaking over a well-cancelled echo (unrelated signals),
 towards 1 when the cleaned audio is the echo itself.  A plain correlation,
 not a whitened one as the tracker uses: the question is what share of the
 cleaned audio's energy the echo is, not whether a trace of it can be found.
+
+The echo can also move before the tracker has measured where to (it needs
+two agreeing measures, 0.2 s at least): an underrun delays every later echo
+by its length, the canceller still looks where the echo was, and the whole
+echo comes through, from a place the meter did not look either.  Seen in
+local mode on a loaded machine: the path moved 215 -> 305 ms just as a reply
+went on, Whisper heard "offered" in what leaked, and the meter, still at
+215 ms, measured 0.01-0.03 where 0.5-0.6 sat 108 ms further on; the reply
+stopped itself.  So the meter also looks `drift_s` either side of the delay,
+with a higher bar (`DRIFTED_LEAK`: more lags give chance more room; a user
+talking over the reply measured at most 0.23 there in the same runs).
 """
 
 from __future__ import annotations
@@ -29,6 +40,9 @@ from audio.analysis_pair import ANALYSIS_RATE, AnalysisPair
 # RMS of the first-differenced 8 kHz signal (int16 scale; speech's differenced level is
 # some 10-16 dB below its own): a window quieter than this holds nothing to judge.
 QUIET_RMS = 30.0
+# How closely the cleaned audio must follow the played audio at a lag away from
+# the measured delay to count as the echo having moved there.
+DRIFTED_LEAK = 0.4
 
 
 class EchoLeakMeter:
@@ -42,6 +56,7 @@ class EchoLeakMeter:
         latency_s: float = 0.0,
         window_s: float = 0.25,
         search_s: float = 0.02,
+        drift_s: float = 0.3,
         max_delay_s: float = 2.0,
     ) -> None:
         """`latency_s`: how much later the canceller's output comes than its
@@ -49,12 +64,13 @@ class EchoLeakMeter:
         self.latency_s = latency_s
         self.window = int(window_s * ANALYSIS_RATE)
         self.search = int(search_s * ANALYSIS_RATE)
+        self.drift = max(self.search, int(drift_s * ANALYSIS_RATE))
         self.max_lag = int(max_delay_s * ANALYSIS_RATE)
         # One sample more than measured: the first difference eats one.
         self._signals = AnalysisPair(
             sample_rate,
             keep_mic=self.window + 1,
-            keep_played=self.max_lag + round(latency_s * ANALYSIS_RATE) + self.search + self.window + 1,
+            keep_played=self.max_lag + round(latency_s * ANALYSIS_RATE) + self.drift + self.window + 1,
         )
         self.leak: float | None = None
 
@@ -76,17 +92,35 @@ class EchoLeakMeter:
         if cleaned_energy < QUIET_RMS**2 * self.window:
             return None
         delay = round((delay_s + self.latency_s) * ANALYSIS_RATE)
-        # cleaned[i] (the window's i-th sample, the last one `now`) hears played[now - lag + i]
-        # for lags delay - search ... delay + search.
-        end = len(history) - max(0, delay - self.search)
-        start = len(history) - (delay + self.search) - self.window
+        near = self._correlation(history, cleaned, cleaned_energy, delay - self.search, delay + self.search)
+        if near is None:
+            return None  # the speaker was silent: nothing of it can be in the mic
+        drifted = self._correlation(history, cleaned, cleaned_energy, delay - self.drift, delay + self.drift)
+        return max(near, drifted) if drifted is not None and drifted >= DRIFTED_LEAK else near
+
+    def _correlation(
+        self, history: np.ndarray, cleaned: np.ndarray, cleaned_energy: float, low: int, high: int
+    ) -> float | None:
+        """The highest normalised correlation of the cleaned window with the
+        played audio `low`..`high` lags (analysis samples) back, over the
+        lags where the speaker played something; None where it played nothing
+        at any of them (or the history is too short)."""
+        low = max(0, low)
+        # cleaned[i] (the window's i-th sample, the last one `now`) hears played[now - lag + i].
+        end = len(history) - low
+        start = len(history) - high - self.window
         if start < 0:
             return None
         played = history[start:end]
-        if np.sqrt(np.mean(played**2)) < QUIET_RMS:
-            return None  # the speaker was silent: nothing of it can be in the mic
-        products = np.correlate(played, cleaned, mode="valid")  # one per lag
+        # One product per lag, the highest lag first (np.correlate's "valid"), through the FFT:
+        # the drift search spans thousands of lags, at every mic block.
+        size = 1 << int(np.ceil(np.log2(len(played) + self.window)))
+        spectrum = np.fft.rfft(played, size) * np.conj(np.fft.rfft(cleaned, size))
+        products = np.fft.irfft(spectrum, size)[: len(played) - self.window + 1]
         squares = np.concatenate([[0.0], np.cumsum(played**2)])
         energies = squares[self.window :] - squares[: -self.window]
-        correlation = np.abs(products) / np.sqrt(np.maximum(energies, 1e-9) * cleaned_energy)
+        audible = energies >= QUIET_RMS**2 * self.window
+        if not audible.any():
+            return None
+        correlation = np.abs(products[audible]) / np.sqrt(energies[audible] * cleaned_energy)
         return float(np.max(correlation))

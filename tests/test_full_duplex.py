@@ -112,13 +112,16 @@ def test_a_path_that_jumps_is_followed(assistant):
 
 
 # --- the echo that leaks through --------------------------------------------------------------------------
-def leak_measures(assistant: np.ndarray, user: np.ndarray, cancelled: bool, echo: bool = True) -> np.ndarray:
-    """What the leak meter says of each block once the canceller settled
-    (after 4 s), blocks it can say nothing of left out, and where the user
-    is talking (a block's RMS over 300) only those blocks."""
-    path = SimulatedEchoPath(RATE, delay_ms=200)
+def leak_measures(
+    assistant: np.ndarray, user: np.ndarray, cancelled: bool, echo: bool = True, delay_ms: float = 200, **meter: float
+) -> np.ndarray:
+    """What the leak meter, told the echo delay is 200 ms, says of each block
+    once the canceller settled (after 4 s), blocks it can say nothing of left
+    out, and where the user is talking (a block's RMS over 300) only those
+    blocks.  `delay_ms`: where the room's echo really is."""
+    path = SimulatedEchoPath(RATE, delay_ms=delay_ms)
     canceller = DelayCompensatedEchoCanceller(WebRtcEchoCanceller(RATE))
-    meter = EchoLeakMeter(RATE, latency_s=canceller.latency_samples / RATE)
+    meter = EchoLeakMeter(RATE, latency_s=canceller.latency_samples / RATE, **meter)
     measures = []
     for u, p in blocks(user, assistant):
         mic = path.mix(u, p) if echo else u
@@ -132,15 +135,16 @@ def leak_measures(assistant: np.ndarray, user: np.ndarray, cancelled: bool, echo
 
 @pytest.mark.parametrize("rate", [16000, 48000])
 def test_the_leak_meter_looks_exactly_at_the_echo_delay_and_the_cancellers_latency(rate):
-    """With no search around the delay, only the exact alignment (echo delay
-    plus the canceller's latency) measures the played audio as all echo."""
+    """With no search around the delay (and none for a moved path), only the
+    exact alignment (echo delay plus the canceller's latency) measures the
+    played audio as all echo."""
     rng = np.random.default_rng(0)
     played = (rng.standard_normal(3 * rate) * 3000).astype(np.int16)
     delay, latency = int(0.2 * rate), int(0.01 * rate)
     mic = np.concatenate([np.zeros(delay + latency, np.int16), played])[: len(played)]
 
     def measured(delay_s: float) -> float:
-        meter = EchoLeakMeter(rate, latency_s=0.01, search_s=0.0)
+        meter = EchoLeakMeter(rate, latency_s=0.01, search_s=0.0, drift_s=0.0)
         for m, p in blocks(mic, played, size=rate // 31):
             meter.push(m, p, delay_s)
         return meter.leak
@@ -168,6 +172,21 @@ def test_the_leak_meter_tells_the_replys_own_echo_from_a_user_talking_over_it(as
     assert np.mean(alone >= ECHO_LEAK) <= 0.05, np.percentile(alone, [50, 90, 99])
     # A well-cancelled echo with nobody talking leaves too little to judge.
     assert len(leak_measures(assistant, silent, cancelled=True)) < 0.1 * len(leak)
+
+
+def test_the_leak_meter_finds_the_echo_where_the_path_moved_before_the_tracker_measured_it(assistant):
+    """An underrun moved the echo 110 ms later and the tracker has not yet
+    agreed on the new delay: the canceller, looking where the echo was,
+    lets it all through.  The meter still told 200 ms finds it at 310 ms;
+    looking only around 200 ms (as it did), it found almost none of it."""
+    from VAD.overlap import ECHO_LEAK
+
+    silent = np.zeros_like(assistant)
+    moved = leak_measures(assistant, silent, cancelled=False, delay_ms=310)
+    assert len(moved) > 200
+    assert np.mean(moved >= ECHO_LEAK) >= 0.8, np.percentile(moved, [10, 50, 90])
+    unsearched = leak_measures(assistant, silent, cancelled=False, delay_ms=310, drift_s=0.02)
+    assert np.mean(unsearched >= ECHO_LEAK) <= 0.2, np.percentile(unsearched, [10, 50, 90])
 
 
 # --- the full-duplex mic -----------------------------------------------------------------------------------
