@@ -79,6 +79,12 @@ OVERHEARD_TAIL_S = 0.4
 # for audio that may never come.  Longer than a live client's gap between
 # chunks (20-100 ms) and a busy machine's hiccup.
 AUDIO_GONE_S = 0.3
+# A client that sent nothing for this long after its last chunk's own length,
+# in the middle of someone's speech, has stopped sending (a mic muted, a
+# push-to-talk let go, a tab put away): the speech ends where its audio did,
+# and its turn is answered.  Longer than for a sound over the reply, whose
+# judging only waits on it: ending a turn on a client's stall would split it.
+SPEECH_AUDIO_GONE_S = 1.0
 # The sink's own deadline for a paused reply, beyond the VAD's timeout: the
 # reply goes on even if the VAD never hears another chunk (a client that
 # stopped sending).
@@ -330,26 +336,41 @@ class VADHandler(BaseHandler):
             self.put(output)
 
     def _judge_sounds_without_audio(self) -> Iterator[SpeechSegment | OverheardSpeech]:
-        """Go on judging each sound over a reply whose session's audio stopped
-        coming (`AUDIO_GONE_S` after its last chunk's own length: a client may
-        send a second of audio at a time): without this a client that went
-        quiet mid-judgement left its reply paused to the sink's deadline and
-        the sound unjudged, a real "Stop." included.  Audio of the session
-        still waiting in this stage's queue (a stage behind) is not gone."""
+        """Go on with each session whose audio stopped coming in the middle of
+        a sound (`AUDIO_GONE_S` after its last chunk's own length, for a
+        sound over a reply; `SPEECH_AUDIO_GONE_S` for a turn: a client may
+        send a second of audio at a time).  A sound over a reply is judged,
+        the time without audio counting as silence: without this a client
+        that went quiet mid-judgement left its reply paused to the sink's
+        deadline and the sound unjudged, a real "Stop." included.  A turn's
+        speech ends where its audio did, and the turn is answered: without
+        this it stayed open until the client sent audio again, perhaps
+        never.  Audio of the session still waiting in this stage's queue (a
+        stage behind) is not gone."""
         now = time.perf_counter()
         for session in list(self._sessions):
-            if session.closed:
-                continue
+            if session.closed or session.settings.turn_detection is None:
+                continue  # without turn detection the client ends its turns (commit)
             stream = self.stream_for(session)
-            if stream.overlap is None or not stream.arrivals:
+            if not stream.arrivals or (stream.overlap is None and not stream.iterator.speaking):
                 continue
             (end, arrived), before = stream.arrivals[-1], stream.arrivals[-2][0] if len(stream.arrivals) > 1 else 0
             quiet_s = now - arrived
-            if quiet_s < (end - before) / self.sample_rate + AUDIO_GONE_S:
+            gone_s = AUDIO_GONE_S if stream.overlap is not None else SPEECH_AUDIO_GONE_S
+            if quiet_s < (end - before) / self.sample_rate + gone_s:
                 continue
             if self.queued(lambda message, of=session: self._session_of(message) is of):
                 continue
-            yield from self._judge_overlap(session, stream, None, quiet_ms=quiet_s * 1000)
+            if stream.overlap is not None:
+                yield from self._judge_overlap(session, stream, None, quiet_ms=quiet_s * 1000)
+                continue
+            utterance = stream.iterator.flush()
+            logger.debug("%s: no audio for %.1f s in the middle of speech: it ends there", session.id, quiet_s)
+            if utterance is not None:
+                yield from self._segment(session, stream, utterance)
+            elif stream.announced:
+                stream.announced = False
+                session.observer.speech_stopped(session, self._ms(stream.iterator.position))  # noise, not a turn
 
     def _session_of(self, message: object) -> Session:
         return getattr(message, "session", None) or self.default_session

@@ -294,6 +294,28 @@ def test_text_output_only(server):
         conversation.close()
 
 
+def test_a_client_that_stops_sending_mid_question_still_gets_its_answer(server):
+    """The client's audio stops in the middle of speech (a muted mic, a
+    push-to-talk let go) and nothing more comes: the speech ends where its
+    audio did and the question so far is answered (before, the turn stayed
+    open until more audio came)."""
+    conversation = connect(server.port, KEY)
+    try:
+        conversation.wait_for("session.created", timeout=10)
+        conversation.send({"type": "session.update", "session": {"type": "realtime", "output_modalities": ["text"]}})
+        conversation.wait_for("session.updated", timeout=10)
+        pcm = question("q05.wav")  # "What is the boiling point of water in Celsius?"
+        stopped = conversation.speak(pcm[: len(pcm) * 4 // 5 // 2 * 2], silence_s=0)  # the last word never sent
+        conversation.wait_for("input_audio_buffer.speech_stopped", timeout=20)
+        waited = time.perf_counter() - stopped
+        transcript = conversation.wait_for("conversation.item.input_audio_transcription.completed", timeout=30)
+        assert "boiling" in transcript[0].event.transcript.lower()
+        assert conversation.wait_for("response.done", timeout=60)[0].event.response.status == "completed"
+        assert waited < 10, waited  # about a second after the last chunk's own length, on an idle machine
+    finally:
+        conversation.close()
+
+
 def test_manual_turns_without_server_turn_detection(server, stt_handler):
     conversation = connect(server.port, KEY)
     try:

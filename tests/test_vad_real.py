@@ -1,6 +1,7 @@
 """The real Silero VAD, through VADHandler's loading path, on real audio."""
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -145,3 +146,35 @@ def test_semantic_vad_eagerness_decides_whether_a_pause_ends_the_turn(eagerness,
     stream = vad.stream_for(session)
     assert (stream.unfinished_silence_ms, stream.finished_silence_ms) == EAGERNESS_MS[eagerness]
     assert stream.decision is not None and stream.decision.eagerness == eagerness
+
+
+def test_a_turn_whose_audio_stops_coming_mid_speech_ends_there_and_is_handed_on(vad, monkeypatch):
+    """A client that stops sending in the middle of a question (a muted mic,
+    a push-to-talk let go): the speech ends where its audio did and the turn
+    goes on, once nothing came for a while; a chunk still queued for the
+    stage is not gone, and a client sending slowly is not cut.  Before, the
+    turn stayed open until more audio came, perhaps never."""
+    import VAD.vad_handler as vad_module
+
+    monkeypatch.setattr(vad_module, "SPEECH_AUDIO_GONE_S", 0.3)  # the same path, a shorter wait
+    question = load_audio(QUESTIONS / "q01.wav")
+    cut = int(len(question) * 0.7)  # "What is the capital of Fr-"
+    handed_on = []
+    for piece in split_chunks(np.concatenate([np.zeros(8000, np.int16), question[:cut]]), 512):
+        handed_on += vad.process(AudioChunk(samples=piece))
+    assert vad.stream_for(vad.default_session).iterator.speaking and not handed_on
+    vad.idle()  # just sent: not gone
+    assert vad.queue_out.empty()
+    time.sleep(0.4)
+    vad.queue_in.put(AudioChunk(samples=np.zeros(512, np.int16)))
+    vad.idle()  # its next chunk waits in the queue (the stage is behind): not gone
+    assert vad.queue_out.empty()
+    vad.queue_in.get()
+    vad.idle()
+    (segment,) = drain(vad.queue_out)
+    assert isinstance(segment, SpeechSegment) and not segment.provisional
+    assert "end_of_turn" in segment.turn.marks
+    assert abs(segment.audio.size - cut) < 16000 * 0.6  # the question so far, with the lead-in's pre-roll
+    assert not vad.stream_for(vad.default_session).iterator.speaking
+    vad.idle()
+    assert vad.queue_out.empty()  # once
