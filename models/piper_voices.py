@@ -144,14 +144,21 @@ def download_voice(name: str, timeout_s: float = DOWNLOAD_TIMEOUT_S) -> Path:
     return folder / f"{name}.onnx"
 
 
-def voice_path(name: str) -> Path:
+def voice_path(name: str, fetching: bool = False) -> Path:
     """A named Piper voice's .onnx: from the cache, else fetched from the hub
-    (checked), else `VoiceNotInstalledError` naming the command that fetches it."""
+    (checked), else `VoiceNotInstalledError` naming the command that fetches it
+    (`fetching`: that command is the caller, so the advice is what it needs)."""
     cached = cached_voice(name)
     if cached is not None:
         return cached
     where = f"not in the cache ({voices_dir() / name})"
-    how = f"fetch it once with network access: {fetch_command(name)} (or pass a voice .onnx path)"
+    if fetching:
+        how = (
+            f"run this again where {hub_endpoint()} can be reached, without HF_HUB_OFFLINE; or fetch {name}.onnx "
+            f"and {name}.onnx.json yourself and pass the .onnx path (--tts_voices xx=/path/{name}.onnx)"
+        )
+    else:
+        how = f"fetch it once with network access: {fetch_command(name)} (or pass a voice .onnx path)"
     if hub_offline():
         raise VoiceNotInstalledError(f"Piper voice {name} is {where} and HF_HUB_OFFLINE is set; {how}")
     problem = hub_problem()
@@ -168,7 +175,7 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for name in argv:
         try:
-            print(voice_path(name))
+            print(voice_path(name, fetching=True))
         except (VoiceNotInstalledError, OSError, urllib.error.URLError) as error:
             print(f"s2s: error: {error}", file=sys.stderr)
             return 1

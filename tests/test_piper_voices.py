@@ -155,6 +155,19 @@ def test_the_fetch_command_fetches_into_the_cache(hub):
     assert cached_voice(NAME) is not None
 
 
+def test_the_fetch_command_offline_says_what_it_needs_not_to_run_itself(tmp_path):
+    """Run offline, the fetch command must not answer "fetch it once: python
+    -m models.piper_voices NAME", which is itself."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "models.piper_voices", NAME], cwd=REPO, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "S2S_CACHE_DIR": str(tmp_path), "HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    assert completed.returncode == 1, completed.stderr
+    (line,) = completed.stderr.splitlines()
+    assert line.startswith("s2s: error:") and NAME in line and "HF_HUB_OFFLINE" in line
+    assert "python -m models.piper_voices" not in line and "--tts_voices" in line
+
+
 def test_piper_speaks_each_language_with_its_voice(hub, monkeypatch):
     """A Dutch voice fetched before is found by its language without being
     named; English stays joe's; Czech, with no Piper voice, gets espeak-ng."""
