@@ -337,22 +337,28 @@ class VADHandler(BaseHandler):
 
     def _judge_sounds_without_audio(self) -> Iterator[SpeechSegment | OverheardSpeech]:
         """Go on with each session whose audio stopped coming in the middle of
-        a sound (`AUDIO_GONE_S` after its last chunk's own length, for a
-        sound over a reply; `SPEECH_AUDIO_GONE_S` for a turn: a client may
-        send a second of audio at a time).  A sound over a reply is judged,
-        the time without audio counting as silence: without this a client
-        that went quiet mid-judgement left its reply paused to the sink's
-        deadline and the sound unjudged, a real "Stop." included.  A turn's
-        speech ends where its audio did, and the turn is answered: without
-        this it stayed open until the client sent audio again, perhaps
-        never.  Audio of the session still waiting in this stage's queue (a
-        stage behind) is not gone."""
+        a sound, where a gap in its audio is silence (`audio_gaps_are_silence`:
+        realtime clients; elsewhere audio is held back on purpose): after
+        `AUDIO_GONE_S` beyond its last chunk's own length for a sound over a
+        reply, `SPEECH_AUDIO_GONE_S` for a turn (a client may send a second
+        of audio at a time).  A sound over a reply is judged, the time without
+        audio counting as silence: without this a client that went quiet
+        mid-judgement left its reply paused to the sink's deadline and the
+        sound unjudged, a real "Stop." included.  A turn's speech ends where
+        its audio did, and the turn is answered: without this it stayed open
+        until the client sent audio again, perhaps never.  A sound too short
+        to be speech is left open (ended, it would be dropped with its onset,
+        and a client that only stalled would lose its first words).  Audio
+        of the session still waiting in this stage's queue (a stage behind)
+        is not gone."""
         now = time.perf_counter()
         for session in list(self._sessions):
-            if session.closed or session.settings.turn_detection is None:
-                continue  # without turn detection the client ends its turns (commit)
+            if session.closed or not session.settings.audio_gaps_are_silence:
+                continue
+            if session.settings.turn_detection is None:
+                continue  # the client ends its turns itself (commit)
             stream = self.stream_for(session)
-            if not stream.arrivals or (stream.overlap is None and not stream.iterator.speaking):
+            if not stream.arrivals or (stream.overlap is None and not stream.iterator.holds_speech()):
                 continue
             (end, arrived), before = stream.arrivals[-1], stream.arrivals[-2][0] if len(stream.arrivals) > 1 else 0
             quiet_s = now - arrived
@@ -364,13 +370,12 @@ class VADHandler(BaseHandler):
             if stream.overlap is not None:
                 yield from self._judge_overlap(session, stream, None, quiet_ms=quiet_s * 1000)
                 continue
-            utterance = stream.iterator.flush()
             logger.debug("%s: no audio for %.1f s in the middle of speech: it ends there", session.id, quiet_s)
-            if utterance is not None:
-                yield from self._segment(session, stream, utterance)
-            elif stream.announced:
-                stream.announced = False
-                session.observer.speech_stopped(session, self._ms(stream.iterator.position))  # noise, not a turn
+            utterance = stream.iterator.flush()
+            if utterance is None:  # not expected after holds_speech(); nothing of it stays open
+                self._cancel_speculation(stream)
+                continue
+            yield from self._segment(session, stream, utterance)
 
     def _session_of(self, message: object) -> Session:
         return getattr(message, "session", None) or self.default_session
@@ -410,6 +415,8 @@ class VADHandler(BaseHandler):
             return
         turn, utterance = stream.last_turn
         resumed_after = stream.iterator.speech_start - utterance.end_position
+        if session.settings.audio_gaps_are_silence:
+            resumed_after = max(resumed_after, self._wall_gap(stream, utterance))
         if resumed_after <= self.join_window and turn.withdraw_unheard():
             # The pause was not the end: its reply is withdrawn before a word of
             # it was heard, and what the user says now continues that turn.
@@ -760,6 +767,18 @@ class VADHandler(BaseHandler):
         self._cancel_speculation(stream)
         self._forget_overlap(session, stream)
         session.observer.input_cleared(session)
+
+    def _wall_gap(self, stream: VADStream, utterance: Utterance) -> int:
+        """How long (in samples) passed between the arrival of the utterance's
+        last audio and that of the speech starting now: more than the stream
+        says where the client stopped sending in between (a turn ended by its
+        audio stopping, then a second push-to-talk: two turns, not one); 0
+        where it is not known."""
+        ended = self._arrival_of(stream, utterance.end_sample)
+        if ended is None or not stream.arrivals:
+            return 0
+        resumed = stream.arrivals[-1][1]  # the chunk being heard now, in which the speech starts
+        return int(max(0.0, resumed - ended) * self.sample_rate)
 
     def _arrival_of(self, stream: VADStream, sample_position: int) -> float | None:
         for end, received_at in stream.arrivals:

@@ -165,6 +165,13 @@ class VADIterator:
         self._windows = []
         self._prefix = None
 
+    def holds_speech(self) -> bool:
+        """Whether ending the speech in progress now would give an utterance
+        (not a sound too short to be speech, which `flush` drops)."""
+        speech_samples = self.last_voiced_end - self.speech_start
+        continuation = self._continuation or self._prefix is not None
+        return self.speaking and speech_samples > 0 and (speech_samples >= self.min_speech_samples or continuation)
+
     def flush(self) -> Utterance | None:
         """End of input: whatever speech is in progress ends here."""
         if not self.speaking:

@@ -74,6 +74,12 @@ class SessionSettings:
     # judged.  Realtime clients play their own buffer: for them the judged sound
     # is simply not announced (`speech_started`) until it is an interruption.
     pause_playback: bool = True
+    # Whether audio that stops coming counts as silence: the client streams its
+    # own microphone at its own pace and may stop in the middle of speech
+    # (realtime: a muted mic, a push-to-talk let go).  The local and socket
+    # sources hold or drop audio on purpose (the echo canceller's holds, half
+    # duplex) and file mode waits between turns: a gap there is audio held back.
+    audio_gaps_are_silence: bool = False
     # Function calling.  `tools`: what the client declared (it runs them; the
     # realtime API's session.tools); `server_tools`: what the server runs
     # itself (--tools, the built-ins), offered when the client declared none.

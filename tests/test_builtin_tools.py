@@ -15,12 +15,16 @@ from tests.test_end_to_end import answer_file
 
 def spoken_times(around: datetime.datetime, minutes: int = 3) -> set[str]:
     """How the reply may say the time, a few minutes either side of `around`:
-    '9:21', and the words the spoken rewrite makes of it ('nine twenty-one')."""
+    '9:21', and the words the spoken rewrite makes of it ('nine twenty-one');
+    on the hour also '8 AM' ('eight a m', as "8:00 AM" is spoken: seen at 8:00)."""
     forms = set()
     for offset in range(-minutes, minutes + 1):
         moment = around + datetime.timedelta(minutes=offset)
-        for clock in (f"{moment.hour % 12 or 12}:{moment.minute:02d}", f"{moment.hour}:{moment.minute:02d}"):
-            forms |= {clock, speakable(clock, "en").lower()}
+        clocks = [f"{moment.hour % 12 or 12}:{moment.minute:02d}", f"{moment.hour}:{moment.minute:02d}"]
+        if moment.minute == 0:
+            clocks.append(f"{moment.hour % 12 or 12} {'AM' if moment.hour < 12 else 'PM'}")
+        for clock in clocks:
+            forms |= {clock.lower(), speakable(clock, "en").lower()}
     return forms
 
 

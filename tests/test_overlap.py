@@ -359,7 +359,7 @@ def test_a_sound_whose_audio_stops_coming_is_judged_all_the_same(name, interrupt
     from utils.messages import AudioChunk, OverheardSpeech
     from VAD.vad_handler import AUDIO_GONE_S, VADHandler
 
-    session = Session(SessionSettings(barge_in=True, false_interruption_timeout_ms=60000))
+    session = Session(SessionSettings(barge_in=True, false_interruption_timeout_ms=60000, audio_gaps_are_silence=True))
     vad = make_handler(VADHandler, should_listen=threading.Event(), session=session, hears_overlaps=True)
     turn = playing_reply(session)
     sound = sound_of(name)
@@ -398,7 +398,7 @@ def test_audio_sent_seconds_at_a_time_is_not_gone_between_its_chunks(stt_handler
     from utils.messages import AudioChunk, OverheardSpeech
     from VAD.vad_handler import AUDIO_GONE_S, VADHandler
 
-    session = Session(SessionSettings(barge_in=True, false_interruption_timeout_ms=60000))
+    session = Session(SessionSettings(barge_in=True, false_interruption_timeout_ms=60000, audio_gaps_are_silence=True))
     vad = make_handler(VADHandler, should_listen=threading.Event(), session=session, hears_overlaps=True)
     turn = playing_reply(session)
     speech = load_audio(QUESTIONS / "q01.wav")
@@ -424,7 +424,10 @@ def test_a_quiet_session_is_judged_while_another_keeps_the_stage_busy(stt_handle
     from utils.messages import AudioChunk, OverheardSpeech
     from VAD.vad_handler import AUDIO_GONE_S, VADHandler
 
-    a, b = (Session(SessionSettings(barge_in=True, false_interruption_timeout_ms=60000)) for _ in range(2))
+    a, b = (
+        Session(SessionSettings(barge_in=True, false_interruption_timeout_ms=60000, audio_gaps_are_silence=True))
+        for _ in range(2)
+    )
     vad = make_handler(VADHandler, should_listen=threading.Event(), session=a, hears_overlaps=True)
     turn = playing_reply(b)
     sound = sound_of("short_piper_01.flac")

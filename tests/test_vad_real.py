@@ -148,25 +148,27 @@ def test_semantic_vad_eagerness_decides_whether_a_pause_ends_the_turn(eagerness,
     assert stream.decision is not None and stream.decision.eagerness == eagerness
 
 
-def test_a_turn_whose_audio_stops_coming_mid_speech_ends_there_and_is_handed_on(vad, monkeypatch):
-    """A client that stops sending in the middle of a question (a muted mic,
-    a push-to-talk let go): the speech ends where its audio did and the turn
-    goes on, once nothing came for a while; a chunk still queued for the
-    stage is not gone, and a client sending slowly is not cut.  Before, the
-    turn stayed open until more audio came, perhaps never."""
-    import VAD.vad_handler as vad_module
+def test_a_turn_whose_audio_stops_coming_mid_speech_ends_there_and_is_handed_on():
+    """A realtime client that stops sending in the middle of a question (a
+    muted mic, a push-to-talk let go): the speech ends where its audio did
+    and the turn goes on once nothing came for a while; a chunk still queued
+    for the stage is not gone.  Before, the turn stayed open until more audio
+    came, perhaps never.  What it says after a second press is a turn of its
+    own, not the first one's continuation: no audio came in between, but
+    time passed."""
+    from conversation.session import Session, SessionSettings
+    from VAD.vad_handler import SPEECH_AUDIO_GONE_S
 
-    monkeypatch.setattr(vad_module, "SPEECH_AUDIO_GONE_S", 0.3)  # the same path, a shorter wait
+    session = Session(SessionSettings(audio_gaps_are_silence=True))
+    vad = make_handler(VADHandler, should_listen=threading.Event(), session=session)
     question = load_audio(QUESTIONS / "q01.wav")
-    cut = int(len(question) * 0.7)  # "What is the capital of Fr-"
+    cut = int(len(question) * 0.55)  # "What is the capi-"
     handed_on = []
     for piece in split_chunks(np.concatenate([np.zeros(8000, np.int16), question[:cut]]), 512):
-        handed_on += vad.process(AudioChunk(samples=piece))
-    assert vad.stream_for(vad.default_session).iterator.speaking and not handed_on
-    vad.idle()  # just sent: not gone
-    assert vad.queue_out.empty()
-    time.sleep(0.4)
-    vad.queue_in.put(AudioChunk(samples=np.zeros(512, np.int16)))
+        handed_on += vad.process(AudioChunk(samples=piece, session=session))
+    assert vad.stream_for(session).iterator.speaking and not handed_on
+    time.sleep(SPEECH_AUDIO_GONE_S + 0.1)
+    vad.queue_in.put(AudioChunk(samples=np.zeros(512, np.int16), session=session))
     vad.idle()  # its next chunk waits in the queue (the stage is behind): not gone
     assert vad.queue_out.empty()
     vad.queue_in.get()
@@ -175,6 +177,34 @@ def test_a_turn_whose_audio_stops_coming_mid_speech_ends_there_and_is_handed_on(
     assert isinstance(segment, SpeechSegment) and not segment.provisional
     assert "end_of_turn" in segment.turn.marks
     assert abs(segment.audio.size - cut) < 16000 * 0.6  # the question so far, with the lead-in's pre-roll
-    assert not vad.stream_for(vad.default_session).iterator.speaking
+    assert not vad.stream_for(session).iterator.speaking
     vad.idle()
     assert vad.queue_out.empty()  # once
+    # The second press: the rest of the question, 1.1 s of wall time later but right after it in the stream.
+    time.sleep(1.6 - SPEECH_AUDIO_GONE_S)  # beyond the join window (1.5 s) since the first part's last audio
+    rest = []
+    for piece in split_chunks(np.concatenate([question[cut:], np.zeros(16000, np.int16)]), 512):
+        rest += vad.process(AudioChunk(samples=piece, session=session))
+
+    (second,) = [message for message in rest if isinstance(message, SpeechSegment) and not message.provisional]
+    assert second.turn is not segment.turn and not segment.turn.stale  # the first turn was not withdrawn
+
+
+def test_audio_held_back_by_its_source_is_no_end_of_the_turn():
+    """Local and socket sources hold or drop audio on purpose (the echo
+    canceller's holds, half duplex), and a sound too short to be speech
+    would only lose its onset: neither ends when the audio stops coming."""
+    from conversation.session import Session, SessionSettings
+    from VAD.vad_handler import SPEECH_AUDIO_GONE_S
+
+    held, short = Session(), Session(SessionSettings(audio_gaps_are_silence=True))
+    vad = make_handler(VADHandler, should_listen=threading.Event(), session=held)
+    question = load_audio(QUESTIONS / "q01.wav")
+    for session, speech in ((held, question[: len(question) // 2]), (short, question[4000:6400])):
+        for piece in split_chunks(np.concatenate([np.zeros(8000, np.int16), speech]), 512):
+            list(vad.process(AudioChunk(samples=piece, session=session)))
+        assert vad.stream_for(session).iterator.speaking
+    time.sleep(SPEECH_AUDIO_GONE_S + 0.2)
+    vad.idle()
+    assert vad.queue_out.empty()
+    assert vad.stream_for(held).iterator.speaking and vad.stream_for(short).iterator.speaking

@@ -146,6 +146,7 @@ class RealtimeConnection(SessionObserver):
             resume_false_interruption=options.resume_false_interruption,
             false_interruption_timeout_ms=options.false_interruption_timeout_ms,
             pause_playback=self.clock.lead_s > 0,
+            audio_gaps_are_silence=True,
             server_tools=list(options.server_tools),
         )
         self.session = Session(settings=settings, observer=self)
