@@ -427,6 +427,10 @@ class VADHandler(BaseHandler):
             session.observer.turn_withdrawn(turn)
             if session.active_turn is turn:
                 session.active_turn = None
+            if self.yield_floor_at_end_of_turn:
+                # The floor went to the assistant with the turn; its reply will never play, and the
+                # sink gives the floor back only at a reply's end (file mode's source waited for ever).
+                self.should_listen.set()
         stream.last_turn = None
 
     def _barge_in(self, session: Session) -> bool:

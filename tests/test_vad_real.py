@@ -208,3 +208,30 @@ def test_audio_held_back_by_its_source_is_no_end_of_the_turn():
     vad.idle()
     assert vad.queue_out.empty()
     assert vad.stream_for(held).iterator.speaking and vad.stream_for(short).iterator.speaking
+
+
+def test_speech_that_joins_the_turn_just_ended_gives_the_floor_back(vad):
+    """File mode's source stops at each end of turn until the reply is over
+    (half duplex); one chunk may already be queued.  If that chunk resumes
+    the speech, the turn is withdrawn and joined, its reply never plays, and
+    the floor must come back with it: the sink only gives it back at a
+    reply's end, so the source waited for ever."""
+    first, second = load_audio(QUESTIONS / "q01.wav"), load_audio(QUESTIONS / "q05.wav")
+    vad.should_listen.set()
+    ended = None
+    for piece in split_chunks(np.concatenate([first, np.zeros(16000, np.int16)]), 512):
+        for message in vad.process(AudioChunk(samples=piece)):
+            if isinstance(message, SpeechSegment) and not message.provisional:
+                ended = message.turn
+        if ended is not None:
+            break
+    assert ended is not None and not vad.should_listen.is_set()
+    joined, floor = [], []
+    for piece in split_chunks(np.concatenate([second, np.zeros(16000, np.int16)]), 512):
+        joined += vad.process(AudioChunk(samples=piece))
+        if ended.stale and not floor:
+            floor.append(vad.should_listen.is_set())  # as the turn is joined: the floor is the user's again
+    assert floor == [True]
+    assert ended.withdrawn
+    (whole,) = [message for message in joined if isinstance(message, SpeechSegment) and not message.provisional]
+    assert whole.audio.size > first.size + second.size - 16000 * 0.5
