@@ -536,6 +536,9 @@ def main() -> int:
                         help='run each mode again with these pipeline flags, e.g. seed="--resume_false_interruption '
                         'False" (repeatable)')  # fmt: skip
     parser.add_argument("--variants_only", action="store_true", help="run the --variant runs only, not the default")
+    parser.add_argument("--keep_logs", type=Path, default=None, metavar="DIR",
+                        help="work in DIR and keep it (each run's server or pipeline log and metrics), to see why "
+                        "a sound was judged as it was; by default a temporary folder, removed")  # fmt: skip
     args = parser.parse_args()
     load = open("/proc/loadavg").read().split()[0]
     rounds = rounds_of(load_set())[: args.limit or None]
@@ -543,12 +546,17 @@ def main() -> int:
     variants = [] if args.variants_only else [("", ())]
     variants += [(name, tuple(shlex.split(flags))) for name, _, flags in (v.partition("=") for v in args.variant)]
     outcomes: list[Outcome] = []
-    with tempfile.TemporaryDirectory(prefix="s2s-interruptions-") as folder:
+    with contextlib.ExitStack() as stack:
+        if args.keep_logs is not None:
+            args.keep_logs.mkdir(parents=True, exist_ok=True)
+            folder = str(args.keep_logs)
+        else:
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="s2s-interruptions-"))
         for mode in args.modes.split(","):
             for name, flags in variants:
                 label = f"{mode} {name}".strip()
                 work = Path(folder) / label.replace(" ", "_")
-                work.mkdir()
+                work.mkdir(exist_ok=args.keep_logs is not None)
                 found = runs[mode](rounds, work, flags, label)
                 outcomes += found
                 print(label, [(o.clip.name, o.stopped, fmt(o.onset_to_silent_ms)) for o in found], flush=True)
