@@ -93,10 +93,12 @@ class EchoLeakMeter:
             return None
         delay = round((delay_s + self.latency_s) * ANALYSIS_RATE)
         near = self._correlation(history, cleaned, cleaned_energy, delay - self.search, delay + self.search)
-        if near is None:
-            return None  # the speaker was silent: nothing of it can be in the mic
-        drifted = self._correlation(history, cleaned, cleaned_energy, delay - self.drift, delay + self.drift)
-        return max(near, drifted) if drifted is not None and drifted >= DRIFTED_LEAK else near
+        # No echo comes sooner than the canceller's own latency after its sound.
+        earliest = max(delay - self.drift, round(self.latency_s * ANALYSIS_RATE))
+        drifted = self._correlation(history, cleaned, cleaned_energy, earliest, delay + self.drift)
+        if drifted is not None and drifted >= DRIFTED_LEAK:
+            return max(near or 0.0, drifted)
+        return near  # None: the speaker was silent around the delay, nothing of it can be in the mic
 
     def _correlation(
         self, history: np.ndarray, cleaned: np.ndarray, cleaned_energy: float, low: int, high: int
