@@ -372,10 +372,11 @@ class VADHandler(BaseHandler):
                 continue
             logger.debug("%s: no audio for %.1f s in the middle of speech: it ends there", session.id, quiet_s)
             utterance = stream.iterator.flush()
+            stream.pending = np.zeros(0, dtype=np.float32)  # under a window, cut off; not the next press's start
             if utterance is None:  # not expected after holds_speech(); nothing of it stays open
                 self._cancel_speculation(stream)
                 continue
-            yield from self._segment(session, stream, utterance)
+            yield from self._segment(session, stream, utterance, waited_ms=quiet_s * 1000)
 
     def _session_of(self, message: object) -> Session:
         return getattr(message, "session", None) or self.default_session
@@ -416,7 +417,7 @@ class VADHandler(BaseHandler):
         turn, utterance = stream.last_turn
         resumed_after = stream.iterator.speech_start - utterance.end_position
         if session.settings.audio_gaps_are_silence:
-            resumed_after = max(resumed_after, self._wall_gap(stream, utterance))
+            resumed_after += self._wall_gap(stream, utterance)
         if resumed_after <= self.join_window and turn.withdraw_unheard():
             # The pause was not the end: its reply is withdrawn before a word of
             # it was heard, and what the user says now continues that turn.
@@ -689,7 +690,12 @@ class VADHandler(BaseHandler):
             session=session,
         )
 
-    def _segment(self, session: Session, stream: VADStream, utterance: Utterance) -> Iterator[SpeechSegment]:
+    def _segment(
+        self, session: Session, stream: VADStream, utterance: Utterance, waited_ms: float | None = None
+    ) -> Iterator[SpeechSegment]:
+        """Hand the utterance on as the end of a turn.  `waited_ms`: the
+        silence waited for where it was not in the stream (its audio stopped
+        coming)."""
         key = (utterance.start_sample, utterance.end_sample)
         if key != stream.speculated:
             self._cancel_speculation(stream)  # speculated on an earlier pause, not on this end
@@ -699,7 +705,8 @@ class VADHandler(BaseHandler):
         arrived = self._arrival_of(stream, utterance.end_sample)
         if arrived is not None:
             turn.mark("speech_end", arrived)
-        turn.silence_waited_ms = float(self._ms(stream.iterator.position - utterance.end_sample))
+        in_stream_ms = float(self._ms(stream.iterator.position - utterance.end_sample))
+        turn.silence_waited_ms = in_stream_ms if waited_ms is None else in_stream_ms + waited_ms
         stream.announced = False
         session.observer.speech_stopped(session, self._ms(utterance.end_sample))
         yield from self._hand_on(session, stream, turn, utterance, key)
@@ -773,19 +780,27 @@ class VADHandler(BaseHandler):
         session.observer.input_cleared(session)
 
     def _wall_gap(self, stream: VADStream, utterance: Utterance) -> int:
-        """How long (in samples) passed between the arrival of the utterance's
-        last audio and that of the speech starting now: more than the stream
-        says where the client stopped sending in between (a turn ended by its
-        audio stopping, then a second push-to-talk: two turns, not one); 0
-        where it is not known."""
-        ended = self._arrival_of(stream, utterance.end_sample)
+        """How long (in samples) the client sent nothing between the chunk
+        with the utterance's last voiced audio and the chunk being heard now:
+        the wall-clock time between their arrivals beyond the audio sent in
+        between.  A client streaming in real time has none (its pause is in
+        the stream already); one that stopped sending (a turn ended by its
+        audio stopping, then a second push-to-talk: two turns, not one) has
+        the time it was silent.  0 where it is not known."""
+        ended = self._chunk_of(stream, utterance.end_sample)
         if ended is None or not stream.arrivals:
             return 0
-        resumed = stream.arrivals[-1][1]  # the chunk being heard now, in which the speech starts
-        return int(max(0.0, resumed - ended) * self.sample_rate)
+        (ended_end, ended_at), (resumed_end, resumed_at) = ended, stream.arrivals[-1]
+        unsent_s = (resumed_at - ended_at) - (resumed_end - ended_end) / self.sample_rate
+        return int(max(0.0, unsent_s) * self.sample_rate)
 
-    def _arrival_of(self, stream: VADStream, sample_position: int) -> float | None:
+    def _chunk_of(self, stream: VADStream, sample_position: int) -> tuple[int, float] | None:
+        """(end position, arrival time) of the chunk holding `sample_position`."""
         for end, received_at in stream.arrivals:
             if end >= sample_position:
-                return received_at
+                return end, received_at
         return None
+
+    def _arrival_of(self, stream: VADStream, sample_position: int) -> float | None:
+        chunk = self._chunk_of(stream, sample_position)
+        return None if chunk is None else chunk[1]

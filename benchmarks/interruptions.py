@@ -38,6 +38,7 @@ import csv
 import itertools
 import re
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -556,7 +557,9 @@ def main() -> int:
             for name, flags in variants:
                 label = f"{mode} {name}".strip()
                 work = Path(folder) / label.replace(" ", "_")
-                work.mkdir(exist_ok=args.keep_logs is not None)
+                if work.exists():  # a kept folder reused: the pipeline appends to its metrics, start afresh
+                    shutil.rmtree(work)
+                work.mkdir()
                 found = runs[mode](rounds, work, flags, label)
                 outcomes += found
                 print(label, [(o.clip.name, o.stopped, fmt(o.onset_to_silent_ms)) for o in found], flush=True)

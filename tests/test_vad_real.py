@@ -176,12 +176,14 @@ def test_a_turn_whose_audio_stops_coming_mid_speech_ends_there_and_is_handed_on(
     (segment,) = drain(vad.queue_out)
     assert isinstance(segment, SpeechSegment) and not segment.provisional
     assert "end_of_turn" in segment.turn.marks
+    assert segment.turn.silence_waited_ms >= SPEECH_AUDIO_GONE_S * 1000  # waited for on the wall clock
     assert abs(segment.audio.size - cut) < 16000 * 0.6  # the question so far, with the lead-in's pre-roll
     assert not vad.stream_for(session).iterator.speaking
     vad.idle()
     assert vad.queue_out.empty()  # once
-    # The second press: the rest of the question, 1.1 s of wall time later but right after it in the stream.
-    time.sleep(1.6 - SPEECH_AUDIO_GONE_S)  # beyond the join window (1.5 s) since the first part's last audio
+    # The second press: the rest of the question, right after the first part in the stream but more
+    # than the join window later on the wall clock.
+    time.sleep(vad.join_window / 16000 + 0.2)
     rest = []
     for piece in split_chunks(np.concatenate([question[cut:], np.zeros(16000, np.int16)]), 512):
         rest += vad.process(AudioChunk(samples=piece, session=session))
@@ -235,3 +237,31 @@ def test_speech_that_joins_the_turn_just_ended_gives_the_floor_back(vad):
     assert ended.withdrawn
     (whole,) = [message for message in joined if isinstance(message, SpeechSegment) and not message.provisional]
     assert whole.audio.size > first.size + second.size - 16000 * 0.5
+
+
+def test_a_pause_streamed_in_real_time_joins_as_it_does_in_the_stream():
+    """A realtime client streaming its microphone in real time sends its
+    pauses as audio: the wall clock between two chunks is the audio between
+    them, and a pause within the join window joins the turn just ended as it
+    does for a client that sends faster than real time.  Before, the wall
+    gap was counted from the last voiced chunk to the chunk where the speech
+    was found, the audio kept after the one and before the other included,
+    which shortened every realtime session's join window by half a second."""
+    from conversation.session import Session, SessionSettings
+
+    first, second = load_audio(QUESTIONS / "q01.wav"), load_audio(QUESTIONS / "q05.wav")
+    pause_s = 1.2  # of audio between the questions' own silences, within the join window with them
+    samples = np.concatenate([first, np.zeros(int(pause_s * 16000), np.int16), second, np.zeros(16000, np.int16)])
+    for realtime in (False, True):
+        session = Session(SessionSettings(audio_gaps_are_silence=realtime))
+        vad = make_handler(VADHandler, should_listen=threading.Event(), session=session)
+        started, sent, segments = time.perf_counter(), 0, []
+        for piece in split_chunks(samples, 320):  # 20 ms, as realtime clients send
+            sent += len(piece)
+            chunk = AudioChunk(samples=piece, session=session, received_at=started + sent / 16000)
+            segments += [m for m in vad.process(chunk) if isinstance(m, SpeechSegment) and not m.provisional]
+        turns = {segment.turn.number: segment for segment in segments}
+        assert len(turns) == 2, "the pause should end the first turn before the second question joins it"
+        first_turn, last = segments[0].turn, segments[-1]
+        assert first_turn.withdrawn, f"streamed in real time: {realtime}"
+        assert last.audio.size > first.size + second.size - 16000 * 0.8
