@@ -12,6 +12,15 @@ the judge waits on the STT as it does on a server.  No LLM, TTS or sockets:
 `benchmarks/interruptions.py` measures the whole conversation in every mode;
 this measures the decision on every file in a minute and a half.
 
+With `--echo`, as local mode hears it: the reply's own voice (Piper, the
+assistant's) comes back into the microphone through a simulated room (200 ms,
+a room's reflections), is cancelled by the full-duplex mic (WebRTC AEC3
+behind the delay line, audio/full_duplex.py) that has learned the room on the
+reply's first seconds, and each block carries the echo-leak measure local
+mode gives the VAD; the reply, and so its echo, stops while the sound is
+judged and after an interruption.  What the canceller leaves of the echo, and
+what it does to the user's words, is what local mode's verdicts differ by.
+
 Per sound: whether it stopped the reply, onset -> verdict (from its first
 voiced sample to the judge's decision: in realtime mode the moment
 `input_audio_buffer.speech_started` goes out for a true interruption), and
@@ -33,6 +42,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "RESULTS_overlap_judge.md"
+RESULTS_ECHO = REPO / "benchmarks" / "RESULTS_overlap_judge_echo.md"  # --write with --echo
 SET = REPO / "tests" / "data" / "interruptions"
 sys.path.insert(0, str(REPO))
 
@@ -65,13 +75,17 @@ class Judged:
 class Judge:
     """The VAD and STT handlers, and one sound heard over a playing reply."""
 
-    def __init__(self, stt_model: str) -> None:
+    def __init__(self, stt_model: str, echo: bool = False) -> None:
         from benchmarks.harness import make_handler
         from STT.faster_whisper_handler import FasterWhisperSTTHandler
 
         self.stt = make_handler(FasterWhisperSTTHandler, model_name=stt_model, language="en")
+        self.reply = assistant_voice() if echo else None
 
     def hear(self, sound: np.ndarray) -> tuple[bool, float | None, list[str]]:
+        return self.hear_through_echo(sound) if self.reply is not None else self.hear_clean(sound)
+
+    def hear_clean(self, sound: np.ndarray) -> tuple[bool, float | None, list[str]]:
         from benchmarks.harness import make_handler
         from connections.realtime.audio import InputAudio
         from connections.realtime.client import to_pcm24k
@@ -110,9 +124,80 @@ class Judge:
         onset = lead + int(voiced_onset(sound) * RATE)
         return turn.stale, None if verdict_at is None else (verdict_at - onset) * 1000 / RATE, heard
 
+    def hear_through_echo(self, sound: np.ndarray) -> tuple[bool, float | None, list[str]]:
+        """`sound` over the reply as local mode hears it (the module's docstring)."""
+        from audio.echo_path import SimulatedEchoPath
+        from audio.full_duplex import FullDuplexMic
+        from benchmarks.harness import make_handler
+        from conversation.session import Session, SessionSettings
+        from conversation.turn import Turn
+        from utils.messages import AudioChunk, Overheard, OverheardSpeech
+        from VAD.vad_handler import VADHandler
 
-def judge_set(stt_model: str) -> list[Judged]:
-    judge = Judge(stt_model)
+        assert self.reply is not None
+        session = Session(SessionSettings(barge_in=True, false_interruption_timeout_ms=60000))
+        vad = make_handler(VADHandler, should_listen=threading.Event(), session=session, hears_overlaps=True)
+        turn = Turn(session=session)
+        session.active_turn = turn
+        turn.begin_playback()
+        turn.playback.add("A long reply.", len(self.reply), RATE, when=time.perf_counter() - 1.0)
+        room = SimulatedEchoPath(RATE, delay_ms=200)
+        duplex = FullDuplexMic(RATE, path_may_move=False)
+        lead = RATE * 5  # the canceller learns the room (its first 2 s are muted), then the sound
+        user = np.concatenate([np.zeros(lead, np.int16), sound, np.zeros(RATE * 2, np.int16)])
+        played_at, position, verdict_at, heard, waiting = 0, 0, None, [], []
+        block = 512
+        for start in range(0, len(user), block):
+            mic_block = user[start : start + block]
+            if turn.stale or turn.playback.paused() or played_at + len(mic_block) > len(self.reply):
+                played = np.zeros(len(mic_block), np.int16)  # paused, stopped or over: no more echo
+            else:
+                played, played_at = self.reply[played_at : played_at + len(mic_block)], played_at + len(mic_block)
+            cleaned = duplex.process(room.mix(mic_block, played), played, now=start / RATE)
+            leak = duplex.echo_leak if cleaned.size == len(mic_block) else None
+            position += len(mic_block)
+            for answer in [answer for answer in waiting if answer[0] <= position]:
+                waiting.remove(answer)
+                answer[1].answer(answer[2].text, answer[2].likely_speech)
+            if not cleaned.size:
+                continue  # held back by the full-duplex mic
+            for message in vad.process(AudioChunk(samples=cleaned, session=session, echo_leak=leak)):
+                if isinstance(message, OverheardSpeech):
+                    asked, message.heard = message.heard, Overheard()
+                    began = time.perf_counter()
+                    list(self.stt.process(message))
+                    took = int((time.perf_counter() - began) * RATE)
+                    waiting.append((position + took, asked, message.heard))
+                    heard.append(message.heard.text if message.heard.likely_speech else f"({message.heard.text})")
+            if verdict_at is None and (turn.stale or turn.backchannels):
+                verdict_at = position
+        onset = lead + int(voiced_onset(sound) * RATE)
+        return turn.stale, None if verdict_at is None else (verdict_at - onset) * 1000 / RATE, heard
+
+
+def assistant_voice() -> np.ndarray:
+    """Some twenty seconds of the assistant's voice at 16 kHz (Piper's joe,
+    without its sampling noise: the same audio every run), with the short
+    pauses of a reply between its sentences."""
+    from piper import SynthesisConfig
+
+    from benchmarks.harness import make_handler
+    from TTS.piper_handler import PiperTTSHandler
+
+    tts = make_handler(PiperTTSHandler, voice="joe", output_sample_rate=RATE)
+    tts.synthesis = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
+    text = (
+        "A good book for a long train ride is The Great Gatsby by F. Scott Fitzgerald. It is short, and it "
+        "reads quickly. If you like mysteries, try Agatha Christie's Murder on the Orient Express, which is set "
+        "on a train. For something longer, a fantasy series such as The Lord of the Rings will last for many "
+        "journeys. You could also bring a book of short stories, so that each ride ends with a story."
+    )
+    pause = np.zeros(RATE // 4, np.int16)
+    return np.concatenate([np.concatenate([sentence, pause]) for sentence in tts.synthesize(text)])
+
+
+def judge_set(stt_model: str, echo: bool = False) -> list[Judged]:
+    judge = Judge(stt_model, echo)
     with open(SET / "manifest.tsv", newline="") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
     results = []
@@ -123,7 +208,7 @@ def judge_set(stt_model: str) -> list[Judged]:
     return results
 
 
-def report(results: list[Judged], command: str, load: str) -> str:
+def report(results: list[Judged], command: str, load: str, echo: bool = False) -> str:
     backchannels = [r for r in results if r.kind == "backchannel"]
     noises = [r for r in results if r.kind == "noise"]
     calm = backchannels + noises
@@ -131,7 +216,8 @@ def report(results: list[Judged], command: str, load: str) -> str:
     spans = [r.onset_to_verdict_ms for r in true if r.stopped and r.onset_to_verdict_ms is not None]
     resumed = [r.onset_to_verdict_ms for r in calm if not r.stopped and r.onset_to_verdict_ms is not None]
     lines = [
-        "# The overlap judge alone: the whole interruption set",
+        "# The overlap judge alone: the whole interruption set"
+        + (", over the reply's own echo through the canceller (local mode)" if echo else ""),
         "",
         f"Machine: {machine_description()}.  ",
         f"Generated by `{command}` on {time.strftime('%Y-%m-%d')}; load average at the start: {load}.",
@@ -160,15 +246,17 @@ def report(results: list[Judged], command: str, load: str) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_output_arguments(parser, RESULTS)
+    add_output_arguments(parser, RESULTS)  # RESULTS_ECHO with --echo
     parser.add_argument("--stt_model", default="whisper-base")
+    parser.add_argument("--echo", action="store_true",
+                        help="hear each sound as local mode does: over the reply's own echo, cancelled")  # fmt: skip
     args = parser.parse_args()
     load = open("/proc/loadavg").read().split()[0]
-    results = judge_set(args.stt_model)
+    results = judge_set(args.stt_model, args.echo)
     command = "python benchmarks/overlap_judge.py " + " ".join(sys.argv[1:])
-    text = report(results, command.strip(), load)
+    text = report(results, command.strip(), load, args.echo)
     print(text)
-    save_results(args, RESULTS, text)
+    save_results(args, RESULTS_ECHO if args.echo else RESULTS, text)
     return 0
 
 
