@@ -66,6 +66,11 @@ RATE = 16000
 LONG_ANSWERS = "You are a helpful assistant. Always answer at length, in eight sentences or more."
 QUESTION_FILES = ["q04.wav", "q02.wav", "q05.wav", "q03.wav", "q06.wav", "q01.wav"]
 TIMEOUT_MS = 1500  # --false_interruption_timeout_ms default
+# No reply audio for this long before a sound is played: the reply ended before the round's
+# sounds did (the 1.5B answers some questions in two sentences), and a new question is asked
+# first, so that every sound is heard over a reply.  Before, half of local mode's sounds fell
+# after the reply's end, unjudged.
+REPLY_OVER_S = 1.5
 STOPPING = ("interruption_short", "interruption_long")
 # The VAD's verdicts on a sound over the reply, each with its reason (to the end of its log line).
 VERDICT = re.compile(
@@ -234,6 +239,12 @@ def socket_run(rounds, work: Path, flags: tuple[str, ...], label: str) -> list[O
                 continue
             for index, clip in enumerate([*calm, interruption]):
                 time.sleep(1.2 + 0.6 * (index % 3))  # different moments of the reply
+                if not wait_until(lambda: reply_playing(replies), REPLY_OVER_S):
+                    mic.say(load_audio(QUESTIONS / QUESTION_FILES[asked % len(QUESTION_FILES)]))
+                    asked += 1
+                    if not wait_until(lambda: reply_playing(replies), 90):
+                        break
+                    time.sleep(1.2)
                 offset = len(server.log.read_text(errors="replace"))
                 playing = client_playing(replies)
                 began = mic.say(clip.audio)
@@ -333,6 +344,12 @@ def realtime_run(rounds, work: Path, flags: tuple[str, ...], label: str) -> list
                     continue
                 for index, clip in enumerate([*calm, interruption]):
                     time.sleep(1.2 + 0.6 * (index % 3))
+                    if not wait_until(lambda: realtime_playing(conversation), REPLY_OVER_S):
+                        mic.say(load_audio(QUESTIONS / QUESTION_FILES[asked % len(QUESTION_FILES)]))
+                        asked += 1
+                        if not wait_until(lambda: realtime_playing(conversation), 90):
+                            break
+                        time.sleep(1.2)
                     events_before = len(conversation.events)
                     playing = realtime_playing(conversation)
                     began = mic.say(clip.audio)
@@ -436,6 +453,12 @@ def local_run(rounds, work: Path, flags: tuple[str, ...], label: str) -> list[Ou
                     continue
                 for index, clip in enumerate([*calm, interruption]):
                     time.sleep(1.2 + 0.6 * (index % 3))
+                    if not wait_until(talking, REPLY_OVER_S):
+                        play(load_audio(QUESTIONS / QUESTION_FILES[asked % len(QUESTION_FILES)]))
+                        asked += 1
+                        if not wait_until(talking, 90):
+                            break
+                        time.sleep(1.2)
                     offset = len(log.read_text(errors="replace"))
                     began = play(clip.audio)
                     time.sleep(TIMEOUT_MS / 1000 + 0.6)
