@@ -83,8 +83,12 @@ AUDIO_GONE_S = 0.3
 # in the middle of someone's speech, has stopped sending (a mic muted, a
 # push-to-talk let go, a tab put away): the speech ends where its audio did,
 # and its turn is answered.  Longer than for a sound over the reply, whose
-# judging only waits on it: ending a turn on a client's stall would split it.
-SPEECH_AUDIO_GONE_S = 1.0
+# judging only waits on it: ending a turn on a stall would split it, and
+# stalls pass a second on a loaded machine (the browser's question in the
+# one-core suite beside a busy core, audio stopped 1.1 s: "What is the
+# largest plane" | "it in our solar system", two turns).  A stall of the
+# browser and one of the server's own reading look alike from here.
+SPEECH_AUDIO_GONE_S = 2.5
 # The sink's own deadline for a paused reply, beyond the VAD's timeout: the
 # reply goes on even if the VAD never hears another chunk (a client that
 # stopped sending).
