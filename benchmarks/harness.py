@@ -34,3 +34,20 @@ def read_transcripts(folder: Path) -> list[dict[str, str]]:
 def make_handler(handler_class, **setup_kwargs):
     """A handler built through its real setup(), with private queues."""
     return handler_class(threading.Event(), queue.Queue(), queue.Queue(), setup_kwargs=setup_kwargs)
+
+
+def assistant_speech(text: str, rate: int = 16000, pause_s: float = 0.25):
+    """`text` in the assistant's voice (Piper's joe) as a reply plays it:
+    its sentences with a short pause after each.  Rendered without Piper's
+    sampling noise, so every run has the same audio: what is measured on it
+    (an echo canceller, a judge of sounds over it) must not move with the
+    rendering."""
+    import numpy as np
+    from piper import SynthesisConfig
+
+    from TTS.piper_handler import PiperTTSHandler
+
+    tts = make_handler(PiperTTSHandler, voice="joe", output_sample_rate=rate)
+    tts.synthesis = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
+    pause = np.zeros(int(rate * pause_s), np.int16)
+    return np.concatenate([np.concatenate([sentence, pause]) for sentence in tts.synthesize(text)])

@@ -86,67 +86,34 @@ class Judge:
         return self.hear_through_echo(sound) if self.reply is not None else self.hear_clean(sound)
 
     def hear_clean(self, sound: np.ndarray) -> tuple[bool, float | None, list[str]]:
-        from benchmarks.harness import make_handler
+        """`sound` over the reply as a realtime client sends it: 24 kHz PCM in 20 ms appends."""
         from connections.realtime.audio import InputAudio
         from connections.realtime.client import to_pcm24k
-        from conversation.session import Session, SessionSettings
-        from conversation.turn import Turn
-        from utils.messages import AudioChunk, Overheard, OverheardSpeech
-        from VAD.vad_handler import VADHandler
 
         # The clock is the audio's: a long timeout, so only the words decide.
-        session = Session(SessionSettings(barge_in=True, false_interruption_timeout_ms=60000))
-        vad = make_handler(VADHandler, should_listen=threading.Event(), session=session, hears_overlaps=True)
-        turn = Turn(session=session)
-        session.active_turn = turn
-        turn.begin_playback()
-        turn.playback.add("A reply of eleven seconds.", RATE * 11, RATE, when=time.perf_counter() - 1.0)
+        hearing = Hearing(self.stt, "A reply of eleven seconds.", RATE * 11)
         lead = RATE // 2
         audio = np.concatenate([np.zeros(lead, np.int16), sound, np.zeros(RATE * 2, np.int16)])
         pcm, microphone = to_pcm24k(audio, RATE), InputAudio("audio/pcm", RATE)
-        position, verdict_at, heard, waiting = 0, None, [], []
         for start in range(0, len(pcm), 960):  # 20 ms appends
             chunk = microphone.decode(pcm[start : start + 960])
-            position += len(chunk)
-            for answer in [answer for answer in waiting if answer[0] <= position]:
-                waiting.remove(answer)
-                answer[1].answer(answer[2].text, answer[2].likely_speech)
-            for message in vad.process(AudioChunk(samples=chunk, session=session)):
-                if isinstance(message, OverheardSpeech):
-                    asked, message.heard = message.heard, Overheard()
-                    began = time.perf_counter()
-                    list(self.stt.process(message))
-                    took = int((time.perf_counter() - began) * RATE)
-                    waiting.append((position + took, asked, message.heard))
-                    heard.append(message.heard.text if message.heard.likely_speech else f"({message.heard.text})")
-            if verdict_at is None and (turn.stale or turn.backchannels):
-                verdict_at = position
-        onset = lead + int(voiced_onset(sound) * RATE)
-        return turn.stale, None if verdict_at is None else (verdict_at - onset) * 1000 / RATE, heard
+            hearing.advance(len(chunk))
+            hearing.feed(chunk)
+        return hearing.outcome(lead + int(voiced_onset(sound) * RATE))
 
     def hear_through_echo(self, sound: np.ndarray) -> tuple[bool, float | None, list[str]]:
         """`sound` over the reply as local mode hears it (the module's docstring)."""
         from audio.echo_path import SimulatedEchoPath
         from audio.full_duplex import FullDuplexMic
-        from benchmarks.harness import make_handler
-        from conversation.session import Session, SessionSettings
-        from conversation.turn import Turn
-        from utils.messages import AudioChunk, Overheard, OverheardSpeech
-        from VAD.vad_handler import VADHandler
 
         assert self.reply is not None
-        session = Session(SessionSettings(barge_in=True, false_interruption_timeout_ms=60000))
-        vad = make_handler(VADHandler, should_listen=threading.Event(), session=session, hears_overlaps=True)
-        turn = Turn(session=session)
-        session.active_turn = turn
-        turn.begin_playback()
-        turn.playback.add("A long reply.", len(self.reply), RATE, when=time.perf_counter() - 1.0)
+        hearing = Hearing(self.stt, "A long reply.", len(self.reply))
+        turn = hearing.turn
         room = SimulatedEchoPath(RATE, delay_ms=200)
         duplex = FullDuplexMic(RATE, path_may_move=False)
         lead = RATE * 5  # the canceller learns the room (its first 2 s are muted), then the sound
         user = np.concatenate([np.zeros(lead, np.int16), sound, np.zeros(RATE * 2, np.int16)])
-        played_at, position, verdict_at, heard, waiting = 0, 0, None, [], []
-        block = 512
+        played_at, block = 0, 512
         for start in range(0, len(user), block):
             mic_block = user[start : start + block]
             if turn.stale or turn.playback.paused() or played_at + len(mic_block) > len(self.reply):
@@ -154,46 +121,75 @@ class Judge:
             else:
                 played, played_at = self.reply[played_at : played_at + len(mic_block)], played_at + len(mic_block)
             cleaned = duplex.process(room.mix(mic_block, played), played, now=start / RATE)
-            leak = duplex.echo_leak if cleaned.size == len(mic_block) else None
-            position += len(mic_block)
-            for answer in [answer for answer in waiting if answer[0] <= position]:
-                waiting.remove(answer)
-                answer[1].answer(answer[2].text, answer[2].likely_speech)
-            if not cleaned.size:
-                continue  # held back by the full-duplex mic
-            for message in vad.process(AudioChunk(samples=cleaned, session=session, echo_leak=leak)):
-                if isinstance(message, OverheardSpeech):
-                    asked, message.heard = message.heard, Overheard()
-                    began = time.perf_counter()
-                    list(self.stt.process(message))
-                    took = int((time.perf_counter() - began) * RATE)
-                    waiting.append((position + took, asked, message.heard))
-                    heard.append(message.heard.text if message.heard.likely_speech else f"({message.heard.text})")
-            if verdict_at is None and (turn.stale or turn.backchannels):
-                verdict_at = position
-        onset = lead + int(voiced_onset(sound) * RATE)
-        return turn.stale, None if verdict_at is None else (verdict_at - onset) * 1000 / RATE, heard
+            hearing.advance(len(mic_block))
+            if cleaned.size:  # else held back by the full-duplex mic
+                hearing.feed(cleaned, duplex.echo_leak if cleaned.size == len(mic_block) else None)
+        return hearing.outcome(lead + int(voiced_onset(sound) * RATE))
+
+
+class Hearing:
+    """One sound heard over a playing reply, on the audio's own clock: the
+    VAD's session with a reply playing, and each transcription answered once
+    as much audio has gone by as the STT took to compute it, as on a server."""
+
+    def __init__(self, stt: object, reply_text: str, reply_samples: int) -> None:
+        from benchmarks.harness import make_handler
+        from conversation.session import Session, SessionSettings
+        from conversation.turn import Turn
+        from VAD.vad_handler import VADHandler
+
+        self.stt = stt
+        self.session = Session(SessionSettings(barge_in=True, false_interruption_timeout_ms=60000))
+        self.vad = make_handler(
+            VADHandler, should_listen=threading.Event(), session=self.session, hears_overlaps=True
+        )
+        self.turn = Turn(session=self.session)
+        self.session.active_turn = self.turn
+        self.turn.begin_playback()
+        self.turn.playback.add(reply_text, reply_samples, RATE, when=time.perf_counter() - 1.0)
+        self.position, self.verdict_at = 0, None
+        self.heard: list[str] = []
+        self.waiting: list[tuple[int, object, object]] = []  # (due position, the VAD's request, the answer)
+
+    def advance(self, samples: int) -> None:
+        """`samples` more of the stream went by: answer the transcriptions due by now."""
+        self.position += samples
+        for due in [due for due in self.waiting if due[0] <= self.position]:
+            self.waiting.remove(due)
+            due[1].answer(due[2].text, due[2].likely_speech)
+
+    def feed(self, samples: np.ndarray, echo_leak: float | None = None) -> None:
+        from utils.messages import AudioChunk, Overheard, OverheardSpeech
+
+        for message in self.vad.process(AudioChunk(samples=samples, session=self.session, echo_leak=echo_leak)):
+            if isinstance(message, OverheardSpeech):
+                asked, message.heard = message.heard, Overheard()
+                began = time.perf_counter()
+                list(self.stt.process(message))
+                took = int((time.perf_counter() - began) * RATE)
+                self.waiting.append((self.position + took, asked, message.heard))
+                text = message.heard.text
+                self.heard.append(text if message.heard.likely_speech else f"({text})")
+        if self.verdict_at is None and (self.turn.stale or self.turn.backchannels):
+            self.verdict_at = self.position
+
+    def outcome(self, onset: int) -> tuple[bool, float | None, list[str]]:
+        """Whether the reply stopped, onset -> verdict in ms, and what was heard."""
+        ms = None if self.verdict_at is None else (self.verdict_at - onset) * 1000 / RATE
+        return self.turn.stale, ms, self.heard
 
 
 def assistant_voice() -> np.ndarray:
-    """Some twenty seconds of the assistant's voice at 16 kHz (Piper's joe,
-    without its sampling noise: the same audio every run), with the short
-    pauses of a reply between its sentences."""
-    from piper import SynthesisConfig
+    """Some twenty seconds of the assistant's voice at 16 kHz, the same every run."""
+    from benchmarks.harness import assistant_speech
 
-    from benchmarks.harness import make_handler
-    from TTS.piper_handler import PiperTTSHandler
-
-    tts = make_handler(PiperTTSHandler, voice="joe", output_sample_rate=RATE)
-    tts.synthesis = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
-    text = (
+    return assistant_speech(
         "A good book for a long train ride is The Great Gatsby by F. Scott Fitzgerald. It is short, and it "
         "reads quickly. If you like mysteries, try Agatha Christie's Murder on the Orient Express, which is set "
         "on a train. For something longer, a fantasy series such as The Lord of the Rings will last for many "
-        "journeys. You could also bring a book of short stories, so that each ride ends with a story."
+        "journeys. You could also bring a book of short stories, so that each ride ends with a story.",
+        RATE,
     )
-    pause = np.zeros(RATE // 4, np.int16)
-    return np.concatenate([np.concatenate([sentence, pause]) for sentence in tts.synthesize(text)])
 
 
 def judge_set(stt_model: str, echo: bool = False) -> list[Judged]:

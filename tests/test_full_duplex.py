@@ -19,11 +19,12 @@ from audio.echo_leak import EchoLeakMeter
 from audio.echo_path import SimulatedEchoPath
 from audio.full_duplex import DuplexStats, FullDuplexMic
 from audio.pcm import load_audio
+from benchmarks.harness import assistant_speech
 from connections.playback_buffer import PlaybackBuffer
 from conversation.playback import PlaybackLog
 from conversation.session import Session
 from conversation.turn import Turn
-from tests.conftest import HUMAN, make_handler
+from tests.conftest import HUMAN
 
 RATE = 16000
 BLOCK = 512
@@ -41,19 +42,12 @@ def assistant() -> np.ndarray:
     audio: the thresholds below are about the canceller and the delay
     tracker, and with a noisy rendering one of them failed once here (in a
     run of three test files; alone it passed every time)."""
-    from piper import SynthesisConfig
-
-    from TTS.piper_handler import PiperTTSHandler
-
-    tts_handler = make_handler(PiperTTSHandler, voice="joe", output_sample_rate=RATE)
-    tts_handler.synthesis = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
-    text = (
+    return assistant_speech(
         "The capital of France is Paris. It is a large city on the river Seine, famous for the Eiffel Tower "
         "and its museums. Many people visit it every year. A leap year has three hundred and sixty six days. "
-        "Water boils at one hundred degrees Celsius at sea level."
+        "Water boils at one hundred degrees Celsius at sea level.",
+        RATE,
     )
-    pause = np.zeros(RATE // 4, np.int16)
-    return np.concatenate([np.concatenate([sentence, pause]) for sentence in tts_handler.synthesize(text)])
 
 
 def blocks(*signals: np.ndarray, size: int = BLOCK):
