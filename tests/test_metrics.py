@@ -145,3 +145,21 @@ def test_operations_flags_parse():
     config = parse_config(["--metrics_port", "0", "--metrics_host", "0.0.0.0"])
     assert config.module.metrics_port == 0 and config.module.metrics_host == "0.0.0.0"
     assert parse_config(["--mode", "realtime"]).realtime.drain_timeout_s == 10.0
+
+
+def test_the_printed_exchange_numbers_the_conversations_turns_not_the_process_ids(capsys):
+    """A speculative turn cancelled in between takes an id but no number:
+    stdout said "[turn 3]" for the second answer while the log and the
+    metrics said turn 2."""
+    from conversation.session import Session
+    from conversation.turn import Turn
+    from utils.turn_log import report_turn
+
+    session = Session()
+    Turn(session=session).cancel()  # a speculation dropped: an id, no number
+    turn = Turn(session=session, transcript="Hi.")
+    turn.reply_sentences.append("Hello!")
+    turn.confirm()
+    assert turn.turn_id != turn.number == 1
+    report_turn(turn, echo=True)
+    assert capsys.readouterr().out.splitlines() == ["[turn 1] you: Hi.", "[turn 1] assistant: Hello!"]

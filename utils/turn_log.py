@@ -28,8 +28,9 @@ def report_turn(turn: Turn, metrics_file: Path | None = None, echo: bool = False
         with open(metrics_file, "a") as out:
             out.write(line + "\n")
     if echo:
-        print(f"[turn {turn.turn_id}] you: {turn.transcript}", file=sys.stdout)
-        print(f"[turn {turn.turn_id}] assistant: {turn.reply}", file=sys.stdout)
+        number = turn.number or turn.turn_id  # the conversation's count, as the log and metrics say it
+        print(f"[turn {number}] you: {turn.transcript}", file=sys.stdout)
+        print(f"[turn {number}] assistant: {turn.reply}", file=sys.stdout)
         if turn.error:
-            print(f"[turn {turn.turn_id}] error: {turn.error}", file=sys.stdout)
+            print(f"[turn {number}] error: {turn.error}", file=sys.stdout)
         sys.stdout.flush()
