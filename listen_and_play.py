@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from typing import NoReturn
 
 import numpy as np
 
@@ -170,9 +171,8 @@ class SimulatedRoom:
 
 
 def run_headless(options: ClientOptions) -> int:
-    import soundfile
 
-    from audio.pcm import AudioInputError, load_audio
+    from audio.pcm import AudioInputError, AudioOutputError, load_audio, write_wav
 
     try:
         samples = load_audio(options.input_file, target_rate=options.send_rate)
@@ -233,8 +233,11 @@ def run_headless(options: ClientOptions) -> int:
         logger.info("simulated room: %s", room.duplex.stats)
     received = f"received {audio.size / options.recv_rate:.1f} s of reply audio"
     if options.output_file and audio.size:
-        soundfile.write(options.output_file, audio, options.recv_rate, subtype="PCM_16")
-        received += f", written to {options.output_file}"
+        try:
+            write_wav(options.output_file, audio, options.recv_rate)
+            received += f", written to {options.output_file}"
+        except AudioOutputError as error:  # checked before the conversation; the disk may still fill
+            received += f"; {error}"
     elif options.output_file:
         received += f"; {options.output_file} not written"
     if interrupted:
@@ -363,7 +366,13 @@ def parse_args(argv: list[str] | None = None) -> ClientOptions:
     class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
         """The module's docstring as written, and each flag's default."""
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    class OneLineErrors(argparse.ArgumentParser):
+        """A wrong flag or value is one line, as the server's are, not the whole usage."""
+
+        def error(self, message: str) -> NoReturn:
+            self.exit(2, f"listen_and_play: error: {message} (--help lists the flags)\n")
+
+    parser = OneLineErrors(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--host", default=defaults.host, help="Server address.")
     parser.add_argument(
         "--send_port",
@@ -401,6 +410,13 @@ def parse_args(argv: list[str] | None = None) -> ClientOptions:
     args = parser.parse_args(argv)
     if args.simulate_echo_db is not None and not (args.barge_in and args.input_file):
         parser.error("--simulate_echo_db goes with --barge_in and --input_file (headless)")
+    if args.output_file:
+        from audio.pcm import AudioOutputError, check_output_file
+
+        try:  # now, not after the whole conversation (an .mp3 name failed with a traceback at the end)
+            check_output_file(args.output_file)
+        except AudioOutputError as error:
+            parser.error(f"--output_file: {error}")
     return ClientOptions(**vars(args))
 
 

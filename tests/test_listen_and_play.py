@@ -165,3 +165,19 @@ def test_ctrl_c_in_headless_mode_keeps_the_reply_recorded_so_far(tmp_path):
     assert "interrupted; received 1.0 s of reply audio, written to" in err
     kept, rate = soundfile.read(output, dtype="int16")
     assert rate == 16000 and kept.size == 16000 and set(kept) == {1000}
+
+
+def test_an_output_file_that_cannot_hold_the_reply_is_one_line_before_connecting(capsys):
+    """An .mp3 name failed with a traceback after the whole conversation,
+    the reply lost; a wrong flag printed the whole usage."""
+    from listen_and_play import parse_args
+
+    for argv, what in (
+        (["--input_file", "q.wav", "--output_file", "reply.mp3"], "cannot write 16-bit audio to .mp3 files"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            parse_args(argv)
+        assert exit_.value.code == 2
+        (line,) = capsys.readouterr().err.splitlines()
+        assert line.startswith("listen_and_play: error:") and what in line
