@@ -96,7 +96,10 @@ class OperationsServer:
         self.host = host
         self.loaded = threading.Event()
         self.not_ready = not_ready or self._not_loaded
-        self.socket = listen(host, port, "the metrics server", "--metrics_port", accept_timeout_s=None)
+        self.socket = listen(
+            host, port, "the metrics server", "--metrics_port", accept_timeout_s=None,
+            exposure="anyone who can reach it can read the metrics and probes",
+        )  # fmt: skip
         self.port = self.socket.getsockname()[1]
 
     def _not_loaded(self) -> str | None:

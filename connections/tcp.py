@@ -31,8 +31,11 @@ def listen(
     flag: str = "",
     send_buffer_bytes: int | None = None,
     accept_timeout_s: float | None = ACCEPT_POLL_S,
+    exposure: str = "anyone who can reach it can talk to the assistant",
 ) -> socket.socket:
-    """Bind and listen; warn when the port is reachable from other machines.
+    """Bind and listen; warn when the port is reachable from other machines,
+    saying who may use it then (`exposure`: a keyed server lets in only its
+    key's holders).
 
     A port already in use (most often another s2s server), a host name that
     does not resolve, an address this machine does not have, or a port not
@@ -41,12 +44,7 @@ def listen(
     buffer that accepted connections inherit.
     """
     if not is_loopback(host):
-        logger.warning(
-            "%s binds %s:%d: the port is open to other machines; anyone who can reach it can talk to the assistant",
-            role,
-            host,
-            port,
-        )
+        logger.warning("%s binds %s:%d: the port is open to other machines; %s", role, host, port, exposure)
     server = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if send_buffer_bytes is not None:

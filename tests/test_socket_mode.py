@@ -213,6 +213,26 @@ def test_binding_beyond_loopback_warns(caplog):
     assert not caplog.records
 
 
+@pytest.mark.parametrize(
+    "key,says", [(None, "anyone who can reach it can talk"), ("k" * 20, "only clients with its API key")]
+)
+def test_the_open_port_warning_says_who_gets_in(caplog, key, says):
+    """A keyed realtime server on 0.0.0.0 warned that anyone could talk to the assistant."""
+    import queue
+    import threading
+
+    from connections.realtime.connection import RealtimeOptions
+    from connections.realtime.server import RealtimeServer
+    from conversation.session import TurnDetection
+
+    caplog.set_level(logging.WARNING)
+    options = RealtimeOptions(model="s2s", pipeline_rate=16000, defaults=TurnDetection(0.3, 300, 500))
+    server = RealtimeServer(threading.Event(), queue.Queue(), options, host="0.0.0.0", port=0, api_key=key)
+    server.socket.close()
+    (warning,) = [record.message for record in caplog.records if "open to other machines" in record.message]
+    assert says in warning
+
+
 def test_server_stops_on_ctrl_c_within_two_seconds(tmp_path):
     """A second server, only to time its shutdown."""
     other = ServerProcess("socket", tmp_path)

@@ -162,6 +162,9 @@ class RealtimeServer:
             "--realtime_port",
             send_buffer_bytes=SEND_BUFFER_BYTES,
             accept_timeout_s=None,
+            exposure="only clients with its API key get in"
+            if self.api_key
+            else "anyone who can reach it can talk to the assistant",
         )
         self.port = self.socket.getsockname()[1]
         self.started = threading.Event()
