@@ -210,6 +210,17 @@ def whisper_language_problem(language: Any) -> str | None:
     )
 
 
+def languages_code_problem(code: str) -> str | None:
+    """One code of `--languages`: a Whisper language, not 'auto' (the list is
+    what detection chooses among)."""
+    if code == "auto":
+        return "--languages: 'auto' is not a language; list the codes detection may choose, e.g. en,nl,cs"
+    if code in whisper_languages():
+        return None
+    hint = f"did you mean {code.lower()!r}? " if code.lower() in whisper_languages() else ""
+    return f"--languages: {code!r} is not a language code Whisper knows; {hint}use codes such as en, fr, de, nl"
+
+
 def log_level_problem(level: Any) -> str | None:
     if isinstance(level, str) and level.lower() in LOG_LEVELS:
         return None
@@ -231,9 +242,7 @@ def value_problems(config: Any) -> list[str]:
     if config.stt_backend.name in WHISPER_BACKENDS:
         problems.append(whisper_language_problem(getattr(config.stt, "language", None)))
         for code in filter(None, (code.strip() for code in str(getattr(config.stt, "languages", "")).split(","))):
-            problem = whisper_language_problem(code) if code != "auto" else "'auto' is not a language"
-            if problem:
-                problems.append(problem.replace("--language ", "--languages: "))
+            problems.append(languages_code_problem(code))
     problems.append(log_level_problem(config.module.log_level))
     return [problem for problem in problems if problem]
 

@@ -267,6 +267,13 @@ def validate(config: PipelineConfig) -> None:
         raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not {module.mode!r}")
     if module.mode == "file" and not (config.file_mode.input_file and config.file_mode.output_file):
         raise ConfigError("--mode file needs --input_file and --output_file")
+    stt_language = getattr(config.stt, "language", None)
+    if getattr(config.stt, "languages", "") and stt_language not in ("auto", None) and module.mode != "realtime":
+        # Realtime sessions may ask for detection themselves, and are narrowed to the list then.
+        raise ConfigError(
+            f"--languages narrows --language auto; with --language {stt_language} it would do nothing: "
+            "add --language auto, or leave --languages out"
+        )
     if vad.turn_detector not in ("evidence", "silence", "smart-turn"):
         raise ConfigError(f"--turn_detector must be 'evidence', 'silence' or 'smart-turn', not {vad.turn_detector!r}")
     if vad.eagerness not in ("auto", "low", "medium", "high"):

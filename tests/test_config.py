@@ -156,6 +156,9 @@ def test_malformed_cli_value_is_one_line_naming_the_flag():
         (["--false_interruption_timeout_ms", "0"], "--false_interruption_timeout_ms must be a positive number of ms"),
         (["--mode"], "--mode needs a value"),
         (["--stt_modle_name", "x"], "unknown flag(s) --stt_modle_name for the chosen backends"),
+        (["--language", "auto", "--languages", "en,auto"], "--languages: 'auto' is not a language; list the codes"),
+        (["--language", "auto", "--languages", "en,xx"], "--languages: 'xx' is not a language code Whisper knows; use"),
+        (["--languages", "en,nl"], "--languages narrows --language auto; with --language en it would do nothing"),
     ],
 )
 def test_invalid_values_are_one_line_and_exit_2_before_any_model_loads(capsys, argv, message):
