@@ -40,6 +40,7 @@ from config.checks import (
     value_problems,
 )
 from config.registry import Backend, lookup
+from models.packaged import gguf_name_problem, whisper_name_problem
 from utils.net import is_loopback, resolution_problem
 
 MODES = ("socket", "local", "file", "realtime")
@@ -267,6 +268,13 @@ def validate(config: PipelineConfig) -> None:
         raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not {module.mode!r}")
     if module.mode == "file" and not (config.file_mode.input_file and config.file_mode.output_file):
         raise ConfigError("--mode file needs --input_file and --output_file")
+    model_problem = None
+    if config.llm_backend.name == "llama_cpp":
+        model_problem = gguf_name_problem(config.llm.lm_model_name)
+    if config.stt_backend.name == "faster-whisper":
+        model_problem = model_problem or whisper_name_problem(config.stt.stt_model_name)
+    if model_problem:
+        raise ConfigError(model_problem)
     stt_language = getattr(config.stt, "language", None)
     if getattr(config.stt, "languages", "") and stt_language not in ("auto", None) and module.mode != "realtime":
         # Realtime sessions may ask for detection themselves, and are narrowed to the list then.

@@ -202,6 +202,21 @@ def resolve_whisper_model(name: str) -> str:
     return str(packaged.folder()) if packaged else name
 
 
+def whisper_name_problem(name: str) -> str | None:
+    """Why faster-whisper could never load `name` (None: it may): not a
+    packaged alias, a folder, a hub id (owner/name) or one of Whisper's size
+    names (those come from the hub).  Checked before any model loads."""
+    from faster_whisper.utils import available_models
+
+    if name in WHISPER_MODELS or name in available_models() or "/" in name or Path(name).expanduser().is_dir():
+        return None
+    packaged = ", ".join(sorted(set(WHISPER_MODELS) - {"base"}))
+    return (
+        f"unknown Whisper model {name!r}: use a packaged one ({packaged}), a CTranslate2 model folder, "
+        f"a hub id (owner/name) or a Whisper size ({', '.join(available_models()[:6])}, ...; from the hub)"
+    )
+
+
 # --- LLM: GGUF files ------------------------------------------------------------------
 
 
@@ -273,12 +288,20 @@ def install_hint(name: str) -> str | None:
     return None if all(package_dir(part.package) for part in split.parts) else split.pip_install_line()
 
 
+def gguf_name_problem(name: str) -> str | None:
+    """Why `name` is no GGUF model here (None: a packaged alias or a .gguf
+    file), without joining any file: checked before any model loads."""
+    path = Path(name).expanduser()
+    if name in GGUF_MODELS or (path.suffix == ".gguf" and path.is_file()):
+        return None
+    return f"unknown LLM model {name!r}: use one of {', '.join(GGUF_MODELS)} or a path to a .gguf file"
+
+
 def resolve_gguf(name: str) -> Path:
     """Alias -> joined/located GGUF; an existing path to a .gguf is used as is."""
+    problem = gguf_name_problem(name)
+    if problem:
+        raise ModelNotInstalledError(problem)
     if name in GGUF_MODELS:
         return GGUF_MODELS[name].path()
-    path = Path(name).expanduser()
-    if path.suffix == ".gguf" and path.is_file():
-        return path
-    known = ", ".join(GGUF_MODELS)
-    raise ModelNotInstalledError(f"unknown LLM model {name!r}: use one of {known} or a path to a .gguf file")
+    return Path(name).expanduser()

@@ -159,6 +159,8 @@ def test_malformed_cli_value_is_one_line_naming_the_flag():
         (["--language", "auto", "--languages", "en,auto"], "--languages: 'auto' is not a language; list the codes"),
         (["--language", "auto", "--languages", "en,xx"], "--languages: 'xx' is not a language code Whisper knows; use"),
         (["--languages", "en,nl"], "--languages narrows --language auto; with --language en it would do nothing"),
+        (["--lm_model_name", "nosuch-model"], "unknown LLM model 'nosuch-model': use one of smollm2-135m"),
+        (["--stt_model_name", "nosuch-stt"], "unknown Whisper model 'nosuch-stt': use a packaged one (tiny.en"),
     ],
 )
 def test_invalid_values_are_one_line_and_exit_2_before_any_model_loads(capsys, argv, message):
