@@ -150,6 +150,28 @@ def test_unsupported_fields_are_named_in_one_error_and_the_rest_applies():
         harness.close()
 
 
+def test_fields_the_sdks_types_refuse_are_named_and_the_rest_of_the_update_applies():
+    """A value the SDK's own types refuse (a modality that does not exist, a
+    tool_choice of no known form) threw the whole session.update away:
+    instructions sent beside it were lost, and no session.updated came."""
+    harness = Harness()
+    try:
+        send(harness, {"type": "session.update", "event_id": "u1", "session": {
+            "type": "realtime", "output_modalities": ["video"], "tool_choice": "bogus",
+            "instructions": "MARKER"}})  # fmt: skip
+        events = harness.events_until(lambda sent: any(e.type == "session.updated" for e in sent))
+        (error,) = [e for e in events if e.type == "error"]
+        message = error.error.message
+        assert "session.output_modalities.0: Input should be 'text' or 'audio'" in message, message
+        assert "session.tool_choice:" in message and "literal[" not in message, message
+        assert error.error.event_id == "u1"
+        assert harness.connection.session.settings.instructions == "MARKER"
+        (updated,) = [e for e in events if e.type == "session.updated"]
+        assert updated.session.instructions == "MARKER" and updated.session.output_modalities == ["audio"]
+    finally:
+        harness.close()
+
+
 def test_a_call_goes_out_as_a_function_call_item_and_its_output_comes_back():
     harness = Harness()
     connection = harness.connection

@@ -286,7 +286,10 @@ class RealtimeConnection(SessionObserver):
             )
             return
         try:
-            event = ev.parse_client_event(message)
+            event, refused = ev.parse_client_event(message)
+            if refused:  # a session.update with fields its types refuse: the rest of it applies
+                self.on_session_update(event, refused)
+                return
             handler = getattr(self, "on_" + event.type.replace(".", "_"))
             handler(event)
         except ev.ClientEventError as error:  # answers the client now, not after a paced reply's audio
@@ -295,14 +298,15 @@ class RealtimeConnection(SessionObserver):
     def _fail(self, event: Any, code: str, message: str, param: str | None = None) -> None:
         raise ev.ClientEventError(code, message, getattr(event, "event_id", None), param)
 
-    def on_session_update(self, event: Any) -> None:
-        """Each field applies on its own: one the server cannot take is named
-        in one `error` event (all such fields together), and the rest of the
-        update applies; `session.updated` then shows the session as it is."""
+    def on_session_update(self, event: Any, refused: list[ev.ClientEventError] | None = None) -> None:
+        """Each field applies on its own: one the server cannot take (or the
+        SDK's types refused: `refused`, taken out already) is named in one
+        `error` event (all such fields together), and the rest of the update
+        applies; `session.updated` then shows the session as it is."""
         request = event.session
         if getattr(request, "type", None) != "realtime":
             self._fail(event, "unsupported", "only 'realtime' sessions are served (no transcription sessions)")
-        problems: list[ev.ClientEventError] = []
+        problems: list[ev.ClientEventError] = list(refused or [])
         for apply in (
             self._update_output_modalities,
             self._update_instructions,

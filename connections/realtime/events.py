@@ -11,6 +11,7 @@ read).
 from __future__ import annotations
 
 import json
+import re
 import typing
 import uuid
 from typing import Any
@@ -88,8 +89,10 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:22]}"
 
 
-def parse_client_event(text: str | bytes) -> Any:
-    """One WebSocket message -> the SDK's typed client event."""
+def parse_client_event(text: str | bytes) -> tuple[Any, list[ClientEventError]]:
+    """One WebSocket message -> the SDK's typed client event, and the
+    session fields a `session.update` had that its types refuse (taken out,
+    so that the rest applies; empty for every other event)."""
     try:
         data = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -101,11 +104,47 @@ def parse_client_event(text: str | bytes) -> Any:
     if kind not in CLIENT_EVENTS:
         raise ClientEventError("unknown_event_type", f"unknown event type {kind!r}", event_id, "type")
     try:
-        return CLIENT_EVENTS[kind].model_validate(data)
+        return CLIENT_EVENTS[kind].model_validate(data), []
     except ValidationError as error:
+        salvaged = salvage_session_update(data, event_id) if kind == "session.update" else None
+        if salvaged is not None:
+            return salvaged
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "event"
         raise ClientEventError("invalid_value", f"{kind}: {where}: {first['msg']}", event_id, where) from None
+
+
+def salvage_session_update(
+    data: dict[str, Any], event_id: str | None
+) -> tuple[Any, list[ClientEventError]] | None:
+    """A `session.update` applies field by field: the update without the
+    session fields the SDK's types refuse, and an error for each (sent with
+    whatever else the update cannot take); None when the fault is not in a
+    session field."""
+    session = data.get("session")
+    if not isinstance(session, dict) or session.get("type") != "realtime":
+        return None
+    try:
+        RealtimeSessionCreateRequest.model_validate(session)
+        return None
+    except ValidationError as error:
+        refused: dict[str, ClientEventError] = {}
+        for problem in error.errors():
+            field = str(problem["loc"][0]) if problem["loc"] else "type"
+            if field == "type" or field in refused:
+                continue
+            # The path without the names of the union's members pydantic tried ("ServerVad", "literal[...]").
+            path = [str(part) for part in problem["loc"] if not re.match(r"[A-Z]|\w+\[", str(part))]
+            where = "session." + ".".join(path)
+            refused[field] = ClientEventError("invalid_value", f"{where}: {problem['msg']}", event_id, where)
+    if not refused:
+        return None
+    kept = {**data, "session": {key: value for key, value in session.items() if key not in refused}}
+    try:
+        event = CLIENT_EVENTS["session.update"].model_validate(kept)
+    except ValidationError:
+        return None
+    return event, list(refused.values())
 
 
 def dump(event: BaseModel) -> str:
