@@ -173,10 +173,14 @@ def answer_chat(
     written: list[str] = []
     calls: list[FunctionCall] = []
 
+    # A text-only session (realtime `output_modalities: ["text"]`) reads the reply: it keeps its
+    # digits and symbols ("17 × 23 = 391"), which only a voice needs written out as words.
+    voiced = turn.session is None or turn.session.settings.audio_output
+
     def release(found: Iterable[str]) -> Iterator[LLMSentence]:
         for sentence in found:
             written.append(sentence)  # the chat keeps what the model wrote
-            spoken = speakable(sentence, language)  # the voice gets words, never symbols
+            spoken = speakable(sentence, language) if voiced else sentence.strip()  # a voice gets words
             if spoken:
                 turn.mark("llm_first_sentence")
                 turn.words_released += word_count(spoken)

@@ -81,3 +81,18 @@ def test_a_reply_that_plays_out_faster_than_it_is_written_is_cut_at_its_clauses(
 
     pacing = ReplyPacing(first_clause_words=4, first_piece_words=4, audio_cushion_ms=cushion_ms)
     assert spoken(turn, generate, pacing) == expected
+
+
+def test_a_text_only_session_reads_the_reply_as_written_and_a_voiced_one_hears_words():
+    """With `output_modalities: ["text"]` the reply was rewritten for a voice
+    ("three hundred and ninety-one") though nobody would hear it."""
+    from conversation.session import Session, SessionSettings
+
+    def generate(messages):
+        yield "17 × 23 = 391."
+
+    pacing = ReplyPacing()
+    reading = Turn(session=Session(SessionSettings(audio_output=False)))
+    assert spoken(reading, generate, pacing) == ["17 × 23 = 391."]
+    (said,) = spoken(Turn(session=Session()), generate, pacing)
+    assert "three hundred and ninety-one" in said and "391" not in said
