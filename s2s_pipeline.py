@@ -30,6 +30,7 @@ from models.packaged import ModelNotInstalledError
 from pipeline.builder import BackendUnavailableError, Channels, build_model_stages
 from tools.worker import ToolWorker, ToolWorkerError
 from utils.metrics import METRICS
+from utils.net import address_to_open
 from utils.signals import ctrl_c_requested, listen_for_ctrl_c
 from utils.thread_manager import StageFailedError, ThreadManager
 
@@ -245,7 +246,7 @@ def run_realtime_mode(config: PipelineConfig, tools: ToolWorker | None = None) -
     logger.info(
         "ready: realtime API on %s://%s:%d/v1/realtime%s",
         "wss" if options.ssl_certfile else "ws",
-        options.realtime_host,
+        address_to_open(options.realtime_host),
         server.port,
         "" if options.api_key else " (no API key: anyone who reaches it can talk)",
     )

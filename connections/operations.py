@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse, Response
 
 from connections.tcp import listen
 from utils.metrics import METRICS
+from utils.net import address_to_open
 
 logger = logging.getLogger(__name__)
 
@@ -113,5 +114,9 @@ class OperationsServer:
         app = FastAPI(title="s2s operations", docs_url=None, redoc_url=None, openapi_url=None)
         add_operations_routes(app, self.not_ready)
         config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
-        logger.info("metrics, health and readiness on http://%s:%d/metrics, /healthz, /readyz", self.host, self.port)
+        logger.info(
+            "metrics, health and readiness on http://%s:%d/metrics, /healthz, /readyz",
+            address_to_open(self.host),
+            self.port,
+        )
         serve_until_stopped(uvicorn.Server(config), [self.socket], self.stop_event)

@@ -56,7 +56,7 @@ def listen(
         raise PortUnavailableError(bind_problem(error, host, port, role, flag)) from None
     server.listen(LISTEN_BACKLOG)
     server.settimeout(accept_timeout_s)
-    logger.info("%s listening on %s:%d", role, host, port)
+    logger.info("%s listening on %s:%d", role, host, server.getsockname()[1])  # port 0: the one chosen
     return server
 
 

@@ -240,3 +240,11 @@ def test_server_stops_on_ctrl_c_within_two_seconds(tmp_path):
     assert other.stop() == 0
     assert time.perf_counter() - began < 2.0
     assert "Traceback" not in other.log.read_text()
+
+
+def test_a_wildcard_host_is_logged_as_an_address_a_browser_opens():
+    """`--realtime_host 0.0.0.0` logged its talk page on https://0.0.0.0:8765/."""
+    from utils.net import address_to_open
+
+    assert address_to_open("0.0.0.0") == address_to_open("::") == socket.gethostname()
+    assert address_to_open("127.0.0.1") == "127.0.0.1" and address_to_open("::1") == "[::1]"

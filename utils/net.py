@@ -33,3 +33,12 @@ def resolution_problem(host: str) -> str | None:
     except socket.gaierror as error:
         return f"the host name {host!r} does not resolve ({error.strerror or error}); check the address"
     return None
+
+
+def address_to_open(host: str) -> str:
+    """The address a person opens for a server bound to `host`: a wildcard
+    (0.0.0.0, ::) listens on every address but none opens in a browser, so
+    this machine's name stands in for it."""
+    if host in ("0.0.0.0", "::", ""):
+        return socket.gethostname() or "localhost"
+    return f"[{host}]" if ":" in host else host

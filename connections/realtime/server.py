@@ -44,6 +44,7 @@ from conversation.session import Session
 from conversation.turn import Turn
 from utils.messages import EndOfStream
 from utils.metrics import METRICS
+from utils.net import address_to_open
 
 logger = logging.getLogger(__name__)
 
@@ -415,8 +416,9 @@ class RealtimeServer:
         )
         self._server = uvicorn.Server(config)
         scheme = "wss" if certfile else "ws"
-        logger.info("realtime API on %s://%s:%d/v1/realtime", scheme, self.host, self.port)
-        logger.info("talk page on %s://%s:%d/", "https" if certfile else "http", self.host, self.port)
+        where = address_to_open(self.host)
+        logger.info("realtime API on %s://%s:%d/v1/realtime", scheme, where, self.port)
+        logger.info("talk page on %s://%s:%d/", "https" if certfile else "http", where, self.port)
         try:
             self.started.set()
             serve_until_stopped(self._server, [self.socket], self.stop_event)
