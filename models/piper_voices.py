@@ -169,8 +169,16 @@ def voice_path(name: str, fetching: bool = False) -> Path:
 
 def main(argv: list[str]) -> int:
     """`python -m models.piper_voices NAME...`: fetch voices into the cache ahead of offline use."""
-    if not argv or any(not is_voice_name(name) for name in argv):
-        print("usage: python -m models.piper_voices NAME... (e.g. nl_NL-mls-medium)", file=sys.stderr)
+    usage = "usage: python -m models.piper_voices NAME... (e.g. nl_NL-mls-medium)"
+    wrong = [name for name in argv if not is_voice_name(name)]
+    if not argv or wrong:
+        why = (
+            f"{', '.join(map(repr, wrong))}: not a Piper voice name, which reads language_REGION-name-quality "
+            "(quality x_low, low, medium or high)"
+            if wrong
+            else "no voice named"
+        )
+        print(f"s2s: error: {why}\n{usage}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for name in argv:

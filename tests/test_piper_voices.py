@@ -225,3 +225,12 @@ def test_kokoros_packaged_model_speaks_other_languages_when_asked():
     stt = make_handler(FasterWhisperSTTHandler, model_name="whisper-base", language="cs")
     text, _ = stt.transcribe(int16_to_float(audio))
     assert {"dobrý", "den"} & set(text.lower().replace(",", " ").split()), text
+
+
+def test_a_name_that_is_no_voice_name_is_said_to_be_wrong(capsys):
+    """`python -m models.piper_voices xx_XX-nonsense` printed only the usage line."""
+    from models.piper_voices import main
+
+    assert main(["xx_XX-nonsense"]) == 2
+    first = capsys.readouterr().err.splitlines()[0]
+    assert first.startswith("s2s: error: 'xx_XX-nonsense': not a Piper voice name") and "quality" in first
