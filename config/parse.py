@@ -276,7 +276,7 @@ def validate(config: PipelineConfig) -> None:
     if model_problem:
         raise ConfigError(model_problem)
     stt_language = getattr(config.stt, "language", None)
-    if getattr(config.stt, "languages", "") and stt_language not in ("auto", None) and module.mode != "realtime":
+    if getattr(config.stt, "languages", "") and stt_language not in ("auto", "", None) and module.mode != "realtime":
         # Realtime sessions may ask for detection themselves, and are narrowed to the list then.
         raise ConfigError(
             f"--languages narrows --language auto; with --language {stt_language} it would do nothing: "

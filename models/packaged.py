@@ -206,9 +206,13 @@ def whisper_name_problem(name: str) -> str | None:
     """Why faster-whisper could never load `name` (None: it may): not a
     packaged alias, a folder, a hub id (owner/name) or one of Whisper's size
     names (those come from the hub).  Checked before any model loads."""
-    from faster_whisper.utils import available_models
-
-    if name in WHISPER_MODELS or name in available_models() or "/" in name or Path(name).expanduser().is_dir():
+    if name in WHISPER_MODELS or "/" in name or Path(name).expanduser().is_dir():
+        return None
+    try:
+        from faster_whisper.utils import available_models
+    except ImportError:  # not installed: the stage's setup says how to install it
+        return None
+    if name in available_models():
         return None
     packaged = ", ".join(sorted(set(WHISPER_MODELS) - {"base"}))
     return (

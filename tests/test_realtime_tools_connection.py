@@ -168,6 +168,16 @@ def test_fields_the_sdks_types_refuse_are_named_and_the_rest_of_the_update_appli
         assert harness.connection.session.settings.instructions == "MARKER"
         (updated,) = [e for e in events if e.type == "session.updated"]
         assert updated.session.instructions == "MARKER" and updated.session.output_modalities == ["audio"]
+        # One wrong value deep in `audio` leaves the rest of `audio` applied (the format), and the
+        # error is about the member of the union the client sent, not "not a server_vad".
+        send(harness, {"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
+            "format": {"type": "audio/pcmu"}, "turn_detection": {"type": "semantic_vad", "eagerness": "fast"}}}}})
+        events = harness.events_until(lambda sent: [e.type for e in sent].count("session.updated") == 2)
+        error = [e for e in events if e.type == "error"][-1]
+        assert error.error.message.startswith("session.audio.input.turn_detection.eagerness: Input should be 'low'")
+        updated = [e for e in events if e.type == "session.updated"][-1]
+        assert updated.session.audio.input.format.type == "audio/pcmu"
+        assert updated.session.audio.input.turn_detection.type == "semantic_vad"
     finally:
         harness.close()
 

@@ -321,7 +321,7 @@ class RealtimeConnection(SessionObserver):
         if problems:
             first = problems[0]
             message = "; ".join(str(problem) for problem in problems)
-            if len(problems) > 1:
+            if len(problems) > 1 or (refused and request.model_fields_set - {"type"}):
                 message += " (the rest of the session.update applied)"
             self.emit(ev.error(first.code, message, getattr(event, "event_id", None), first.param), out_of_band=True)
         if request.model_fields_set & {"instructions", "tools"}:

@@ -10,6 +10,7 @@ read).
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import typing
@@ -118,33 +119,77 @@ def salvage_session_update(
     data: dict[str, Any], event_id: str | None
 ) -> tuple[Any, list[ClientEventError]] | None:
     """A `session.update` applies field by field: the update without the
-    session fields the SDK's types refuse, and an error for each (sent with
-    whatever else the update cannot take); None when the fault is not in a
-    session field."""
+    values the SDK's types refuse, each taken out as narrowly as it can be
+    (`audio.input.turn_detection.eagerness`, not the whole `audio` with its
+    formats and language), and an error naming each; None when the fault is
+    not in the session's fields."""
     session = data.get("session")
     if not isinstance(session, dict) or session.get("type") != "realtime":
         return None
-    try:
-        RealtimeSessionCreateRequest.model_validate(session)
+    session = copy.deepcopy(session)
+    refused: list[ClientEventError] = []
+    for _ in range(MAX_REFUSED_FIELDS):
+        try:
+            RealtimeSessionCreateRequest.model_validate(session)
+            break
+        except ValidationError as error:
+            path, message = refusal(error)
+            removed = remove_value(session, path)
+            if not removed or removed == ["type"]:
+                return None
+            where = "session." + ".".join(map(str, path))
+            if removed != path:
+                message += f" (session.{'.'.join(map(str, removed))} not applied)"
+            refused.append(ClientEventError("invalid_value", f"{where}: {message}", event_id, where))
+    else:
         return None
-    except ValidationError as error:
-        refused: dict[str, ClientEventError] = {}
-        for problem in error.errors():
-            field = str(problem["loc"][0]) if problem["loc"] else "type"
-            if field == "type" or field in refused:
-                continue
-            # The path without the names of the union's members pydantic tried ("ServerVad", "literal[...]").
-            path = [str(part) for part in problem["loc"] if not re.match(r"[A-Z]|\w+\[", str(part))]
-            where = "session." + ".".join(path)
-            refused[field] = ClientEventError("invalid_value", f"{where}: {problem['msg']}", event_id, where)
-    if not refused:
-        return None
-    kept = {**data, "session": {key: value for key, value in session.items() if key not in refused}}
     try:
-        event = CLIENT_EVENTS["session.update"].model_validate(kept)
+        return CLIENT_EVENTS["session.update"].model_validate({**data, "session": session}), refused
     except ValidationError:
         return None
-    return event, list(refused.values())
+
+
+MAX_REFUSED_FIELDS = 16
+
+
+def refusal(error: ValidationError) -> tuple[list[str | int], str]:
+    """The first of pydantic's complaints that is about what the client
+    sent: a union's members whose `type` is not the one sent are left out
+    (a "semantic_vad" with a wrong eagerness is not "not a server_vad"), and
+    so are the members' names in the path."""
+    problems = error.errors()
+    mismatched = [p["loc"][:-1] for p in problems if len(p["loc"]) > 1 and p["loc"][-1] == "type"
+                  and is_union_member(p["loc"][-2])]  # fmt: skip
+    for problem in problems:
+        loc = problem["loc"]
+        if any(loc[: len(member)] == member for member in mismatched):
+            continue
+        return [part for part in loc if not is_union_member(part)], problem["msg"]
+    first = problems[0]
+    return [part for part in first["loc"] if not is_union_member(part)], first["msg"]
+
+
+def is_union_member(part: str | int) -> bool:
+    """pydantic names the union member it tried in an error's path ("ServerVad", "literal['none','auto']")."""
+    return isinstance(part, str) and bool(re.match(r"[A-Z]|\w+\[", part))
+
+
+def remove_value(document: dict[str, Any], path: list[str | int]) -> list[str | int] | None:
+    """Take out of `document` the value at `path`, or the nearest enclosing
+    field that holds it: a list is taken out whole (half a list of tools
+    means something else), and a value missing a required field goes with
+    its object.  Returns the path taken out, None when there is nothing."""
+    cut = next((index for index, part in enumerate(path) if isinstance(part, int)), len(path))
+    path = list(path[:cut])
+    while path:
+        parent: Any = document
+        for part in path[:-1]:
+            parent = parent.get(part) if isinstance(parent, dict) else None
+        if isinstance(parent, dict) and path[-1] in parent:
+            del parent[path[-1]]
+            return path
+        path = path[:-1]
+    return None
 
 
 def dump(event: BaseModel) -> str:
