@@ -45,6 +45,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -229,22 +230,15 @@ def socket_run(rounds, work: Path, flags: tuple[str, ...], label: str) -> list[O
     conn = socket.create_connection(("127.0.0.1", server.recv_port))
     mic = Microphone(lambda frame: conn.sendall(frame.astype("<i2").tobytes()), 512)
     try:
-        asked = 0
+        questions = Questions(mic.say, lambda: reply_playing(replies))
         for calm, interruption in rounds:
             before = len(server.turns())
-            if not wait_until(lambda: reply_playing(replies), 8):  # the answer to the last interruption, if any
-                mic.say(load_audio(QUESTIONS / QUESTION_FILES[asked % len(QUESTION_FILES)]))
-                asked += 1
-            if not wait_until(lambda: reply_playing(replies), 90):
+            if not questions.reply_playing(8):  # the answer to the last interruption, if any
                 continue
             for index, clip in enumerate([*calm, interruption]):
                 time.sleep(1.2 + 0.6 * (index % 3))  # different moments of the reply
-                if not wait_until(lambda: reply_playing(replies), REPLY_OVER_S):
-                    mic.say(load_audio(QUESTIONS / QUESTION_FILES[asked % len(QUESTION_FILES)]))
-                    asked += 1
-                    if not wait_until(lambda: reply_playing(replies), 90):
-                        break
-                    time.sleep(1.2)
+                if not questions.reply_playing(REPLY_OVER_S, settle_s=1.2):
+                    break
                 offset = len(server.log.read_text(errors="replace"))
                 playing = client_playing(replies)
                 began = mic.say(clip.audio)
@@ -300,6 +294,26 @@ def wait_until(predicate, timeout: float) -> bool:
     return False
 
 
+class Questions:
+    """The set's questions, asked in turn whenever there is no reply to talk over."""
+
+    def __init__(self, say: Callable[[np.ndarray], object], playing: Callable[[], bool]) -> None:
+        self.say, self.playing, self.asked = say, playing, 0
+
+    def reply_playing(self, wait_s: float, settle_s: float = 0.0) -> bool:
+        """Whether a reply plays: the one going on, if its audio comes within
+        `wait_s`, else the next question's answer (up to 90 s), `settle_s`
+        into it."""
+        if wait_until(self.playing, wait_s):
+            return True
+        self.say(load_audio(QUESTIONS / QUESTION_FILES[self.asked % len(QUESTION_FILES)]))
+        self.asked += 1
+        if not wait_until(self.playing, 90):
+            return False
+        time.sleep(settle_s)
+        return True
+
+
 def own_responses(outcomes: list[Outcome], turns: list[dict]) -> None:
     """Backchannels and noises of a round that became turns of their own: a
     turn whose words are only a backchannel or none (the round's questions
@@ -334,22 +348,15 @@ def realtime_run(rounds, work: Path, flags: tuple[str, ...], label: str) -> list
         # The client's microphone: 24 kHz PCM in 20 ms appends (480 samples).
         mic = Microphone(lambda frame: conversation.append(to_pcm24k(frame, RATE)), 320)
         try:
-            asked = 0
+            questions = Questions(mic.say, lambda: realtime_playing(conversation))
             for calm, interruption in rounds:
                 mark = len(conversation.events)
-                if not wait_until(lambda: realtime_playing(conversation), 8):
-                    mic.say(load_audio(QUESTIONS / QUESTION_FILES[asked % len(QUESTION_FILES)]))
-                    asked += 1
-                if not wait_until(lambda: realtime_playing(conversation), 90):
+                if not questions.reply_playing(8):  # the answer to the last interruption, if any
                     continue
                 for index, clip in enumerate([*calm, interruption]):
                     time.sleep(1.2 + 0.6 * (index % 3))
-                    if not wait_until(lambda: realtime_playing(conversation), REPLY_OVER_S):
-                        mic.say(load_audio(QUESTIONS / QUESTION_FILES[asked % len(QUESTION_FILES)]))
-                        asked += 1
-                        if not wait_until(lambda: realtime_playing(conversation), 90):
-                            break
-                        time.sleep(1.2)
+                    if not questions.reply_playing(REPLY_OVER_S, settle_s=1.2):
+                        break
                     events_before = len(conversation.events)
                     playing = realtime_playing(conversation)
                     began = mic.say(clip.audio)
@@ -443,22 +450,15 @@ def local_run(rounds, work: Path, flags: tuple[str, ...], label: str) -> list[Ou
             return bool(speaker.loud_times(time.perf_counter() - 0.5))
 
         try:
-            asked = 0
+            questions = Questions(play, talking)
             for calm, interruption in rounds:
                 before = len(turns_of(metrics))
-                if not wait_until(talking, 8):
-                    play(load_audio(QUESTIONS / QUESTION_FILES[asked % len(QUESTION_FILES)]))
-                    asked += 1
-                if not wait_until(talking, 90):
+                if not questions.reply_playing(8):  # the answer to the last interruption, if any
                     continue
                 for index, clip in enumerate([*calm, interruption]):
                     time.sleep(1.2 + 0.6 * (index % 3))
-                    if not wait_until(talking, REPLY_OVER_S):
-                        play(load_audio(QUESTIONS / QUESTION_FILES[asked % len(QUESTION_FILES)]))
-                        asked += 1
-                        if not wait_until(talking, 90):
-                            break
-                        time.sleep(1.2)
+                    if not questions.reply_playing(REPLY_OVER_S, settle_s=1.2):
+                        break
                     offset = len(log.read_text(errors="replace"))
                     began = play(clip.audio)
                     time.sleep(TIMEOUT_MS / 1000 + 0.6)
