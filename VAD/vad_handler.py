@@ -706,9 +706,9 @@ class VADHandler(BaseHandler):
         turn, stream.speculative_turn = stream.speculative_turn, None
         if turn is None:
             turn = self._new_turn(session, utterance.speech_ms)
-        arrived = self._arrival_of(stream, utterance.end_sample)
-        if arrived is not None:
-            turn.mark("speech_end", arrived)
+        ended = self._chunk_of(stream, utterance.end_sample)
+        if ended is not None:
+            turn.mark("speech_end", ended[1])  # when the chunk with the last voiced sample arrived
         in_stream_ms = float(self._ms(stream.iterator.position - utterance.end_sample))
         turn.silence_waited_ms = in_stream_ms if waited_ms is None else in_stream_ms + waited_ms
         stream.announced = False
@@ -804,7 +804,3 @@ class VADHandler(BaseHandler):
             if end >= sample_position:
                 return end, received_at
         return None
-
-    def _arrival_of(self, stream: VADStream, sample_position: int) -> float | None:
-        chunk = self._chunk_of(stream, sample_position)
-        return None if chunk is None else chunk[1]
