@@ -92,28 +92,38 @@ class EchoLeakMeter:
         if cleaned_energy < QUIET_RMS**2 * self.window:
             return None
         delay = round((delay_s + self.latency_s) * ANALYSIS_RATE)
-        near = self._correlation(history, cleaned, cleaned_energy, delay - self.search, delay + self.search)
         # No echo comes sooner than the canceller's own latency after its sound.
         earliest = max(delay - self.drift, round(self.latency_s * ANALYSIS_RATE))
-        drifted = self._correlation(history, cleaned, cleaned_energy, earliest, delay + self.drift)
+        # One correlation over every lag either search looks at: the near one lies inside the drift one.
+        lowest = max(0, min(delay - self.search, earliest))
+        highest = len(history) - self.window  # the furthest lag with a whole window of history
+        if highest < lowest:
+            return None
+        by_lag = self._correlations(history, cleaned, cleaned_energy, lowest, min(delay + self.drift, highest))
+
+        def best(low: int, high: int) -> float | None:
+            """The highest correlation at lags low..high; None where the history is too short for
+            them or the speaker played nothing at any of them."""
+            if high > highest:
+                return None
+            values = by_lag[max(0, low) - lowest : high - lowest + 1]
+            values = values[~np.isnan(values)]
+            return float(np.max(values)) if values.size else None
+
+        near = best(delay - self.search, delay + self.search)
+        drifted = best(earliest, delay + self.drift)
         if drifted is not None and drifted >= DRIFTED_LEAK:
             return max(near or 0.0, drifted)
         return near  # None: the speaker was silent around the delay, nothing of it can be in the mic
 
-    def _correlation(
+    def _correlations(
         self, history: np.ndarray, cleaned: np.ndarray, cleaned_energy: float, low: int, high: int
-    ) -> float | None:
-        """The highest normalised correlation of the cleaned window with the
-        played audio `low`..`high` lags (analysis samples) back, over the
-        lags where the speaker played something; None where it played nothing
-        at any of them (or the history is too short)."""
-        low = max(0, low)
+    ) -> np.ndarray:
+        """The normalised correlation of the cleaned window with the played
+        audio at each lag `low`..`high` (analysis samples back; index 0 is
+        `low`), NaN at lags where the speaker played nothing."""
         # cleaned[i] (the window's i-th sample, the last one `now`) hears played[now - lag + i].
-        end = len(history) - low
-        start = len(history) - high - self.window
-        if start < 0:
-            return None
-        played = history[start:end]
+        played = history[len(history) - high - self.window : len(history) - low]
         # One product per lag, the highest lag first (np.correlate's "valid"), through the FFT:
         # the drift search spans thousands of lags, at every mic block.
         size = 1 << int(np.ceil(np.log2(len(played) + self.window)))
@@ -122,7 +132,6 @@ class EchoLeakMeter:
         squares = np.concatenate([[0.0], np.cumsum(played**2)])
         energies = squares[self.window :] - squares[: -self.window]
         audible = energies >= QUIET_RMS**2 * self.window
-        if not audible.any():
-            return None
-        correlation = np.abs(products[audible]) / np.sqrt(energies[audible] * cleaned_energy)
-        return float(np.max(correlation))
+        correlation = np.full(len(products), np.nan)
+        correlation[audible] = np.abs(products[audible]) / np.sqrt(energies[audible] * cleaned_energy)
+        return correlation[::-1]
